@@ -1,0 +1,236 @@
+package store
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Key layout of a layer's Badger database (managed mode: every version of a
+// key carries the commit timestamp it was written at).
+//
+//	c/<ts:8><seq:4>              record entry, one per record, keyed by its cursor
+//	r/<source>\0<model>\0<id>    record index: cursor, payload hash, first-seen ts, flags
+//	v/<revision:8>               revision
+//	u/<run>                      run
+//	k/<source>\0<sync>           committed checkpoint of a sync
+//	p/<run>\0<source>\0<sync>    checkpoint of a run in progress (moves to k/ on publish)
+//	e/<seq:8>                    event log
+//	m/<name>                     layer metadata (config hashes, …)
+//
+// Record entries (c/) and the record index (r/) are the only keys that readers
+// look at through a revision's timestamp; they are written exclusively at a
+// timestamp that becomes, or lies below, a published revision's timestamp.
+// Everything else is read at the newest version.
+const (
+	pfxRecord     = 'c'
+	pfxIndex      = 'r'
+	pfxRevision   = 'v'
+	pfxRun        = 'u'
+	pfxCheckpoint = 'k'
+	pfxPendingCP  = 'p'
+	pfxEvent      = 'e'
+	pfxMeta       = 'm'
+)
+
+// cursorLen is the length of a decoded cursor: the commit timestamp of the
+// staging that wrote the change and a sequence number within it.
+const cursorLen = 12
+
+// Cursor identifies one record change. Cursors of a layer sort in the order
+// their changes were published.
+type Cursor [cursorLen]byte
+
+func makeCursor(ts uint64, seq uint32) Cursor {
+	var c Cursor
+	binary.BigEndian.PutUint64(c[:8], ts)
+	binary.BigEndian.PutUint32(c[8:], seq)
+	return c
+}
+
+func (c Cursor) ts() uint64 { return binary.BigEndian.Uint64(c[:8]) }
+
+// String is the opaque form of the cursor given to clients.
+func (c Cursor) String() string { return base64.RawURLEncoding.EncodeToString(c[:]) }
+
+// ErrBadCursor is returned for a cursor that this store did not make.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// ParseCursor decodes a cursor given by a client.
+func ParseCursor(s string) (Cursor, error) {
+	var c Cursor
+	if len(s) != 16 {
+		return c, ErrBadCursor
+	}
+	n, err := base64.RawURLEncoding.Decode(c[:], []byte(s))
+	if err != nil || n != cursorLen {
+		return c, ErrBadCursor
+	}
+	return c, nil
+}
+
+func recordKey(c Cursor) []byte {
+	k := make([]byte, 1+cursorLen)
+	k[0] = pfxRecord
+	copy(k[1:], c[:])
+	return k
+}
+
+func indexPrefix(source, model string) []byte {
+	k := make([]byte, 0, 3+len(source)+len(model))
+	k = append(k, pfxIndex)
+	k = append(k, source...)
+	k = append(k, 0)
+	k = append(k, model...)
+	k = append(k, 0)
+	return k
+}
+
+func indexKey(source, model, id string) []byte {
+	k := make([]byte, 0, 3+len(source)+len(model)+len(id))
+	k = append(k, pfxIndex)
+	k = append(k, source...)
+	k = append(k, 0)
+	k = append(k, model...)
+	k = append(k, 0)
+	k = append(k, id...)
+	return k
+}
+
+func u64Key(prefix byte, n uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefix
+	binary.BigEndian.PutUint64(k[1:], n)
+	return k
+}
+
+func strKey(prefix byte, parts ...string) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix)
+	for i, p := range parts {
+		if i > 0 {
+			k = append(k, 0)
+		}
+		k = append(k, p...)
+	}
+	return k
+}
+
+// Record index value: cursor(12) hash(8) firstSeenTs(8) flags(1).
+const indexValueLen = cursorLen + 8 + 8 + 1
+
+const flagDeleted = 1
+
+type indexEntry struct {
+	cursor    Cursor
+	hash      uint64
+	firstSeen uint64
+	deleted   bool
+}
+
+func (e indexEntry) encode() []byte {
+	b := make([]byte, indexValueLen)
+	copy(b, e.cursor[:])
+	binary.BigEndian.PutUint64(b[12:], e.hash)
+	binary.BigEndian.PutUint64(b[20:], e.firstSeen)
+	if e.deleted {
+		b[28] = flagDeleted
+	}
+	return b
+}
+
+func decodeIndex(b []byte) (indexEntry, error) {
+	var e indexEntry
+	if len(b) != indexValueLen {
+		return e, fmt.Errorf("store: corrupt record index value (%d bytes)", len(b))
+	}
+	copy(e.cursor[:], b)
+	e.hash = binary.BigEndian.Uint64(b[12:])
+	e.firstSeen = binary.BigEndian.Uint64(b[20:])
+	e.deleted = b[28]&flagDeleted != 0
+	return e, nil
+}
+
+// Action is a record's last action.
+type Action byte
+
+// Record actions, as SPEC §4 names them.
+const (
+	Added   Action = 1
+	Updated Action = 2
+	Deleted Action = 3
+)
+
+func (a Action) String() string {
+	switch a {
+	case Added:
+		return "ADDED"
+	case Updated:
+		return "UPDATED"
+	case Deleted:
+		return "DELETED"
+	}
+	return "UNKNOWN"
+}
+
+// Record entry value: action(1) firstSeenTs(8) uvarint(len source) source
+// uvarint(len model) model uvarint(len id) id payload.
+func encodeEntry(dst []byte, a Action, firstSeen uint64, source, model, id string, payload []byte) []byte {
+	dst = append(dst, byte(a))
+	dst = binary.BigEndian.AppendUint64(dst, firstSeen)
+	dst = binary.AppendUvarint(dst, uint64(len(source)))
+	dst = append(dst, source...)
+	dst = binary.AppendUvarint(dst, uint64(len(model)))
+	dst = append(dst, model...)
+	dst = binary.AppendUvarint(dst, uint64(len(id)))
+	dst = append(dst, id...)
+	return append(dst, payload...)
+}
+
+// entry is a decoded record entry; its byte slices alias the value they were
+// decoded from.
+type entry struct {
+	action    Action
+	firstSeen uint64
+	source    []byte
+	model     []byte
+	id        []byte
+	payload   []byte
+}
+
+var errCorruptEntry = errors.New("store: corrupt record entry")
+
+func decodeEntry(b []byte) (entry, error) {
+	var e entry
+	if len(b) < 9 {
+		return e, errCorruptEntry
+	}
+	e.action = Action(b[0])
+	e.firstSeen = binary.BigEndian.Uint64(b[1:9])
+	b = b[9:]
+	var ok bool
+	if e.source, b, ok = lenPrefixed(b); !ok {
+		return e, errCorruptEntry
+	}
+	if e.model, b, ok = lenPrefixed(b); !ok {
+		return e, errCorruptEntry
+	}
+	if e.id, b, ok = lenPrefixed(b); !ok {
+		return e, errCorruptEntry
+	}
+	e.payload = b
+	return e, nil
+}
+
+func lenPrefixed(b []byte) (field, rest []byte, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || uint64(len(b)-w) < n {
+		return nil, nil, false
+	}
+	return b[w : w+int(n)], b[w+int(n):], true
+}

@@ -1,0 +1,189 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Metadata names (m/ keys).
+const (
+	metaStaging = "staging" // the run staging in place, while it stages
+)
+
+func metaKey(name string) []byte { return strKey(pfxMeta, name) }
+
+// getLatest returns a copy of the newest value of key, nil when absent.
+func (l *Layer) getLatest(key []byte) ([]byte, error) {
+	var out []byte
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out, err = item.ValueCopy(nil)
+		return err
+	})
+	return out, err
+}
+
+// Meta returns a layer metadata value (nil when unset).
+func (l *Layer) Meta(name string) ([]byte, error) { return l.getLatest(metaKey("x/" + name)) }
+
+// SetMeta sets a layer metadata value.
+func (l *Layer) SetMeta(name string, value []byte) error {
+	return l.setLatest(func(txn *badger.Txn) error { return txn.Set(metaKey("x/"+name), value) })
+}
+
+// Checkpoint returns the committed checkpoint of a source's sync, nil when
+// there is none.
+func (l *Layer) Checkpoint(source, sync string) ([]byte, error) {
+	return l.getLatest(strKey(pfxCheckpoint, source, sync))
+}
+
+// ResetCheckpoint drops the committed checkpoint of a source's sync.
+func (l *Layer) ResetCheckpoint(source, sync string) error {
+	return l.setLatest(func(txn *badger.Txn) error { return txn.Delete(strKey(pfxCheckpoint, source, sync)) })
+}
+
+// Event is one entry of a layer's sync event log.
+type Event struct {
+	Seq     uint64            `json:"seq"`
+	Time    time.Time         `json:"time"`
+	Type    string            `json:"type"`
+	Run     string            `json:"run,omitempty"`
+	Source  string            `json:"source,omitempty"`
+	Sync    string            `json:"sync,omitempty"`
+	Message string            `json:"message,omitempty"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+func (l *Layer) lastEventSeq() (uint64, error) {
+	var seq uint64
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
+		defer it.Close()
+		it.Seek([]byte{pfxEvent, 0xff})
+		if it.Valid() {
+			seq = binary.BigEndian.Uint64(it.Item().Key()[1:])
+		}
+		return nil
+	})
+	return seq, err
+}
+
+// AppendEvent adds an event to the log and returns it with its sequence
+// number and time set.
+func (l *Layer) AppendEvent(e Event) (Event, error) {
+	err := l.setLatest(func(txn *badger.Txn) error {
+		l.eventSeq++
+		e.Seq = l.eventSeq
+		if e.Time.IsZero() {
+			e.Time = time.Now().UTC()
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return txn.Set(u64Key(pfxEvent, e.Seq), b)
+	})
+	return e, err
+}
+
+// Events returns up to limit events with a sequence number above after.
+func (l *Layer) Events(after uint64, limit int) ([]Event, error) {
+	out := []Event{}
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Seek(u64Key(pfxEvent, after+1)); it.Valid() && len(out) < limit; it.Next() {
+			var e Event
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return fmt.Errorf("decode event: %w", err)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Run states.
+const (
+	RunQueued    = "queued"
+	RunRunning   = "running"
+	RunCompleted = "completed"
+	RunFailed    = "failed"
+)
+
+// SyncRef names one sync of one source.
+type SyncRef struct {
+	Source string `json:"source"`
+	Sync   string `json:"sync"`
+}
+
+// Run is the record of one run, kept for the API and for recovery.
+type Run struct {
+	ID         string                       `json:"run"`
+	State      string                       `json:"state"`
+	Trigger    string                       `json:"trigger"`
+	Syncs      []SyncRef                    `json:"syncs"`
+	Full       bool                         `json:"full"`
+	Reset      bool                         `json:"reset,omitempty"`
+	Counts     map[string]map[string]Counts `json:"counts"`
+	Revision   int64                        `json:"revision,omitempty"`
+	Error      string                       `json:"error,omitempty"`
+	QueuedAt   time.Time                    `json:"queued_at"`
+	StartedAt  *time.Time                   `json:"started_at,omitempty"`
+	FinishedAt *time.Time                   `json:"finished_at,omitempty"`
+}
+
+// PutRun saves a run record.
+func (l *Layer) PutRun(r *Run) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return l.setLatest(func(txn *badger.Txn) error { return txn.Set(strKey(pfxRun, r.ID), b) })
+}
+
+// GetRun loads a run record; ErrNotFound when unknown.
+func (l *Layer) GetRun(id string) (*Run, error) {
+	b, err := l.getLatest(strKey(pfxRun, id))
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, ErrNotFound
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Runs returns every run record (order by id).
+func (l *Layer) Runs() ([]*Run, error) {
+	var out []*Run
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRun}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r Run
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return err
+			}
+			out = append(out, &r)
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,310 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ActionMask selects record actions in a query; zero selects every action.
+type ActionMask uint8
+
+// Bits of an ActionMask.
+const (
+	MaskAdded   ActionMask = 1 << Added
+	MaskUpdated ActionMask = 1 << Updated
+	MaskDeleted ActionMask = 1 << Deleted
+)
+
+// Query selects records of one revision.
+type Query struct {
+	// Revision to read; 0 reads the pinned revision, else the newest.
+	Revision int64
+	Model    string // empty: every model
+	Source   string // empty: every source
+	// After starts after this cursor (exclusive).
+	After *Cursor
+	// ModifiedAfter keeps records whose last_modified_at is at or after it.
+	ModifiedAfter time.Time
+	Actions       ActionMask
+	// IDs selects records by id (with Model set); Sources lists the sources
+	// to look in when Source is empty.
+	IDs     []string
+	Sources []string
+	Limit   int
+}
+
+// Page is the outcome of a records query besides the records themselves.
+type Page struct {
+	Revision Revision
+	// Next is the cursor to continue from; empty when there is nothing more.
+	Next string
+}
+
+// ErrRevisionGone is returned for a revision that is no longer kept.
+var ErrRevisionGone = errors.New("revision no longer retained")
+
+// Records streams the records matching q, in ascending cursor order, to
+// emit as JSON objects with their _metadata. The slice passed to emit is
+// only valid during the call. All records come from one revision.
+func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
+	rev, ok := l.revisionAt(q.Revision)
+	if !ok {
+		if q.Revision != 0 {
+			if newest, any := l.Newest(); any && q.Revision > 0 && q.Revision < newest.Number {
+				return Page{}, ErrRevisionGone
+			}
+			return Page{}, fmt.Errorf("%w: %d", ErrNoRevision, q.Revision)
+		}
+		return Page{}, nil // nothing published yet
+	}
+	page := Page{Revision: rev}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	l.mu.RLock()
+	revs := l.revs // append-only: a snapshot of the slice header is safe
+	l.mu.RUnlock()
+	txn := l.db.NewTransactionAt(rev.TS, false)
+	defer txn.Discard()
+	r := recordRenderer{revs: revs}
+	if len(q.IDs) > 0 {
+		return page, l.recordsByID(txn, &r, q, emit)
+	}
+	start := []byte{pfxRecord}
+	if !q.ModifiedAfter.IsZero() {
+		i := sort.Search(len(revs), func(i int) bool { return !revs[i].CreatedAt.Before(q.ModifiedAfter) })
+		if i == len(revs) {
+			return page, nil
+		}
+		if i > 0 {
+			start = recordKey(makeCursor(revs[i-1].TS+1, 0))
+		}
+	}
+	if q.After != nil {
+		if k := append(recordKey(*q.After), 0); string(k) > string(start) {
+			start = k
+		}
+	}
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}, PrefetchValues: true, PrefetchSize: 256})
+	defer it.Close()
+	n := 0
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		var out []byte
+		var matched bool
+		err := item.Value(func(v []byte) error {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return err
+			}
+			if !q.matches(&e) {
+				return nil
+			}
+			matched = true
+			if n == q.Limit {
+				return nil
+			}
+			var c Cursor
+			copy(c[:], item.Key()[1:])
+			out, err = r.render(&e, c)
+			return err
+		})
+		if err != nil {
+			return page, err
+		}
+		if !matched {
+			continue
+		}
+		if n == q.Limit {
+			// One more record matches: there is a next page.
+			var c Cursor
+			copy(c[:], r.lastCursor[:])
+			page.Next = c.String()
+			return page, nil
+		}
+		if err := emit(out); err != nil {
+			return page, err
+		}
+		n++
+	}
+	return page, nil
+}
+
+func (q *Query) matches(e *entry) bool {
+	if q.Model != "" && string(e.model) != q.Model {
+		return false
+	}
+	if q.Source != "" && string(e.source) != q.Source {
+		return false
+	}
+	if q.Actions != 0 && q.Actions&(1<<e.action) == 0 {
+		return false
+	}
+	return true
+}
+
+func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, emit func([]byte) error) error {
+	sources := q.Sources
+	if q.Source != "" {
+		sources = []string{q.Source}
+	}
+	var hits []Cursor
+	for _, src := range sources {
+		for _, id := range q.IDs {
+			item, err := txn.Get(indexKey(src, q.Model, id))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var ie indexEntry
+			if err := item.Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+				return err
+			}
+			hits = append(hits, ie.cursor)
+		}
+	}
+	sort.Slice(hits, func(i, j int) bool { return string(hits[i][:]) < string(hits[j][:]) })
+	for i, c := range hits {
+		if i > 0 && hits[i-1] == c {
+			continue
+		}
+		if q.After != nil && string(c[:]) <= string(q.After[:]) {
+			continue
+		}
+		item, err := txn.Get(recordKey(c))
+		if err != nil {
+			return fmt.Errorf("read record entry: %w", err)
+		}
+		var out []byte
+		err = item.Value(func(v []byte) error {
+			e, err := decodeEntry(v)
+			if err != nil || !q.matches(&e) {
+				return err
+			}
+			if !q.ModifiedAfter.IsZero() {
+				if rev, ok := r.revision(c.ts()); ok && rev.CreatedAt.Before(q.ModifiedAfter) {
+					return nil
+				}
+			}
+			out, err = r.render(&e, c)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if out != nil {
+			if err := emit(out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordRenderer turns record entries into the JSON of the read API. It
+// reuses one buffer.
+type recordRenderer struct {
+	revs       []Revision
+	buf        []byte
+	lastCursor Cursor
+	// a one-entry cache: consecutive records mostly share a revision
+	cached    Revision
+	cachedLo  uint64
+	hasCached bool
+}
+
+func (r *recordRenderer) revision(ts uint64) (Revision, bool) {
+	if r.hasCached && ts <= r.cached.TS && ts > r.cachedLo {
+		return r.cached, true
+	}
+	i := sort.Search(len(r.revs), func(i int) bool { return r.revs[i].TS >= ts })
+	if i == len(r.revs) {
+		return Revision{}, false
+	}
+	r.cached, r.hasCached = r.revs[i], true
+	r.cachedLo = 0
+	if i > 0 {
+		r.cachedLo = r.revs[i-1].TS
+	}
+	return r.cached, true
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
+	r.lastCursor = c
+	mod, ok := r.revision(c.ts())
+	if !ok {
+		return nil, fmt.Errorf("store: record %s has no published revision", c)
+	}
+	first := mod
+	if e.firstSeen != c.ts() {
+		if first, ok = r.revision(e.firstSeen); !ok {
+			first = mod
+		}
+	}
+	b := r.buf[:0]
+	p := trimSpace(e.payload)
+	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
+		return nil, fmt.Errorf("store: record %s/%s is not a JSON object", e.model, e.id)
+	}
+	b = append(b, p[:len(p)-1]...)
+	if len(trimSpace(p[1:len(p)-1])) > 0 {
+		b = append(b, ',')
+	}
+	b = append(b, `"_metadata":{"source":`...)
+	b = appendJSONString(b, e.source)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, e.model)
+	b = append(b, `,"first_seen_at":"`...)
+	b = first.CreatedAt.AppendFormat(b, timeFormat)
+	b = append(b, `","last_modified_at":"`...)
+	b = mod.CreatedAt.AppendFormat(b, timeFormat)
+	b = append(b, `","last_action":"`...)
+	b = append(b, e.action.String()...)
+	b = append(b, `","deleted_at":`...)
+	if e.action == Deleted {
+		b = append(b, '"')
+		b = mod.CreatedAt.AppendFormat(b, timeFormat)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"cursor":"`...)
+	b = append(b, c.String()...)
+	b = append(b, `","revision":`...)
+	b = strconv.AppendInt(b, mod.Number, 10)
+	b = append(b, "}}"...)
+	r.buf = b
+	return b, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func appendJSONString(b, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(string(s))
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -1,0 +1,348 @@
+// Package store is the only code that touches Badger. Each layer has its own
+// Badger database, opened in managed mode so that every version of a key
+// carries the timestamp it was committed at. A published revision is a
+// timestamp: readers of revision N open a Badger transaction at N's
+// timestamp, so they see exactly the records of revision N and nothing a run
+// is still staging. Runs stage their changes in place, at a timestamp above
+// every published one, and become visible when their revision record is
+// committed: there is no second write of the records when a run is
+// published.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/hashicorp/go-hclog"
+)
+
+// stagingGap separates a run's staging timestamp from the newest published
+// one. Everything published while the run stages (webhook batches) takes a
+// timestamp inside the gap, below the staged changes.
+const stagingGap = 1 << 32
+
+// readLatest is the read timestamp for keys that are not versioned by
+// revision (runs, checkpoints, events, metadata).
+const readLatest = math.MaxUint64
+
+// Options configure a Store.
+type Options struct {
+	// Dir holds one Badger directory per layer under Dir/layers.
+	Dir string
+	// EncryptionKey, when set, enables Badger's AES encryption at rest. It
+	// must be 16, 24 or 32 bytes.
+	EncryptionKey []byte
+	Logger        hclog.Logger
+	// InMemory keeps everything in memory (tests only).
+	InMemory bool
+}
+
+// Store holds the layers' databases.
+type Store struct {
+	opts   Options
+	log    hclog.Logger
+	mu     sync.Mutex
+	layers map[string]*Layer
+	closed bool
+}
+
+// Errors returned by the store.
+var (
+	ErrClosed      = errors.New("store: closed")
+	ErrNotFound    = errors.New("not found")
+	ErrBusy        = errors.New("store: another run is staging in this layer")
+	ErrStagingDone = errors.New("store: staging already published or aborted")
+)
+
+var layerName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// Open prepares a store under opts.Dir. Layers are opened on first use.
+func Open(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if !opts.InMemory {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, "layers"), 0o700); err != nil {
+			return nil, fmt.Errorf("store: create data dir: %w", err)
+		}
+	}
+	return &Store{opts: opts, log: opts.Logger, layers: map[string]*Layer{}}, nil
+}
+
+// BadgerOptions are the Badger options of a layer database. They are chosen
+// for bounded memory (small memtables and caches) and fast ingest of records
+// of about a kilobyte: record payloads go to the value log, written once and
+// in cursor order, while the LSM tree holds keys, pointers and the small
+// record index.
+func BadgerOptions(dir string) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithDetectConflicts(false).
+		WithValueThreshold(256).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
+		WithNumLevelZeroTables(5).
+		WithNumLevelZeroTablesStall(15).
+		WithBaseTableSize(8 << 20).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithValueLogFileSize(256 << 20).
+		WithCompression(options.None).
+		WithNumCompactors(2).
+		WithCompactL0OnClose(false)
+}
+
+// Layer opens (creating if needed) the database of the named layer.
+func (s *Store) Layer(name string) (*Layer, error) {
+	if !layerName.MatchString(name) {
+		return nil, fmt.Errorf("store: invalid layer name %q", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if l, ok := s.layers[name]; ok {
+		return l, nil
+	}
+	opts := BadgerOptions(filepath.Join(s.opts.Dir, "layers", name))
+	if s.opts.InMemory {
+		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	if len(s.opts.EncryptionKey) > 0 {
+		opts = opts.WithEncryptionKey(s.opts.EncryptionKey)
+	}
+	opts = opts.WithLogger(badgerLogger{s.log.Named("badger").With("layer", name)})
+	db, err := badger.OpenManaged(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open layer %q: %w", name, err)
+	}
+	l := &Layer{name: name, db: db, log: s.log.With("layer", name)}
+	if err := l.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: load layer %q: %w", name, err)
+	}
+	s.layers[name] = l
+	return l, nil
+}
+
+// Close closes every open layer.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for _, l := range s.layers {
+		errs = append(errs, l.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Layer is one layer's database: records, revisions, runs, checkpoints and
+// events. All changes to what readers see go through the layer's publisher
+// lock, one commit at a time.
+type Layer struct {
+	name string
+	db   *badger.DB
+	log  hclog.Logger
+
+	// pub serialises everything that allocates timestamps or publishes.
+	pub sync.Mutex
+	// ts is the newest timestamp handed out below any active staging.
+	ts      uint64
+	staging *Staging
+
+	// mu guards revs and pinned for readers.
+	mu     sync.RWMutex
+	revs   []Revision // ascending by Number (and so by TS and CreatedAt)
+	pinned int64
+
+	eventSeq uint64
+}
+
+// Name is the layer's name.
+func (l *Layer) Name() string { return l.name }
+
+func (l *Layer) close() error {
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	return l.db.Close()
+}
+
+// load reads revisions and metadata, and rolls back any staging that a crash
+// interrupted: versions above the newest published timestamp were never
+// published, so they are restored to their published state.
+func (l *Layer) load() error {
+	revs, err := l.readRevisions()
+	if err != nil {
+		return err
+	}
+	l.revs = revs
+	for _, r := range revs {
+		if r.Pinned {
+			l.pinned = r.Number
+		}
+	}
+	l.eventSeq, err = l.lastEventSeq()
+	if err != nil {
+		return err
+	}
+	l.ts = l.db.MaxVersion()
+	staged, err := l.getLatest(metaKey(metaStaging))
+	if err != nil {
+		return err
+	}
+	if staged != nil {
+		// A run was staging when the process stopped: nothing of it was
+		// published, so restore its keys to the published state.
+		l.ts++
+		n, err := l.rollbackAbove(l.publishedTS(), l.ts)
+		if err != nil {
+			return fmt.Errorf("roll back unpublished changes: %w", err)
+		}
+		l.log.Warn("rolled back the changes of a run interrupted before it was published", "run", string(staged), "keys", n)
+		txn := l.db.NewTransactionAt(readLatest, true)
+		defer txn.Discard()
+		if err := txn.Delete(metaKey(metaStaging)); err != nil {
+			return err
+		}
+		if err := txn.CommitAt(l.nextTS(), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishedTS is the timestamp of the newest published revision (0: none).
+func (l *Layer) publishedTS() uint64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.revs) == 0 {
+		return 0
+	}
+	return l.revs[len(l.revs)-1].TS
+}
+
+// nextTS hands out a timestamp for a write that is not staged. Call with
+// l.pub held.
+func (l *Layer) nextTS() uint64 {
+	l.ts++
+	return l.ts
+}
+
+// commitTime returns a commit time strictly after the newest revision's.
+func (l *Layer) commitTime() time.Time {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if n := len(l.revs); n > 0 {
+		if last := l.revs[n-1].CreatedAt; !now.After(last) {
+			now = last.Add(time.Microsecond)
+		}
+	}
+	return now
+}
+
+// setLatest writes system keys (not versioned by revision) in one commit.
+func (l *Layer) setLatest(fn func(txn *badger.Txn) error) error {
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	txn := l.db.NewTransactionAt(readLatest, true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return txn.CommitAt(l.nextTS(), nil)
+}
+
+// viewLatest reads system keys at their newest version.
+func (l *Layer) viewLatest(fn func(txn *badger.Txn) error) error {
+	txn := l.db.NewTransactionAt(readLatest, false)
+	defer txn.Discard()
+	return fn(txn)
+}
+
+// rollbackAbove restores every record key that has versions above pub to its
+// state at pub, writing at ts. Call with l.pub held (or during load).
+func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
+	it := l.db.NewTransactionAt(readLatest, false)
+	defer it.Discard()
+	old := l.db.NewTransactionAt(pub, false)
+	defer old.Discard()
+	wb := l.db.NewWriteBatchAt(ts)
+	defer wb.Cancel()
+	n := 0
+	for _, pfx := range []byte{pfxRecord, pfxIndex} {
+		iter := it.NewIterator(badger.IteratorOptions{AllVersions: true, SinceTs: pub, Prefix: []byte{pfx}})
+		var last []byte
+		for iter.Rewind(); iter.Valid(); iter.Next() {
+			k := iter.Item().Key()
+			if last != nil && string(k) == string(last) {
+				continue
+			}
+			last = iter.Item().KeyCopy(nil)
+			item, err := old.Get(last)
+			switch {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				err = wb.Delete(last)
+			case err != nil:
+			default:
+				var v []byte
+				if v, err = item.ValueCopy(nil); err == nil {
+					err = wb.Set(last, v)
+				}
+			}
+			if err != nil {
+				iter.Close()
+				return n, err
+			}
+			n++
+		}
+		iter.Close()
+	}
+	if err := wb.Flush(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// revisionAt returns the revision a reader should see: n, or when n is 0
+// the pinned revision if any, else the newest.
+func (l *Layer) revisionAt(n int64) (Revision, bool) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if n == 0 {
+		n = l.pinned
+	}
+	if n == 0 {
+		if len(l.revs) == 0 {
+			return Revision{}, false
+		}
+		return l.revs[len(l.revs)-1], true
+	}
+	i := sort.Search(len(l.revs), func(i int) bool { return l.revs[i].Number >= n })
+	if i < len(l.revs) && l.revs[i].Number == n {
+		return l.revs[i], true
+	}
+	return Revision{}, false
+}
+
+type badgerLogger struct{ l hclog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...interface{})   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...interface{}) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...interface{})    { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...interface{})   { b.l.Trace(fmt.Sprintf(f, a...)) }

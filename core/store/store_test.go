@@ -1,0 +1,384 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openLayer(t *testing.T, dir string) (*Store, *Layer) {
+	t.Helper()
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Layer("catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, l
+}
+
+type rec struct {
+	ID       string         `json:"id"`
+	Title    string         `json:"title"`
+	Metadata map[string]any `json:"_metadata"`
+}
+
+func readAll(t *testing.T, l *Layer, q Query) ([]rec, Page) {
+	t.Helper()
+	var out []rec
+	page, err := l.Records(q, func(b []byte) error {
+		var r rec
+		if err := json.Unmarshal(b, &r); err != nil {
+			return fmt.Errorf("%w: %s", err, b)
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, page
+}
+
+func save(model, id, title string) Change {
+	return Change{Model: model, ID: id, Data: []byte(fmt.Sprintf(`{"id":%q,"title":%q}`, id, title))}
+}
+
+// runChanges stages and publishes one run of changes for source "shop".
+func runChanges(t *testing.T, l *Layer, run string, changes ...Change) Revision {
+	t.Helper()
+	st, err := l.BeginStaging(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := st.Writer("shop", WriterOptions{})
+	if err := w.Apply(changes); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := st.Publish(PublishInfo{Trigger: "manual", Sources: []string{"shop"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
+
+func TestLifecycleActionsAndCursors(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+
+	r1 := runChanges(t, l, "run_1", save("Product", "a", "A"), save("Product", "b", "B"), save("Product", "c", "C"))
+	if r1.Number != 1 || r1.Counts["shop"]["Product"].Added != 3 {
+		t.Fatalf("revision 1 = %+v", r1)
+	}
+	all, page := readAll(t, l, Query{})
+	if len(all) != 3 || page.Next != "" || page.Revision.Number != 1 {
+		t.Fatalf("got %d records, page %+v", len(all), page)
+	}
+	for _, r := range all {
+		if r.Metadata["last_action"] != "ADDED" || r.Metadata["revision"].(float64) != 1 || r.Metadata["deleted_at"] != nil {
+			t.Fatalf("bad metadata %+v", r.Metadata)
+		}
+	}
+	last := all[2].Metadata["cursor"].(string)
+
+	// Unchanged save: nothing. Update b, delete c, add d.
+	r2 := runChanges(t, l, "run_2", save("Product", "a", "A"), save("Product", "b", "B2"),
+		Change{Model: "Product", ID: "c", Delete: true}, save("Product", "d", "D"))
+	if c := r2.Counts["shop"]["Product"]; c.Added != 1 || c.Updated != 1 || c.Deleted != 1 || c.Unchanged != 1 {
+		t.Fatalf("counts = %+v", c)
+	}
+	cur, _ := ParseCursor(last)
+	changed, _ := readAll(t, l, Query{After: &cur})
+	got := map[string]string{}
+	for _, r := range changed {
+		got[r.ID] = r.Metadata["last_action"].(string)
+	}
+	want := map[string]string{"b": "UPDATED", "c": "DELETED", "d": "ADDED"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after cursor: %v, want %v", got, want)
+	}
+	// Cursor order is strictly ascending and each record appears once.
+	all, _ = readAll(t, l, Query{})
+	if len(all) != 4 {
+		t.Fatalf("want 4 records, got %d", len(all))
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].Metadata["cursor"].(string) >= all[i].Metadata["cursor"].(string) {
+			t.Fatal("cursors not ascending")
+		}
+	}
+	// The deleted record keeps its payload and gets deleted_at.
+	del, _ := readAll(t, l, Query{IDs: []string{"c"}, Model: "Product", Sources: []string{"shop"}})
+	if len(del) != 1 || del[0].Title != "C" || del[0].Metadata["deleted_at"] == nil {
+		t.Fatalf("deleted record = %+v", del)
+	}
+	firstSeen := del[0].Metadata["first_seen_at"]
+
+	// Revival keeps first_seen_at and is ADDED.
+	runChanges(t, l, "run_3", save("Product", "c", "C again"))
+	rev, _ := readAll(t, l, Query{IDs: []string{"c"}, Model: "Product", Sources: []string{"shop"}})
+	if rev[0].Metadata["last_action"] != "ADDED" || rev[0].Metadata["deleted_at"] != nil || rev[0].Metadata["first_seen_at"] != firstSeen {
+		t.Fatalf("revived = %+v (first seen %v)", rev[0].Metadata, firstSeen)
+	}
+
+	// Filters.
+	dels, _ := readAll(t, l, Query{Actions: MaskUpdated})
+	if len(dels) != 1 || dels[0].ID != "b" {
+		t.Fatalf("filter updated: %+v", dels)
+	}
+	// Older revisions are still readable.
+	old, _ := readAll(t, l, Query{Revision: 1})
+	if len(old) != 3 || old[1].Title != "B" {
+		t.Fatalf("revision 1 = %+v", old)
+	}
+}
+
+func TestModifiedAfterIsInclusive(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	runChanges(t, l, "run_1", save("M", "a", "1"), save("M", "b", "1"))
+	r2 := runChanges(t, l, "run_2", save("M", "b", "2"))
+	runChanges(t, l, "run_3", save("M", "c", "3"))
+	got, _ := readAll(t, l, Query{ModifiedAfter: r2.CreatedAt})
+	if len(got) != 2 || got[0].ID != "b" || got[1].ID != "c" {
+		t.Fatalf("modified_after = %+v", got)
+	}
+	got, _ = readAll(t, l, Query{ModifiedAfter: r2.CreatedAt.Add(time.Microsecond)})
+	if len(got) != 1 || got[0].ID != "c" {
+		t.Fatalf("modified_after+1µs = %+v", got)
+	}
+}
+
+func TestPagination(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	var cs []Change
+	for i := 0; i < 25; i++ {
+		cs = append(cs, save("M", fmt.Sprintf("r%02d", i), "x"))
+	}
+	runChanges(t, l, "run_1", cs...)
+	var ids []string
+	q := Query{Limit: 10}
+	for pages := 0; ; pages++ {
+		got, page := readAll(t, l, q)
+		for _, r := range got {
+			ids = append(ids, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		c, err := ParseCursor(page.Next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.After = &c
+		if pages > 5 {
+			t.Fatal("too many pages")
+		}
+	}
+	if len(ids) != 25 || ids[24] != "r24" {
+		t.Fatalf("walked %v", ids)
+	}
+}
+
+func TestStagedChangesInvisibleUntilPublishAndAtomic(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	runChanges(t, l, "run_1", save("M", "a", "1"))
+
+	st, err := l.BeginStaging("run_2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.BeginStaging("run_x"); err == nil {
+		t.Fatal("second staging allowed")
+	}
+	w := st.Writer("shop", WriterOptions{})
+	const n = 3000
+	var stop sync.WaitGroup
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for r := 0; r < 2; r++ {
+		stop.Add(1)
+		go func() {
+			defer stop.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				count := 0
+				page, err := l.Records(Query{Limit: 10000}, func([]byte) error { count++; return nil })
+				if err != nil {
+					errs <- err
+					return
+				}
+				want := 1
+				if page.Revision.Number == 2 {
+					want = n + 1
+				}
+				if count != want {
+					errs <- fmt.Errorf("revision %d showed %d records, want %d", page.Revision.Number, count, want)
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i += 100 {
+		var cs []Change
+		for j := i; j < i+100; j++ {
+			cs = append(cs, save("M", fmt.Sprintf("n%05d", j), "x"))
+		}
+		if err := w.Apply(cs); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1500 {
+			if err := w.Checkpoint("s", []byte(`{"i":1500}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if cp, _ := l.Checkpoint("shop", "s"); cp != nil {
+		t.Fatal("checkpoint committed before publish")
+	}
+	if _, err := st.Publish(PublishInfo{Trigger: "manual"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(done)
+	stop.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+	if cp, _ := l.Checkpoint("shop", "s"); string(cp) != `{"i":1500}` {
+		t.Fatalf("checkpoint = %s", cp)
+	}
+}
+
+func TestAbortRestoresPublishedState(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	runChanges(t, l, "run_1", save("M", "a", "1"), save("M", "b", "1"))
+	st, _ := l.BeginStaging("run_2")
+	w := st.Writer("shop", WriterOptions{})
+	if err := w.Apply([]Change{save("M", "a", "2"), {Model: "M", ID: "b", Delete: true}, save("M", "c", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	// The next run sees the published state: a and b unchanged, c new.
+	r := runChanges(t, l, "run_3", save("M", "a", "1"), save("M", "b", "1"), save("M", "c", "1"))
+	if c := r.Counts["shop"]["M"]; c.Added != 1 || c.Unchanged != 2 || c.Updated != 0 {
+		t.Fatalf("after abort: %+v", c)
+	}
+	all, _ := readAll(t, l, Query{})
+	if len(all) != 3 {
+		t.Fatalf("records = %+v", all)
+	}
+}
+
+func TestInterruptedStagingRolledBackOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	s, l := openLayer(t, dir)
+	runChanges(t, l, "run_1", save("M", "a", "1"))
+	st, _ := l.BeginStaging("run_2")
+	w := st.Writer("shop", WriterOptions{})
+	if err := w.Apply([]Change{save("M", "a", "2"), save("M", "b", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Checkpoint("s", []byte(`{}`)); err != nil { // flushes to disk
+		t.Fatal(err)
+	}
+	s.Close() // as a crash would: no publish
+	s, l = openLayer(t, dir)
+	defer s.Close()
+	all, _ := readAll(t, l, Query{})
+	if len(all) != 1 || all[0].Title != "1" {
+		t.Fatalf("after reopen: %+v", all)
+	}
+	r := runChanges(t, l, "run_3", save("M", "a", "1"), save("M", "b", "1"))
+	if c := r.Counts["shop"]["M"]; c.Added != 1 || c.Unchanged != 1 {
+		t.Fatalf("after recovery: %+v", c)
+	}
+	if r.Number != 2 {
+		t.Fatalf("revision = %d", r.Number)
+	}
+}
+
+func TestDuplicateSavesInOneFreshRun(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	st, _ := l.BeginStaging("run_1")
+	w := st.Writer("shop", WriterOptions{})
+	for i := 0; i < 3; i++ {
+		if err := w.Apply([]Change{save("M", "a", fmt.Sprint(i)), save("M", "b", "x")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Checkpoint("s", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev, err := st.Publish(PublishInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rev.Counts["shop"]["M"]; c.Added != 2 {
+		t.Fatalf("counts = %+v", c)
+	}
+	all, _ := readAll(t, l, Query{})
+	if len(all) != 2 || all[1].ID != "a" || all[1].Title != "2" || all[1].Metadata["last_action"] != "ADDED" {
+		t.Fatalf("records = %+v", all)
+	}
+}
+
+func TestEventsAndRuns(t *testing.T) {
+	dir := t.TempDir()
+	s, l := openLayer(t, dir)
+	for i := 0; i < 5; i++ {
+		if _, err := l.AppendEvent(Event{Type: "sync.started", Run: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.PutRun(&Run{ID: "run_1", State: RunCompleted}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, l = openLayer(t, dir)
+	defer s.Close()
+	e, _ := l.AppendEvent(Event{Type: "x"})
+	if e.Seq != 6 {
+		t.Fatalf("seq after reopen = %d", e.Seq)
+	}
+	evs, err := l.Events(2, 2)
+	if err != nil || len(evs) != 2 || evs[0].Seq != 3 {
+		t.Fatalf("events = %+v %v", evs, err)
+	}
+	r, err := l.GetRun("run_1")
+	if err != nil || r.State != RunCompleted {
+		t.Fatalf("run = %+v %v", r, err)
+	}
+	if _, err := l.GetRun("nope"); err != ErrNotFound {
+		t.Fatalf("missing run: %v", err)
+	}
+}
+
+func TestCursorParsing(t *testing.T) {
+	c := makeCursor(42, 7)
+	p, err := ParseCursor(c.String())
+	if err != nil || p != c {
+		t.Fatal("round trip")
+	}
+	for _, bad := range []string{"", "x", "AAAAAAAAAAAAAAAAAAAA", "!!!!!!!!!!!!!!!!"} {
+		if _, err := ParseCursor(bad); err == nil {
+			t.Fatalf("accepted %q", bad)
+		}
+	}
+}
