@@ -30,7 +30,7 @@ type Revision struct {
 	Sources   []string  `json:"sources"`
 	// Counts by source, then model.
 	Counts map[string]map[string]Counts `json:"counts"`
-	Pinned bool                          `json:"pinned"`
+	Pinned bool                         `json:"pinned"`
 	// TS is the Badger commit timestamp readers of this revision use.
 	TS uint64 `json:"ts"`
 }
