@@ -1,0 +1,336 @@
+// Package engine runs syncs: it prepares each layer's sources (plugin
+// process, description, decoded configuration), takes triggers, queues and
+// coalesces runs, drives plugins through a run, stages their changes and
+// publishes each completed run as one revision. It keeps the sync event log.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/synclayer/synclayer/core/config"
+	"github.com/synclayer/synclayer/core/plugin"
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Config  *config.Config
+	Store   *store.Store
+	Plugins *plugin.Manager
+	Logger  hclog.Logger
+	Metrics *Metrics // nil: a fresh set, not registered anywhere
+}
+
+// Engine owns the layers of a configuration at run time.
+type Engine struct {
+	cfg     *config.Config
+	store   *store.Store
+	plugins *plugin.Manager
+	log     hclog.Logger
+	metrics *Metrics
+
+	layers map[string]*layer
+	order  []string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu    sync.RWMutex
+	ready bool
+}
+
+// Errors the API maps to statuses.
+var (
+	ErrUnknownLayer  = errors.New("unknown layer")
+	ErrUnknownSource = errors.New("unknown source")
+	ErrUnknownSync   = errors.New("unknown sync")
+	ErrUnknownRun    = errors.New("unknown run")
+	ErrNotReady      = errors.New("layer is not ready")
+)
+
+// New builds an engine for a loaded configuration. Nothing starts until
+// Start.
+func New(opts Options) (*Engine, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	e := &Engine{
+		cfg:     opts.Config,
+		store:   opts.Store,
+		plugins: opts.Plugins,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		layers:  map[string]*layer{},
+	}
+	for _, lc := range opts.Config.Layers {
+		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1)}
+		for _, sc := range lc.Sources {
+			l.sources = append(l.sources, &source{l: l, cfg: sc, log: l.log.With("source", sc.Name)})
+		}
+		e.layers[lc.Name] = l
+		e.order = append(e.order, lc.Name)
+	}
+	return e, nil
+}
+
+// Start opens every layer, starts and describes every source's plugin,
+// checks the config blocks against the connectors' schemas, and queues the
+// first run of new layers and of layers whose configuration changed.
+func (e *Engine) Start(ctx context.Context) error {
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	var errs []error
+	for _, name := range e.order {
+		l := e.layers[name]
+		db, err := e.store.Layer(name)
+		if err != nil {
+			return err
+		}
+		l.db = db
+		if err := l.recoverRuns(); err != nil {
+			return err
+		}
+		for _, s := range l.sources {
+			if err := s.prepare(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, name := range e.order {
+		l := e.layers[name]
+		e.wg.Add(1)
+		go l.worker()
+		if err := l.initialRun(); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	e.ready = true
+	e.mu.Unlock()
+	return nil
+}
+
+// Ready tells whether every layer is open and every plugin described.
+func (e *Engine) Ready() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.ready
+}
+
+// Stop cancels running syncs, waits for the workers and stops the plugins.
+// Staged changes of a cancelled run are rolled back; the run is queued
+// again on the next start (it was never published).
+func (e *Engine) Stop(ctx context.Context) {
+	e.mu.Lock()
+	e.ready = false
+	e.mu.Unlock()
+	if e.cancel != nil {
+		e.cancel()
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		e.log.Warn("shutdown: runs did not stop in time")
+	}
+	e.plugins.Shutdown()
+}
+
+func (e *Engine) layer(name string) (*layer, error) {
+	l, ok := e.layers[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownLayer, name)
+	}
+	if l.db == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotReady, name)
+	}
+	return l, nil
+}
+
+// LayerNames returns the configured layers in file order.
+func (e *Engine) LayerNames() []string { return append([]string(nil), e.order...) }
+
+// layer is one configured layer at run time.
+type layer struct {
+	e       *Engine
+	cfg     *config.Layer
+	log     hclog.Logger
+	db      *store.Layer
+	sources []*source
+
+	mu      sync.Mutex
+	queue   []*pending // waiting runs, oldest first
+	running *pending
+	wake    chan struct{}
+}
+
+func (l *layer) source(name string) *source {
+	for _, s := range l.sources {
+		if s.cfg.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// source is one configured source: its plugin process and what the
+// connector said about it.
+type source struct {
+	l   *layer
+	cfg *config.Source
+	log hclog.Logger
+
+	mu        sync.Mutex
+	inst      *plugin.Instance
+	desc      *plugin.Description // for the current configuration
+	configRaw []byte              // the evaluated config block, JSON
+	hash      string
+	redact    *strings.Replacer
+}
+
+// dir is the folder of the file that declares the source: the plugin's
+// working directory.
+func (s *source) dir() string {
+	if f := s.cfg.Range.Filename; f != "" {
+		if abs, err := filepath.Abs(filepath.Dir(f)); err == nil {
+			return abs
+		}
+	}
+	return "."
+}
+
+// instance returns a running plugin process, starting one if there is none
+// or the last one died.
+func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inst != nil && !s.inst.Exited() {
+		return s.inst, nil
+	}
+	if s.inst != nil {
+		s.inst.Kill()
+		s.inst = nil
+	}
+	inst, err := s.l.e.plugins.Launch(ctx, plugin.LaunchSpec{Plugin: s.cfg.Plugin, Layer: s.l.cfg.Name, Source: s.cfg.Name, Dir: s.dir()})
+	if err != nil {
+		return nil, fmt.Errorf("layer %q source %q: %w", s.l.cfg.Name, s.cfg.Name, err)
+	}
+	s.l.e.metrics.PluginStarts.WithLabelValues(s.cfg.Plugin).Inc()
+	s.inst = inst
+	return inst, nil
+}
+
+// prepare starts the plugin, decodes the config block against its schema
+// and learns the syncs and models of this configuration.
+func (s *source) prepare(ctx context.Context) error {
+	inst, err := s.instance(ctx)
+	if err != nil {
+		return err
+	}
+	schema, err := inst.Describe(ctx, "", "", nil)
+	if err != nil {
+		return fmt.Errorf("layer %q source %q: describe: %w", s.l.cfg.Name, s.cfg.Name, err)
+	}
+	raw, diags := config.DecodeSourceConfig(s.cfg, schema.Config)
+	if diags.HasErrors() {
+		return &ConfigError{Diags: config.FormatDiagnostics(diags)}
+	}
+	secrets := config.SensitiveValues(s.cfg, schema.Config, raw)
+	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, raw)
+	if err != nil {
+		return fmt.Errorf("layer %q source %q: describe with its config: %s", s.l.cfg.Name, s.cfg.Name, redactor(secrets).Replace(err.Error()))
+	}
+	desc.Config = schema.Config
+	if err := checkSyncBlocks(s.cfg, desc); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.configRaw = raw
+	s.desc = desc
+	s.hash = config.SourceHash(s.cfg.Plugin, raw, s.cfg.Syncs)
+	s.redact = redactor(secrets)
+	s.mu.Unlock()
+	return nil
+}
+
+// ConfigError carries configuration diagnostics found once plugins were
+// described (a config block that does not fit the connector's schema).
+type ConfigError struct{ Diags string }
+
+func (e *ConfigError) Error() string { return e.Diags }
+
+func checkSyncBlocks(sc *config.Source, d *plugin.Description) error {
+	var names []string
+	for _, y := range d.Syncs {
+		names = append(names, y.Name)
+	}
+	var msgs []string
+	for _, y := range sc.Syncs {
+		spec := d.Sync(y.Name)
+		if spec == nil {
+			msgs = append(msgs, fmt.Sprintf("%s: error: Unknown sync; source %q (plugin %q) has no sync %q; its syncs are: %s",
+				rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), sc.Name, sc.Plugin, y.Name, strings.Join(names, ", ")))
+			continue
+		}
+		for _, m := range y.Models {
+			if !contains(spec.Models, m) {
+				msgs = append(msgs, fmt.Sprintf("%s: error: Unknown model; sync %q of source %q has no model %q; its models are: %s",
+					rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), y.Name, sc.Name, m, strings.Join(spec.Models, ", ")))
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		return &ConfigError{Diags: strings.Join(msgs, "\n")}
+	}
+	return nil
+}
+
+func rangeString(file string, line, col int) string { return fmt.Sprintf("%s:%d:%d", file, line, col) }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// redactor replaces secret values with a marker.
+func redactor(secrets []string) *strings.Replacer {
+	var pairs []string
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			pairs = append(pairs, s, "[redacted]")
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// newID returns a time-ordered id with 64 random bits: prefix_<time><rand>.
+func newID(prefix string) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return fmt.Sprintf("%s_%012x%s", prefix, time.Now().UnixMilli(), hex.EncodeToString(b[:]))
+}

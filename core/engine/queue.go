@@ -1,0 +1,258 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Triggers, as SPEC §6 names them.
+const (
+	TriggerSchedule = "schedule"
+	TriggerWebhook  = "webhook"
+	TriggerManual   = "manual"
+	TriggerConfig   = "config"
+	TriggerStartup  = "startup"
+)
+
+// TriggerRequest asks for a run: the whole layer, one source, or one sync.
+type TriggerRequest struct {
+	Source string
+	Sync   string
+	// Reset drops the checkpoints of the syncs and runs them from scratch.
+	Reset   bool
+	Trigger string // default TriggerManual
+}
+
+// pending is a queued or running run.
+type pending struct {
+	run  *store.Run
+	key  string
+	full bool
+	done chan struct{}
+	// received counts the changes received so far while running.
+	received atomicInt
+}
+
+// Trigger queues a run and returns its id. A trigger for syncs that a
+// waiting run already covers merges into that run (coalesced): at most one
+// run waits behind the running one for any sync.
+func (e *Engine) Trigger(layerName string, req TriggerRequest) (string, error) {
+	l, err := e.layer(layerName)
+	if err != nil {
+		return "", err
+	}
+	if req.Trigger == "" {
+		req.Trigger = TriggerManual
+	}
+	refs, err := l.resolve(req.Source, req.Sync)
+	if err != nil {
+		return "", err
+	}
+	full := req.Reset || req.Trigger == TriggerConfig || req.Trigger == TriggerStartup
+	return l.enqueue(refs, req.Trigger, req.Reset, full)
+}
+
+// resolve lists the syncs a trigger names.
+func (l *layer) resolve(sourceName, syncName string) ([]store.SyncRef, error) {
+	if sourceName == "" && syncName != "" {
+		return nil, fmt.Errorf("%w: a sync needs its source", ErrUnknownSync)
+	}
+	var refs []store.SyncRef
+	for _, s := range l.sources {
+		if sourceName != "" && s.cfg.Name != sourceName {
+			continue
+		}
+		s.mu.Lock()
+		desc := s.desc
+		s.mu.Unlock()
+		if desc == nil {
+			return nil, fmt.Errorf("%w: source %q has not been described yet", ErrNotReady, s.cfg.Name)
+		}
+		for _, y := range desc.Syncs {
+			if syncName != "" && y.Name != syncName {
+				continue
+			}
+			refs = append(refs, store.SyncRef{Source: s.cfg.Name, Sync: y.Name})
+		}
+	}
+	if sourceName != "" && l.source(sourceName) == nil {
+		return nil, fmt.Errorf("%w %q in layer %q", ErrUnknownSource, sourceName, l.cfg.Name)
+	}
+	if syncName != "" && len(refs) == 0 {
+		return nil, fmt.Errorf("%w %q in source %q", ErrUnknownSync, syncName, sourceName)
+	}
+	if len(refs) == 0 {
+		return nil, fmt.Errorf("%w: nothing to sync", ErrUnknownSync)
+	}
+	return refs, nil
+}
+
+func refsKey(refs []store.SyncRef) string {
+	parts := make([]string, len(refs))
+	for i, r := range refs {
+		parts[i] = r.Source + "/" + r.Sync
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func covers(p *pending, refs []store.SyncRef) bool {
+	have := map[store.SyncRef]bool{}
+	for _, r := range p.run.Syncs {
+		have[r] = true
+	}
+	for _, r := range refs {
+		if !have[r] {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.queue {
+		if covers(p, refs) {
+			// Merge into the waiting run: the newest trigger's details win.
+			prev := p.run.Trigger
+			p.run.Trigger = trigger
+			p.run.Reset = p.run.Reset || reset
+			p.full = p.full || full
+			p.run.Full = p.full
+			if err := l.db.PutRun(p.run); err != nil {
+				return "", err
+			}
+			l.event(store.Event{Type: "coalesced", Run: p.run.ID, Message: fmt.Sprintf("%s trigger merged into waiting run (was %s)", trigger, prev)})
+			return p.run.ID, nil
+		}
+	}
+	run := &store.Run{
+		ID:       newID("run"),
+		State:    store.RunQueued,
+		Trigger:  trigger,
+		Syncs:    refs,
+		Full:     full,
+		Reset:    reset,
+		QueuedAt: time.Now().UTC(),
+	}
+	// Durable before acknowledged: a queued run survives a restart.
+	if err := l.db.PutRun(run); err != nil {
+		return "", err
+	}
+	l.queue = append(l.queue, &pending{run: run, key: refsKey(refs), full: full, done: make(chan struct{})})
+	l.event(store.Event{Type: "run.queued", Run: run.ID, Message: trigger})
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	return run.ID, nil
+}
+
+// recoverRuns requeues the runs a previous process left queued, and queues
+// again (from their last published checkpoints) the runs it left running,
+// after marking those failed.
+func (l *layer) recoverRuns() error {
+	runs, err := l.db.Runs()
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		switch r.State {
+		case store.RunQueued:
+			l.queue = append(l.queue, &pending{run: r, key: refsKey(r.Syncs), full: r.Full, done: make(chan struct{})})
+		case store.RunRunning:
+			now := time.Now().UTC()
+			r.State, r.Error, r.FinishedAt = store.RunFailed, "interrupted: the host stopped during the run; its changes were not published and it was queued again", &now
+			if err := l.db.PutRun(r); err != nil {
+				return err
+			}
+			l.event(store.Event{Type: "sync.failed", Run: r.ID, Message: r.Error})
+			again := &store.Run{ID: newID("run"), State: store.RunQueued, Trigger: r.Trigger, Syncs: r.Syncs, Full: r.Full, Reset: r.Reset, QueuedAt: now}
+			if err := l.db.PutRun(again); err != nil {
+				return err
+			}
+			l.queue = append(l.queue, &pending{run: again, key: refsKey(again.Syncs), full: again.Full, done: make(chan struct{})})
+		}
+	}
+	sort.SliceStable(l.queue, func(i, j int) bool { return l.queue[i].run.QueuedAt.Before(l.queue[j].run.QueuedAt) })
+	return nil
+}
+
+// initialRun queues the first run of a new layer, or a full run when a
+// source's configuration changed since the last run that published.
+func (l *layer) initialRun() error {
+	l.mu.Lock()
+	queued := len(l.queue) > 0
+	l.mu.Unlock()
+	if queued {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	if _, ok := l.db.Newest(); !ok {
+		if queued {
+			return nil
+		}
+		_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: TriggerStartup})
+		return err
+	}
+	var changed []string
+	for _, s := range l.sources {
+		old, err := l.db.Meta(configHashKey(s.cfg.Name))
+		if err != nil {
+			return err
+		}
+		if string(old) != s.hash {
+			changed = append(changed, s.cfg.Name)
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	l.log.Info("configuration changed since the last run: running a full sync", "sources", strings.Join(changed, ","))
+	_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: TriggerConfig})
+	return err
+}
+
+func configHashKey(source string) string { return "config-hash/" + source }
+
+// worker runs the layer's queued runs one at a time.
+func (l *layer) worker() {
+	defer l.e.wg.Done()
+	for {
+		select {
+		case <-l.e.ctx.Done():
+			return
+		case <-l.wake:
+		}
+		for {
+			l.mu.Lock()
+			if len(l.queue) == 0 || l.e.ctx.Err() != nil {
+				l.mu.Unlock()
+				break
+			}
+			p := l.queue[0]
+			l.queue = l.queue[1:]
+			l.running = p
+			l.mu.Unlock()
+			l.execute(p)
+			l.mu.Lock()
+			l.running = nil
+			l.mu.Unlock()
+			close(p.done)
+		}
+	}
+}
+
+func (l *layer) event(ev store.Event) {
+	if _, err := l.db.AppendEvent(ev); err != nil && !errors.Is(err, store.ErrClosed) {
+		l.log.Error("could not append to the event log", "error", err)
+	}
+}

@@ -1,0 +1,347 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/synclayer/synclayer/core/config"
+	"github.com/synclayer/synclayer/core/plugin"
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Limits on what a plugin may send.
+const (
+	MaxRecordBytes = 4 << 20
+	MaxIDBytes     = 1024
+)
+
+type atomicInt struct{ atomic.Int64 }
+
+// execute runs one queued run to its end: every sync of it stages into one
+// staging, published as one revision only if all of them completed.
+func (l *layer) execute(p *pending) {
+	run := p.run
+	now := time.Now().UTC()
+	run.State, run.StartedAt = store.RunRunning, &now
+	if err := l.db.PutRun(run); err != nil {
+		l.log.Error("could not record run start", "run", run.ID, "error", err)
+	}
+	l.event(store.Event{Type: "sync.started", Run: run.ID, Message: run.Trigger})
+	l.log.Info("run started", "run", run.ID, "trigger", run.Trigger, "syncs", refsKey(run.Syncs))
+
+	rev, err := l.stageAndPublish(p)
+	finished := time.Now().UTC()
+	run.FinishedAt = &finished
+	if err != nil {
+		run.State, run.Error = store.RunFailed, err.Error()
+		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
+		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
+		l.log.Error("run failed", "run", run.ID, "error", run.Error)
+	} else {
+		run.State, run.Revision, run.Counts = store.RunCompleted, rev.Number, rev.Counts
+		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
+		for _, models := range rev.Counts {
+			for _, c := range models {
+				l.e.metrics.Records.WithLabelValues(l.cfg.Name, "added").Add(float64(c.Added))
+				l.e.metrics.Records.WithLabelValues(l.cfg.Name, "updated").Add(float64(c.Updated))
+				l.e.metrics.Records.WithLabelValues(l.cfg.Name, "deleted").Add(float64(c.Deleted))
+			}
+		}
+		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number)})
+		l.log.Info("run completed", "run", run.ID, "revision", rev.Number, "took", finished.Sub(*run.StartedAt).Round(time.Millisecond))
+	}
+	if err := l.db.PutRun(run); err != nil {
+		l.log.Error("could not record run end", "run", run.ID, "error", err)
+	}
+}
+
+func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
+	ctx := l.e.ctx
+	st, err := l.db.BeginStaging(p.run.ID)
+	if err != nil {
+		return store.Revision{}, err
+	}
+	bySource := map[string][]string{}
+	var order []string
+	for _, r := range p.run.Syncs {
+		if _, ok := bySource[r.Source]; !ok {
+			order = append(order, r.Source)
+		}
+		bySource[r.Source] = append(bySource[r.Source], r.Sync)
+	}
+	errs := make([]error, len(order))
+	var wg sync.WaitGroup
+	for i, name := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := l.source(name)
+			if s == nil {
+				errs[i] = fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, name)
+				return
+			}
+			errs[i] = s.runSyncs(ctx, p, st, bySource[name])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		if aerr := st.Abort(); aerr != nil {
+			l.log.Error("could not roll back a failed run", "run", p.run.ID, "error", aerr)
+		}
+		return store.Revision{}, err
+	}
+	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: order})
+	if err != nil {
+		if aerr := st.Abort(); aerr != nil {
+			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)
+		}
+		return store.Revision{}, err
+	}
+	if p.full && len(p.run.Syncs) > 0 {
+		// The configuration this run used is now the layer's.
+		for _, name := range order {
+			if s := l.source(name); s != nil && l.coversSource(p, s) {
+				if err := l.db.SetMeta(configHashKey(name), []byte(s.hash)); err != nil {
+					l.log.Error("could not record the configuration hash", "source", name, "error", err)
+				}
+			}
+		}
+	}
+	return rev, nil
+}
+
+// coversSource tells whether the run synced every sync of the source.
+func (l *layer) coversSource(p *pending, s *source) bool {
+	s.mu.Lock()
+	desc := s.desc
+	s.mu.Unlock()
+	for _, y := range desc.Syncs {
+		if !contains(syncsOf(p.run.Syncs, s.cfg.Name), y.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+func syncsOf(refs []store.SyncRef, source string) []string {
+	var out []string
+	for _, r := range refs {
+		if r.Source == source {
+			out = append(out, r.Sync)
+		}
+	}
+	return out
+}
+
+// runSyncs runs a source's syncs of one run, one after the other, in its
+// plugin process.
+func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, syncs []string) error {
+	inst, err := s.instance(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	raw := s.configRaw
+	redact := s.redact
+	s.mu.Unlock()
+	// Models may depend on the upstream (a new file, a new table): ask
+	// again for this run.
+	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, raw)
+	if err != nil {
+		return s.fail("describe", err, redact)
+	}
+	s.mu.Lock()
+	desc.Config = s.desc.Config
+	s.desc = desc
+	s.mu.Unlock()
+	sort.Strings(syncs)
+	for _, name := range syncs {
+		if err := s.runSync(ctx, inst, desc, p, st, name); err != nil {
+			return s.fail(name, err, redact)
+		}
+	}
+	return nil
+}
+
+func (s *source) fail(what string, err error, redact interface{ Replace(string) string }) error {
+	var crash *plugin.CrashError
+	if errors.As(err, &crash) {
+		s.l.e.metrics.PluginCrashes.WithLabelValues(s.cfg.Plugin).Inc()
+		s.l.event(store.Event{Type: "plugin.crashed", Source: s.cfg.Name, Message: redact.Replace(err.Error())})
+	}
+	return fmt.Errorf("source %q sync %q: %s", s.cfg.Name, what, redact.Replace(err.Error()))
+}
+
+func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugin.Description, p *pending, st *store.Staging, name string) error {
+	spec := desc.Sync(name)
+	if spec == nil {
+		return fmt.Errorf("%w: the connector no longer offers it", ErrUnknownSync)
+	}
+	block := s.cfg.Sync(name)
+	models := spec.Models
+	opts := store.WriterOptions{}
+	var timeout time.Duration
+	if block != nil {
+		if len(block.Models) > 0 {
+			models = block.Models
+		}
+		opts.IgnoreIfModifiedAfter = block.Merging == config.MergeIgnoreIfModifiedAfter
+		timeout = block.Timeout
+	}
+	var cp []byte
+	if !p.run.Reset {
+		var err error
+		if cp, err = s.l.db.Checkpoint(s.cfg.Name, name); err != nil {
+			return err
+		}
+	}
+	full := p.full || cp == nil
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("timed out after %s (the sync's timeout)", timeout))
+		defer cancel()
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	allowed := make(map[string]bool, len(models))
+	for _, m := range models {
+		allowed[m] = true
+	}
+	w := st.Writer(s.cfg.Name, opts)
+	log := inst.Logger().With("sync", name, "run", p.run.ID)
+
+	// The store applies batches while the next ones arrive.
+	type item struct {
+		changes    []store.Change
+		checkpoint []byte
+	}
+	ch := make(chan item, 4)
+	applyErr := make(chan error, 1)
+	go func() {
+		var err error
+		for it := range ch {
+			if err != nil {
+				continue // drain
+			}
+			if it.changes != nil {
+				err = w.Apply(it.changes)
+			} else {
+				err = w.Checkpoint(name, it.checkpoint)
+			}
+			if err != nil {
+				cancel(err)
+			}
+		}
+		if err == nil {
+			err = w.Close()
+		} else {
+			w.Close()
+		}
+		applyErr <- err
+	}()
+	syncErr := inst.Sync(ctx, plugin.SyncRequest{
+		Layer: s.l.cfg.Name, Source: s.cfg.Name, Config: s.configRawLocked(),
+		Sync: name, Models: models, Full: full, Checkpoint: cp,
+	}, func(m *plugin.Message) error {
+		switch {
+		case m.Changes != nil:
+			cs, err := validate(m.Changes, allowed)
+			if err != nil {
+				return err
+			}
+			p.received.Add(int64(len(cs)))
+			select {
+			case ch <- item{changes: cs}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		case m.Checkpoint != nil:
+			if !json.Valid(m.Checkpoint) {
+				return errors.New("the connector sent a checkpoint that is not JSON")
+			}
+			select {
+			case ch <- item{checkpoint: m.Checkpoint}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		case m.Log != nil:
+			args := make([]interface{}, 0, len(m.Log.Fields))
+			for _, f := range m.Log.Fields {
+				args = append(args, f)
+			}
+			log.Log(m.Log.Level, m.Log.Message, args...)
+			if m.Log.Level >= hclog.Warn {
+				s.l.event(store.Event{Type: "plugin.log", Run: p.run.ID, Source: s.cfg.Name, Sync: name, Message: m.Log.Message,
+					Fields: map[string]string{"level": m.Log.Level.String()}})
+			}
+		}
+		return nil
+	})
+	close(ch)
+	werr := <-applyErr
+	if syncErr != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return syncErr
+	}
+	return werr
+}
+
+func (s *source) configRawLocked() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.configRaw
+}
+
+// validate checks a batch from a plugin: declared models only, ids present
+// and bounded, records JSON objects within the size limit.
+func validate(in []plugin.Change, allowed map[string]bool) ([]store.Change, error) {
+	out := make([]store.Change, len(in))
+	for i := range in {
+		c := &in[i]
+		if !allowed[c.Model] {
+			return nil, fmt.Errorf("the connector sent a record of model %q, which this sync does not declare", c.Model)
+		}
+		if c.ID == "" {
+			return nil, fmt.Errorf("the connector sent a %s record without an id", c.Model)
+		}
+		if len(c.ID) > MaxIDBytes {
+			return nil, fmt.Errorf("the connector sent a %s record whose id is longer than %d bytes", c.Model, MaxIDBytes)
+		}
+		if !c.Delete {
+			if len(c.Data) > MaxRecordBytes {
+				return nil, fmt.Errorf("record %s/%s is %d bytes, more than the limit of %d", c.Model, c.ID, len(c.Data), MaxRecordBytes)
+			}
+			d := bytes.TrimSpace(c.Data)
+			if len(d) < 2 || d[0] != '{' || d[len(d)-1] != '}' || !json.Valid(d) {
+				return nil, fmt.Errorf("record %s/%s is not a JSON object", c.Model, c.ID)
+			}
+			if bytes.Contains(d, []byte(`"_metadata"`)) && hasTopLevelKey(d, "_metadata") {
+				return nil, fmt.Errorf("record %s/%s has a top-level _metadata field, which synclayer reserves", c.Model, c.ID)
+			}
+			c.Data = d
+		}
+		out[i] = store.Change{Model: c.Model, ID: c.ID, Data: c.Data, Delete: c.Delete}
+	}
+	return out, nil
+}
+
+func hasTopLevelKey(obj []byte, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(obj, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
+}
