@@ -334,3 +334,19 @@ func newID(prefix string) string {
 	}
 	return fmt.Sprintf("%s_%012x%s", prefix, time.Now().UnixMilli(), hex.EncodeToString(b[:]))
 }
+
+// Validate starts and describes every source's plugin and checks the config
+// blocks against the connectors' schemas, without opening the store. The
+// plugins are stopped afterwards.
+func (e *Engine) Validate(ctx context.Context) error {
+	defer e.plugins.Shutdown()
+	var errs []error
+	for _, name := range e.order {
+		for _, s := range e.layers[name].sources {
+			if err := s.prepare(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

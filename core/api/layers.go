@@ -1,0 +1,267 @@
+package api
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/synclayer/synclayer/core/engine"
+	"github.com/synclayer/synclayer/core/store"
+)
+
+func (s *Server) listLayers(w http.ResponseWriter, _ *http.Request) {
+	type item struct {
+		Name     string `json:"name"`
+		Revision int64  `json:"revision"`
+	}
+	out := struct {
+		Layers []item `json:"layers"`
+	}{Layers: []item{}}
+	for _, name := range s.opts.Engine.LayerNames() {
+		it := item{Name: name}
+		if st, err := s.opts.Engine.Layer(name); err == nil {
+			it.Revision = st.Revision
+		}
+		out.Layers = append(out.Layers, it)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getLayer(w http.ResponseWriter, r *http.Request) {
+	st, err := s.opts.Engine.Layer(r.PathValue("layer"))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) triggerSync(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Source string `json:"source"`
+		Sync   string `json:"sync"`
+		Reset  bool   `json:"reset"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	id, err := s.opts.Engine.Trigger(r.PathValue("layer"), engine.TriggerRequest{Source: body.Source, Sync: body.Sync, Reset: body.Reset, Trigger: engine.TriggerManual})
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"run": id})
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	run, err := s.opts.Engine.Run(r.PathValue("layer"), r.PathValue("run"))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+// Limits of list endpoints.
+const (
+	DefaultLimit   = 100
+	MaxLimit       = 10000
+	MaxEventsLimit = 1000
+	MaxIDs         = 100
+)
+
+// intParam parses an optional integer query parameter within [min, max].
+func intParam(w http.ResponseWriter, r *http.Request, name string, def, min, max int64) (int64, bool) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < min || n > max {
+		writeError(w, http.StatusBadRequest, "bad_"+name, name+" must be an integer from "+strconv.FormatInt(min, 10)+" to "+strconv.FormatInt(max, 10))
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	db, err := s.opts.Engine.Store(r.PathValue("layer"))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	after, ok := intParam(w, r, "after", 0, 0, 1<<62)
+	if !ok {
+		return
+	}
+	limit, ok := intParam(w, r, "limit", DefaultLimit, 1, MaxEventsLimit)
+	if !ok {
+		return
+	}
+	evs, err := db.Events(uint64(after), int(limit))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+// parseRecordsQuery turns the query string of GET …/records into a store
+// query, answering 400 on bad input.
+func parseRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query, bool) {
+	v := r.URL.Query()
+	q := store.Query{Model: v.Get("model"), Source: v.Get("source")}
+	limit, ok := intParam(w, r, "limit", DefaultLimit, 1, MaxLimit)
+	if !ok {
+		return q, false
+	}
+	q.Limit = int(limit)
+	if q.Revision, ok = intParam(w, r, "revision", 0, 1, 1<<62); !ok {
+		return q, false
+	}
+	if c := v.Get("cursor"); c != "" {
+		cur, err := store.ParseCursor(c)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_cursor", "cursor is not a cursor this server gave out")
+			return q, false
+		}
+		q.After = &cur
+	}
+	if m := v.Get("modified_after"); m != "" {
+		t, err := time.Parse(time.RFC3339Nano, m)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_modified_after", "modified_after must be an RFC 3339 time, like 2026-11-23T07:05:00.000456Z")
+			return q, false
+		}
+		q.ModifiedAfter = t
+	}
+	if f := v.Get("filter"); f != "" {
+		for _, a := range strings.Split(f, ",") {
+			switch strings.ToLower(strings.TrimSpace(a)) {
+			case "added":
+				q.Actions |= store.MaskAdded
+			case "updated":
+				q.Actions |= store.MaskUpdated
+			case "deleted":
+				q.Actions |= store.MaskDeleted
+			default:
+				writeError(w, http.StatusBadRequest, "bad_filter", "filter is a comma list of added, updated, deleted")
+				return q, false
+			}
+		}
+	}
+	if ids := v.Get("ids"); ids != "" {
+		if q.Model == "" {
+			writeError(w, http.StatusBadRequest, "bad_ids", "ids needs model")
+			return q, false
+		}
+		for _, id := range strings.Split(ids, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				q.IDs = append(q.IDs, id)
+			}
+		}
+		if len(q.IDs) > MaxIDs {
+			writeError(w, http.StatusBadRequest, "bad_ids", "ids takes at most "+strconv.Itoa(MaxIDs)+" ids")
+			return q, false
+		}
+	}
+	return q, true
+}
+
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
+	layer := r.PathValue("layer")
+	db, err := s.opts.Engine.Store(layer)
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	q, ok := parseRecordsQuery(w, r)
+	if !ok {
+		return
+	}
+	if len(q.IDs) > 0 && q.Source == "" {
+		q.Sources, _ = s.opts.Engine.Sources(layer)
+	}
+	// Records stream out as they are read; the status is settled by the
+	// first write, so a query that fails before it still gets its error.
+	bw := bufio.NewWriterSize(w, 64<<10)
+	n := 0
+	page, err := db.Records(q, func(rec []byte) error {
+		if n == 0 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			bw.WriteString(`{"records":[`)
+		} else {
+			bw.WriteByte(',')
+		}
+		n++
+		_, err := bw.Write(rec)
+		return err
+	})
+	if err != nil {
+		if n == 0 {
+			s.engineError(w, err)
+			return
+		}
+		s.log.Error("records query failed while streaming", "layer", layer, "error", err)
+		panic(http.ErrAbortHandler)
+	}
+	if n == 0 {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		bw.WriteString(`{"records":[`)
+	}
+	bw.WriteString(`],"next_cursor":`)
+	if page.Next == "" {
+		bw.WriteString("null")
+	} else {
+		bw.WriteString(`"` + page.Next + `"`)
+	}
+	bw.WriteString(`,"revision":` + strconv.FormatInt(page.Revision.Number, 10) + "}\n")
+	bw.Flush()
+}
+
+// revisionView is a revision as the API shows it.
+type revisionView struct {
+	Revision  int64                              `json:"revision"`
+	CreatedAt time.Time                          `json:"created_at"`
+	Trigger   string                             `json:"trigger"`
+	Run       string                             `json:"run,omitempty"`
+	Sources   []string                           `json:"sources"`
+	Counts    map[string]map[string]store.Counts `json:"counts"`
+	Pinned    bool                               `json:"pinned"`
+}
+
+func (s *Server) listRevisions(w http.ResponseWriter, r *http.Request) {
+	db, err := s.opts.Engine.Store(r.PathValue("layer"))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	revs := db.Revisions()
+	out := make([]revisionView, len(revs))
+	for i, rv := range revs {
+		out[i] = revisionView{Revision: rv.Number, CreatedAt: rv.CreatedAt, Trigger: rv.Trigger, Run: rv.Run, Sources: rv.Sources, Counts: rv.Counts, Pinned: rv.Pinned}
+		if out[i].Sources == nil {
+			out[i].Sources = []string{}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"revisions": out})
+}
+
+func (s *Server) listPlugins(w http.ResponseWriter, _ *http.Request) {
+	type item struct {
+		Name string `json:"name"`
+		Path string `json:"path"`
+	}
+	out := []item{}
+	if s.opts.Plugins != nil {
+		for _, f := range s.opts.Plugins.List() {
+			out = append(out, item{Name: f.Name, Path: f.Path})
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"plugins": out})
+}
+

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// client talks to a running host.
+type client struct {
+	addr  string
+	token string
+	http  *http.Client
+}
+
+func addClientCommands(root *cobra.Command) {
+	c := &client{http: &http.Client{Timeout: 5 * time.Minute}}
+	def := os.Getenv("SYNCLAYER_ADDR")
+	if def == "" {
+		def = "http://127.0.0.1:8750"
+	}
+	root.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
+	c.token = os.Getenv("SYNCLAYER_TOKEN")
+	root.AddCommand(c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd())
+}
+
+// apiError is an error answer of the host.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s (HTTP %d %s)", e.Message, e.Status, e.Code) }
+
+// do sends a request and decodes a JSON answer into out (unless nil).
+func (c *client) do(method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(c.addr, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach synclayer at %s (is `synclayer serve` running? set --addr or SYNCLAYER_ADDR): %w", c.addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Message != "" {
+			return &apiError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return &apiError{Status: resp.StatusCode, Code: "http", Message: strings.TrimSpace(string(b))}
+	}
+	if out == nil {
+		return nil
+	}
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	return dec.Decode(out)
+}
+
+type runView struct {
+	Run        string                                 `json:"run"`
+	State      string                                 `json:"state"`
+	Trigger    string                                 `json:"trigger"`
+	Revision   int64                                  `json:"revision"`
+	Error      string                                 `json:"error"`
+	Received   int64                                  `json:"received"`
+	Counts     map[string]map[string]map[string]int64 `json:"counts"`
+	StartedAt  *time.Time                             `json:"started_at"`
+	FinishedAt *time.Time                             `json:"finished_at"`
+}
+
+func (c *client) syncCmd() *cobra.Command {
+	var wait, reset bool
+	cmd := &cobra.Command{
+		Use:   "sync LAYER [SOURCE [SYNC]]",
+		Short: "Start a run of a layer, a source or one sync",
+		Args:  cobra.RangeArgs(1, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{}
+			if len(args) > 1 {
+				body["source"] = args[1]
+			}
+			if len(args) > 2 {
+				body["sync"] = args[2]
+			}
+			if reset {
+				body["reset"] = true
+			}
+			var out struct {
+				Run string `json:"run"`
+			}
+			layer := url.PathEscape(args[0])
+			if err := c.do("POST", "/v1/layers/"+layer+"/syncs", body, &out); err != nil {
+				return err
+			}
+			if !wait {
+				fmt.Println(out.Run)
+				return nil
+			}
+			return c.waitRun(layer, out.Run)
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the run to end, showing its progress")
+	cmd.Flags().BoolVar(&reset, "reset", false, "drop the checkpoints and sync from scratch")
+	return cmd
+}
+
+// waitRun polls a run until it ends, drawing a progress line on a terminal.
+func (c *client) waitRun(layer, id string) error {
+	tty := isTerminal(os.Stderr)
+	start := time.Now()
+	last := ""
+	for {
+		var r runView
+		if err := c.do("GET", "/v1/layers/"+layer+"/runs/"+url.PathEscape(id), nil, &r); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("%s %s: %s records received, %s", id, r.State, humanInt(r.Received), time.Since(start).Round(100*time.Millisecond))
+		if r.State == "completed" || r.State == "failed" {
+			if tty {
+				fmt.Fprint(os.Stderr, "\r\033[K")
+			}
+			return printRunResult(&r)
+		}
+		if tty {
+			fmt.Fprint(os.Stderr, "\r\033[K"+line)
+		} else if r.State != last {
+			fmt.Fprintln(os.Stderr, line)
+		}
+		last = r.State
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func printRunResult(r *runView) error {
+	took := ""
+	if r.StartedAt != nil && r.FinishedAt != nil {
+		took = " in " + r.FinishedAt.Sub(*r.StartedAt).Round(time.Millisecond).String()
+	}
+	if r.State == "failed" {
+		return exitError{code: 1, msg: fmt.Sprintf("%s failed%s: %s", r.Run, took, r.Error)}
+	}
+	fmt.Printf("%s completed%s: revision %d\n", r.Run, took, r.Revision)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tMODEL\tADDED\tUPDATED\tDELETED\tUNCHANGED")
+	for src, models := range r.Counts {
+		for model, n := range models {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", src, model, n["added"], n["updated"], n["deleted"], n["unchanged"])
+		}
+	}
+	return tw.Flush()
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func humanInt(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, ch := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(ch)
+	}
+	return b.String()
+}
+
+func (c *client) recordsCmd() *cobra.Command {
+	var model, source, cursor, modifiedAfter, filter, ids string
+	var limit, revision int64
+	cmd := &cobra.Command{
+		Use:   "records LAYER",
+		Short: "Print records as JSON lines, in cursor order (all pages unless --limit)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{}
+			for k, v := range map[string]string{"model": model, "source": source, "modified_after": modifiedAfter, "filter": filter, "ids": ids} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if revision > 0 {
+				q.Set("revision", strconv.FormatInt(revision, 10))
+			}
+			out := json.NewEncoder(os.Stdout)
+			out.SetEscapeHTML(false)
+			printed := int64(0)
+			next := cursor
+			for {
+				page := int64(10000)
+				if limit > 0 && limit-printed < page {
+					page = limit - printed
+				}
+				q.Set("limit", strconv.FormatInt(page, 10))
+				if next != "" {
+					q.Set("cursor", next)
+				}
+				var resp struct {
+					Records    []json.RawMessage `json:"records"`
+					NextCursor *string           `json:"next_cursor"`
+					Revision   int64             `json:"revision"`
+				}
+				if err := c.do("GET", "/v1/layers/"+url.PathEscape(args[0])+"/records?"+q.Encode(), nil, &resp); err != nil {
+					return err
+				}
+				for _, r := range resp.Records {
+					if err := out.Encode(r); err != nil {
+						return err
+					}
+				}
+				printed += int64(len(resp.Records))
+				if resp.NextCursor == nil || (limit > 0 && printed >= limit) {
+					return nil
+				}
+				// Stay on the revision of the first page across the walk.
+				q.Set("revision", strconv.FormatInt(resp.Revision, 10))
+				next = *resp.NextCursor
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&model, "model", "", "only this model")
+	f.StringVar(&source, "source", "", "only this source")
+	f.StringVar(&cursor, "cursor", "", "start after this cursor")
+	f.StringVar(&modifiedAfter, "modified-after", "", "only records modified at or after this RFC 3339 time")
+	f.StringVar(&filter, "filter", "", "comma list of added,updated,deleted")
+	f.StringVar(&ids, "ids", "", "comma list of ids (with --model)")
+	f.Int64Var(&limit, "limit", 0, "print at most this many records (0: all)")
+	f.Int64Var(&revision, "revision", 0, "read this revision (default: current)")
+	return cmd
+}
+
+func (c *client) revisionsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revisions LAYER",
+		Short: "List a layer's revisions, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Revisions []struct {
+					Revision  int64                                  `json:"revision"`
+					CreatedAt time.Time                              `json:"created_at"`
+					Trigger   string                                 `json:"trigger"`
+					Sources   []string                               `json:"sources"`
+					Counts    map[string]map[string]map[string]int64 `json:"counts"`
+					Pinned    bool                                   `json:"pinned"`
+				} `json:"revisions"`
+			}
+			if err := c.do("GET", "/v1/layers/"+url.PathEscape(args[0])+"/revisions", nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "REVISION\tCREATED\tTRIGGER\tSOURCES\tADDED\tUPDATED\tDELETED\tPINNED")
+			for _, r := range out.Revisions {
+				var a, u, d int64
+				for _, models := range r.Counts {
+					for _, n := range models {
+						a, u, d = a+n["added"], u+n["updated"], d+n["deleted"]
+					}
+				}
+				pin := ""
+				if r.Pinned {
+					pin = "pinned"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", r.Revision, r.CreatedAt.Format(time.RFC3339), r.Trigger, strings.Join(r.Sources, ","), a, u, d, pin)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (c *client) eventsCmd() *cobra.Command {
+	var after, limit int64
+	cmd := &cobra.Command{
+		Use:   "events LAYER",
+		Short: "Print a layer's sync event log",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Events []struct {
+					Seq     uint64            `json:"seq"`
+					Time    time.Time         `json:"time"`
+					Type    string            `json:"type"`
+					Run     string            `json:"run"`
+					Source  string            `json:"source"`
+					Sync    string            `json:"sync"`
+					Message string            `json:"message"`
+					Fields  map[string]string `json:"fields"`
+				} `json:"events"`
+			}
+			path := fmt.Sprintf("/v1/layers/%s/events?after=%d&limit=%d", url.PathEscape(args[0]), after, limit)
+			if err := c.do("GET", path, nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tRUN\tSOURCE\tMESSAGE")
+			for _, e := range out.Events {
+				src := e.Source
+				if e.Sync != "" {
+					src += "/" + e.Sync
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.Run, src, e.Message)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().Int64Var(&after, "after", 0, "only events after this sequence number")
+	cmd.Flags().Int64Var(&limit, "limit", 100, "at most this many events")
+	return cmd
+}
+
+func (c *client) pluginsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "plugins",
+		Short: "List the connector plugins the host finds",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Plugins []struct{ Name, Path string } `json:"plugins"`
+			}
+			if err := c.do("GET", "/v1/plugins", nil, &out); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tPATH")
+			for _, p := range out.Plugins {
+				fmt.Fprintf(tw, "%s\t%s\n", p.Name, p.Path)
+			}
+			return tw.Flush()
+		},
+	}
+}
