@@ -310,7 +310,10 @@ func validate(in []plugin.Change, allowed map[string]bool) ([]store.Change, erro
 	out := make([]store.Change, len(in))
 	for i := range in {
 		c := &in[i]
-		if !allowed[c.Model] {
+		// Saves must be of a declared model. Deletes may name a model the
+		// connector no longer declares (a files source whose file vanished):
+		// they can only remove that source's own records.
+		if !allowed[c.Model] && (!c.Delete || c.Model == "") {
 			return nil, fmt.Errorf("the connector sent a record of model %q, which this sync does not declare", c.Model)
 		}
 		if c.ID == "" {

@@ -1,0 +1,121 @@
+package sdk
+
+import (
+	"context"
+	"time"
+)
+
+// Connector is what every connector implements.
+type Connector interface {
+	// Describe tells the host who the connector is: name, version, config
+	// schema, models and syncs. It must not depend on any configuration
+	// (see ConnectorWithConfiguredModels for that) and must be cheap: it is
+	// called at start-up and whenever the host asks.
+	Describe() Description
+	// Sync runs the sync named req.Sync: it fetches the models in req.Models
+	// and writes their records, deletes and checkpoints to w. It resumes from
+	// req.Checkpoint when req.Full is false, and should return promptly when
+	// ctx is cancelled. Returning an error fails the run with that message;
+	// the host retries it from the last checkpoint the connector wrote. A
+	// panic fails the run too, and does not kill the plugin.
+	Sync(ctx context.Context, req *SyncRequest, w *Writer) error
+}
+
+// Description is the connector's answer to Describe.
+type Description struct {
+	// Name is the connector's name, as in `plugin = "name"` in a layer file.
+	Name string
+	// Version is the connector's version, for the host's logs and UI.
+	Version string
+	// Config is a pointer to the connector's config struct. Only its type is
+	// used, to derive the config schema from the struct's `config` and `doc`
+	// tags (see the package documentation); a typed nil pointer is fine.
+	// Nil means the connector takes no configuration.
+	Config any
+	// Models are the record types the connector emits.
+	Models []Model
+	// Syncs are the connector's jobs, each fetching some of the models.
+	Syncs []SyncSpec
+}
+
+// Model is a record type the connector emits (Product, Customer).
+type Model struct {
+	// Name is the model's name; records are stored per (source, model).
+	Name string
+	// Description says what a record of this model is.
+	Description string
+	// Fields lists the record's notable attributes, for documentation and
+	// UIs; records may carry more. Every record also has a string "id".
+	Fields []ModelField
+}
+
+// ModelField is one attribute of a model.
+type ModelField struct {
+	// Name is the attribute's name in the record's JSON object.
+	Name string
+	// Type is a free-form type name such as "string", "number", "bool",
+	// "timestamp", "object" or "array".
+	Type string
+}
+
+// SyncSpec declares one sync: a named job that fetches some models on its
+// own schedule.
+type SyncSpec struct {
+	// Name is the sync's name, as in `sync "name" { ... }` in a layer file.
+	Name string
+	// Models are the names of the models this sync fetches; each must be
+	// one of Description.Models.
+	Models []string
+	// Every is the default schedule as an interval; zero for none.
+	Every time.Duration
+	// Cron is the default schedule as a cron expression ("0 3 * * *");
+	// empty for none. Set at most one of Every and Cron.
+	Cron string
+	// Incremental is true when the sync can resume from a checkpoint and
+	// fetch only what changed; false when every run reads everything.
+	Incremental bool
+}
+
+// ConnectorWithCheck is a Connector that can tell whether a configuration
+// reaches its upstream (credentials valid, host reachable). Without it, a
+// check always succeeds.
+type ConnectorWithCheck interface {
+	Connector
+	// Check returns nil when the configuration works, or an error that
+	// tells the user what is wrong and how to fix it.
+	Check(ctx context.Context, req *CheckRequest) error
+}
+
+// ConnectorWithConfiguredModels is a Connector whose models and syncs depend
+// on its configuration (a REST connector whose models are listed in its
+// config, a database connector whose models are tables). When the host asks
+// for the description of a configured source, Configure answers it; when it
+// asks without a configuration (to learn the config schema), Describe does.
+type ConnectorWithConfiguredModels interface {
+	Connector
+	// Configure returns the description for req's configuration. Only its
+	// Models and Syncs are used; name, version and config schema always come
+	// from Describe. It is also called before each Sync and HandleWebhook to
+	// know which models the run may write. A model can disappear between
+	// the host's Describe and a run (its file or table was removed): a Sync
+	// may still be asked for it, and the Writer accepts Delete on any model
+	// the configuration no longer declares, so that the connector can
+	// delete its records.
+	Configure(ctx context.Context, req *ConfigRequest) (*Description, error)
+}
+
+// ConnectorWithWebhooks is a Connector that takes payload webhooks
+// (POST /hooks/sources/{layer}/{source}): the upstream pushes changes, the
+// host asks the connector to verify the request, stores it durably, then
+// asks the connector to turn it into record changes.
+type ConnectorWithWebhooks interface {
+	Connector
+	// VerifyWebhook returns nil when the request is authentic (signature,
+	// freshness); an error rejects it with 401 and the error as the reason.
+	// It must not change anything: the request is not yet stored.
+	VerifyWebhook(ctx context.Context, req *WebhookRequest) error
+	// HandleWebhook turns a verified request into changes written to w. It
+	// may fetch more from the upstream. It may be called again with the same
+	// request after a crash, so it must be idempotent.
+	HandleWebhook(ctx context.Context, req *WebhookRequest, w *Writer) error
+}

@@ -1,0 +1,168 @@
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	sdk "github.com/synclayer/synclayer/plugin-sdk"
+	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+)
+
+// The test binary doubles as a plugin: with helperEnv set, TestMain serves
+// a connector instead of running tests.
+const helperEnv = "SDK_TEST_HELPER_PLUGIN"
+
+type helperConn struct{ panicInDescribe bool }
+
+func (c *helperConn) Describe() sdk.Description {
+	if c.panicInDescribe {
+		panic("describe exploded")
+	}
+	fmt.Println("a stray print must not break the handshake")
+	return sdk.Description{
+		Name: "helper", Version: "0.0.1",
+		Models: []sdk.Model{{Name: "A"}},
+		Syncs:  []sdk.SyncSpec{{Name: "all", Models: []string{"A"}}},
+	}
+}
+
+func (c *helperConn) Check(ctx context.Context, req *sdk.CheckRequest) error {
+	req.Logger.Warn("checking from the plugin", "n", 1)
+	return errors.New("unreachable upstream")
+}
+
+func (c *helperConn) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
+	req.Logger.Info("syncing")
+	return w.Save(ctx, "A", map[string]any{"id": 1})
+}
+
+func runHelperPlugin() {
+	sdk.Serve(&helperConn{panicInDescribe: os.Getenv(helperEnv) == "panic"})
+}
+
+func helperCmd(mode string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
+	return cmd
+}
+
+func TestServeByHand(t *testing.T) {
+	cmd := helperCmd("1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v", err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "is a synclayer connector plugin") ||
+		!strings.Contains(stderr.String(), "synclayer serve --config") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+}
+
+func TestServePanicAtStartUp(t *testing.T) {
+	cmd := helperCmd("panic")
+	cmd.Env = append(cmd.Env, connectorv1.Handshake.MagicCookieKey+"="+connectorv1.Handshake.MagicCookieValue)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v", err)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout: %q", stdout.String())
+	}
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(stderr.Bytes()), &line); err != nil {
+		t.Fatalf("stderr is not one hclog JSON line: %v\n%s", err, stderr.String())
+	}
+	if line["@level"] != "error" || !strings.Contains(fmt.Sprint(line["error"]), "connector panicked in Describe: describe exploded") {
+		t.Fatalf("stderr: %v", line)
+	}
+}
+
+// syncBuffer is an io.Writer safe for go-plugin's log goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeOverGoPlugin launches the plugin as the host does and talks to
+// it through go-plugin.
+func TestServeOverGoPlugin(t *testing.T) {
+	var hostLog syncBuffer
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  connectorv1.Handshake,
+		VersionedPlugins: connectorv1.VersionedPlugins(nil),
+		Cmd:              helperCmd("1"),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: &hostLog, Level: hclog.Trace}),
+	})
+	defer client.Kill()
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rpc.Dispense(connectorv1.PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(connectorv1.ConnectorClient)
+	d, err := c.Describe(t.Context(), &connectorv1.DescribeRequest{})
+	if err != nil || d.GetName() != "helper" {
+		t.Fatalf("Describe: %v %v", err, d)
+	}
+	chk, err := c.Check(t.Context(), &connectorv1.CheckRequest{Context: &connectorv1.RunContext{Layer: "l", Source: "s"}})
+	if err != nil || chk.GetOk() || chk.GetMessage() != "unreachable upstream" {
+		t.Fatalf("Check: %v %v", err, chk)
+	}
+	stream, err := c.Sync(t.Context(), &connectorv1.SyncRequest{Sync: "all", Full: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		kinds = append(kinds, fmt.Sprintf("%T", m.GetKind()))
+	}
+	if strings.Join(kinds, ",") != "*connectorv1.SyncMessage_Log,*connectorv1.SyncMessage_Batch" {
+		t.Fatalf("stream: %v", kinds)
+	}
+	client.Kill()
+	// The plugin's stderr hclog line kept its level on the host side.
+	if log := hostLog.String(); !strings.Contains(log, "[WARN]  ") || !strings.Contains(log, "checking from the plugin") {
+		t.Fatalf("host log:\n%s", log)
+	}
+}
