@@ -212,11 +212,11 @@ func (h *host) call(method, path string, body any, want int, out any) {
 }
 
 type runStatus struct {
-	Run      string                                  `json:"run"`
-	State    string                                  `json:"state"`
-	Trigger  string                                  `json:"trigger"`
-	Revision int64                                   `json:"revision"`
-	Error    string                                  `json:"error"`
+	Run      string                                 `json:"run"`
+	State    string                                 `json:"state"`
+	Trigger  string                                 `json:"trigger"`
+	Revision int64                                  `json:"revision"`
+	Error    string                                 `json:"error"`
 	Counts   map[string]map[string]map[string]int64 `json:"counts"`
 }
 

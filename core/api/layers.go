@@ -264,4 +264,3 @@ func (s *Server) listPlugins(w http.ResponseWriter, _ *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"plugins": out})
 }
-
