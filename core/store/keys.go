@@ -17,7 +17,9 @@ import (
 //	k/<source>\0<sync>           committed checkpoint of a sync
 //	p/<run>\0<source>\0<sync>    checkpoint of a run in progress (moves to k/ on publish)
 //	e/<seq:8>                    event log
-//	m/<name>                     layer metadata (config hashes, …)
+//	a/<seq:8>                    audit log
+//	s/<run>\0<source>\0<model>\0<id> seen by a run (track_deletes), while it stages
+//	m/<name>                     layer metadata (config hashes, pin, …)
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
 // look at through a revision's timestamp; they are written exclusively at a
@@ -31,6 +33,8 @@ const (
 	pfxCheckpoint = 'k'
 	pfxPendingCP  = 'p'
 	pfxEvent      = 'e'
+	pfxAudit      = 'a'
+	pfxSeen       = 's'
 	pfxMeta       = 'm'
 )
 

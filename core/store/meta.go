@@ -65,20 +65,6 @@ type Event struct {
 	Fields  map[string]string `json:"fields,omitempty"`
 }
 
-func (l *Layer) lastEventSeq() (uint64, error) {
-	var seq uint64
-	err := l.viewLatest(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, Reverse: true})
-		defer it.Close()
-		it.Seek([]byte{pfxEvent, 0xff})
-		if it.Valid() {
-			seq = binary.BigEndian.Uint64(it.Item().Key()[1:])
-		}
-		return nil
-	})
-	return seq, err
-}
-
 // AppendEvent adds an event to the log and returns it with its sequence
 // number and time set.
 func (l *Layer) AppendEvent(e Event) (Event, error) {
@@ -186,4 +172,93 @@ func (l *Layer) Runs() ([]*Run, error) {
 		return nil
 	})
 	return out, err
+}
+
+// AppendAudit adds an entry to the layer's audit log.
+func (l *Layer) AppendAudit(a AuditEntry) (AuditEntry, error) {
+	err := l.setLatest(func(txn *badger.Txn) error {
+		l.auditSeq++
+		a.Seq = l.auditSeq
+		a.Layer = l.name
+		if a.Time.IsZero() {
+			a.Time = time.Now().UTC()
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return txn.Set(u64Key(pfxAudit, a.Seq), b)
+	})
+	return a, err
+}
+
+// Audit returns up to limit audit entries with a sequence number above
+// after, oldest first.
+func (l *Layer) Audit(after uint64, limit int) ([]AuditEntry, error) {
+	out := []AuditEntry{}
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxAudit}, PrefetchValues: true})
+		defer it.Close()
+		for it.Seek(u64Key(pfxAudit, after+1)); it.Valid() && len(out) < limit; it.Next() {
+			var a AuditEntry
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &a) }); err != nil {
+				return fmt.Errorf("decode audit entry: %w", err)
+			}
+			out = append(out, a)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// lastSeq returns the highest sequence number under a u64-keyed prefix.
+func (l *Layer) lastSeq(prefix byte) (uint64, error) {
+	var seq uint64
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}, Reverse: true})
+		defer it.Close()
+		it.Seek([]byte{prefix, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		if it.Valid() {
+			seq = binary.BigEndian.Uint64(it.Item().Key()[1:])
+		}
+		return nil
+	})
+	return seq, err
+}
+
+// PruneEvents deletes events older than the cutoff and returns how many.
+func (l *Layer) PruneEvents(before time.Time) (int, error) {
+	var keys [][]byte
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var e Event
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return err
+			}
+			if !e.Time.Before(before) {
+				break // events are in time order
+			}
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	for i := 0; i < len(keys); i += 1000 {
+		chunk := keys[i:min(i+1000, len(keys))]
+		if err := l.setLatest(func(txn *badger.Txn) error {
+			for _, k := range chunk {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return i, err
+		}
+	}
+	return len(keys), nil
 }

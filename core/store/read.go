@@ -53,14 +53,11 @@ var ErrRevisionGone = errors.New("revision no longer retained")
 // emit as JSON objects with their _metadata. The slice passed to emit is
 // only valid during the call. All records come from one revision.
 func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
-	rev, ok := l.revisionAt(q.Revision)
+	rev, ok, err := l.revisionAt(q.Revision)
+	if err != nil {
+		return Page{}, err
+	}
 	if !ok {
-		if q.Revision != 0 {
-			if newest, any := l.Newest(); any && q.Revision > 0 && q.Revision < newest.Number {
-				return Page{}, ErrRevisionGone
-			}
-			return Page{}, fmt.Errorf("%w: %d", ErrNoRevision, q.Revision)
-		}
 		return Page{}, nil // nothing published yet
 	}
 	page := Page{Revision: rev}

@@ -53,22 +53,32 @@ func (l *Layer) readRevisions() ([]Revision, error) {
 	return revs, err
 }
 
-// Revisions returns the layer's revisions, newest first, with the pinned
-// flag set on the pinned one.
+// Revisions returns the layer's readable revisions, newest first, with the
+// pinned flag set on the pinned one.
 func (l *Layer) Revisions() []Revision {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	out := make([]Revision, len(l.revs))
-	for i, r := range l.revs {
+	out := []Revision{}
+	for i := len(l.revs) - 1; i >= 0; i-- {
+		r := l.revs[i]
+		if !l.retainedLocked(r) {
+			continue
+		}
 		r.Pinned = r.Number == l.pinned
-		out[len(l.revs)-1-i] = r
+		out = append(out, r)
 	}
 	return out
 }
 
 // Current returns the revision readers see now (pinned or newest) and
 // whether the layer has any revision.
-func (l *Layer) Current() (Revision, bool) { return l.revisionAt(0) }
+func (l *Layer) Current() (Revision, bool) {
+	r, ok, _ := l.revisionAt(0)
+	if ok {
+		r.Pinned = r.Number == l.Pinned()
+	}
+	return r, ok
+}
 
 // Newest returns the newest revision, pinned or not.
 func (l *Layer) Newest() (Revision, bool) {

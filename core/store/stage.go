@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,13 +22,16 @@ type Change struct {
 }
 
 // Staging is a run's change set in progress. Its changes are written in
-// place, at a timestamp above every published revision, so readers do not
+// place, at timestamps above every published revision, so readers do not
 // see them until Publish commits the revision record; Abort restores every
-// key it touched. At most one staging is active per layer.
+// key it touched. A staging survives a failed attempt of its run: the retry
+// writes on top of it (NextAttempt) and resumes from the run's checkpoints.
+// At most one staging is active per layer.
 type Staging struct {
 	l     *Layer
 	run   string
-	ts    uint64 // commit timestamp of every staged record key
+	base  uint64 // timestamp of the first attempt's writes
+	ts    uint64 // timestamp of the current attempt's writes
 	start uint64 // newest published timestamp when staging began
 	seq   atomic.Uint32
 
@@ -35,6 +39,12 @@ type Staging struct {
 	counts  map[string]map[string]Counts
 	writers []*StageWriter
 	done    bool
+	// intervening are the index keys that revisions published while this
+	// staging was open changed (guarded by l.pub).
+	intervening map[string]struct{}
+	// tracked are the (source, model) pairs whose unseen records become
+	// deleted when the staging is published.
+	tracked map[[2]string]bool
 }
 
 // BeginStaging starts staging a run's changes. It fails with ErrBusy while
@@ -53,9 +63,42 @@ func (l *Layer) BeginStaging(run string) (*Staging, error) {
 	if err := txn.CommitAt(l.nextTS(), nil); err != nil {
 		return nil, fmt.Errorf("store: begin staging: %w", err)
 	}
-	st := &Staging{l: l, run: run, ts: l.ts + stagingGap, start: l.publishedTS(), counts: map[string]map[string]Counts{}}
+	base := l.ts + stagingGap
+	st := &Staging{l: l, run: run, base: base, ts: base, start: l.publishedTS(),
+		counts: map[string]map[string]Counts{}, intervening: map[string]struct{}{}, tracked: map[[2]string]bool{}}
 	l.staging = st
 	return st, nil
+}
+
+// Run is the id of the staging's run.
+func (st *Staging) Run() string { return st.run }
+
+// NextAttempt prepares the staging for a retry of its run: writers of the
+// failed attempt must be closed; the changes they flushed stay staged.
+func (st *Staging) NextAttempt() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		return ErrStagingDone
+	}
+	for _, w := range st.writers {
+		if !w.closed {
+			return errors.New("store: next attempt with a writer still open")
+		}
+	}
+	st.writers = nil
+	st.ts++
+	return nil
+}
+
+// Checkpoint returns the checkpoint a sync should resume from: the last
+// one this run recorded, else the sync's committed checkpoint.
+func (st *Staging) Checkpoint(source, sync string) ([]byte, error) {
+	cp, err := st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
+	if err != nil || cp != nil {
+		return cp, err
+	}
+	return st.l.Checkpoint(source, sync)
 }
 
 // WriterOptions tune how a source's changes are applied.
@@ -64,16 +107,34 @@ type WriterOptions struct {
 	// published after this staging began has modified (the merging strategy
 	// ignore_if_modified_after).
 	IgnoreIfModifiedAfter bool
+	// TrackDeletes lists models whose records this writer does not save
+	// become deleted when the staging is published (a full run with
+	// track_deletes).
+	TrackDeletes []string
 }
 
 // Writer returns a writer for one source's changes. Writers of different
 // sources may be used concurrently; one writer is not safe for concurrent
 // use.
 func (st *Staging) Writer(source string, opts WriterOptions) *StageWriter {
-	w := &StageWriter{st: st, source: source, opts: opts, fresh: map[string]bool{}, pending: map[string]indexEntry{}, counts: map[string]Counts{}}
+	w := &StageWriter{st: st, source: source, opts: opts, fresh: map[string]bool{}, pending: map[string]indexEntry{},
+		counts: map[string]Counts{}, track: map[string]bool{}}
+	for _, m := range opts.TrackDeletes {
+		w.track[m] = true
+	}
 	st.mu.Lock()
 	st.writers = append(st.writers, w)
+	for _, m := range opts.TrackDeletes {
+		st.tracked[[2]string{source, m}] = true
+	}
 	st.mu.Unlock()
+	w.a = applier{
+		source: source, opts: opts, ts: st.ts, base: st.base, start: st.start,
+		seq:     func() uint32 { return st.seq.Add(1) },
+		payload: w.entryPayload,
+		counts:  w.counts,
+		written: func(key []byte, e indexEntry) { w.pending[string(key)] = e },
+	}
 	return w
 }
 
@@ -85,6 +146,7 @@ type StageWriter struct {
 	st     *Staging
 	source string
 	opts   WriterOptions
+	a      applier
 	wb     *badger.WriteBatch
 	// fresh records, per model, whether the model had no records at all
 	// before this run: then a change needs no read unless its id may have
@@ -95,6 +157,7 @@ type StageWriter struct {
 	// reads cannot see yet.
 	pending map[string]indexEntry
 	counts  map[string]Counts
+	track   map[string]bool
 	err     error
 	closed  bool
 }
@@ -146,28 +209,23 @@ func (w *StageWriter) apply(changes []Change) error {
 			if rtxn == nil {
 				rtxn = st.l.db.NewTransactionAt(readLatest, false)
 			}
-			item, err := rtxn.Get(key)
-			switch {
-			case errors.Is(err, badger.ErrKeyNotFound):
-			case err != nil:
+			var err error
+			if cur, found, err = readIndex(rtxn, key); err != nil {
 				return err
-			default:
-				if err := item.Value(func(v []byte) (err error) { cur, err = decodeIndex(v); return }); err != nil {
-					return err
-				}
-				found = true
 			}
 		}
 		if fresh {
 			w.seen.add(h)
 		}
-		if found && w.opts.IgnoreIfModifiedAfter {
-			if t := cur.cursor.ts(); t > st.start && t < st.ts {
-				continue
-			}
-		}
-		if err := w.applyOne(c, key, cur, found); err != nil {
+		w.a.w = w.batch()
+		if err := w.a.apply(c, key, cur, found); err != nil {
 			return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, err)
+		}
+		if !c.Delete && w.track[c.Model] {
+			// Mark the record seen by this run, for track_deletes.
+			if err := w.batch().Set(seenKey(st.run, w.source, c.Model, c.ID), nil); err != nil {
+				return err
+			}
 		}
 	}
 	if len(w.pending) >= pendingLimit {
@@ -175,6 +233,8 @@ func (w *StageWriter) apply(changes []Change) error {
 	}
 	return nil
 }
+
+func seenKey(run, source, model, id string) []byte { return strKey(pfxSeen, run, source, model, id) }
 
 func (w *StageWriter) isFresh(model string) (bool, error) {
 	fresh := true
@@ -188,90 +248,19 @@ func (w *StageWriter) isFresh(model string) (bool, error) {
 	return fresh, err
 }
 
-func (w *StageWriter) applyOne(c *Change, key []byte, cur indexEntry, found bool) error {
-	st := w.st
-	thisRun := found && cur.cursor.ts() == st.ts
-	var action Action
-	var payload []byte
-	firstSeen := st.ts
-	var hash uint64
-	cnt := w.counts[c.Model]
-	if c.Delete {
-		if !found || cur.deleted {
-			return nil
-		}
-		// Keep the last payload so that readers see what was deleted.
-		old, err := w.entryPayload(cur.cursor)
-		if err != nil {
-			return err
-		}
-		action, payload, firstSeen, hash = Deleted, old, cur.firstSeen, cur.hash
-		cnt.Deleted++
-	} else {
-		hash = xxhash.Sum64(c.Data)
-		payload = c.Data
-		switch {
-		case !found:
-			action = Added
-			cnt.Added++
-		case cur.deleted:
-			action, firstSeen = Added, cur.firstSeen
-			cnt.Added++
-		case cur.hash == hash:
-			cnt.Unchanged++
-			w.counts[c.Model] = cnt
-			return nil
-		default:
-			action, firstSeen = Updated, cur.firstSeen
-			if thisRun && cur.firstSeen == st.ts {
-				action = Added // added earlier in this run: still an addition
-			} else if !thisRun {
-				cnt.Updated++
-			}
-		}
-	}
-	w.counts[c.Model] = cnt
-	wb := w.batch()
-	if found {
-		if err := wb.Delete(recordKey(cur.cursor)); err != nil {
-			return err
-		}
-	}
-	cursor := makeCursor(st.ts, st.seq.Add(1))
-	ie := indexEntry{cursor: cursor, hash: hash, firstSeen: firstSeen, deleted: action == Deleted}
-	val := encodeEntry(make([]byte, 0, 16+len(w.source)+len(c.Model)+len(c.ID)+len(payload)), action, firstSeen, w.source, c.Model, c.ID, payload)
-	if err := wb.Set(recordKey(cursor), val); err != nil {
-		return err
-	}
-	if err := wb.Set(key, ie.encode()); err != nil {
-		return err
-	}
-	w.pending[string(key)] = ie
-	return nil
-}
-
 // entryPayload reads the payload of the record entry at cursor c.
 func (w *StageWriter) entryPayload(c Cursor) ([]byte, error) {
-	if c.ts() == w.st.ts {
+	if c.ts() >= w.st.base {
 		// Written by this run, perhaps not yet flushed.
 		if err := w.flush(); err != nil {
 			return nil, err
 		}
+		w.a.w = w.batch()
 	}
 	var payload []byte
-	err := w.st.l.viewLatest(func(txn *badger.Txn) error {
-		item, err := txn.Get(recordKey(c))
-		if err != nil {
-			return fmt.Errorf("read record entry: %w", err)
-		}
-		return item.Value(func(v []byte) error {
-			e, err := decodeEntry(v)
-			if err != nil {
-				return err
-			}
-			payload = append([]byte(nil), e.payload...)
-			return nil
-		})
+	err := w.st.l.viewLatest(func(txn *badger.Txn) (err error) {
+		payload, err = readPayload(txn, c)
+		return err
 	})
 	return payload, err
 }
@@ -297,7 +286,8 @@ func (w *StageWriter) flush() error {
 
 // Checkpoint flushes the writer and then records the checkpoint of one of
 // its source's syncs for this run. The checkpoint becomes the sync's
-// committed checkpoint when the run is published.
+// committed checkpoint when the run is published; a retry of the run
+// resumes from it.
 func (w *StageWriter) Checkpoint(sync string, state []byte) error {
 	if w.err != nil {
 		return w.err
@@ -332,14 +322,19 @@ func (w *StageWriter) Close() error {
 		w.err = err
 		return err
 	}
-	w.st.mu.Lock()
-	defer w.st.mu.Unlock()
-	m := w.st.counts[w.source]
+	w.st.addCounts(w.source, w.counts)
+	return nil
+}
+
+func (st *Staging) addCounts(source string, counts map[string]Counts) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m := st.counts[source]
 	if m == nil {
 		m = map[string]Counts{}
-		w.st.counts[w.source] = m
+		st.counts[source] = m
 	}
-	for model, c := range w.counts {
+	for model, c := range counts {
 		t := m[model]
 		t.Added += c.Added
 		t.Updated += c.Updated
@@ -347,7 +342,6 @@ func (w *StageWriter) Close() error {
 		t.Unchanged += c.Unchanged
 		m[model] = t
 	}
-	return nil
 }
 
 // Counts returns the changes staged so far by closed writers, by source and
@@ -366,14 +360,16 @@ func (st *Staging) Counts() map[string]map[string]Counts {
 	return out
 }
 
-// PublishInfo describes the revision a staging becomes.
+// PublishInfo describes the revision a change set becomes.
 type PublishInfo struct {
 	Trigger string
 	Sources []string
+	Run     string
 }
 
 // Publish closes every writer and commits the staging as a new revision,
-// together with the run's checkpoints. Readers see all of it or none.
+// together with the run's checkpoints. Records of tracked models that the
+// run did not save become deleted first. Readers see all of it or none.
 func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	st.mu.Lock()
 	if st.done {
@@ -387,36 +383,19 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 			return Revision{}, fmt.Errorf("store: publish run %s: source %s: %w", st.run, w.source, err)
 		}
 	}
-	counts := st.Counts()
+	if err := st.deleteUnseen(); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err)
+	}
 	l := st.l
 	l.pub.Lock()
 	defer l.pub.Unlock()
-	st.mu.Lock()
-	st.done = true
-	st.mu.Unlock()
-	sources := append([]string(nil), info.Sources...)
-	sort.Strings(sources)
-	rev := Revision{
-		CreatedAt: l.commitTime(),
-		Trigger:   info.Trigger,
-		Run:       st.run,
-		Sources:   sources,
-		Counts:    counts,
-		TS:        st.ts,
-	}
-	if last, ok := l.Newest(); ok {
-		rev.Number = last.Number + 1
-	} else {
-		rev.Number = 1
-	}
-	b, err := json.Marshal(rev)
-	if err != nil {
-		return Revision{}, err
-	}
+	// The revision commits above every staged write; reconciling with
+	// revisions published meanwhile happens at that timestamp too.
+	ts := st.ts + 1
 	txn := l.db.NewTransactionAt(readLatest, true)
 	defer txn.Discard()
-	if err := txn.Set(u64Key(pfxRevision, uint64(rev.Number)), b); err != nil {
-		return Revision{}, err
+	if err := st.reconcile(txn, ts); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
 	}
 	if err := st.moveCheckpoints(txn); err != nil {
 		return Revision{}, err
@@ -424,30 +403,207 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	if err := txn.Delete(metaKey(metaStaging)); err != nil {
 		return Revision{}, err
 	}
-	if err := txn.CommitAt(st.ts, nil); err != nil {
-		l.staging = nil
+	if info.Run == "" {
+		info.Run = st.run
+	}
+	rev, err := l.commitRevision(txn, ts, info, st.Counts())
+	if err != nil {
 		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
 	}
-	l.appendRevision(rev)
-	l.ts = st.ts
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
 	l.staging = nil
+	st.dropSeen()
 	return rev, nil
+}
+
+// commitRevision adds the revision record to txn and commits it at ts.
+// Call with l.pub held.
+func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, counts map[string]map[string]Counts) (Revision, error) {
+	sources := append([]string(nil), info.Sources...)
+	sort.Strings(sources)
+	if sources == nil {
+		sources = []string{}
+	}
+	rev := Revision{CreatedAt: l.commitTime(), Trigger: info.Trigger, Run: info.Run, Sources: sources, Counts: counts, TS: ts, Number: 1}
+	if last, ok := l.Newest(); ok {
+		rev.Number = last.Number + 1
+	}
+	b, err := json.Marshal(rev)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := txn.Set(u64Key(pfxRevision, uint64(rev.Number)), b); err != nil {
+		return Revision{}, err
+	}
+	if err := txn.CommitAt(ts, nil); err != nil {
+		return Revision{}, err
+	}
+	l.appendRevision(rev)
+	if ts > l.ts {
+		l.ts = ts
+	}
+	l.retain()
+	return rev, nil
+}
+
+// reconcile settles records that both this staging and a revision
+// published while it was open changed. The published change wins under
+// ignore_if_modified_after, the staged one under override; either way each
+// record keeps exactly one record entry. Call with l.pub held.
+func (st *Staging) reconcile(txn *badger.Txn, ts uint64) error {
+	if len(st.intervening) == 0 {
+		return nil
+	}
+	published := st.l.db.NewTransactionAt(st.l.publishedTS(), false)
+	defer published.Discard()
+	keys := make([]string, 0, len(st.intervening))
+	for k := range st.intervening {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		key := []byte(k)
+		staged, ok, err := readIndex(txn, key)
+		if err != nil {
+			return err
+		}
+		if !ok || staged.cursor.ts() < st.base {
+			continue // this run did not touch it
+		}
+		pub, ok, err := readIndex(published, key)
+		if err != nil || !ok {
+			return err
+		}
+		source, _, _ := splitIndexKey(key)
+		if st.ignoreIfModifiedAfter(source) {
+			// The published change stands: drop the staged entry.
+			if err := txn.Delete(recordKey(staged.cursor)); err != nil {
+				return err
+			}
+			if err := txn.Set(key, pub.encode()); err != nil {
+				return err
+			}
+			continue
+		}
+		// The staged change stands: drop the entry the published change made.
+		if pub.cursor != staged.cursor {
+			if err := txn.Delete(recordKey(pub.cursor)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (st *Staging) ignoreIfModifiedAfter(source string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, w := range st.writers {
+		if w.source == source && w.opts.IgnoreIfModifiedAfter {
+			return true
+		}
+	}
+	return false
+}
+
+func splitIndexKey(key []byte) (source, model, id string) {
+	parts := bytes.SplitN(key[1:], []byte{0}, 3)
+	if len(parts) != 3 {
+		return "", "", ""
+	}
+	return string(parts[0]), string(parts[1]), string(parts[2])
+}
+
+// deleteUnseen deletes the records of tracked models that the run did not
+// save: it walks each model's index beside the run's seen markers, both in
+// id order.
+func (st *Staging) deleteUnseen() error {
+	st.mu.Lock()
+	tracked := make([][2]string, 0, len(st.tracked))
+	for k := range st.tracked {
+		tracked = append(tracked, k)
+	}
+	st.mu.Unlock()
+	sort.Slice(tracked, func(i, j int) bool { return tracked[i][0]+"\x00"+tracked[i][1] < tracked[j][0]+"\x00"+tracked[j][1] })
+	for _, sm := range tracked {
+		source, model := sm[0], sm[1]
+		var unseen []Change
+		err := st.l.viewLatest(func(txn *badger.Txn) error {
+			idx := txn.NewIterator(badger.IteratorOptions{Prefix: indexPrefix(source, model)})
+			defer idx.Close()
+			seenPfx := append(strKey(pfxSeen, st.run, source, model), 0)
+			seen := txn.NewIterator(badger.IteratorOptions{Prefix: seenPfx})
+			defer seen.Close()
+			seen.Rewind()
+			ipfx := len(indexPrefix(source, model))
+			for idx.Rewind(); idx.Valid(); idx.Next() {
+				id := idx.Item().Key()[ipfx:]
+				for seen.Valid() && bytes.Compare(seen.Item().Key()[len(seenPfx):], id) < 0 {
+					seen.Next()
+				}
+				if seen.Valid() && bytes.Equal(seen.Item().Key()[len(seenPfx):], id) {
+					continue
+				}
+				var ie indexEntry
+				if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+					return err
+				}
+				if !ie.deleted {
+					unseen = append(unseen, Change{Model: model, ID: string(id), Delete: true})
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(unseen) == 0 {
+			continue
+		}
+		w := st.Writer(source, WriterOptions{})
+		for i := 0; i < len(unseen); i += 1000 {
+			if err := w.Apply(unseen[i:min(i+1000, len(unseen))]); err != nil {
+				w.Close()
+				return err
+			}
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropSeen removes the run's seen markers.
+func (st *Staging) dropSeen() {
+	st.mu.Lock()
+	n := len(st.tracked)
+	st.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if err := st.l.db.DropPrefix(append(strKey(pfxSeen, st.run), 0)); err != nil {
+		st.l.log.Warn("could not drop the seen markers of a run", "run", st.run, "error", err)
+	}
 }
 
 // moveCheckpoints turns the run's pending checkpoints into committed ones.
 func (st *Staging) moveCheckpoints(txn *badger.Txn) error {
 	pfx := append(strKey(pfxPendingCP, st.run), 0)
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
-	defer it.Close()
 	type kv struct{ k, v []byte }
 	var moves []kv
 	for it.Rewind(); it.Valid(); it.Next() {
 		v, err := it.Item().ValueCopy(nil)
 		if err != nil {
+			it.Close()
 			return err
 		}
 		moves = append(moves, kv{it.Item().KeyCopy(nil), v})
 	}
+	it.Close()
 	for _, m := range moves {
 		rest := m.k[len(pfx):] // source \0 sync
 		if err := txn.Set(append([]byte{pfxCheckpoint}, rest...), m.v); err != nil {

@@ -127,10 +127,13 @@ func (s *Store) Layer(name string) (*Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open layer %q: %w", name, err)
 	}
-	l := &Layer{name: name, db: db, log: s.log.With("layer", name)}
+	l := &Layer{name: name, db: db, log: s.log.With("layer", name), keep: 10, stopGC: make(chan struct{})}
 	if err := l.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: load layer %q: %w", name, err)
+	}
+	if !s.opts.InMemory {
+		go l.gcLoop(l.stopGC, 5*time.Minute)
 	}
 	s.layers[name] = l
 	return l, nil
@@ -165,18 +168,24 @@ type Layer struct {
 	ts      uint64
 	staging *Staging
 
-	// mu guards revs and pinned for readers.
+	// mu guards revs, pinned and keep for readers.
 	mu     sync.RWMutex
 	revs   []Revision // ascending by Number (and so by TS and CreatedAt)
 	pinned int64
+	keep   int
+
+	discardTS uint64
+	stopGC    chan struct{}
 
 	eventSeq uint64
+	auditSeq uint64
 }
 
 // Name is the layer's name.
 func (l *Layer) Name() string { return l.name }
 
 func (l *Layer) close() error {
+	close(l.stopGC)
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	return l.db.Close()
@@ -191,13 +200,13 @@ func (l *Layer) load() error {
 		return err
 	}
 	l.revs = revs
-	for _, r := range revs {
-		if r.Pinned {
-			l.pinned = r.Number
-		}
+	if err := l.loadPinned(); err != nil {
+		return err
 	}
-	l.eventSeq, err = l.lastEventSeq()
-	if err != nil {
+	if l.eventSeq, err = l.lastSeq(pfxEvent); err != nil {
+		return err
+	}
+	if l.auditSeq, err = l.lastSeq(pfxAudit); err != nil {
 		return err
 	}
 	l.ts = l.db.MaxVersion()
@@ -285,7 +294,7 @@ func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
 	wb := l.db.NewWriteBatchAt(ts)
 	defer wb.Cancel()
 	n := 0
-	for _, pfx := range []byte{pfxRecord, pfxIndex} {
+	for _, pfx := range []byte{pfxRecord, pfxIndex, pfxSeen} {
 		iter := it.NewIterator(badger.IteratorOptions{AllVersions: true, SinceTs: pub, Prefix: []byte{pfx}})
 		var last []byte
 		for iter.Rewind(); iter.Valid(); iter.Next() {
@@ -320,8 +329,10 @@ func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
 }
 
 // revisionAt returns the revision a reader should see: n, or when n is 0
-// the pinned revision if any, else the newest.
-func (l *Layer) revisionAt(n int64) (Revision, bool) {
+// the pinned revision if any, else the newest. It fails with ErrNoRevision
+// for a revision that never existed and ErrRevisionGone for one no longer
+// kept; with n = 0 and nothing published, ok is false.
+func (l *Layer) revisionAt(n int64) (rev Revision, ok bool, err error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if n == 0 {
@@ -329,15 +340,18 @@ func (l *Layer) revisionAt(n int64) (Revision, bool) {
 	}
 	if n == 0 {
 		if len(l.revs) == 0 {
-			return Revision{}, false
+			return Revision{}, false, nil
 		}
-		return l.revs[len(l.revs)-1], true
+		return l.revs[len(l.revs)-1], true, nil
 	}
 	i := sort.Search(len(l.revs), func(i int) bool { return l.revs[i].Number >= n })
-	if i < len(l.revs) && l.revs[i].Number == n {
-		return l.revs[i], true
+	if i == len(l.revs) || l.revs[i].Number != n {
+		return Revision{}, false, fmt.Errorf("%w: %d", ErrNoRevision, n)
 	}
-	return Revision{}, false
+	if !l.retainedLocked(l.revs[i]) {
+		return Revision{}, false, fmt.Errorf("%w: %d (the layer keeps its newest %d)", ErrRevisionGone, n, l.keep)
+	}
+	return l.revs[i], true, nil
 }
 
 type badgerLogger struct{ l hclog.Logger }

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -381,4 +385,20 @@ func TestCursorParsing(t *testing.T) {
 			t.Fatalf("accepted %q", bad)
 		}
 	}
+}
+
+func grepDir(t *testing.T, dir string, needle []byte) string {
+	t.Helper()
+	var hit string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || hit != "" {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, needle) {
+			hit = p
+		}
+		return nil
+	})
+	return hit
 }

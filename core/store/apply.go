@@ -1,0 +1,153 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/dgraph-io/badger/v4"
+)
+
+// kvWriter is what both a write batch and a transaction offer.
+type kvWriter interface {
+	Set(k, v []byte) error
+	Delete(k []byte) error
+}
+
+// applier applies record changes on top of what it reads: the rules of
+// SPEC §4 (unchanged saves, soft deletes, revival, merging) in one place,
+// for staged runs and for direct publishes alike.
+type applier struct {
+	source string
+	opts   WriterOptions
+	// ts is the commit timestamp of the writes; base is the first
+	// timestamp of the change set (a staged run's attempts share a base);
+	// start is the newest published timestamp when the change set began.
+	ts, base, start uint64
+	seq             func() uint32
+	w               kvWriter
+	// read returns the current index entry of a key.
+	read func(key []byte) (indexEntry, bool, error)
+	// payload returns the payload of the record entry at a cursor.
+	payload func(c Cursor) ([]byte, error)
+	counts  map[string]Counts
+	// written is called with every index entry written.
+	written func(key []byte, e indexEntry)
+}
+
+// apply applies one change. key is its index key.
+func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error {
+	if found && a.opts.IgnoreIfModifiedAfter {
+		// A revision published after this change set began changed the
+		// record: that fresher change wins.
+		if t := cur.cursor.ts(); t > a.start && t < a.base {
+			return nil
+		}
+	}
+	ours := found && cur.cursor.ts() >= a.base // written earlier in this change set
+	firstSeen := a.base
+	var action Action
+	var payload []byte
+	var hash uint64
+	cnt := a.counts[c.Model]
+	defer func() { a.counts[c.Model] = cnt }()
+	if c.Delete {
+		if !found || cur.deleted {
+			return nil
+		}
+		// Keep the last payload so that readers see what was deleted.
+		old, err := a.payload(cur.cursor)
+		if err != nil {
+			return err
+		}
+		action, payload, firstSeen, hash = Deleted, old, cur.firstSeen, cur.hash
+		switch {
+		case ours && cur.firstSeen >= a.base:
+			cnt.Added-- // added and deleted within the change set
+		case !ours:
+			cnt.Deleted++
+		default:
+			cnt.Updated--
+			cnt.Deleted++
+		}
+	} else {
+		hash = xxhash.Sum64(c.Data)
+		payload = c.Data
+		switch {
+		case !found:
+			action = Added
+			cnt.Added++
+		case cur.deleted:
+			action, firstSeen = Added, cur.firstSeen
+			if ours && cur.firstSeen < a.base {
+				cnt.Deleted-- // deleted then saved again within the change set
+				cnt.Updated++
+				action = Updated
+			} else {
+				cnt.Added++
+			}
+		case cur.hash == hash:
+			if !ours {
+				cnt.Unchanged++
+			}
+			return nil
+		default:
+			action, firstSeen = Updated, cur.firstSeen
+			if ours && cur.firstSeen >= a.base {
+				action = Added // still an addition of this change set
+			} else if !ours {
+				cnt.Updated++
+			}
+		}
+	}
+	if found {
+		if err := a.w.Delete(recordKey(cur.cursor)); err != nil {
+			return err
+		}
+	}
+	cursor := makeCursor(a.ts, a.seq())
+	ie := indexEntry{cursor: cursor, hash: hash, firstSeen: firstSeen, deleted: action == Deleted}
+	val := encodeEntry(make([]byte, 0, 16+len(a.source)+len(c.Model)+len(c.ID)+len(payload)), action, firstSeen, a.source, c.Model, c.ID, payload)
+	if err := a.w.Set(recordKey(cursor), val); err != nil {
+		return err
+	}
+	if err := a.w.Set(key, ie.encode()); err != nil {
+		return err
+	}
+	if a.written != nil {
+		a.written(key, ie)
+	}
+	return nil
+}
+
+// readIndex reads an index entry through a transaction.
+func readIndex(txn *badger.Txn, key []byte) (indexEntry, bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return indexEntry{}, false, nil
+	}
+	if err != nil {
+		return indexEntry{}, false, err
+	}
+	var ie indexEntry
+	err = item.Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return })
+	return ie, err == nil, err
+}
+
+// readPayload reads the payload of a record entry through a transaction.
+func readPayload(txn *badger.Txn, c Cursor) ([]byte, error) {
+	item, err := txn.Get(recordKey(c))
+	if err != nil {
+		return nil, fmt.Errorf("read record entry: %w", err)
+	}
+	var payload []byte
+	err = item.Value(func(v []byte) error {
+		e, err := decodeEntry(v)
+		if err != nil {
+			return err
+		}
+		payload = append([]byte(nil), e.payload...)
+		return nil
+	})
+	return payload, err
+}
