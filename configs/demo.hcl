@@ -2,8 +2,7 @@
 # run `./bin/synclayer sync demo --wait`, and read what changed by cursor.
 
 service {
-  listen    = "127.0.0.1:8750"
-  data_dir  = "./data"            # relative to where synclayer runs
+  listen    = "127.0.0.1:8750"     # data_dir defaults to ./data, beside where synclayer runs
   log_level = "info"
 }
 

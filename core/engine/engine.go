@@ -101,6 +101,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			return err
 		}
 		l.db = db
+		db.SetKeepRevisions(l.cfg.KeepRevisions)
 		if err := l.recoverRuns(); err != nil {
 			return err
 		}
@@ -115,8 +116,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, name := range e.order {
 		l := e.layers[name]
-		e.wg.Add(1)
+		e.wg.Add(2)
 		go l.worker()
+		go l.pruneLoop()
 		if err := l.initialRun(); err != nil {
 			return err
 		}

@@ -54,7 +54,11 @@ func (e *Engine) Trigger(layerName string, req TriggerRequest) (string, error) {
 		return "", err
 	}
 	full := req.Reset || req.Trigger == TriggerConfig || req.Trigger == TriggerStartup
-	return l.enqueue(refs, req.Trigger, req.Reset, full)
+	id, err := l.enqueue(refs, req.Trigger, req.Reset, full)
+	if err == nil && req.Trigger == TriggerManual {
+		l.audit("sync.triggered", map[string]string{"run": id, "source": req.Source, "sync": req.Sync, "reset": fmt.Sprint(req.Reset)})
+	}
+	return id, err
 }
 
 // resolve lists the syncs a trigger names.
@@ -217,6 +221,7 @@ func (l *layer) initialRun() error {
 		return nil
 	}
 	l.log.Info("configuration changed since the last run: running a full sync", "sources", strings.Join(changed, ","))
+	l.audit("config.changed", map[string]string{"sources": strings.Join(changed, ",")})
 	_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: TriggerConfig})
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -27,11 +28,14 @@ const (
 type atomicInt struct{ atomic.Int64 }
 
 // execute runs one queued run to its end: every sync of it stages into one
-// staging, published as one revision only if all of them completed.
+// staging, published as one revision only if all of them completed. A
+// failed attempt is retried per the syncs' retry blocks, on the same
+// staging and from the run's last checkpoints; a run given up is rolled
+// back. A run cut short by shutdown is left queued for the next start.
 func (l *layer) execute(p *pending) {
 	run := p.run
 	now := time.Now().UTC()
-	run.State, run.StartedAt = store.RunRunning, &now
+	run.State, run.StartedAt, run.Attempt = store.RunRunning, &now, 1
 	if err := l.db.PutRun(run); err != nil {
 		l.log.Error("could not record run start", "run", run.ID, "error", err)
 	}
@@ -40,14 +44,20 @@ func (l *layer) execute(p *pending) {
 
 	rev, err := l.stageAndPublish(p)
 	finished := time.Now().UTC()
-	run.FinishedAt = &finished
-	if err != nil {
-		run.State, run.Error = store.RunFailed, err.Error()
+	switch {
+	case err != nil && l.e.ctx.Err() != nil:
+		// Shutdown: nothing was published; the next start runs it again.
+		run.State, run.StartedAt, run.Error, run.RetryAt = store.RunQueued, nil, "", nil
+		l.log.Info("run interrupted by shutdown; it will run again at the next start", "run", run.ID)
+	case err != nil:
+		run.FinishedAt = &finished
+		run.State, run.Error, run.RetryAt = store.RunFailed, err.Error(), nil
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
-	} else {
-		run.State, run.Revision, run.Counts = store.RunCompleted, rev.Number, rev.Counts
+	default:
+		run.FinishedAt = &finished
+		run.State, run.Revision, run.Counts, run.Error, run.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
 		for _, models := range rev.Counts {
 			for _, c := range models {
@@ -64,6 +74,41 @@ func (l *layer) execute(p *pending) {
 	}
 }
 
+// retryPolicy is the most generous retry block among the run's syncs.
+func (l *layer) retryPolicy(p *pending) config.Retry {
+	var r config.Retry
+	for _, ref := range p.run.Syncs {
+		s := l.source(ref.Source)
+		if s == nil {
+			continue
+		}
+		if b := s.cfg.Sync(ref.Sync); b != nil {
+			r.Attempts = max(r.Attempts, b.Retry.Attempts)
+			r.Backoff = max(r.Backoff, b.Retry.Backoff)
+			r.Max = max(r.Max, b.Retry.Max)
+		}
+	}
+	if r.Backoff <= 0 {
+		r.Backoff = 10 * time.Second
+	}
+	if r.Max <= 0 {
+		r.Max = 10 * time.Minute
+	}
+	return r
+}
+
+// backoff is the delay before retry number n (1-based): doubling from the
+// base, capped, with up to 20% jitter either way.
+func backoff(r config.Retry, n int) time.Duration {
+	d := r.Backoff
+	for i := 1; i < n && d < r.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.Max)
+	jitter := time.Duration(mathrand.Int64N(int64(d)/5+1)) * 2
+	return d - d/5 + jitter
+}
+
 func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 	ctx := l.e.ctx
 	st, err := l.db.BeginStaging(p.run.ID)
@@ -78,26 +123,58 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		}
 		bySource[r.Source] = append(bySource[r.Source], r.Sync)
 	}
-	errs := make([]error, len(order))
-	var wg sync.WaitGroup
-	for i, name := range order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s := l.source(name)
-			if s == nil {
-				errs[i] = fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, name)
-				return
-			}
-			errs[i] = s.runSyncs(ctx, p, st, bySource[name])
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		if aerr := st.Abort(); aerr != nil {
-			l.log.Error("could not roll back a failed run", "run", p.run.ID, "error", aerr)
+	policy := l.retryPolicy(p)
+	for attempt := 1; ; attempt++ {
+		errs := make([]error, len(order))
+		var wg sync.WaitGroup
+		for i, name := range order {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := l.source(name)
+				if s == nil {
+					errs[i] = fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, name)
+					return
+				}
+				errs[i] = s.runSyncs(ctx, p, st, bySource[name])
+			}()
 		}
-		return store.Revision{}, err
+		wg.Wait()
+		err = errors.Join(errs...)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			// Shutting down: leave the staging; the next start rolls it
+			// back and runs the run again.
+			return store.Revision{}, err
+		}
+		if attempt > policy.Attempts {
+			if aerr := st.Abort(); aerr != nil {
+				l.log.Error("could not roll back a failed run", "run", p.run.ID, "error", aerr)
+			}
+			if policy.Attempts > 0 {
+				err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
+			}
+			return store.Revision{}, err
+		}
+		delay := backoff(policy, attempt)
+		retryAt := time.Now().UTC().Add(delay)
+		p.run.Error, p.run.RetryAt, p.run.Attempt = err.Error(), &retryAt, attempt+1
+		if perr := l.db.PutRun(p.run); perr != nil {
+			l.log.Error("could not record a retry", "run", p.run.ID, "error", perr)
+		}
+		l.event(store.Event{Type: "sync.retrying", Run: p.run.ID, Message: err.Error(),
+			Fields: map[string]string{"attempt": fmt.Sprint(attempt + 1), "delay": delay.Round(time.Millisecond).String()}})
+		l.log.Warn("run failed; retrying from its last checkpoint", "run", p.run.ID, "attempt", attempt, "delay", delay, "error", err)
+		select {
+		case <-ctx.Done():
+			return store.Revision{}, ctx.Err()
+		case <-time.After(delay):
+		}
+		if err := st.NextAttempt(); err != nil {
+			return store.Revision{}, err
+		}
 	}
 	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: order})
 	if err != nil {
@@ -106,7 +183,7 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		}
 		return store.Revision{}, err
 	}
-	if p.full && len(p.run.Syncs) > 0 {
+	if p.full {
 		// The configuration this run used is now the layer's.
 		for _, name := range order {
 			if s := l.source(name); s != nil && l.coversSource(p, s) {
@@ -197,14 +274,16 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 		opts.IgnoreIfModifiedAfter = block.Merging == config.MergeIgnoreIfModifiedAfter
 		timeout = block.Timeout
 	}
-	var cp []byte
-	if !p.run.Reset {
-		var err error
-		if cp, err = s.l.db.Checkpoint(s.cfg.Name, name); err != nil {
-			return err
-		}
+	// Resume from this run's own last checkpoint (a retry), else from the
+	// sync's committed one unless the run resets it.
+	cp, err := st.Checkpoint(s.cfg.Name, name, p.run.Reset)
+	if err != nil {
+		return err
 	}
 	full := p.full || cp == nil
+	if full && block != nil && block.TrackDeletes {
+		opts.TrackDeletes = models
+	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, fmt.Errorf("timed out after %s (the sync's timeout)", timeout))

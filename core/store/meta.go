@@ -117,18 +117,21 @@ type SyncRef struct {
 
 // Run is the record of one run, kept for the API and for recovery.
 type Run struct {
-	ID         string                       `json:"run"`
-	State      string                       `json:"state"`
-	Trigger    string                       `json:"trigger"`
-	Syncs      []SyncRef                    `json:"syncs"`
-	Full       bool                         `json:"full"`
-	Reset      bool                         `json:"reset,omitempty"`
-	Counts     map[string]map[string]Counts `json:"counts"`
-	Revision   int64                        `json:"revision,omitempty"`
-	Error      string                       `json:"error,omitempty"`
-	QueuedAt   time.Time                    `json:"queued_at"`
-	StartedAt  *time.Time                   `json:"started_at,omitempty"`
-	FinishedAt *time.Time                   `json:"finished_at,omitempty"`
+	ID       string                       `json:"run"`
+	State    string                       `json:"state"`
+	Trigger  string                       `json:"trigger"`
+	Syncs    []SyncRef                    `json:"syncs"`
+	Full     bool                         `json:"full"`
+	Reset    bool                         `json:"reset,omitempty"`
+	Counts   map[string]map[string]Counts `json:"counts"`
+	Revision int64                        `json:"revision,omitempty"`
+	Error    string                       `json:"error,omitempty"`
+	// Attempt counts the attempts made so far (1 on the first).
+	Attempt    int        `json:"attempt,omitempty"`
+	RetryAt    *time.Time `json:"retry_at,omitempty"`
+	QueuedAt   time.Time  `json:"queued_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
 // PutRun saves a run record.
@@ -261,4 +264,16 @@ func (l *Layer) PruneEvents(before time.Time) (int, error) {
 		}
 	}
 	return len(keys), nil
+}
+
+// AuditTail returns the newest limit audit entries, oldest first.
+func (l *Layer) AuditTail(limit int) ([]AuditEntry, error) {
+	l.pub.Lock()
+	last := l.auditSeq
+	l.pub.Unlock()
+	after := uint64(0)
+	if last > uint64(limit) {
+		after = last - uint64(limit)
+	}
+	return l.Audit(after, limit)
 }

@@ -92,10 +92,11 @@ func (st *Staging) NextAttempt() error {
 }
 
 // Checkpoint returns the checkpoint a sync should resume from: the last
-// one this run recorded, else the sync's committed checkpoint.
-func (st *Staging) Checkpoint(source, sync string) ([]byte, error) {
+// one this run recorded, else (unless fromScratch) the sync's committed
+// checkpoint.
+func (st *Staging) Checkpoint(source, sync string, fromScratch bool) ([]byte, error) {
 	cp, err := st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
-	if err != nil || cp != nil {
+	if err != nil || cp != nil || fromScratch {
 		return cp, err
 	}
 	return st.l.Checkpoint(source, sync)

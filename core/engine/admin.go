@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Pin makes revision n the one a layer's readers see.
+func (e *Engine) Pin(layerName string, n int64) error {
+	l, err := e.layer(layerName)
+	if err != nil {
+		return err
+	}
+	if err := l.db.Pin(n); err != nil {
+		return err
+	}
+	l.audit("revision.pinned", map[string]string{"revision": fmt.Sprint(n)})
+	l.event(store.Event{Type: "revision.pinned", Message: fmt.Sprintf("revision %d", n)})
+	return nil
+}
+
+// Unpin lets a layer's readers see its newest revision again; it returns
+// the revision that was pinned (0 if none).
+func (e *Engine) Unpin(layerName string) (int64, error) {
+	l, err := e.layer(layerName)
+	if err != nil {
+		return 0, err
+	}
+	was, err := l.db.Unpin()
+	if err != nil {
+		return 0, err
+	}
+	if was != 0 {
+		l.audit("revision.unpinned", map[string]string{"revision": fmt.Sprint(was)})
+		l.event(store.Event{Type: "revision.unpinned", Message: fmt.Sprintf("revision %d", was)})
+	}
+	return was, nil
+}
+
+// Audit returns the newest audit entries of every layer (or of one), oldest
+// first, at most limit.
+func (e *Engine) Audit(layerName string, limit int) ([]store.AuditEntry, error) {
+	names := e.order
+	if layerName != "" {
+		if _, err := e.layer(layerName); err != nil {
+			return nil, err
+		}
+		names = []string{layerName}
+	}
+	var all []store.AuditEntry
+	for _, name := range names {
+		l, err := e.layer(name)
+		if err != nil {
+			continue
+		}
+		entries, err := l.db.AuditTail(limit)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, entries...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Time.Before(all[j].Time) })
+	if len(all) > limit {
+		all = all[len(all)-limit:]
+	}
+	return all, nil
+}
+
+func (l *layer) audit(action string, details map[string]string) {
+	if _, err := l.db.AppendAudit(store.AuditEntry{Action: action, Details: details}); err != nil {
+		l.log.Error("could not append to the audit log", "action", action, "error", err)
+	}
+}
+
+// pruneLoop drops events older than the layer's event_retention, hourly.
+func (l *layer) pruneLoop() {
+	defer l.e.wg.Done()
+	retention := l.cfg.EventRetention
+	if retention <= 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := l.db.PruneEvents(time.Now().Add(-retention)); err != nil {
+			l.log.Warn("could not prune the event log", "error", err)
+		} else if n > 0 {
+			l.log.Debug("pruned old events", "count", n)
+		}
+		select {
+		case <-l.e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
