@@ -198,7 +198,7 @@ func TestRetryAfterAndBackoff(t *testing.T) {
 	cases := map[string]time.Duration{
 		"7": 7 * time.Second, "0": 0, "1.5": 1500 * time.Millisecond,
 		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
-		now.Add(-time.Hour).Format(http.TimeFormat):      0,
+		now.Add(-time.Hour).Format(http.TimeFormat):       0,
 	}
 	for v, want := range cases {
 		got, ok := sdk.RetryAfter(http.Header{"Retry-After": {v}}, now)
