@@ -6,7 +6,7 @@
 // Tests build it with `go build -o <tmp>/synclayer-plugin-test` and name it in
 // a layer file as plugin = "test". Its config:
 //
-//	mode      = "ok"        # ok | block | exit | undeclared | noid | env
+//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
 //	gate      = "/path"     # block: wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
@@ -18,6 +18,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -94,6 +95,15 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 	switch mode {
 	case "exit":
 		os.Exit(3)
+	case "fail_once":
+		// Send a record, fail, and behave from now on (needs mode_file).
+		if err := send(&connectorv1.Change{Model: "Item", Id: "1", Data: []byte(`{"id":"1","n":1}`)}); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.ModeFile, []byte("ok"), 0o644); err != nil {
+			return err
+		}
+		return errors.New("failing once on purpose")
 	case "undeclared":
 		return send(
 			&connectorv1.Change{Model: "Item", Id: "ok", Data: []byte(`{"id":"ok"}`)},
