@@ -312,3 +312,9 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func execCommand(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "SYNCLAYER_PLUGIN_PATH="+binDir)
+	return cmd
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,6 +45,17 @@ type Server struct {
 	log     hclog.Logger
 	mux     *http.ServeMux
 	latency *prometheus.HistogramVec
+	engine  atomic.Pointer[engine.Engine]
+	plugins atomic.Pointer[plugin.Manager]
+}
+
+// eng is the engine requests go to now.
+func (s *Server) eng() *engine.Engine { return s.engine.Load() }
+
+// SetEngine switches requests to another engine (a configuration reload).
+func (s *Server) SetEngine(e *engine.Engine, p *plugin.Manager) {
+	s.engine.Store(e)
+	s.plugins.Store(p)
 }
 
 // New builds the API handler.
@@ -55,6 +67,7 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s.SetEngine(opts.Engine, opts.Plugins)
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "synclayer_http_request_duration_seconds",
 		Help:    "HTTP request latency by route and status code.",
@@ -79,6 +92,9 @@ func (s *Server) routes() {
 	s.handle("GET /v1/layers/{layer}/events", s.listEvents)
 	s.handle("GET /v1/layers/{layer}/records", s.listRecords)
 	s.handle("GET /v1/layers/{layer}/revisions", s.listRevisions)
+	s.handle("PUT /v1/layers/{layer}/pin", s.pin)
+	s.handle("DELETE /v1/layers/{layer}/pin", s.unpin)
+	s.handle("GET /v1/audit", s.listAudit)
 	s.handle("GET /v1/plugins", s.listPlugins)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -158,7 +174,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !s.opts.Engine.Ready() {
+	if !s.eng().Ready() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 		return
 	}

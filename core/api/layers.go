@@ -19,9 +19,9 @@ func (s *Server) listLayers(w http.ResponseWriter, _ *http.Request) {
 	out := struct {
 		Layers []item `json:"layers"`
 	}{Layers: []item{}}
-	for _, name := range s.opts.Engine.LayerNames() {
+	for _, name := range s.eng().LayerNames() {
 		it := item{Name: name}
-		if st, err := s.opts.Engine.Layer(name); err == nil {
+		if st, err := s.eng().Layer(name); err == nil {
 			it.Revision = st.Revision
 		}
 		out.Layers = append(out.Layers, it)
@@ -30,7 +30,7 @@ func (s *Server) listLayers(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) getLayer(w http.ResponseWriter, r *http.Request) {
-	st, err := s.opts.Engine.Layer(r.PathValue("layer"))
+	st, err := s.eng().Layer(r.PathValue("layer"))
 	if err != nil {
 		s.engineError(w, err)
 		return
@@ -47,7 +47,7 @@ func (s *Server) triggerSync(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body) {
 		return
 	}
-	id, err := s.opts.Engine.Trigger(r.PathValue("layer"), engine.TriggerRequest{Source: body.Source, Sync: body.Sync, Reset: body.Reset, Trigger: engine.TriggerManual})
+	id, err := s.eng().Trigger(r.PathValue("layer"), engine.TriggerRequest{Source: body.Source, Sync: body.Sync, Reset: body.Reset, Trigger: engine.TriggerManual})
 	if err != nil {
 		s.engineError(w, err)
 		return
@@ -56,7 +56,7 @@ func (s *Server) triggerSync(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
-	run, err := s.opts.Engine.Run(r.PathValue("layer"), r.PathValue("run"))
+	run, err := s.eng().Run(r.PathValue("layer"), r.PathValue("run"))
 	if err != nil {
 		s.engineError(w, err)
 		return
@@ -87,7 +87,7 @@ func intParam(w http.ResponseWriter, r *http.Request, name string, def, min, max
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
-	db, err := s.opts.Engine.Store(r.PathValue("layer"))
+	db, err := s.eng().Store(r.PathValue("layer"))
 	if err != nil {
 		s.engineError(w, err)
 		return
@@ -172,7 +172,7 @@ func parseRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query, boo
 
 func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	layer := r.PathValue("layer")
-	db, err := s.opts.Engine.Store(layer)
+	db, err := s.eng().Store(layer)
 	if err != nil {
 		s.engineError(w, err)
 		return
@@ -182,7 +182,7 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(q.IDs) > 0 && q.Source == "" {
-		q.Sources, _ = s.opts.Engine.Sources(layer)
+		q.Sources, _ = s.eng().Sources(layer)
 	}
 	// Records stream out as they are read; the status is settled by the
 	// first write, so a query that fails before it still gets its error.
@@ -235,7 +235,7 @@ type revisionView struct {
 }
 
 func (s *Server) listRevisions(w http.ResponseWriter, r *http.Request) {
-	db, err := s.opts.Engine.Store(r.PathValue("layer"))
+	db, err := s.eng().Store(r.PathValue("layer"))
 	if err != nil {
 		s.engineError(w, err)
 		return
@@ -257,10 +257,54 @@ func (s *Server) listPlugins(w http.ResponseWriter, _ *http.Request) {
 		Path string `json:"path"`
 	}
 	out := []item{}
-	if s.opts.Plugins != nil {
-		for _, f := range s.opts.Plugins.List() {
+	if pm := s.plugins.Load(); pm != nil {
+		for _, f := range pm.List() {
 			out = append(out, item{Name: f.Name, Path: f.Path})
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"plugins": out})
+}
+
+func (s *Server) pin(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Revision *int64 `json:"revision"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if body.Revision == nil || *body.Revision < 1 {
+		writeError(w, http.StatusBadRequest, "bad_revision", `the body must be {"revision": N} with N a revision number`)
+		return
+	}
+	if err := s.eng().Pin(r.PathValue("layer"), *body.Revision); err != nil {
+		s.engineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"pinned": *body.Revision})
+}
+
+func (s *Server) unpin(w http.ResponseWriter, r *http.Request) {
+	was, err := s.eng().Unpin(r.PathValue("layer"))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	out := map[string]any{"unpinned": nil}
+	if was != 0 {
+		out["unpinned"] = was
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	limit, ok := intParam(w, r, "limit", DefaultLimit, 1, MaxEventsLimit)
+	if !ok {
+		return
+	}
+	entries, err := s.eng().Audit(r.URL.Query().Get("layer"), int(limit))
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": entries})
 }

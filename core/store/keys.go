@@ -55,8 +55,13 @@ func makeCursor(ts uint64, seq uint32) Cursor {
 
 func (c Cursor) ts() uint64 { return binary.BigEndian.Uint64(c[:8]) }
 
-// String is the opaque form of the cursor given to clients.
-func (c Cursor) String() string { return base64.RawURLEncoding.EncodeToString(c[:]) }
+// cursorEncoding is base64 with its alphabet in ASCII order, so that cursor
+// strings sort as the cursors do, and URL-safe.
+var cursorEncoding = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz").WithPadding(base64.NoPadding)
+
+// String is the opaque form of the cursor given to clients. Cursor strings
+// of a layer sort in the order of their changes.
+func (c Cursor) String() string { return cursorEncoding.EncodeToString(c[:]) }
 
 // ErrBadCursor is returned for a cursor that this store did not make.
 var ErrBadCursor = errors.New("invalid cursor")
@@ -67,7 +72,7 @@ func ParseCursor(s string) (Cursor, error) {
 	if len(s) != 16 {
 		return c, ErrBadCursor
 	}
-	n, err := base64.RawURLEncoding.Decode(c[:], []byte(s))
+	n, err := cursorEncoding.Decode(c[:], []byte(s))
 	if err != nil || n != cursorLen {
 		return c, ErrBadCursor
 	}

@@ -402,3 +402,16 @@ func grepDir(t *testing.T, dir string, needle []byte) string {
 	})
 	return hit
 }
+
+func TestCursorStringsSortLikeCursors(t *testing.T) {
+	var prev string
+	for _, ts := range []uint64{1, 2, 63, 64, 255, 256, 1 << 32, 1<<32 + 1, 1 << 40} {
+		for _, seq := range []uint32{0, 1, 51, 52, 62, 63, 64, 1 << 20} {
+			s := makeCursor(ts, seq).String()
+			if s <= prev {
+				t.Fatalf("cursor (%d,%d) = %q sorts before %q", ts, seq, s, prev)
+			}
+			prev = s
+		}
+	}
+}

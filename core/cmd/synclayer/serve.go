@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -84,7 +85,7 @@ func serveCmd() *cobra.Command {
 			if dataDir != "" {
 				cfg.Service.DataDir = dataDir
 			}
-			return serve(cfg)
+			return serve(cfg, cfgPath)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "a layer file, or a folder of *.hcl files (required)")
@@ -94,17 +95,14 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-func serve(cfg *config.Config) error {
+func serve(cfg *config.Config, cfgPath string) error {
 	log := newLogger(cfg.Service)
 	if cfg.Service.AdminToken == "" && !isLoopback(cfg.Service.Listen) {
 		return exitError{code: 1, msg: fmt.Sprintf("refusing to listen on %s without an admin token: set service { admin_token = ... } or listen on a loopback address", cfg.Service.Listen)}
 	}
-	var key []byte
-	if k := cfg.Service.EncryptionKey; k != "" {
-		key = []byte(k)
-		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return exitError{code: 1, msg: "service.encryption_key must be 16, 24 or 32 bytes (AES-128, -192 or -256)"}
-		}
+	key, err := encryptionKey(cfg.Service)
+	if err != nil {
+		return err
 	}
 	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store")})
 	if err != nil {
@@ -119,7 +117,6 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	plugins := pluginManager(cfg, log)
-	defer plugins.Shutdown()
 	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics})
 	if err != nil {
 		return err
@@ -157,7 +154,31 @@ func serve(cfg *config.Config) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				log.Warn("SIGHUP: reloading the configuration is not supported yet; restart to apply changes")
+				if next := reload(cfgPath, cfg, st, metrics, log); next != nil {
+					eng.Stop(context.Background())
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+					err := next.eng.Start(ctx)
+					cancel()
+					if err != nil {
+						// The new configuration passed its checks but would
+						// not start: go back to the old one.
+						log.Error("reload: the new configuration did not start; keeping the running one", "error", err)
+						next.eng.Stop(context.Background())
+						pm := pluginManager(cfg, log)
+						old, oerr := engine.New(engine.Options{Config: cfg, Store: st, Plugins: pm, Logger: log.Named("engine"), Metrics: metrics})
+						if oerr == nil {
+							oerr = old.Start(context.Background())
+						}
+						if oerr != nil {
+							return fmt.Errorf("reload failed and the previous configuration could not be restarted: %w", oerr)
+						}
+						next = &loaded{cfg: cfg, eng: old, plugins: pm}
+					} else {
+						log.Info("reloaded the configuration", "layers", len(next.cfg.Layers))
+					}
+					cfg, eng = next.cfg, next.eng
+					handler.SetEngine(next.eng, next.plugins)
+				}
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
@@ -168,6 +189,59 @@ func serve(cfg *config.Config) error {
 			return nil
 		}
 	}
+}
+
+type loaded struct {
+	cfg     *config.Config
+	eng     *engine.Engine
+	plugins *plugin.Manager
+}
+
+// reload loads and checks the configuration again for SIGHUP. It returns
+// nil, after logging why, when the new files are invalid: the running
+// configuration then stays. Service settings (listen, data_dir, tokens)
+// need a restart.
+func reload(path string, running *config.Config, st *store.Store, metrics *engine.Metrics, log hclog.Logger) *loaded {
+	log.Info("SIGHUP: reloading the configuration", "path", path)
+	cfg, diags := config.Load(path)
+	if diags.HasErrors() {
+		log.Error("reload refused; the running configuration stays:\n" + stripNewline(config.FormatDiagnostics(diags)))
+		return nil
+	}
+	a, b := cfg.Service, running.Service
+	a.Range, b.Range = hcl.Range{}, hcl.Range{}
+	if a != b {
+		log.Warn("reload: changes to the service block take effect at the next restart")
+		cfg.Service = running.Service
+	}
+	probe, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log.Named("engine")})
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err = probe.Validate(ctx)
+		cancel()
+	}
+	if err != nil {
+		log.Error("reload refused; the running configuration stays:\n" + err.Error())
+		return nil
+	}
+	plugins := pluginManager(cfg, log)
+	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics})
+	if err != nil {
+		log.Error("reload refused", "error", err)
+		return nil
+	}
+	return &loaded{cfg: cfg, eng: eng, plugins: plugins}
+}
+
+func encryptionKey(svc config.Service) ([]byte, error) {
+	k := svc.EncryptionKey
+	if k == "" {
+		return nil, nil
+	}
+	if n := len(k); n != 16 && n != 24 && n != 32 {
+		return nil, exitError{code: 1, msg: "service.encryption_key must be 16, 24 or 32 bytes (AES-128, -192 or -256)"}
+	}
+	return []byte(k), nil
 }
 
 func validateCmd() *cobra.Command {
