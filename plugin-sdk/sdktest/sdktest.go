@@ -68,18 +68,32 @@ type Harness struct {
 // or description), as Serve would refuse to.
 func New(t testing.TB, c sdk.Connector) *Harness {
 	t.Helper()
-	h, err := wire.Adapt(c)
-	if err != nil {
-		t.Fatalf("sdktest: the connector cannot start: %v", err)
-	}
 	tw := &testWriter{t: t}
-	log := hclog.New(&hclog.LoggerOptions{Output: tw, Level: hclog.Trace, Name: "plugin"})
+	h, stop, err := serve(c, tw)
+	if err != nil {
+		t.Fatalf("sdktest: %v", err)
+	}
+	t.Cleanup(func() {
+		stop()
+		tw.close()
+	})
+	return h
+}
+
+// serve serves c over an in-memory connection; the plugin's stderr log (hclog
+// lines) goes to logOut. stop ends the server and waits for it.
+func serve(c sdk.Connector, logOut io.Writer) (h *Harness, stop func(), err error) {
+	wh, err := wire.Adapt(c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the connector cannot start: %w", err)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Output: logOut, Level: hclog.Trace, Name: "plugin"})
 	// The plugin side exactly as sdk.Serve builds it (go-plugin's default
 	// gRPC server, the protocol's plugin map), over an in-memory listener.
-	p := connectorv1.VersionedPlugins(wire.NewServer(h, log, hclog.Trace))[connectorv1.ProtocolVersion][connectorv1.PluginName].(plugin.GRPCPlugin)
+	p := connectorv1.VersionedPlugins(wire.NewServer(wh, log, hclog.Trace))[connectorv1.ProtocolVersion][connectorv1.PluginName].(plugin.GRPCPlugin)
 	server := plugin.DefaultGRPCServer(nil)
 	if err := p.GRPCServer(nil, server); err != nil {
-		t.Fatalf("sdktest: %v", err)
+		return nil, nil, err
 	}
 	lis := bufconn.Listen(1 << 20)
 	served := make(chan struct{})
@@ -91,20 +105,23 @@ func New(t testing.TB, c sdk.Connector) *Harness {
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 	)
-	if err != nil {
-		t.Fatalf("sdktest: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
+	stop = func() {
+		if conn != nil {
+			_ = conn.Close()
+		}
 		server.Stop()
 		<-served
-		tw.close()
-	})
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
 	raw, err := p.GRPCClient(context.Background(), nil, conn)
 	if err != nil {
-		t.Fatalf("sdktest: %v", err)
+		stop()
+		return nil, nil, err
 	}
-	return &Harness{Layer: DefaultLayer, Source: DefaultSource, client: raw.(connectorv1.ConnectorClient)}
+	return &Harness{Layer: DefaultLayer, Source: DefaultSource, client: raw.(connectorv1.ConnectorClient)}, stop, nil
 }
 
 // testWriter sends the plugin's stderr log to the test log while the test
@@ -263,6 +280,11 @@ type SyncOptions struct {
 	// Checkpoint is the checkpoint to resume from; typically the Checkpoint
 	// of an earlier Result.
 	Checkpoint sdk.Checkpoint
+	// StopAfterCheckpoints, when positive, ends the run as a host that
+	// died would: once that many checkpoints have arrived, the harness
+	// cancels the call and returns what arrived, without an error. Rerun
+	// from the Result's Checkpoint to test a resume.
+	StopAfterCheckpoints int
 }
 
 // Result is everything a call streamed back, in order.
@@ -360,7 +382,7 @@ func (h *Harness) Sync(ctx context.Context, opts SyncOptions) (*Result, error) {
 	if err != nil {
 		return &Result{}, callError(err)
 	}
-	return collect(stream)
+	return collect(stream, opts.StopAfterCheckpoints)
 }
 
 // WebhookOptions is one inbound payload webhook.
@@ -421,13 +443,16 @@ func (h *Harness) HandleWebhook(ctx context.Context, opts WebhookOptions) (*Resu
 	if err != nil {
 		return &Result{}, callError(err)
 	}
-	return collect(stream)
+	return collect(stream, 0)
 }
 
+// collect reads the stream to its end, or until stopAfter checkpoints
+// arrived when stopAfter is positive.
 func collect(stream interface {
 	Recv() (*connectorv1.SyncMessage, error)
-}) (*Result, error) {
+}, stopAfter int) (*Result, error) {
 	res := &Result{}
+	checkpoints := 0
 	for {
 		msg, err := stream.Recv()
 		if err == io.EOF {
@@ -455,6 +480,9 @@ func collect(stream interface {
 			}
 			res.Checkpoint = cp
 			res.Messages = append(res.Messages, Message{Checkpoint: cp})
+			if checkpoints++; stopAfter > 0 && checkpoints >= stopAfter {
+				return res, nil
+			}
 		case *connectorv1.SyncMessage_Log:
 			l := &Log{
 				Level:   levelName(k.Log.GetLevel()),
