@@ -19,6 +19,7 @@ func (e *Engine) Pin(layerName string, n int64) error {
 	}
 	l.audit("revision.pinned", map[string]string{"revision": fmt.Sprint(n)})
 	l.event(store.Event{Type: "revision.pinned", Message: fmt.Sprintf("revision %d", n)})
+	l.notifyEvent(&outEvent{Type: EventRevisionPinned, ID: newID("evt"), Layer: l.cfg.Name, Revision: n})
 	return nil
 }
 
@@ -36,6 +37,7 @@ func (e *Engine) Unpin(layerName string) (int64, error) {
 	if was != 0 {
 		l.audit("revision.unpinned", map[string]string{"revision": fmt.Sprint(was)})
 		l.event(store.Event{Type: "revision.unpinned", Message: fmt.Sprintf("revision %d", was)})
+		l.notifyEvent(&outEvent{Type: EventRevisionUnpinned, ID: newID("evt"), Layer: l.cfg.Name, Revision: was})
 	}
 	return was, nil
 }

@@ -30,10 +30,11 @@ type TriggerRequest struct {
 
 // pending is a queued or running run.
 type pending struct {
-	run  *store.Run
-	key  string
-	full bool
-	done chan struct{}
+	run      *store.Run
+	key      string
+	full     bool
+	syncType string
+	done     chan struct{}
 	// received counts the changes received so far while running.
 	received atomicInt
 }

@@ -41,6 +41,8 @@ func (l *layer) execute(p *pending) {
 	}
 	l.event(store.Event{Type: "sync.started", Run: run.ID, Message: run.Trigger})
 	l.log.Info("run started", "run", run.ID, "trigger", run.Trigger, "syncs", refsKey(run.Syncs))
+	p.syncType = l.syncTypeOf(p)
+	l.notifyEvent(l.runEvent(EventSyncStarted, p))
 
 	rev, err := l.stageAndPublish(p)
 	finished := time.Now().UTC()
@@ -55,6 +57,9 @@ func (l *layer) execute(p *pending) {
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
+		ev := l.runEvent(EventSyncFailed, p)
+		ev.FinishedAt, ev.Error = fmtTime(finished), run.Error
+		l.notifyEvent(ev)
 	default:
 		run.FinishedAt = &finished
 		run.State, run.Revision, run.Counts, run.Error, run.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
@@ -176,12 +181,17 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 			return store.Revision{}, err
 		}
 	}
-	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: order})
+	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: order, Announce: l.announceCompleted(p)})
 	if err != nil {
 		if aerr := st.Abort(); aerr != nil {
 			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)
 		}
 		return store.Revision{}, err
+	}
+	for _, r := range p.run.Syncs {
+		if err := l.db.SetMeta(syncedKey(r), []byte("1")); err != nil {
+			l.log.Error("could not record a completed sync", "sync", r.Source+"/"+r.Sync, "error", err)
+		}
 	}
 	if p.full {
 		// The configuration this run used is now the layer's.

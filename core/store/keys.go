@@ -19,6 +19,7 @@ import (
 //	e/<seq:8>                    event log
 //	a/<seq:8>                    audit log
 //	s/<run>\0<source>\0<model>\0<id> seen by a run (track_deletes), while it stages
+//	o/<event>\0<endpoint>        outbox: an outbound event for one endpoint
 //	m/<name>                     layer metadata (config hashes, pin, …)
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
@@ -35,6 +36,7 @@ const (
 	pfxEvent      = 'e'
 	pfxAudit      = 'a'
 	pfxSeen       = 's'
+	pfxOutbox     = 'o'
 	pfxMeta       = 'm'
 )
 

@@ -366,6 +366,9 @@ type PublishInfo struct {
 	Trigger string
 	Sources []string
 	Run     string
+	// Announce, when set, returns the outbound events that announce the
+	// revision; they are committed with it.
+	Announce func(Revision) []Delivery
 }
 
 // Publish closes every writer and commits the staging as a new revision,
@@ -438,10 +441,21 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 	if err := txn.Set(u64Key(pfxRevision, uint64(rev.Number)), b); err != nil {
 		return Revision{}, err
 	}
+	var announced bool
+	if info.Announce != nil {
+		ds := info.Announce(rev)
+		if err := putDeliveries(txn, ds); err != nil {
+			return Revision{}, err
+		}
+		announced = len(ds) > 0
+	}
 	if err := txn.CommitAt(ts, nil); err != nil {
 		return Revision{}, err
 	}
 	l.appendRevision(rev)
+	if announced {
+		l.signalOutbox()
+	}
 	if ts > l.ts {
 		l.ts = ts
 	}

@@ -179,6 +179,9 @@ type Layer struct {
 
 	eventSeq uint64
 	auditSeq uint64
+
+	outMu  sync.Mutex
+	outSig chan struct{}
 }
 
 // Name is the layer's name.
