@@ -49,6 +49,8 @@ type Engine struct {
 
 	mu    sync.RWMutex
 	ready bool
+	// emptyStore is true when Start found no layer in the store.
+	emptyStore bool
 }
 
 // Errors the API maps to statuses.
@@ -93,6 +95,9 @@ func New(opts Options) (*Engine, error) {
 // first run of new layers and of layers whose configuration changed.
 func (e *Engine) Start(ctx context.Context) error {
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if names, err := e.store.LayerNames(); err == nil {
+		e.emptyStore = len(names) == 0
+	}
 	var errs []error
 	for _, name := range e.order {
 		l := e.layers[name]

@@ -106,36 +106,51 @@ func refsKey(refs []store.SyncRef) string {
 	return strings.Join(parts, ",")
 }
 
-func covers(p *pending, refs []store.SyncRef) bool {
+// union adds refs to a run's syncs; it reports whether any was new.
+func union(run *store.Run, refs []store.SyncRef) bool {
 	have := map[store.SyncRef]bool{}
-	for _, r := range p.run.Syncs {
+	for _, r := range run.Syncs {
 		have[r] = true
 	}
+	added := false
 	for _, r := range refs {
 		if !have[r] {
-			return false
+			run.Syncs = append(run.Syncs, r)
+			have[r] = true
+			added = true
 		}
 	}
-	return true
+	return added
 }
 
+// enqueue queues a run of refs. Runs of a layer execute one at a time, so
+// a trigger that arrives while a run waits merges into it (coalesced): the
+// waiting run takes the union of the syncs, and the newest trigger's
+// details win. So at most one run waits behind the running one. A reset
+// trigger merges only into a waiting reset run, so that a reset never
+// spreads to syncs nobody asked to reset.
 func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.queue {
-		if covers(p, refs) {
-			// Merge into the waiting run: the newest trigger's details win.
-			prev := p.run.Trigger
-			p.run.Trigger = trigger
-			p.run.Reset = p.run.Reset || reset
-			p.full = p.full || full
-			p.run.Full = p.full
+		if p.run.Reset != reset {
+			continue
+		}
+		prev := *p.run
+		prev.Syncs = append([]store.SyncRef(nil), p.run.Syncs...)
+		widened := union(p.run, refs)
+		p.run.Trigger = trigger
+		p.full = p.full || full
+		p.run.Full = p.full
+		p.key = refsKey(p.run.Syncs)
+		if widened || prev.Trigger != p.run.Trigger || prev.Full != p.run.Full {
 			if err := l.db.PutRun(p.run); err != nil {
+				*p.run = prev
 				return "", err
 			}
-			l.event(store.Event{Type: "coalesced", Run: p.run.ID, Message: fmt.Sprintf("%s trigger merged into waiting run (was %s)", trigger, prev)})
-			return p.run.ID, nil
 		}
+		l.event(store.Event{Type: "coalesced", Run: p.run.ID, Message: fmt.Sprintf("%s trigger merged into the waiting run (was %s)", trigger, prev.Trigger)})
+		return p.run.ID, nil
 	}
 	run := &store.Run{
 		ID:       newID("run"),
@@ -205,7 +220,13 @@ func (l *layer) initialRun() error {
 		if queued {
 			return nil
 		}
-		_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: TriggerStartup})
+		// startup on the first start with an empty store; a layer added to
+		// a store that holds others is a configuration change.
+		trigger := TriggerConfig
+		if l.e.emptyStore {
+			trigger = TriggerStartup
+		}
+		_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: trigger})
 		return err
 	}
 	var changed []string

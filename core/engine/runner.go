@@ -33,12 +33,8 @@ type atomicInt struct{ atomic.Int64 }
 // staging and from the run's last checkpoints; a run given up is rolled
 // back. A run cut short by shutdown is left queued for the next start.
 func (l *layer) execute(p *pending) {
-	run := p.run
 	now := time.Now().UTC()
-	run.State, run.StartedAt, run.Attempt = store.RunRunning, &now, 1
-	if err := l.db.PutRun(run); err != nil {
-		l.log.Error("could not record run start", "run", run.ID, "error", err)
-	}
+	run := l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Attempt = store.RunRunning, &now, 1 })
 	l.event(store.Event{Type: "sync.started", Run: run.ID, Message: run.Trigger})
 	l.log.Info("run started", "run", run.ID, "trigger", run.Trigger, "syncs", refsKey(run.Syncs))
 	p.syncType = l.syncTypeOf(p)
@@ -49,11 +45,13 @@ func (l *layer) execute(p *pending) {
 	switch {
 	case err != nil && l.e.ctx.Err() != nil:
 		// Shutdown: nothing was published; the next start runs it again.
-		run.State, run.StartedAt, run.Error, run.RetryAt = store.RunQueued, nil, "", nil
+		run = l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Error, r.RetryAt = store.RunQueued, nil, "", nil })
 		l.log.Info("run interrupted by shutdown; it will run again at the next start", "run", run.ID)
 	case err != nil:
-		run.FinishedAt = &finished
-		run.State, run.Error, run.RetryAt = store.RunFailed, err.Error(), nil
+		run = l.updateRun(p, func(r *store.Run) {
+			r.FinishedAt = &finished
+			r.State, r.Error, r.RetryAt = store.RunFailed, err.Error(), nil
+		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
@@ -61,8 +59,10 @@ func (l *layer) execute(p *pending) {
 		ev.FinishedAt, ev.Error = fmtTime(finished), run.Error
 		l.notifyEvent(ev)
 	default:
-		run.FinishedAt = &finished
-		run.State, run.Revision, run.Counts, run.Error, run.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
+		run = l.updateRun(p, func(r *store.Run) {
+			r.FinishedAt = &finished
+			r.State, r.Revision, r.Counts, r.Error, r.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
+		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
 		for _, models := range rev.Counts {
 			for _, c := range models {
@@ -74,9 +74,19 @@ func (l *layer) execute(p *pending) {
 		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number)})
 		l.log.Info("run completed", "run", run.ID, "revision", rev.Number, "took", finished.Sub(*run.StartedAt).Round(time.Millisecond))
 	}
-	if err := l.db.PutRun(run); err != nil {
-		l.log.Error("could not record run end", "run", run.ID, "error", err)
+}
+
+// updateRun changes a run under the layer's lock (readers copy it under the
+// same lock), saves it, and returns a copy.
+func (l *layer) updateRun(p *pending, fn func(r *store.Run)) *store.Run {
+	l.mu.Lock()
+	fn(p.run)
+	c := copyRun(p.run)
+	l.mu.Unlock()
+	if err := l.db.PutRun(c); err != nil {
+		l.log.Error("could not record a run", "run", c.ID, "error", err)
 	}
+	return c
 }
 
 // retryPolicy is the most generous retry block among the run's syncs.
@@ -165,10 +175,7 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		}
 		delay := backoff(policy, attempt)
 		retryAt := time.Now().UTC().Add(delay)
-		p.run.Error, p.run.RetryAt, p.run.Attempt = err.Error(), &retryAt, attempt+1
-		if perr := l.db.PutRun(p.run); perr != nil {
-			l.log.Error("could not record a retry", "run", p.run.ID, "error", perr)
-		}
+		l.updateRun(p, func(r *store.Run) { r.Error, r.RetryAt, r.Attempt = err.Error(), &retryAt, attempt+1 })
 		l.event(store.Event{Type: "sync.retrying", Run: p.run.ID, Message: err.Error(),
 			Fields: map[string]string{"attempt": fmt.Sprint(attempt + 1), "delay": delay.Round(time.Millisecond).String()}})
 		l.log.Warn("run failed; retrying from its last checkpoint", "run", p.run.ID, "attempt", attempt, "delay", delay, "error", err)
