@@ -27,6 +27,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,7 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -61,6 +63,7 @@ type Harness struct {
 	Layer, Source string
 
 	client connectorv1.ConnectorClient
+	calls  *calls
 }
 
 // New serves c and returns a Harness talking to it. It fails the test when
@@ -90,7 +93,8 @@ func serve(c sdk.Connector, logOut io.Writer) (h *Harness, stop func(), err erro
 	log := hclog.New(&hclog.LoggerOptions{Output: logOut, Level: hclog.Trace, Name: "plugin"})
 	// The plugin side exactly as sdk.Serve builds it (go-plugin's default
 	// gRPC server, the protocol's plugin map), over an in-memory listener.
-	p := connectorv1.VersionedPlugins(wire.NewServer(wh, log, hclog.Trace))[connectorv1.ProtocolVersion][connectorv1.PluginName].(plugin.GRPCPlugin)
+	tracked := &trackedHandler{Handler: wh, calls: &calls{running: map[string]chan struct{}{}}}
+	p := connectorv1.VersionedPlugins(wire.NewServer(tracked, log, hclog.Trace))[connectorv1.ProtocolVersion][connectorv1.PluginName].(plugin.GRPCPlugin)
 	server := plugin.DefaultGRPCServer(nil)
 	if err := p.GRPCServer(nil, server); err != nil {
 		return nil, nil, err
@@ -121,8 +125,58 @@ func serve(c sdk.Connector, logOut io.Writer) (h *Harness, stop func(), err erro
 		stop()
 		return nil, nil, err
 	}
-	return &Harness{Layer: DefaultLayer, Source: DefaultSource, client: raw.(connectorv1.ConnectorClient)}, stop, nil
+	return &Harness{Layer: DefaultLayer, Source: DefaultSource, client: raw.(connectorv1.ConnectorClient), calls: tracked.calls}, stop, nil
 }
+
+// callIDKey is the gRPC metadata key naming a Sync call, so that the
+// harness can wait for the connector's side of a call it stopped early.
+const callIDKey = "sdktest-call"
+
+// calls tracks the Sync calls the connector is running, by call id.
+type calls struct {
+	mu      sync.Mutex
+	next    int
+	running map[string]chan struct{}
+}
+
+// start registers a call and returns its id and a channel closed when the
+// connector's Sync has returned.
+func (c *calls) start() (string, chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.next++
+	id := strconv.Itoa(c.next)
+	done := make(chan struct{})
+	c.running[id] = done
+	return id, done
+}
+
+func (c *calls) end(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if done, ok := c.running[id]; ok {
+		close(done)
+		delete(c.running, id)
+	}
+}
+
+// trackedHandler tells calls when a Sync returned.
+type trackedHandler struct {
+	wire.Handler
+	calls *calls
+}
+
+// Sync implements wire.Handler.
+func (t *trackedHandler) Sync(ctx context.Context, call *wire.SyncCall, out *wire.Stream) error {
+	if ids := metadata.ValueFromIncomingContext(ctx, callIDKey); len(ids) == 1 {
+		defer t.calls.end(ids[0])
+	}
+	return t.Handler.Sync(ctx, call, out)
+}
+
+// CancelGrace is how long a connector may take to return from a Sync once
+// its run is cancelled (see SyncOptions.StopAfterCheckpoints).
+const CancelGrace = 10 * time.Second
 
 // testWriter sends the plugin's stderr log to the test log while the test
 // runs.
@@ -282,8 +336,9 @@ type SyncOptions struct {
 	Checkpoint sdk.Checkpoint
 	// StopAfterCheckpoints, when positive, ends the run as a host that
 	// died would: once that many checkpoints have arrived, the harness
-	// cancels the call and returns what arrived, without an error. Rerun
-	// from the Result's Checkpoint to test a resume.
+	// cancels the call, waits for the connector's Sync to return (at most
+	// CancelGrace, else an error), and returns what arrived, without an
+	// error. Rerun from the Result's Checkpoint to test a resume.
 	StopAfterCheckpoints int
 }
 
@@ -378,11 +433,24 @@ func (h *Harness) Sync(ctx context.Context, opts SyncOptions) (*Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := h.client.Sync(ctx, req)
+	id, done := h.calls.start()
+	defer h.calls.end(id) // when the call never reached the connector
+	stream, err := h.client.Sync(metadata.AppendToOutgoingContext(ctx, callIDKey, id), req)
 	if err != nil {
 		return &Result{}, callError(err)
 	}
-	return collect(stream, opts.StopAfterCheckpoints)
+	res, err := collect(stream, opts.StopAfterCheckpoints)
+	if err == nil && opts.StopAfterCheckpoints > 0 {
+		// Stopped early: cancel the call and wait until the connector's
+		// Sync has returned, so that what follows does not race with it.
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(CancelGrace):
+			return res, fmt.Errorf("sdktest: the connector's Sync did not return within %s of its run being cancelled; return when ctx is done", CancelGrace)
+		}
+	}
+	return res, err
 }
 
 // WebhookOptions is one inbound payload webhook.
