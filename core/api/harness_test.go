@@ -179,17 +179,20 @@ func (f *fixture) runs() []*store.Run {
 	return rs
 }
 
-// waitRun waits for a run to end, reading the store rather than the API:
-// GET …/runs/{run} of a running run races in the engine (see core/engine
-// TestRunStatusDuringRunIsRaceFree).
-func (f *fixture) waitRun(id string) *store.Run {
+// runView is a run as GET …/runs/{run} shows it.
+type runView struct {
+	Run      string `json:"run"`
+	State    string `json:"state"`
+	Revision int64  `json:"revision"`
+	Error    string `json:"error"`
+}
+
+// waitRun waits for a run to end, polling GET …/runs/{run}.
+func (f *fixture) waitRun(id string) runView {
 	f.t.Helper()
-	var r *store.Run
+	var r runView
 	waitUntil(f.t, "run "+id, func() bool {
-		var err error
-		if r, err = f.db().GetRun(id); err != nil {
-			f.t.Fatal(err)
-		}
+		f.do("GET", "/v1/layers/cat/runs/"+id, "", 200, &r)
 		return r.State == store.RunCompleted || r.State == store.RunFailed
 	})
 	return r

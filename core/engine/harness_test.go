@@ -157,26 +157,19 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waitRunEnd waits until a run completed or failed. It polls the run record
-// in the store, not Engine.Run, which races with the running run (see
-// TestRunStatusDuringRunIsRaceFree).
+// waitRunEnd waits until a run completed or failed, polling Engine.Run as
+// the API does (under -race this also checks that reading a running run is
+// race-free).
 func waitRunEnd(t *testing.T, e *Engine, layer, id string) *RunStatus {
 	t.Helper()
-	db, err := e.Store(layer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var rs *RunStatus
 	waitUntil(t, "run "+id+" to end", func() bool {
-		r, err := db.GetRun(id)
-		if err != nil {
-			t.Fatalf("GetRun(%s): %v", id, err)
+		var err error
+		if rs, err = e.Run(layer, id); err != nil {
+			t.Fatalf("Run(%s): %v", id, err)
 		}
-		return r.State == store.RunCompleted || r.State == store.RunFailed
+		return rs.State == store.RunCompleted || rs.State == store.RunFailed
 	})
-	rs, err := e.Run(layer, id)
-	if err != nil {
-		t.Fatalf("Run(%s): %v", id, err)
-	}
 	return rs
 }
 
