@@ -622,7 +622,7 @@ func TestFailedRunIsRetried(t *testing.T) {
 	env.restartStore()
 	e = env.start()
 	for _, r := range runs(t, e, "lay") {
-		if r.State == store.RunQueued {
+		if r.State != store.RunCompleted && r.State != store.RunFailed {
 			waitRunEnd(t, e, "lay", r.ID) // the config run of the changed sync block
 		}
 	}
