@@ -121,9 +121,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, name := range e.order {
 		l := e.layers[name]
-		e.wg.Add(2)
+		e.wg.Add(4)
 		go l.worker()
 		go l.pruneLoop()
+		go l.scheduleLoop()
+		go l.inboxLoop()
 		if err := l.initialRun(); err != nil {
 			return err
 		}
@@ -236,7 +238,7 @@ func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
 		s.inst.Kill()
 		s.inst = nil
 	}
-	inst, err := s.l.e.plugins.Launch(ctx, plugin.LaunchSpec{Plugin: s.cfg.Plugin, Layer: s.l.cfg.Name, Source: s.cfg.Name, Dir: s.dir()})
+	inst, err := s.l.e.plugins.Launch(ctx, plugin.LaunchSpec{Plugin: s.cfg.Plugin, Layer: s.l.cfg.Name, Source: s.cfg.Name, Dir: s.dir(), MemoryLimit: s.cfg.MemoryLimit})
 	if err != nil {
 		return nil, fmt.Errorf("layer %q source %q: %w", s.l.cfg.Name, s.cfg.Name, err)
 	}
@@ -291,6 +293,12 @@ func checkSyncBlocks(sc *config.Source, d *plugin.Description) error {
 	}
 	var msgs []string
 	for _, y := range sc.Syncs {
+		if y.Cron != "" {
+			if _, err := parseCron(y.Cron); err != nil {
+				msgs = append(msgs, fmt.Sprintf("%s: error: Invalid cron expression; sync %q: %v (five fields: minute hour day-of-month month day-of-week, or @hourly, @daily, …)",
+					rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), y.Name, err))
+			}
+		}
 		spec := d.Sync(y.Name)
 		if spec == nil {
 			msgs = append(msgs, fmt.Sprintf("%s: error: Unknown sync; source %q (plugin %q) has no sync %q; its syncs are: %s",

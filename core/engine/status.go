@@ -77,6 +77,8 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 					state = SyncRunning
 				case queued[ref]:
 					state = SyncQueued
+				case l.paused(ref):
+					state = SyncPaused
 				}
 				models := y.Models
 				if b := s.cfg.Sync(y.Name); b != nil && len(b.Models) > 0 {

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -185,6 +186,9 @@ type LaunchSpec struct {
 	// Dir is the plugin's working directory: the folder of the layer file,
 	// so that relative paths in a config block mean what the user sees.
 	Dir string
+	// MemoryLimit, when positive, is the resident memory (bytes) past which
+	// the process is killed; the call in progress fails with the reason.
+	MemoryLimit int64
 }
 
 // Launch starts the plugin process of a source and connects to it.
@@ -257,7 +261,52 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	m.mu.Lock()
 	m.instances[inst] = struct{}{}
 	m.mu.Unlock()
+	if spec.MemoryLimit > 0 {
+		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
+			go inst.watchMemory(rc.Pid, spec.MemoryLimit)
+		}
+	}
 	return inst, nil
+}
+
+// watchMemory kills the process once its resident memory passes limit.
+func (i *Instance) watchMemory(pid int, limit int64) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		if i.client.Exited() {
+			return
+		}
+		rss, err := residentBytes(pid)
+		if err != nil {
+			return // the process is gone
+		}
+		if rss > limit {
+			reason := fmt.Sprintf("killed: its memory (%d MiB resident) passed the source's memory_limit of %d MiB", rss>>20, limit>>20)
+			i.killed.Store(&reason)
+			i.log.Error("plugin over its memory limit: killing it", "rss_bytes", rss, "limit_bytes", limit)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+	}
+}
+
+// residentBytes reads a process's resident set size from /proc.
+func residentBytes(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				return 0, err
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, errors.New("no VmRSS")
 }
 
 func friendlyStartError(name, path string, err error) error {
@@ -310,6 +359,8 @@ type Instance struct {
 	rpc     connectorv1.ConnectorClient
 	log     hclog.Logger
 	started time.Time
+	// killed holds the reason when the host killed the process.
+	killed atomic.Pointer[string]
 }
 
 // Path is the binary the instance runs.
@@ -337,6 +388,9 @@ func (i *Instance) wrap(call string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if reason := i.killed.Load(); reason != nil {
+		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: errors.New(*reason)}
+	}
 	if i.client.Exited() {
 		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: err}
 	}
@@ -346,6 +400,9 @@ func (i *Instance) wrap(call string, err error) error {
 			// The connection dropped: most likely the process died and
 			// go-plugin has not noticed yet.
 			time.Sleep(50 * time.Millisecond)
+			if reason := i.killed.Load(); reason != nil {
+				return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: errors.New(*reason)}
+			}
 			if i.client.Exited() {
 				return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: err}
 			}

@@ -20,6 +20,8 @@ import (
 //	a/<seq:8>                    audit log
 //	s/<run>\0<source>\0<model>\0<id> seen by a run (track_deletes), while it stages
 //	o/<event>\0<endpoint>        outbox: an outbound event for one endpoint
+//	w/<id>                       trigger webhook
+//	n/<seq:8>                    inbox: a payload webhook waiting to be published
 //	m/<name>                     layer metadata (config hashes, pin, …)
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
@@ -37,6 +39,8 @@ const (
 	pfxAudit      = 'a'
 	pfxSeen       = 's'
 	pfxOutbox     = 'o'
+	pfxWebhook    = 'w'
+	pfxInbox      = 'n'
 	pfxMeta       = 'm'
 )
 

@@ -369,6 +369,9 @@ type PublishInfo struct {
 	// Announce, when set, returns the outbound events that announce the
 	// revision; they are committed with it.
 	Announce func(Revision) []Delivery
+	// Consume lists inbox items whose changes the revision holds; they are
+	// removed in the same commit.
+	Consume []uint64
 }
 
 // Publish closes every writer and commits the staging as a new revision,
@@ -439,6 +442,9 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 		return Revision{}, err
 	}
 	if err := txn.Set(u64Key(pfxRevision, uint64(rev.Number)), b); err != nil {
+		return Revision{}, err
+	}
+	if err := consumeInbox(txn, info.Consume); err != nil {
 		return Revision{}, err
 	}
 	var announced bool

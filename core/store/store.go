@@ -182,6 +182,12 @@ type Layer struct {
 
 	outMu  sync.Mutex
 	outSig chan struct{}
+
+	hookMu   sync.RWMutex
+	hooks    map[[32]byte]Webhook
+	inboxSeq uint64
+	inMu     sync.Mutex
+	inSig    chan struct{}
 }
 
 // Name is the layer's name.
@@ -210,6 +216,12 @@ func (l *Layer) load() error {
 		return err
 	}
 	if l.auditSeq, err = l.lastSeq(pfxAudit); err != nil {
+		return err
+	}
+	if l.inboxSeq, err = l.lastSeq(pfxInbox); err != nil {
+		return err
+	}
+	if err := l.loadWebhooks(); err != nil {
 		return err
 	}
 	l.ts = l.db.MaxVersion()

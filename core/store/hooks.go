@@ -1,0 +1,212 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Trigger webhooks (w/<id>) and the inbox of payload webhooks (n/<seq>).
+
+// Webhook is a trigger webhook added to a layer.
+type Webhook struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created_at"`
+}
+
+// webhookIDBytes is the randomness of a webhook id: 160 bits.
+const webhookIDBytes = 20
+
+func (l *Layer) loadWebhooks() error {
+	l.hooks = map[[32]byte]Webhook{}
+	return l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxWebhook}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var w Webhook
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &w) }); err != nil {
+				return fmt.Errorf("decode webhook: %w", err)
+			}
+			l.hooks[sha256.Sum256([]byte(w.ID))] = w
+		}
+		return nil
+	})
+}
+
+// AddWebhook creates a trigger webhook with a random id.
+func (l *Layer) AddWebhook(name string) (Webhook, error) {
+	var b [webhookIDBytes]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Webhook{}, err
+	}
+	w := Webhook{ID: hex.EncodeToString(b[:]), Name: name, Created: time.Now().UTC()}
+	v, err := json.Marshal(w)
+	if err != nil {
+		return Webhook{}, err
+	}
+	if err := l.setLatest(func(txn *badger.Txn) error { return txn.Set(strKey(pfxWebhook, w.ID), v) }); err != nil {
+		return Webhook{}, err
+	}
+	l.hookMu.Lock()
+	l.hooks[sha256.Sum256([]byte(w.ID))] = w
+	l.hookMu.Unlock()
+	return w, nil
+}
+
+// DeleteWebhook removes a trigger webhook; ErrNotFound when unknown.
+func (l *Layer) DeleteWebhook(id string) (Webhook, error) {
+	h := sha256.Sum256([]byte(id))
+	l.hookMu.RLock()
+	w, ok := l.hooks[h]
+	l.hookMu.RUnlock()
+	if !ok {
+		return Webhook{}, ErrNotFound
+	}
+	if err := l.setLatest(func(txn *badger.Txn) error { return txn.Delete(strKey(pfxWebhook, w.ID)) }); err != nil {
+		return Webhook{}, err
+	}
+	l.hookMu.Lock()
+	delete(l.hooks, h)
+	l.hookMu.Unlock()
+	return w, nil
+}
+
+// Webhooks lists the layer's trigger webhooks, oldest first.
+func (l *Layer) Webhooks() []Webhook {
+	l.hookMu.RLock()
+	out := make([]Webhook, 0, len(l.hooks))
+	for _, w := range l.hooks {
+		out = append(out, w)
+	}
+	l.hookMu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// LookupWebhook finds a trigger webhook by id. Ids are compared by their
+// SHA-256, so the lookup's timing tells nothing useful about valid ids.
+func (l *Layer) LookupWebhook(id string) (Webhook, bool) {
+	l.hookMu.RLock()
+	defer l.hookMu.RUnlock()
+	w, ok := l.hooks[sha256.Sum256([]byte(id))]
+	return w, ok
+}
+
+// HasWebhooks tells whether any trigger webhook was added (the default
+// hook then answers 404).
+func (l *Layer) HasWebhooks() bool {
+	l.hookMu.RLock()
+	defer l.hookMu.RUnlock()
+	return len(l.hooks) > 0
+}
+
+// InboxItem is a payload webhook received for a source, kept until the
+// revision that holds its changes is published.
+type InboxItem struct {
+	Seq      uint64      `json:"seq"`
+	Source   string      `json:"source"`
+	Method   string      `json:"method"`
+	Path     string      `json:"path"`
+	Header   http.Header `json:"header"`
+	Body     []byte      `json:"body"`
+	Received time.Time   `json:"received_at"`
+	Attempts int         `json:"attempts,omitempty"`
+}
+
+// AppendInbox stores a payload webhook durably and returns its sequence
+// number. Items of a layer are processed in that order.
+func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
+	err := l.setLatest(func(txn *badger.Txn) error {
+		l.inboxSeq++
+		it.Seq = l.inboxSeq
+		if it.Received.IsZero() {
+			it.Received = time.Now().UTC()
+		}
+		b, err := json.Marshal(it)
+		if err != nil {
+			return err
+		}
+		return txn.Set(u64Key(pfxInbox, it.Seq), b)
+	})
+	if err != nil {
+		return 0, err
+	}
+	l.signalInbox()
+	return it.Seq, nil
+}
+
+// PendingInbox returns up to limit inbox items, oldest first.
+func (l *Layer) PendingInbox(limit int) ([]InboxItem, error) {
+	var out []InboxItem
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxInbox}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+			var item InboxItem
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &item) }); err != nil {
+				return fmt.Errorf("decode inbox item: %w", err)
+			}
+			out = append(out, item)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// UpdateInbox saves an item's attempt count.
+func (l *Layer) UpdateInbox(it InboxItem) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return l.setLatest(func(txn *badger.Txn) error { return txn.Set(u64Key(pfxInbox, it.Seq), b) })
+}
+
+// DropInbox removes items that will not be processed (they failed for
+// good).
+func (l *Layer) DropInbox(seqs ...uint64) error {
+	return l.setLatest(func(txn *badger.Txn) error {
+		for _, s := range seqs {
+			if err := txn.Delete(u64Key(pfxInbox, s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// InboxSignal returns a channel closed when an item is added.
+func (l *Layer) InboxSignal() <-chan struct{} {
+	l.inMu.Lock()
+	defer l.inMu.Unlock()
+	if l.inSig == nil {
+		l.inSig = make(chan struct{})
+	}
+	return l.inSig
+}
+
+func (l *Layer) signalInbox() {
+	l.inMu.Lock()
+	defer l.inMu.Unlock()
+	if l.inSig != nil {
+		close(l.inSig)
+		l.inSig = nil
+	}
+}
+
+func consumeInbox(txn *badger.Txn, seqs []uint64) error {
+	for _, s := range seqs {
+		if err := txn.Delete(u64Key(pfxInbox, s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

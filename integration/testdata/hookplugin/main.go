@@ -1,0 +1,97 @@
+// Command hookplugin is a connector for the integration tests of triggers
+// and failing plugins: payload webhooks checked by a token header, a slow
+// webhook handler, a sync that exits the process, and one that eats memory.
+// The tests build it as synclayer-plugin-hook.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	sdk "github.com/synclayer/synclayer/plugin-sdk"
+)
+
+func main() { sdk.Serve(&hook{}) }
+
+type config struct {
+	Token         string `config:"token,sensitive"`
+	HandleDelayMS int    `config:"handle_delay_ms"`
+	ExitFile      string `config:"exit_file"`
+	HogMB         int    `config:"hog_mb"`
+	Records       int    `config:"records"`
+}
+
+type hook struct{}
+
+func (hook) Describe() sdk.Description {
+	return sdk.Description{
+		Name: "hook", Version: "0.0.1", Config: &config{},
+		Models: []sdk.Model{{Name: "Post"}},
+		Syncs:  []sdk.SyncSpec{{Name: "posts", Models: []string{"Post"}}},
+	}
+}
+
+func (hook) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
+	cfg := config{Records: 3}
+	if err := req.DecodeConfig(&cfg); err != nil {
+		return err
+	}
+	if cfg.HogMB > 0 {
+		hog := make([][]byte, 0, cfg.HogMB)
+		for i := 0; i < cfg.HogMB; i++ {
+			b := make([]byte, 1<<20)
+			for j := range b {
+				b[j] = byte(j)
+			}
+			hog = append(hog, b)
+			time.Sleep(2 * time.Millisecond)
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	for i := 0; i < cfg.Records; i++ {
+		if cfg.ExitFile != "" && i == 1 {
+			if _, err := os.Stat(cfg.ExitFile); err == nil {
+				os.Exit(3) // a crash in the middle of a sync
+			}
+		}
+		if err := w.Save(ctx, "Post", map[string]any{"id": fmt.Sprint(i), "title": "polled"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (hook) VerifyWebhook(ctx context.Context, req *sdk.WebhookRequest) error {
+	var cfg config
+	if err := req.DecodeConfig(&cfg); err != nil {
+		return err
+	}
+	if req.Header.Get("X-Test-Token") != cfg.Token {
+		return errors.New("bad token")
+	}
+	return nil
+}
+
+func (hook) HandleWebhook(ctx context.Context, req *sdk.WebhookRequest, w *sdk.Writer) error {
+	var cfg config
+	if err := req.DecodeConfig(&cfg); err != nil {
+		return err
+	}
+	if cfg.HandleDelayMS > 0 {
+		select {
+		case <-time.After(time.Duration(cfg.HandleDelayMS) * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(req.Body, &rec); err != nil {
+		return fmt.Errorf("body is not a JSON object: %w", err)
+	}
+	return w.Save(ctx, "Post", rec)
+}
