@@ -14,9 +14,9 @@ import (
 
 type revisionList struct {
 	Revisions []struct {
-		Revision int64                                   `json:"revision"`
-		Trigger  string                                  `json:"trigger"`
-		Pinned   bool                                    `json:"pinned"`
+		Revision int64                                  `json:"revision"`
+		Trigger  string                                 `json:"trigger"`
+		Pinned   bool                                   `json:"pinned"`
 		Counts   map[string]map[string]map[string]int64 `json:"counts"`
 	} `json:"revisions"`
 }
