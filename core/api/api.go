@@ -46,7 +46,9 @@ type Server struct {
 	mux     *http.ServeMux
 	latency *prometheus.HistogramVec
 	engine  atomic.Pointer[engine.Engine]
-	plugins atomic.Pointer[plugin.Manager]
+	// routeList holds every registered pattern, for Routes.
+	routeList []string
+	plugins   atomic.Pointer[plugin.Manager]
 }
 
 // eng is the engine requests go to now.
@@ -81,9 +83,9 @@ func New(opts Options) (*Server, error) {
 }
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}))
+	s.public("GET /healthz", s.healthz)
+	s.public("GET /readyz", s.readyz)
+	s.public("GET /metrics", promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 
 	s.handle("GET /v1/layers", s.listLayers)
 	s.handle("GET /v1/layers/{layer}", s.getLayer)
@@ -104,8 +106,20 @@ func (s *Server) routes() {
 
 // handle registers an authenticated route.
 func (s *Server) handle(pattern string, h http.HandlerFunc) {
+	s.routeList = append(s.routeList, pattern)
 	s.mux.Handle(pattern, s.auth(h))
 }
+
+// public registers a route that needs no bearer token (health, metrics,
+// and hooks, which authenticate by their own means).
+func (s *Server) public(pattern string, h http.HandlerFunc) {
+	s.routeList = append(s.routeList, pattern)
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Routes lists every route the server registers ("METHOD /path/{param}"),
+// in registration order.
+func (s *Server) Routes() []string { return append([]string(nil), s.routeList...) }
 
 // ServeHTTP serves a request with a body limit, panic recovery and metrics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

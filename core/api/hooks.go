@@ -14,10 +14,10 @@ import (
 // connector's signature check), never by the bearer token.
 func (s *Server) hookRoutes() {
 	for _, prefix := range []string{"/hooks/layers/{layer}", "/hooks/data_layer/data_source/publish/{layer}"} {
-		s.mux.HandleFunc("POST "+prefix, s.triggerHook)
-		s.mux.HandleFunc("POST "+prefix+"/{hook}", s.triggerHook)
+		s.public("POST "+prefix, s.triggerHook)
+		s.public("POST "+prefix+"/{hook}", s.triggerHook)
 	}
-	s.mux.HandleFunc("POST /hooks/sources/{layer}/{source}", s.sourceHook)
+	s.public("POST /hooks/sources/{layer}/{source}", s.sourceHook)
 
 	s.handle("GET /v1/layers/{layer}/webhooks", s.listWebhooks)
 	s.handle("POST /v1/layers/{layer}/webhooks", s.addWebhook)
