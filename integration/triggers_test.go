@@ -406,3 +406,56 @@ layer "s" {
 		t.Fatalf("resumed sync did not run: %d -> %d", before, n)
 	}
 }
+
+// TestSecretsStaySecret syncs with a connector that puts its sensitive
+// config value in its log, its stderr and its error, then scans every log
+// line and API answer for it.
+func TestSecretsStaySecret(t *testing.T) {
+	const secret = "tok-7f3a9c1e5b2d"
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "layer.hcl")
+	writeFile(t, cfg, hookLayer(hookPlugin(t), fmt.Sprintf(`    config {
+      token = %q
+      leak  = true
+    }`, secret)))
+	h := startHost(t, cfg, "")
+	h.idle("rt", 30*time.Second)
+	var answers strings.Builder
+	get := func(path string) {
+		req, _ := http.NewRequest("GET", h.url(path), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		answers.WriteString(b.String())
+	}
+	var runs struct {
+		Events []struct{ Run string } `json:"events"`
+	}
+	h.call("GET", "/v1/layers/rt/events?limit=1000", nil, 200, &runs)
+	for _, e := range runs.Events {
+		if e.Run != "" {
+			get("/v1/layers/rt/runs/" + e.Run)
+		}
+	}
+	for _, p := range []string{"/v1/layers", "/v1/layers/rt", "/v1/layers/rt/events?limit=1000", "/v1/layers/rt/revisions", "/v1/audit", "/v1/layers/rt/records", "/metrics"} {
+		get(p)
+	}
+	h.stop()
+	logs := h.logs()
+	if strings.Contains(logs, secret) {
+		t.Fatalf("the secret is in the host log:\n%s", logs)
+	}
+	if strings.Contains(answers.String(), secret) {
+		t.Fatalf("the secret is in an API answer:\n%s", answers.String())
+	}
+	if !strings.Contains(logs, "[redacted]") || !strings.Contains(answers.String(), "[redacted]") {
+		t.Fatalf("the test did not exercise redaction (no [redacted] in logs or answers)\n%s\n%s", logs, answers.String())
+	}
+	if !strings.Contains(answers.String(), "upstream refused token") {
+		t.Fatalf("the run's error is missing from the answers: %s", answers.String())
+	}
+}

@@ -5,11 +5,15 @@
 package api
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -92,7 +96,7 @@ func (s *Server) routes() {
 	s.handle("POST /v1/layers/{layer}/syncs", s.triggerSync)
 	s.handle("GET /v1/layers/{layer}/runs/{run}", s.getRun)
 	s.handle("GET /v1/layers/{layer}/events", s.listEvents)
-	s.handle("GET /v1/layers/{layer}/records", s.listRecords)
+	s.public("GET /v1/layers/{layer}/records", s.listRecords) // authRead: admin or api_token
 	s.handle("GET /v1/layers/{layer}/revisions", s.listRevisions)
 	s.handle("PUT /v1/layers/{layer}/pin", s.pin)
 	s.handle("DELETE /v1/layers/{layer}/pin", s.unpin)
@@ -172,16 +176,84 @@ func (r *statusRecorder) Flush() {
 // auth checks the admin token when one is set (constant time).
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.AdminToken != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminToken)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="synclayer"`)
-				writeError(w, http.StatusUnauthorized, "unauthorized", "a valid token is required: Authorization: Bearer <token>")
-				return
-			}
+		if s.opts.AdminToken != "" && !s.isAdmin(r) {
+			unauthorized(w)
+			return
 		}
 		h(w, r)
 	})
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="synclayer"`)
+	writeError(w, http.StatusUnauthorized, "unauthorized", "a valid token is required: Authorization: Bearer <token>")
+}
+
+func bearer(r *http.Request) (string, bool) {
+	return strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
+// isAdmin tells whether the request carries the admin token.
+func (s *Server) isAdmin(r *http.Request) bool {
+	got, ok := bearer(r)
+	return ok && s.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminToken)) == 1
+}
+
+// readScope is what a request may read of a layer's records: everything
+// (admin, or an open server), or an api_token's models and sources.
+type readScope struct {
+	all     bool
+	token   string
+	models  []string
+	sources []string
+}
+
+// authRead authenticates a record read: the admin token, or an api_token
+// of the layer (its SHA-256 compared in constant time with every token's).
+// With no admin token set the server is open (it then listens on loopback
+// only). ok is false when an answer was written.
+func (s *Server) authRead(w http.ResponseWriter, r *http.Request, layer string) (readScope, bool) {
+	if s.opts.AdminToken == "" || s.isAdmin(r) {
+		return readScope{all: true}, true
+	}
+	got, ok := bearer(r)
+	if !ok || got == "" {
+		unauthorized(w)
+		return readScope{}, false
+	}
+	sum := sha256.Sum256([]byte(got))
+	var match *readScope
+	for _, t := range s.eng().APITokens(layer) {
+		want, err := hex.DecodeString(t.TokenSHA256)
+		if err != nil {
+			continue
+		}
+		if subtle.ConstantTimeCompare(sum[:], want) == 1 && match == nil {
+			match = &readScope{token: t.Name, models: t.Models, sources: t.Sources}
+		}
+	}
+	if match == nil {
+		unauthorized(w)
+		return readScope{}, false
+	}
+	return *match, true
+}
+
+// allows checks a records query against the scope; it answers 403 when the
+// query reaches beyond it.
+func (sc readScope) allows(w http.ResponseWriter, model, source string) bool {
+	if sc.all {
+		return true
+	}
+	if len(sc.models) > 0 && !slices.Contains(sc.models, model) {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q reads only the models %s: pass model= one of them", sc.token, strings.Join(sc.models, ", ")))
+		return false
+	}
+	if len(sc.sources) > 0 && !slices.Contains(sc.sources, source) {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q reads only the sources %s: pass source= one of them", sc.token, strings.Join(sc.sources, ", ")))
+		return false
+	}
+	return true
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -122,10 +122,18 @@ func parseRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query, boo
 		return q, false
 	}
 	if c := v.Get("cursor"); c != "" {
-		cur, err := store.ParseCursor(c)
+		cur, rev, err := store.ParsePosition(c)
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad_cursor", "cursor is not a cursor this server gave out")
 			return q, false
+		}
+		if rev != 0 {
+			// A next_cursor: the walk stays on its revision.
+			if q.Revision != 0 && q.Revision != rev {
+				writeError(w, http.StatusBadRequest, "bad_cursor", "this next_cursor belongs to revision "+strconv.FormatInt(rev, 10)+", not to the revision asked for")
+				return q, false
+			}
+			q.Revision = rev
 		}
 		q.After = &cur
 	}
@@ -172,6 +180,10 @@ func parseRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query, boo
 
 func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	layer := r.PathValue("layer")
+	scope, ok := s.authRead(w, r, layer)
+	if !ok {
+		return
+	}
 	db, err := s.eng().Store(layer)
 	if err != nil {
 		s.engineError(w, err)
@@ -179,6 +191,9 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	q, ok := parseRecordsQuery(w, r)
 	if !ok {
+		return
+	}
+	if !scope.allows(w, q.Model, q.Source) {
 		return
 	}
 	if len(q.IDs) > 0 && q.Source == "" {

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/synclayer/synclayer/core/config"
+	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -30,6 +30,10 @@ type Options struct {
 	Plugins *plugin.Manager
 	Logger  hclog.Logger
 	Metrics *Metrics // nil: a fresh set, not registered anywhere
+	// Redactor collects the secrets of the configuration (sensitive config
+	// values of every source) and keeps them out of run errors and events;
+	// give the same one to the host's log output. nil: a private one.
+	Redactor *redact.Redactor
 }
 
 // Engine owns the layers of a configuration at run time.
@@ -39,6 +43,7 @@ type Engine struct {
 	plugins *plugin.Manager
 	log     hclog.Logger
 	metrics *Metrics
+	redact  *redact.Redactor
 
 	layers map[string]*layer
 	order  []string
@@ -71,12 +76,16 @@ func New(opts Options) (*Engine, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
+	if opts.Redactor == nil {
+		opts.Redactor = redact.New()
+	}
 	e := &Engine{
 		cfg:     opts.Config,
 		store:   opts.Store,
 		plugins: opts.Plugins,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
+		redact:  opts.Redactor,
 		layers:  map[string]*layer{},
 	}
 	for _, lc := range opts.Config.Layers {
@@ -212,7 +221,6 @@ type source struct {
 	desc      *plugin.Description // for the current configuration
 	configRaw []byte              // the evaluated config block, JSON
 	hash      string
-	redact    *strings.Replacer
 }
 
 // dir is the folder of the file that declares the source: the plugin's
@@ -262,10 +270,10 @@ func (s *source) prepare(ctx context.Context) error {
 	if diags.HasErrors() {
 		return &ConfigError{Diags: config.FormatDiagnostics(diags)}
 	}
-	secrets := config.SensitiveValues(s.cfg, schema.Config, raw)
+	s.l.e.redact.Add(config.SensitiveValues(s.cfg, schema.Config, raw)...)
 	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, raw)
 	if err != nil {
-		return fmt.Errorf("layer %q source %q: describe with its config: %s", s.l.cfg.Name, s.cfg.Name, redactor(secrets).Replace(err.Error()))
+		return fmt.Errorf("layer %q source %q: describe with its config: %s", s.l.cfg.Name, s.cfg.Name, s.l.e.redact.Replace(err.Error()))
 	}
 	desc.Config = schema.Config
 	if err := checkSyncBlocks(s.cfg, desc); err != nil {
@@ -275,7 +283,6 @@ func (s *source) prepare(ctx context.Context) error {
 	s.configRaw = raw
 	s.desc = desc
 	s.hash = config.SourceHash(s.cfg.Plugin, raw, s.cfg.Syncs)
-	s.redact = redactor(secrets)
 	s.mu.Unlock()
 	return nil
 }
@@ -327,18 +334,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// redactor replaces secret values with a marker.
-func redactor(secrets []string) *strings.Replacer {
-	var pairs []string
-	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			pairs = append(pairs, s, "[redacted]")
-		}
-	}
-	return strings.NewReplacer(pairs...)
 }
 
 // newID returns a time-ordered id with 64 random bits: prefix_<time><rand>.

@@ -219,7 +219,7 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 		return nil, err
 	}
 	s.mu.Lock()
-	desc, raw, redact := s.desc, s.configRaw, s.redact
+	desc, raw := s.desc, s.configRaw
 	s.mu.Unlock()
 	allowed := map[string]bool{}
 	for _, m := range desc.Models {
@@ -243,7 +243,7 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 			return nil
 		})
 	if err != nil {
-		return nil, fmt.Errorf("source %q webhook: %s", it.Source, redact.Replace(err.Error()))
+		return nil, fmt.Errorf("source %q webhook: %s", it.Source, l.e.redact.Replace(err.Error()))
 	}
 	return out, nil
 }

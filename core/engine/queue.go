@@ -279,6 +279,11 @@ func (l *layer) worker() {
 }
 
 func (l *layer) event(ev store.Event) {
+	// Events reach API answers: no secret in them.
+	ev.Message = l.e.redact.Replace(ev.Message)
+	for k, v := range ev.Fields {
+		ev.Fields[k] = l.e.redact.Replace(v)
+	}
 	if _, err := l.db.AppendEvent(ev); err != nil && !errors.Is(err, store.ErrClosed) {
 		l.log.Error("could not append to the event log", "error", err)
 	}

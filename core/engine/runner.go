@@ -50,7 +50,7 @@ func (l *layer) execute(p *pending) {
 	case err != nil:
 		run = l.updateRun(p, func(r *store.Run) {
 			r.FinishedAt = &finished
-			r.State, r.Error, r.RetryAt = store.RunFailed, err.Error(), nil
+			r.State, r.Error, r.RetryAt = store.RunFailed, l.e.redact.Replace(err.Error()), nil
 		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
@@ -175,7 +175,9 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		}
 		delay := backoff(policy, attempt)
 		retryAt := time.Now().UTC().Add(delay)
-		l.updateRun(p, func(r *store.Run) { r.Error, r.RetryAt, r.Attempt = err.Error(), &retryAt, attempt+1 })
+		l.updateRun(p, func(r *store.Run) {
+			r.Error, r.RetryAt, r.Attempt = l.e.redact.Replace(err.Error()), &retryAt, attempt+1
+		})
 		l.event(store.Event{Type: "sync.retrying", Run: p.run.ID, Message: err.Error(),
 			Fields: map[string]string{"attempt": fmt.Sprint(attempt + 1), "delay": delay.Round(time.Millisecond).String()}})
 		l.log.Warn("run failed; retrying from its last checkpoint", "run", p.run.ID, "attempt", attempt, "delay", delay, "error", err)
@@ -245,13 +247,12 @@ func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, sy
 	}
 	s.mu.Lock()
 	raw := s.configRaw
-	redact := s.redact
 	s.mu.Unlock()
 	// Models may depend on the upstream (a new file, a new table): ask
 	// again for this run.
 	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, raw)
 	if err != nil {
-		return s.fail("describe", err, redact)
+		return s.fail("describe", err)
 	}
 	s.mu.Lock()
 	desc.Config = s.desc.Config
@@ -260,13 +261,14 @@ func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, sy
 	sort.Strings(syncs)
 	for _, name := range syncs {
 		if err := s.runSync(ctx, inst, desc, p, st, name); err != nil {
-			return s.fail(name, err, redact)
+			return s.fail(name, err)
 		}
 	}
 	return nil
 }
 
-func (s *source) fail(what string, err error, redact interface{ Replace(string) string }) error {
+func (s *source) fail(what string, err error) error {
+	redact := s.l.e.redact
 	var crash *plugin.CrashError
 	if errors.As(err, &crash) {
 		s.l.e.metrics.PluginCrashes.WithLabelValues(s.cfg.Plugin).Inc()

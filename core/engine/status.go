@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 
+	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/store"
 )
 
@@ -147,4 +148,13 @@ func (e *Engine) Sources(layerName string) ([]string, error) {
 		out[i] = s.cfg.Name
 	}
 	return out, nil
+}
+
+// APITokens returns the read tokens of a layer (their hashes and scopes).
+func (e *Engine) APITokens(layerName string) []*config.APIToken {
+	l, ok := e.layers[layerName]
+	if !ok {
+		return nil
+	}
+	return l.cfg.APITokens
 }

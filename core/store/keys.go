@@ -69,6 +69,44 @@ var cursorEncoding = base64.NewEncoding("-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_a
 // of a layer sort in the order of their changes.
 func (c Cursor) String() string { return cursorEncoding.EncodeToString(c[:]) }
 
+// pageTokenLen is the length of a page token: a cursor and the revision
+// the page was read from.
+const pageTokenLen = cursorLen + 8
+
+// PageToken is the next_cursor of a page: where the page ended and on which
+// revision, so that a walk that follows it stays on one revision.
+func PageToken(c Cursor, revision int64) string {
+	var b [pageTokenLen]byte
+	copy(b[:], c[:])
+	binary.BigEndian.PutUint64(b[cursorLen:], uint64(revision))
+	return cursorEncoding.EncodeToString(b[:])
+}
+
+// ParsePosition decodes what a client passes as cursor=: a record's cursor
+// (revision 0: read the current revision) or a page token (the revision
+// the walk started on).
+func ParsePosition(s string) (Cursor, int64, error) {
+	if len(s) == 16 {
+		c, err := ParseCursor(s)
+		return c, 0, err
+	}
+	var c Cursor
+	var b [pageTokenLen]byte
+	if len(s) != 27 {
+		return c, 0, ErrBadCursor
+	}
+	n, err := cursorEncoding.Decode(b[:], []byte(s))
+	if err != nil || n != pageTokenLen {
+		return c, 0, ErrBadCursor
+	}
+	copy(c[:], b[:cursorLen])
+	rev := int64(binary.BigEndian.Uint64(b[cursorLen:]))
+	if rev <= 0 {
+		return c, 0, ErrBadCursor
+	}
+	return c, rev, nil
+}
+
 // ErrBadCursor is returned for a cursor that this store did not make.
 var ErrBadCursor = errors.New("invalid cursor")
 

@@ -42,7 +42,8 @@ type Query struct {
 // Page is the outcome of a records query besides the records themselves.
 type Page struct {
 	Revision Revision
-	// Next is the cursor to continue from; empty when there is nothing more.
+	// Next is the page token to continue from (it keeps the walk on this
+	// revision); empty when there is nothing more.
 	Next string
 }
 
@@ -122,7 +123,7 @@ func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
 			// One more record matches: there is a next page.
 			var c Cursor
 			copy(c[:], r.lastCursor[:])
-			page.Next = c.String()
+			page.Next = PageToken(c, rev.Number)
 			return page, nil
 		}
 		if err := emit(out); err != nil {

@@ -175,9 +175,9 @@ func TestPagination(t *testing.T) {
 		if page.Next == "" {
 			break
 		}
-		c, err := ParseCursor(page.Next)
-		if err != nil {
-			t.Fatal(err)
+		c, rev, err := ParsePosition(page.Next)
+		if err != nil || rev != page.Revision.Number {
+			t.Fatal(err, rev)
 		}
 		q.After = &c
 		if pages > 5 {
@@ -413,5 +413,33 @@ func TestCursorStringsSortLikeCursors(t *testing.T) {
 			}
 			prev = s
 		}
+	}
+}
+
+// A walk that follows next_cursor stays on the revision it started on,
+// even when a revision is published meanwhile; a record's own cursor reads
+// the current revision.
+func TestWalkStaysOnItsRevision(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	runChanges(t, l, "run_1", save("M", "a", "1"), save("M", "b", "1"), save("M", "c", "1"))
+	got, page := readAll(t, l, Query{Limit: 2})
+	if len(got) != 2 || page.Next == "" {
+		t.Fatalf("first page %+v %+v", got, page)
+	}
+	runChanges(t, l, "run_2", save("M", "a", "2"))
+	c, rev, err := ParsePosition(page.Next)
+	if err != nil || rev != 1 {
+		t.Fatal(err, rev)
+	}
+	rest, page2 := readAll(t, l, Query{After: &c, Revision: rev, Limit: 2})
+	if len(rest) != 1 || rest[0].ID != "c" || page2.Revision.Number != 1 || page2.Next != "" {
+		t.Fatalf("rest of the walk %+v %+v", rest, page2)
+	}
+	// From the last record's cursor, the current revision shows a's update.
+	last, _, _ := ParsePosition(rest[0].Metadata["cursor"].(string))
+	newer, _ := readAll(t, l, Query{After: &last})
+	if len(newer) != 1 || newer[0].ID != "a" || newer[0].Title != "2" {
+		t.Fatalf("changes after the walk: %+v", newer)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/synclayer/synclayer/core/api"
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/engine"
+	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -41,14 +42,27 @@ func stripNewline(s string) string {
 	return s
 }
 
-func newLogger(svc config.Service) hclog.Logger {
+// newLogger is the host's logger; everything it writes, plugin output
+// included, passes through the redactor.
+func newLogger(svc config.Service, secrets *redact.Redactor) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{
 		Name:       "synclayer",
 		Level:      hclog.LevelFromString(svc.LogLevel),
 		JSONFormat: svc.LogFormat == "json",
-		Output:     os.Stderr,
+		Output:     secrets.Writer(os.Stderr),
 		TimeFormat: time.RFC3339Nano,
 	})
+}
+
+// configSecrets registers the secrets a configuration holds itself (the
+// connectors' sensitive values are added as sources are described).
+func configSecrets(cfg *config.Config, secrets *redact.Redactor) {
+	secrets.Add(cfg.Service.Secrets()...)
+	for _, l := range cfg.Layers {
+		for _, n := range l.Notify {
+			secrets.Add(n.Secrets()...)
+		}
+	}
 }
 
 func pluginManager(cfg *config.Config, log hclog.Logger) *plugin.Manager {
@@ -96,7 +110,9 @@ func serveCmd() *cobra.Command {
 }
 
 func serve(cfg *config.Config, cfgPath string) error {
-	log := newLogger(cfg.Service)
+	secrets := redact.New()
+	configSecrets(cfg, secrets)
+	log := newLogger(cfg.Service, secrets)
 	if cfg.Service.AdminToken == "" && !isLoopback(cfg.Service.Listen) {
 		return exitError{code: 1, msg: fmt.Sprintf("refusing to listen on %s without an admin token: set service { admin_token = ... } or listen on a loopback address", cfg.Service.Listen)}
 	}
@@ -117,7 +133,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 		return err
 	}
 	plugins := pluginManager(cfg, log)
-	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics})
+	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
 	if err != nil {
 		return err
 	}
@@ -154,7 +170,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if next := reload(cfgPath, cfg, st, metrics, log); next != nil {
+				if next := reload(cfgPath, cfg, st, metrics, log, secrets); next != nil {
 					eng.Stop(context.Background())
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 					err := next.eng.Start(ctx)
@@ -165,7 +181,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 						log.Error("reload: the new configuration did not start; keeping the running one", "error", err)
 						next.eng.Stop(context.Background())
 						pm := pluginManager(cfg, log)
-						old, oerr := engine.New(engine.Options{Config: cfg, Store: st, Plugins: pm, Logger: log.Named("engine"), Metrics: metrics})
+						old, oerr := engine.New(engine.Options{Config: cfg, Store: st, Plugins: pm, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
 						if oerr == nil {
 							oerr = old.Start(context.Background())
 						}
@@ -201,7 +217,7 @@ type loaded struct {
 // nil, after logging why, when the new files are invalid: the running
 // configuration then stays. Service settings (listen, data_dir, tokens)
 // need a restart.
-func reload(path string, running *config.Config, st *store.Store, metrics *engine.Metrics, log hclog.Logger) *loaded {
+func reload(path string, running *config.Config, st *store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
 	log.Info("SIGHUP: reloading the configuration", "path", path)
 	cfg, diags := config.Load(path)
 	if diags.HasErrors() {
@@ -214,7 +230,8 @@ func reload(path string, running *config.Config, st *store.Store, metrics *engin
 		log.Warn("reload: changes to the service block take effect at the next restart")
 		cfg.Service = running.Service
 	}
-	probe, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log.Named("engine")})
+	configSecrets(cfg, secrets)
+	probe, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log.Named("engine"), Redactor: secrets})
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err = probe.Validate(ctx)
@@ -225,7 +242,7 @@ func reload(path string, running *config.Config, st *store.Store, metrics *engin
 		return nil
 	}
 	plugins := pluginManager(cfg, log)
-	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics})
+	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
 	if err != nil {
 		log.Error("reload refused", "error", err)
 		return nil
@@ -257,8 +274,10 @@ func validateCmd() *cobra.Command {
 				return err
 			}
 			if !noPlugins {
-				log := newLogger(config.Service{LogLevel: "warn", LogFormat: cfg.Service.LogFormat})
-				eng, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log})
+				secrets := redact.New()
+				configSecrets(cfg, secrets)
+				log := newLogger(config.Service{LogLevel: "warn", LogFormat: cfg.Service.LogFormat}, secrets)
+				eng, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log, Redactor: secrets})
 				if err != nil {
 					return err
 				}

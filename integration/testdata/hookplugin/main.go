@@ -23,6 +23,7 @@ type config struct {
 	ExitFile      string `config:"exit_file"`
 	HogMB         int    `config:"hog_mb"`
 	Records       int    `config:"records"`
+	Leak          bool   `config:"leak"`
 }
 
 type hook struct{}
@@ -39,6 +40,13 @@ func (hook) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error
 	cfg := config{Records: 3}
 	if err := req.DecodeConfig(&cfg); err != nil {
 		return err
+	}
+	if cfg.Leak {
+		// A careless connector: its secret in its log, its stderr and its
+		// error. The host must keep it out of everything it shows.
+		req.Logger.Warn("connecting with token " + cfg.Token)
+		fmt.Fprintln(os.Stderr, "debug: token="+cfg.Token)
+		return fmt.Errorf("upstream refused token %s", cfg.Token)
 	}
 	if cfg.HogMB > 0 {
 		hog := make([][]byte, 0, cfg.HogMB)
