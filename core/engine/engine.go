@@ -89,7 +89,7 @@ func New(opts Options) (*Engine, error) {
 		layers:  map[string]*layer{},
 	}
 	for _, lc := range opts.Config.Layers {
-		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1)}
+		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1), events: make(chan store.Event, 4096)}
 		for _, sc := range lc.Sources {
 			l.sources = append(l.sources, &source{l: l, cfg: sc, log: l.log.With("source", sc.Name)})
 		}
@@ -116,6 +116,8 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		l.db = db
 		db.SetKeepRevisions(l.cfg.KeepRevisions)
+		e.wg.Add(1)
+		go l.eventWriter()
 		if err := l.recoverRuns(); err != nil {
 			return err
 		}
@@ -169,6 +171,11 @@ func (e *Engine) Stop(ctx context.Context) {
 	case <-ctx.Done():
 		e.log.Warn("shutdown: runs did not stop in time")
 	}
+	for _, l := range e.layers {
+		if l.db != nil {
+			l.flushEvents()
+		}
+	}
 	e.plugins.Shutdown()
 }
 
@@ -193,6 +200,9 @@ type layer struct {
 	log     hclog.Logger
 	db      *store.Layer
 	sources []*source
+
+	// events feeds the event writer.
+	events chan store.Event
 
 	mu      sync.Mutex
 	queue   []*pending // waiting runs, oldest first

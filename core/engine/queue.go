@@ -278,13 +278,68 @@ func (l *layer) worker() {
 	}
 }
 
+// event adds an entry to the layer's event log. Entries are written by the
+// layer's event writer, many per commit, so that a burst of triggers does
+// not cost a commit each; they appear within milliseconds.
 func (l *layer) event(ev store.Event) {
 	// Events reach API answers: no secret in them.
 	ev.Message = l.e.redact.Replace(ev.Message)
 	for k, v := range ev.Fields {
 		ev.Fields[k] = l.e.redact.Replace(v)
 	}
-	if _, err := l.db.AppendEvent(ev); err != nil && !errors.Is(err, store.ErrClosed) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	select {
+	case l.events <- ev:
+	default:
+		l.appendEvents([]store.Event{ev}) // the writer is behind or gone
+	}
+}
+
+func (l *layer) appendEvents(es []store.Event) {
+	if err := l.db.AppendEvents(es); err != nil && !errors.Is(err, store.ErrClosed) {
 		l.log.Error("could not append to the event log", "error", err)
+	}
+}
+
+// eventWriter writes queued events in batches until the engine stops, then
+// writes what is left.
+func (l *layer) eventWriter() {
+	defer l.e.wg.Done()
+	for {
+		select {
+		case ev := <-l.events:
+			batch := []store.Event{ev}
+		more:
+			for len(batch) < 512 {
+				select {
+				case ev := <-l.events:
+					batch = append(batch, ev)
+				default:
+					break more
+				}
+			}
+			l.appendEvents(batch)
+		case <-l.e.ctx.Done():
+			l.flushEvents()
+			return
+		}
+	}
+}
+
+// flushEvents writes the events still queued.
+func (l *layer) flushEvents() {
+	var batch []store.Event
+	for {
+		select {
+		case ev := <-l.events:
+			batch = append(batch, ev)
+		default:
+			if len(batch) > 0 {
+				l.appendEvents(batch)
+			}
+			return
+		}
 	}
 }

@@ -68,19 +68,32 @@ type Event struct {
 // AppendEvent adds an event to the log and returns it with its sequence
 // number and time set.
 func (l *Layer) AppendEvent(e Event) (Event, error) {
-	err := l.setLatest(func(txn *badger.Txn) error {
-		l.eventSeq++
-		e.Seq = l.eventSeq
-		if e.Time.IsZero() {
-			e.Time = time.Now().UTC()
+	es := []Event{e}
+	err := l.AppendEvents(es)
+	return es[0], err
+}
+
+// AppendEvents adds events to the log in one commit, setting their
+// sequence numbers and (when zero) times.
+func (l *Layer) AppendEvents(es []Event) error {
+	return l.setLatest(func(txn *badger.Txn) error {
+		for i := range es {
+			e := &es[i]
+			l.eventSeq++
+			e.Seq = l.eventSeq
+			if e.Time.IsZero() {
+				e.Time = time.Now().UTC()
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(u64Key(pfxEvent, e.Seq), b); err != nil {
+				return err
+			}
 		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return txn.Set(u64Key(pfxEvent, e.Seq), b)
+		return nil
 	})
-	return e, err
 }
 
 // Events returns up to limit events with a sequence number above after.
