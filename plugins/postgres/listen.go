@@ -17,9 +17,9 @@ import (
 //
 // The plugin side is Watch, below. What the host must add to use it (the
 // protocol has no way yet for a plugin to ask for a run) is described in
-// docs/writing-a-connector.md and the connector's README: a server-streamed
-// Watch call that the host keeps open per source and turns each event into
-// an incremental run of the syncs it names.
+// this connector's README.md: a server-streamed Watch call that the host
+// keeps open per source and turns each event into an incremental run of the
+// syncs it names.
 
 // Watch LISTENs on cfg.Listen and calls trigger with the syncs each
 // notification asks for: the model named by the payload (or the model whose
