@@ -74,6 +74,23 @@
 // loggers write hclog JSON to stderr, which the host reads too. Standard
 // output belongs to the plugin handshake: never print to it.
 //
-// The package sdktest runs a connector in-process against the real protocol,
-// for the connector's own tests.
+// # Helpers
+//
+// [NewHTTPClient] returns an HTTP client that retries connection errors, 429
+// and 5xx answers with exponential backoff and jitter, honours Retry-After
+// and keeps to a rate limit; [CheckResponse] and [HTTPError] quote the start
+// of an error answer's body. The paginators [CursorPagination],
+// [OffsetPagination], [PageNumberPagination] and [LinkPagination] walk
+// lists, with [HTTPClient.Paginate] or step by step (the next page's URL is
+// a fine checkpoint); [Lookup] reads dot paths in decoded JSON.
+// [HMACSignature] signs and verifies webhook bodies (hex or base64,
+// prefixed forms like "sha256=", constant-time), and [CheckTimestamp]
+// rejects stale requests.
+//
+// # Testing
+//
+// The package sdktest runs a connector in-process against the real
+// protocol, for the connector's own tests, and its Acceptance suite checks
+// what every connector owes the host. docs/writing-a-connector.md walks
+// from an empty folder to a tested connector.
 package sdk

@@ -335,6 +335,19 @@ func TestPaginationStopsOnRepeatedCursor(t *testing.T) {
 	}
 }
 
+func TestCursorThatIsAURL(t *testing.T) {
+	u, _ := url.Parse("https://api.example.com/x?cursor=a")
+	body := []byte(`{"next":"https://api.example.com/x?cursor=b&sig=1"}`)
+	next, err := sdk.CursorPagination{Param: "cursor", NextPath: "next"}.Next(&sdk.Page{URL: u, Body: body}, 1)
+	if err != nil || next.String() != "https://api.example.com/x?cursor=b&sig=1" {
+		t.Fatalf("%v %v", next, err)
+	}
+	next, err = sdk.CursorPagination{Param: "cursor", NextPath: "next"}.Next(&sdk.Page{URL: u, Body: []byte(`{"next":null}`)}, 1)
+	if err != nil || next != nil {
+		t.Fatalf("null cursor: %v %v", next, err)
+	}
+}
+
 func TestLinkHeader(t *testing.T) {
 	h := http.Header{}
 	h.Add("Link", `<https://api.example.com/x?page=1>; rel="prev first", <https://api.example.com/x?a=1,2&page=3>; rel="Next"`)

@@ -49,7 +49,9 @@ func (p *Page) JSON(v any) error {
 // CursorPagination follows a cursor found in each page's body: the next
 // page is the list's URL with ?Param=<cursor>, until the cursor is missing,
 // null or empty. The cursor is at the dot path NextPath
-// ("meta.next_cursor"), or given by NextFunc when set.
+// ("meta.next_cursor"), or given by NextFunc when set. A cursor that is an
+// absolute http(s) URL (APIs that answer "next": "https://…") is followed
+// as it is.
 type CursorPagination struct {
 	// Param is the query parameter that carries the cursor.
 	Param string
@@ -94,6 +96,16 @@ func (c CursorPagination) Next(p *Page, n int) (*url.URL, error) {
 	}
 	if next == "" {
 		return nil, nil
+	}
+	if strings.HasPrefix(next, "http://") || strings.HasPrefix(next, "https://") {
+		u, err := url.Parse(next)
+		if err != nil {
+			return nil, fmt.Errorf("GET %s: the next page %q is not a URL: %w", RedactURL(p.URL), next, err)
+		}
+		if u.String() == p.URL.String() {
+			return nil, fmt.Errorf("GET %s: the API answered the same next page again; stopping rather than looping", RedactURL(p.URL))
+		}
+		return u, nil
 	}
 	if next == p.URL.Query().Get(c.Param) {
 		return nil, fmt.Errorf("GET %s: the API answered the same cursor %q again; stopping rather than looping", RedactURL(p.URL), next)

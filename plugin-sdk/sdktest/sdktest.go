@@ -17,6 +17,11 @@
 //		}
 //		// inspect res.Changes, res.Checkpoint, res.Logs
 //	}
+//
+// Acceptance runs the checks every connector owes the host (declared models
+// only, stable ids, resume from any checkpoint without loss, incremental
+// runs without repeats, no leaked secrets or goroutines) against a live
+// upstream the test provides.
 package sdktest
 
 import (
