@@ -32,6 +32,7 @@ func addClientCommands(root *cobra.Command) {
 	root.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 	c.token = os.Getenv("SYNCLAYER_TOKEN")
 	root.AddCommand(c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(), c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false))
+	root.AddCommand(c.deliveriesCmd())
 }
 
 // apiError is an error answer of the host.

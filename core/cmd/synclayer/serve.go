@@ -158,6 +158,14 @@ func serve(cfg *config.Config, cfgPath string) error {
 		eng.Stop(context.Background())
 		return exitError{code: 1, msg: err.Error()}
 	}
+	// Outbound events: after the engine has started (and recovered its
+	// runs); stopped after it, before the store closes.
+	notifier, err := startNotifier(cfg, st, log)
+	if err != nil {
+		srv.Close()
+		eng.Stop(context.Background())
+		return exitError{code: 1, msg: err.Error()}
+	}
 	log.Info("ready", "layers", len(cfg.Layers))
 
 	sigs := make(chan os.Signal, 1)
@@ -167,6 +175,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 		select {
 		case err := <-serveErr:
 			eng.Stop(context.Background())
+			notifier.Stop(context.Background())
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
@@ -194,6 +203,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 					}
 					cfg, eng = next.cfg, next.eng
 					handler.SetEngine(next.eng, next.plugins)
+					notifier.Reload(cfg)
 				}
 				continue
 			}
@@ -201,6 +211,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			_ = srv.Shutdown(ctx)
 			eng.Stop(ctx)
+			notifier.Stop(ctx)
 			cancel()
 			return nil
 		}
