@@ -141,8 +141,12 @@ type DescribeResponse struct {
 	Syncs           []*SyncSpec            `protobuf:"bytes,5,rep,name=syncs,proto3" json:"syncs,omitempty"`
 	Webhooks        bool                   `protobuf:"varint,6,opt,name=webhooks,proto3" json:"webhooks,omitempty"`
 	ProtocolVersion uint32                 `protobuf:"varint,7,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// True when the connector answers Watch for this configuration (the
+	// configured description) or can watch for some configuration (the static
+	// one, without a context). False from plugins older than Watch.
+	Watches       bool `protobuf:"varint,8,opt,name=watches,proto3" json:"watches,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeResponse) Reset() {
@@ -222,6 +226,13 @@ func (x *DescribeResponse) GetProtocolVersion() uint32 {
 		return x.ProtocolVersion
 	}
 	return 0
+}
+
+func (x *DescribeResponse) GetWatches() bool {
+	if x != nil {
+		return x.Watches
+	}
+	return false
 }
 
 type ConfigField struct {
@@ -1302,13 +1313,113 @@ func (x *VerifyWebhookResponse) GetReason() string {
 	return ""
 }
 
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Context       *RunContext            `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_connector_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchRequest) GetContext() *RunContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+// WatchEvent asks the host for an incremental run.
+type WatchEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The syncs to run; empty means every sync of the source.
+	Syncs []string `protobuf:"bytes,1,rep,name=syncs,proto3" json:"syncs,omitempty"`
+	// Why, for the host's log and event log ("NOTIFY synclayer_changes,
+	// 'Customer'"); may be empty.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_connector_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_connector_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_connector_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchEvent) GetSyncs() []string {
+	if x != nil {
+		return x.Syncs
+	}
+	return nil
+}
+
+func (x *WatchEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_connector_proto protoreflect.FileDescriptor
 
 const file_connector_proto_rawDesc = "" +
 	"\n" +
 	"\x0fconnector.proto\x12\x16synclayer.connector.v1\"O\n" +
 	"\x0fDescribeRequest\x12<\n" +
-	"\acontext\x18\x01 \x01(\v2\".synclayer.connector.v1.RunContextR\acontext\"\xb3\x02\n" +
+	"\acontext\x18\x01 \x01(\v2\".synclayer.connector.v1.RunContextR\acontext\"\xcd\x02\n" +
 	"\x10DescribeResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12;\n" +
@@ -1316,7 +1427,8 @@ const file_connector_proto_rawDesc = "" +
 	"\x06models\x18\x04 \x03(\v2\x1d.synclayer.connector.v1.ModelR\x06models\x126\n" +
 	"\x05syncs\x18\x05 \x03(\v2 .synclayer.connector.v1.SyncSpecR\x05syncs\x12\x1a\n" +
 	"\bwebhooks\x18\x06 \x01(\bR\bwebhooks\x12)\n" +
-	"\x10protocol_version\x18\a \x01(\rR\x0fprotocolVersion\"\x91\x01\n" +
+	"\x10protocol_version\x18\a \x01(\rR\x0fprotocolVersion\x12\x18\n" +
+	"\awatches\x18\b \x01(\bR\awatches\"\x91\x01\n" +
 	"\vConfigField\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\fR\x04type\x12\x1a\n" +
@@ -1401,13 +1513,20 @@ const file_connector_proto_rawDesc = "" +
 	"\x06values\x18\x02 \x03(\tR\x06values\"?\n" +
 	"\x15VerifyWebhookResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\xdc\x03\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
+	"\fWatchRequest\x12<\n" +
+	"\acontext\x18\x01 \x01(\v2\".synclayer.connector.v1.RunContextR\acontext\":\n" +
+	"\n" +
+	"WatchEvent\x12\x14\n" +
+	"\x05syncs\x18\x01 \x03(\tR\x05syncs\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason2\xb1\x04\n" +
 	"\tConnector\x12]\n" +
 	"\bDescribe\x12'.synclayer.connector.v1.DescribeRequest\x1a(.synclayer.connector.v1.DescribeResponse\x12T\n" +
 	"\x05Check\x12$.synclayer.connector.v1.CheckRequest\x1a%.synclayer.connector.v1.CheckResponse\x12R\n" +
 	"\x04Sync\x12#.synclayer.connector.v1.SyncRequest\x1a#.synclayer.connector.v1.SyncMessage0\x01\x12f\n" +
 	"\rVerifyWebhook\x12&.synclayer.connector.v1.WebhookRequest\x1a-.synclayer.connector.v1.VerifyWebhookResponse\x12^\n" +
-	"\rHandleWebhook\x12&.synclayer.connector.v1.WebhookRequest\x1a#.synclayer.connector.v1.SyncMessage0\x01B?Z=github.com/synclayer/synclayer/proto/connector/v1;connectorv1b\x06proto3"
+	"\rHandleWebhook\x12&.synclayer.connector.v1.WebhookRequest\x1a#.synclayer.connector.v1.SyncMessage0\x01\x12S\n" +
+	"\x05Watch\x12$.synclayer.connector.v1.WatchRequest\x1a\".synclayer.connector.v1.WatchEvent0\x01B?Z=github.com/synclayer/synclayer/proto/connector/v1;connectorv1b\x06proto3"
 
 var (
 	file_connector_proto_rawDescOnce sync.Once
@@ -1422,7 +1541,7 @@ func file_connector_proto_rawDescGZIP() []byte {
 }
 
 var file_connector_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_connector_proto_goTypes = []any{
 	(LogEntry_Level)(0),           // 0: synclayer.connector.v1.LogEntry.Level
 	(*DescribeRequest)(nil),       // 1: synclayer.connector.v1.DescribeRequest
@@ -1444,6 +1563,8 @@ var file_connector_proto_goTypes = []any{
 	(*WebhookRequest)(nil),        // 17: synclayer.connector.v1.WebhookRequest
 	(*Header)(nil),                // 18: synclayer.connector.v1.Header
 	(*VerifyWebhookResponse)(nil), // 19: synclayer.connector.v1.VerifyWebhookResponse
+	(*WatchRequest)(nil),          // 20: synclayer.connector.v1.WatchRequest
+	(*WatchEvent)(nil),            // 21: synclayer.connector.v1.WatchEvent
 }
 var file_connector_proto_depIdxs = []int32{
 	9,  // 0: synclayer.connector.v1.DescribeRequest.context:type_name -> synclayer.connector.v1.RunContext
@@ -1461,21 +1582,24 @@ var file_connector_proto_depIdxs = []int32{
 	0,  // 12: synclayer.connector.v1.LogEntry.level:type_name -> synclayer.connector.v1.LogEntry.Level
 	9,  // 13: synclayer.connector.v1.WebhookRequest.context:type_name -> synclayer.connector.v1.RunContext
 	18, // 14: synclayer.connector.v1.WebhookRequest.headers:type_name -> synclayer.connector.v1.Header
-	1,  // 15: synclayer.connector.v1.Connector.Describe:input_type -> synclayer.connector.v1.DescribeRequest
-	7,  // 16: synclayer.connector.v1.Connector.Check:input_type -> synclayer.connector.v1.CheckRequest
-	10, // 17: synclayer.connector.v1.Connector.Sync:input_type -> synclayer.connector.v1.SyncRequest
-	17, // 18: synclayer.connector.v1.Connector.VerifyWebhook:input_type -> synclayer.connector.v1.WebhookRequest
-	17, // 19: synclayer.connector.v1.Connector.HandleWebhook:input_type -> synclayer.connector.v1.WebhookRequest
-	2,  // 20: synclayer.connector.v1.Connector.Describe:output_type -> synclayer.connector.v1.DescribeResponse
-	8,  // 21: synclayer.connector.v1.Connector.Check:output_type -> synclayer.connector.v1.CheckResponse
-	11, // 22: synclayer.connector.v1.Connector.Sync:output_type -> synclayer.connector.v1.SyncMessage
-	19, // 23: synclayer.connector.v1.Connector.VerifyWebhook:output_type -> synclayer.connector.v1.VerifyWebhookResponse
-	11, // 24: synclayer.connector.v1.Connector.HandleWebhook:output_type -> synclayer.connector.v1.SyncMessage
-	20, // [20:25] is the sub-list for method output_type
-	15, // [15:20] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	9,  // 15: synclayer.connector.v1.WatchRequest.context:type_name -> synclayer.connector.v1.RunContext
+	1,  // 16: synclayer.connector.v1.Connector.Describe:input_type -> synclayer.connector.v1.DescribeRequest
+	7,  // 17: synclayer.connector.v1.Connector.Check:input_type -> synclayer.connector.v1.CheckRequest
+	10, // 18: synclayer.connector.v1.Connector.Sync:input_type -> synclayer.connector.v1.SyncRequest
+	17, // 19: synclayer.connector.v1.Connector.VerifyWebhook:input_type -> synclayer.connector.v1.WebhookRequest
+	17, // 20: synclayer.connector.v1.Connector.HandleWebhook:input_type -> synclayer.connector.v1.WebhookRequest
+	20, // 21: synclayer.connector.v1.Connector.Watch:input_type -> synclayer.connector.v1.WatchRequest
+	2,  // 22: synclayer.connector.v1.Connector.Describe:output_type -> synclayer.connector.v1.DescribeResponse
+	8,  // 23: synclayer.connector.v1.Connector.Check:output_type -> synclayer.connector.v1.CheckResponse
+	11, // 24: synclayer.connector.v1.Connector.Sync:output_type -> synclayer.connector.v1.SyncMessage
+	19, // 25: synclayer.connector.v1.Connector.VerifyWebhook:output_type -> synclayer.connector.v1.VerifyWebhookResponse
+	11, // 26: synclayer.connector.v1.Connector.HandleWebhook:output_type -> synclayer.connector.v1.SyncMessage
+	21, // 27: synclayer.connector.v1.Connector.Watch:output_type -> synclayer.connector.v1.WatchEvent
+	22, // [22:28] is the sub-list for method output_type
+	16, // [16:22] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_connector_proto_init() }
@@ -1495,7 +1619,7 @@ func file_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_connector_proto_rawDesc), len(file_connector_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	Connector_Sync_FullMethodName          = "/synclayer.connector.v1.Connector/Sync"
 	Connector_VerifyWebhook_FullMethodName = "/synclayer.connector.v1.Connector/VerifyWebhook"
 	Connector_HandleWebhook_FullMethodName = "/synclayer.connector.v1.Connector/HandleWebhook"
+	Connector_Watch_FullMethodName         = "/synclayer.connector.v1.Connector/Watch"
 )
 
 // ConnectorClient is the client API for Connector service.
@@ -49,6 +50,23 @@ type ConnectorClient interface {
 	VerifyWebhook(ctx context.Context, in *WebhookRequest, opts ...grpc.CallOption) (*VerifyWebhookResponse, error)
 	// HandleWebhook turns a verified payload webhook into record changes.
 	HandleWebhook(ctx context.Context, in *WebhookRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SyncMessage], error)
+	// Watch lets a connector ask the host for runs: the connector watches its
+	// upstream (a PostgreSQL LISTEN channel, a change feed) and sends an event
+	// whenever something changed; the host turns each event into an
+	// incremental run of the syncs it names, through its normal queue (so
+	// runs coalesce). The host keeps one Watch stream open per source whose
+	// configured description says `watches`, and closes it by cancelling the
+	// call (reload, shutdown).
+	//
+	// Watch is optional on both sides, and was added to protocol version 1
+	// without changing its number: a host that never calls Watch is fine (runs
+	// then start on schedules, by hand or by hooks only), and a plugin built
+	// without it answers UNIMPLEMENTED, as it does when its configuration does
+	// not enable watching. The plugin ends the stream with OK when it has
+	// nothing more to watch (the host should not reopen it until the
+	// configuration or the plugin changes), with an error on a fatal failure
+	// (the host may reopen it after a backoff).
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error)
 }
 
 type connectorClient struct {
@@ -127,6 +145,25 @@ func (c *connectorClient) HandleWebhook(ctx context.Context, in *WebhookRequest,
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Connector_HandleWebhookClient = grpc.ServerStreamingClient[SyncMessage]
 
+func (c *connectorClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Connector_ServiceDesc.Streams[2], Connector_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Connector_WatchClient = grpc.ServerStreamingClient[WatchEvent]
+
 // ConnectorServer is the server API for Connector service.
 // All implementations must embed UnimplementedConnectorServer
 // for forward compatibility.
@@ -144,6 +181,23 @@ type ConnectorServer interface {
 	VerifyWebhook(context.Context, *WebhookRequest) (*VerifyWebhookResponse, error)
 	// HandleWebhook turns a verified payload webhook into record changes.
 	HandleWebhook(*WebhookRequest, grpc.ServerStreamingServer[SyncMessage]) error
+	// Watch lets a connector ask the host for runs: the connector watches its
+	// upstream (a PostgreSQL LISTEN channel, a change feed) and sends an event
+	// whenever something changed; the host turns each event into an
+	// incremental run of the syncs it names, through its normal queue (so
+	// runs coalesce). The host keeps one Watch stream open per source whose
+	// configured description says `watches`, and closes it by cancelling the
+	// call (reload, shutdown).
+	//
+	// Watch is optional on both sides, and was added to protocol version 1
+	// without changing its number: a host that never calls Watch is fine (runs
+	// then start on schedules, by hand or by hooks only), and a plugin built
+	// without it answers UNIMPLEMENTED, as it does when its configuration does
+	// not enable watching. The plugin ends the stream with OK when it has
+	// nothing more to watch (the host should not reopen it until the
+	// configuration or the plugin changes), with an error on a fatal failure
+	// (the host may reopen it after a backoff).
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error
 	mustEmbedUnimplementedConnectorServer()
 }
 
@@ -168,6 +222,9 @@ func (UnimplementedConnectorServer) VerifyWebhook(context.Context, *WebhookReque
 }
 func (UnimplementedConnectorServer) HandleWebhook(*WebhookRequest, grpc.ServerStreamingServer[SyncMessage]) error {
 	return status.Error(codes.Unimplemented, "method HandleWebhook not implemented")
+}
+func (UnimplementedConnectorServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchEvent]) error {
+	return status.Error(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedConnectorServer) mustEmbedUnimplementedConnectorServer() {}
 func (UnimplementedConnectorServer) testEmbeddedByValue()                   {}
@@ -266,6 +323,17 @@ func _Connector_HandleWebhook_Handler(srv interface{}, stream grpc.ServerStream)
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Connector_HandleWebhookServer = grpc.ServerStreamingServer[SyncMessage]
 
+func _Connector_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ConnectorServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Connector_WatchServer = grpc.ServerStreamingServer[WatchEvent]
+
 // Connector_ServiceDesc is the grpc.ServiceDesc for Connector service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -295,6 +363,11 @@ var Connector_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "HandleWebhook",
 			Handler:       _Connector_HandleWebhook_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _Connector_Watch_Handler,
 			ServerStreams: true,
 		},
 	},

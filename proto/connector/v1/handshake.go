@@ -13,6 +13,9 @@ import (
 //go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative connector.proto
 
 // ProtocolVersion is the connector protocol version this package speaks.
+// Additive changes that either side may ignore (a new optional call such as
+// Watch, a new field) keep the number; only a change that breaks an older
+// host or plugin takes a new version, served beside this one.
 const ProtocolVersion = 1
 
 // PluginName is the key of the connector in go-plugin's plugin map.
