@@ -1,0 +1,458 @@
+// Command bench runs the end-to-end scenarios of BENCH.md against the real
+// binaries (host, plugins over go-plugin, Badger on disk, HTTP on loopback),
+// prints a table, and prints one JSON object as its last line.
+//
+//	make bench                       # 1,000,000 records
+//	make bench BENCH_RECORDS=100000  # a quick look
+//
+// SYNCLAYER_BIN names the folder of the binaries (make bench sets it).
+// BENCH_CPUPROFILE=DIR writes a CPU and heap profile of the host for each
+// scenario into DIR (through the host's SYNCLAYER_PPROF listener).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/synclayer/synclayer/core/config"
+	"github.com/synclayer/synclayer/core/plugin"
+	"github.com/synclayer/synclayer/core/store"
+)
+
+var (
+	binDir  string
+	records int
+	results = map[string]float64{}
+	rows    [][4]string
+)
+
+func main() {
+	binDir = os.Getenv("SYNCLAYER_BIN")
+	if binDir == "" {
+		binDir = "bin"
+	}
+	binDir, _ = filepath.Abs(binDir)
+	records = 1_000_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_RECORDS")); err == nil && v > 0 {
+		records = v
+	}
+	work, err := os.MkdirTemp("", "synclayer-bench-")
+	must(err)
+	defer os.RemoveAll(work)
+	fmt.Fprintf(os.Stderr, "bench: %d records, work dir %s\n", records, work)
+
+	bound := badgerBound(filepath.Join(work, "bound"))
+	set("badger_bound_rps", bound, "(the bound)", "")
+
+	small := max(records/10, 1000)
+	rssSmall := ingestOnly(work, "small", small)
+
+	h := newHost(work, "big", records)
+	ingest(h, bound, rssSmall)
+	unchanged(h, bound)
+	incremental(h)
+	reads(h)
+	triggers(h)
+	h.stop()
+
+	pluginStart()
+	webhooks(work)
+
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tvalue\tgoal\tverdict\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r[0], r[1], r[2], r[3])
+	}
+	tw.Flush()
+	out, _ := json.Marshal(results)
+	fmt.Println(string(out))
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func set(key string, v float64, goal, verdict string) {
+	results[key] = math.Round(v*100) / 100
+	rows = append(rows, [4]string{key, strconv.FormatFloat(results[key], 'f', -1, 64), goal, verdict})
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT MET"
+}
+
+// payload is a record of about 1 KiB, like the generator's.
+func payload(i int) (id string, v []byte) {
+	id = fmt.Sprintf("item-%09d", i)
+	v = make([]byte, 0, 1024)
+	v = append(v, `{"id":"`...)
+	v = append(v, id...)
+	v = append(v, `","model":"Item","n":`...)
+	v = strconv.AppendInt(v, int64(i), 10)
+	v = append(v, `,"version":0,"data":"`...)
+	for len(v) < 1022 {
+		v = append(v, byte('a'+(i+len(v))%26))
+	}
+	return id, append(v, `"}`...)
+}
+
+// badgerBound writes the records with a raw WriteBatch, same options as the
+// host, in-process.
+func badgerBound(dir string) float64 {
+	db, err := badger.OpenManaged(store.BadgerOptions(dir))
+	must(err)
+	start := time.Now()
+	wb := db.NewWriteBatchAt(1)
+	for i := 0; i < records; i++ {
+		id, v := payload(i)
+		must(wb.Set([]byte(id), v))
+	}
+	must(wb.Flush())
+	rps := float64(records) / time.Since(start).Seconds()
+	must(db.Close())
+	os.RemoveAll(dir)
+	return rps
+}
+
+// host is a `synclayer serve` process with a generator layer.
+type host struct {
+	name, dir, addr string
+	cmd             *exec.Cmd
+	done            chan struct{}
+	log             bytes.Buffer
+	peakAnon        atomic.Int64
+	peakTotal       atomic.Int64
+	stopSampling    chan struct{}
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newHost(work, name string, n int) *host {
+	h := &host{name: name, dir: filepath.Join(work, name), addr: freeAddr()}
+	must(os.MkdirAll(h.dir, 0o755))
+	cfg := fmt.Sprintf(`
+layer %q {
+  source "gen" {
+    plugin = "generator"
+    config {
+      records       = %d
+      payload_bytes = 1024
+      models        = ["Item"]
+      change_ratio  = 0.01
+      seed          = 1
+    }
+  }
+}
+`, name, n)
+	must(os.WriteFile(filepath.Join(h.dir, "layer.hcl"), []byte(cfg), 0o644))
+	h.start()
+	return h
+}
+
+func (h *host) start() {
+	h.cmd = exec.Command(filepath.Join(binDir, "synclayer"), "serve", "--config", filepath.Join(h.dir, "layer.hcl"),
+		"--listen", h.addr, "--data-dir", filepath.Join(h.dir, "data"))
+	h.cmd.Env = append(os.Environ(), "SYNCLAYER_PLUGIN_PATH="+binDir)
+	h.cmd.Stdout, h.cmd.Stderr = &h.log, &h.log
+	must(h.cmd.Start())
+	h.done = make(chan struct{})
+	go func() { h.cmd.Wait(); close(h.done) }()
+	h.stopSampling = make(chan struct{})
+	go h.sample()
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + h.addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if i > 6000 {
+			must(fmt.Errorf("host %s not ready:\n%s", h.name, h.log.String()))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sample records the host's peak resident memory: anonymous (heap, stacks)
+// and total (with the mapped Badger files, which are page cache).
+func (h *host) sample() {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stopSampling:
+			return
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
+		if err != nil {
+			return
+		}
+		var anon, total int64
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			switch f[0] {
+			case "RssAnon:":
+				anon = kb << 10
+			case "VmRSS:":
+				total = kb << 10
+			}
+		}
+		for cur := h.peakAnon.Load(); anon > cur && !h.peakAnon.CompareAndSwap(cur, anon); cur = h.peakAnon.Load() {
+		}
+		for cur := h.peakTotal.Load(); total > cur && !h.peakTotal.CompareAndSwap(cur, total); cur = h.peakTotal.Load() {
+		}
+	}
+}
+
+func (h *host) stop() {
+	close(h.stopSampling)
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.done:
+	case <-time.After(60 * time.Second):
+		h.cmd.Process.Kill()
+		<-h.done
+	}
+}
+
+func (h *host) url(p string) string { return "http://" + h.addr + p }
+
+func (h *host) getJSON(p string, out any) {
+	resp, err := http.Get(h.url(p))
+	must(err)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		must(fmt.Errorf("GET %s: %d %s", p, resp.StatusCode, b))
+	}
+	must(json.NewDecoder(resp.Body).Decode(out))
+}
+
+func (h *host) post(p, body string) string {
+	resp, err := http.Post(h.url(p), "application/json", strings.NewReader(body))
+	must(err)
+	defer resp.Body.Close()
+	var out struct{ Run string }
+	json.NewDecoder(resp.Body).Decode(&out)
+	return out.Run
+}
+
+type runView struct {
+	State      string     `json:"state"`
+	Error      string     `json:"error"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Counts     map[string]map[string]map[string]int64
+}
+
+// waitRun waits for a run to end and returns how long it ran.
+func (h *host) waitRun(id string) (runView, time.Duration) {
+	for {
+		var r runView
+		h.getJSON("/v1/layers/"+h.name+"/runs/"+id, &r)
+		switch r.State {
+		case "completed":
+			return r, r.FinishedAt.Sub(*r.StartedAt)
+		case "failed":
+			must(fmt.Errorf("run %s failed: %s", id, r.Error))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// firstRun waits for the startup run of a fresh layer.
+func (h *host) firstRun() (runView, time.Duration) {
+	for {
+		var ev struct {
+			Events []struct{ Type, Run string } `json:"events"`
+		}
+		h.getJSON("/v1/layers/"+h.name+"/events?limit=10", &ev)
+		for _, e := range ev.Events {
+			if e.Type == "run.queued" {
+				return h.waitRun(e.Run)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ingestOnly(work, name string, n int) float64 {
+	h := newHost(work, name, n)
+	h.firstRun()
+	h.stop()
+	return float64(h.peakAnon.Load())
+}
+
+func ingest(h *host, bound, rssSmall float64) {
+	_, took := h.firstRun()
+	rps := float64(records) / took.Seconds()
+	set("ingest_rps", rps, "", "")
+	set("ingest_ratio", rps/bound, "≥ 0.60", verdict(rps/bound >= 0.60))
+	anon := float64(h.peakAnon.Load())
+	set("ingest_peak_rss_mb", anon/(1<<20), "≤ 256", verdict(anon/(1<<20) <= 256))
+	set("ingest_peak_rss_total_mb", float64(h.peakTotal.Load())/(1<<20), "(with mapped files)", "")
+	growth := anon / rssSmall
+	set("rss_growth", growth, "≤ 1.5", verdict(growth <= 1.5))
+}
+
+func unchanged(h *host, bound float64) {
+	r, took := h.waitRun(h.post("/v1/layers/"+h.name+"/syncs", `{"reset":true}`))
+	if c := r.Counts["gen"]["Item"]; c["unchanged"] != int64(records) {
+		must(fmt.Errorf("unchanged re-sync: counts %v", c))
+	}
+	rps := float64(records) / took.Seconds()
+	set("unchanged_rps", rps, fmt.Sprintf("≥ %.0f", 2*bound), verdict(rps >= 2*bound))
+}
+
+func incremental(h *host) {
+	r, took := h.waitRun(h.post("/v1/layers/"+h.name+"/syncs", `{}`))
+	if c := r.Counts["gen"]["Item"]; c["updated"] == 0 {
+		must(fmt.Errorf("incremental run changed nothing: %v", c))
+	}
+	ms := float64(took.Microseconds()) / 1000
+	set("incremental_ms", ms, "≤ 1000", verdict(ms <= 1000))
+}
+
+func reads(h *host) {
+	start := time.Now()
+	n := 0
+	cursor := ""
+	for {
+		p := "/v1/layers/" + h.name + "/records?limit=10000"
+		if cursor != "" {
+			p += "&cursor=" + cursor
+		}
+		// Decoded as JSON (every record parsed and checked), kept raw.
+		var page struct {
+			Records    []json.RawMessage `json:"records"`
+			NextCursor *string           `json:"next_cursor"`
+		}
+		h.getJSON(p, &page)
+		n += len(page.Records)
+		if page.NextCursor == nil {
+			break
+		}
+		cursor = *page.NextCursor
+	}
+	if n != records {
+		must(fmt.Errorf("read %d records, want %d", n, records))
+	}
+	rps := float64(n) / time.Since(start).Seconds()
+	set("read_rps", rps, "≥ 150000", verdict(rps >= 150000))
+}
+
+func revisions(h *host) int {
+	var out struct {
+		Revisions []struct{ Revision int } `json:"revisions"`
+	}
+	h.getJSON("/v1/layers/"+h.name+"/revisions", &out)
+	if len(out.Revisions) == 0 {
+		return 0
+	}
+	return out.Revisions[0].Revision
+}
+
+func triggers(h *host) {
+	before := revisions(h)
+	long := h.post("/v1/layers/"+h.name+"/syncs", `{"reset":true}`)
+	const total, clients = 10000, 32
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	c := &http.Client{Transport: tr}
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= total {
+				resp, err := c.Post(h.url("/hooks/layers/"+h.name), "application/json", nil)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 202 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rps := total / time.Since(start).Seconds()
+	h.waitRun(long)
+	// Wait for the coalesced run.
+	for {
+		var st struct {
+			Sources []struct {
+				Syncs []struct{ State string } `json:"syncs"`
+			} `json:"sources"`
+		}
+		h.getJSON("/v1/layers/"+h.name, &st)
+		if st.Sources[0].Syncs[0].State == "idle" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runs := revisions(h) - before
+	set("trigger_rps", rps, "≥ 10000", verdict(rps >= 10000 && failed.Load() == 0))
+	set("trigger_runs", float64(runs), "≤ 2", verdict(runs <= 2))
+}
+
+func pluginStart() {
+	m := plugin.NewManager(plugin.Options{SearchPaths: []string{binDir}, Declared: map[string]*config.Plugin{}})
+	defer m.Shutdown()
+	var times []float64
+	for i := 0; i < 15; i++ {
+		start := time.Now()
+		inst, err := m.Launch(context.Background(), plugin.LaunchSpec{Plugin: "generator", Layer: "bench", Source: "gen", Dir: "."})
+		must(err)
+		_, err = inst.Describe(context.Background(), "", "", nil)
+		must(err)
+		times = append(times, float64(time.Since(start).Microseconds())/1000)
+		inst.Kill()
+	}
+	sort.Float64s(times)
+	med := times[len(times)/2]
+	set("plugin_start_ms", med, "≤ 50", verdict(med <= 50))
+}
