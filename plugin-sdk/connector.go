@@ -36,6 +36,13 @@ type Description struct {
 	Models []Model
 	// Syncs are the connector's jobs, each fetching some of the models.
 	Syncs []SyncSpec
+	// Watches, in the answer of Configure, says that this configuration
+	// enables watching: the host then keeps a Watch call open for the
+	// source (see ConnectorWithWatch, which the connector must implement).
+	// Describe's value is ignored: without a configuration the SDK answers
+	// whether the connector implements ConnectorWithWatch, and a connector
+	// without Configure watches whenever it implements ConnectorWithWatch.
+	Watches bool
 }
 
 // Model is a record type the connector emits (Product, Customer).
@@ -118,4 +125,40 @@ type ConnectorWithWebhooks interface {
 	// may fetch more from the upstream. It may be called again with the same
 	// request after a crash, so it must be idempotent.
 	HandleWebhook(ctx context.Context, req *WebhookRequest, w *Writer) error
+}
+
+// ConnectorWithWatch is a Connector that can ask the host for runs: it
+// watches its upstream (a database's LISTEN/NOTIFY channel, a change feed, a
+// long poll) and calls trigger whenever something changed, and the host
+// starts an incremental run of the syncs named, through its normal queue, so
+// that a burst of triggers coalesces into few runs.
+//
+// Which sources watch: a connector without ConnectorWithConfiguredModels
+// watches for every configuration; one with it watches only for the
+// configurations whose Configure answer sets Description.Watches (a
+// postgres source with `listen` set, say). The host calls Watch only for
+// those; the SDK refuses the call for the others, as it does for a
+// connector without Watch, so the host sees the same "does not watch"
+// answer either way.
+type ConnectorWithWatch interface {
+	Connector
+	// Watch watches the upstream for the source req describes until ctx
+	// ends (the host closed the stream: a reload, a shutdown, the source
+	// removed), then returns nil or ctx's error. It calls trigger with the
+	// syncs to run, or with none to run every sync of the source; trigger
+	// checks that each name is one of the source's syncs, and returns once
+	// the host has the event, with ctx's error when ctx ends first, or with
+	// an error once the stream is broken (then return too). Give the host a
+	// reason to record with the run by passing a context made with
+	// WithTriggerReason.
+	//
+	// Watch should survive what it can (reconnect with backoff after a lost
+	// connection) and return an error only on a fatal failure; the host
+	// then reopens the stream after a backoff of its own. Returning nil
+	// before ctx ends means there is nothing (more) to watch for this
+	// configuration: the host does not reopen the stream until the
+	// configuration or the plugin changes. A panic ends the stream with an
+	// error and does not kill the plugin. Watch runs alongside Syncs and
+	// other calls of the same source.
+	Watch(ctx context.Context, req *WatchRequest, trigger func(ctx context.Context, syncs ...string) error) error
 }

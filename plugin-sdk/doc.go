@@ -64,8 +64,10 @@
 // # Optional features
 //
 // A connector gets more capabilities by also implementing
-// [ConnectorWithCheck], [ConnectorWithConfiguredModels] or
-// [ConnectorWithWebhooks]; the SDK finds them by type assertion.
+// [ConnectorWithCheck], [ConnectorWithConfiguredModels],
+// [ConnectorWithWebhooks] or [ConnectorWithWatch] (ask the host for runs
+// when the upstream says something changed); the SDK finds them by type
+// assertion.
 //
 // # Logging and output
 //

@@ -96,13 +96,30 @@ func (h *handler) describeFor(ctx context.Context, rc *wire.RunContext, log hclo
 		return nil, err
 	}
 	d := h.static
+	d.Watches = false
 	if got != nil {
-		d.Models, d.Syncs = got.Models, got.Syncs
+		d.Models, d.Syncs, d.Watches = got.Models, got.Syncs, got.Watches
 	}
 	if err := validate(&d); err != nil {
 		return nil, fmt.Errorf("Configure: %w", err)
 	}
+	if _, ok := h.c.(ConnectorWithWatch); d.Watches && !ok {
+		return nil, fmt.Errorf("Configure: the description sets Watches, but %T does not implement sdk.ConnectorWithWatch (its Watch method)", h.c)
+	}
 	return &d, nil
+}
+
+// watches tells whether the connector watches with description d: for a
+// configured description of a connector with Configure, what Configure
+// said; else whether it implements ConnectorWithWatch.
+func (h *handler) watches(d *Description, configured bool) bool {
+	if _, ok := h.c.(ConnectorWithWatch); !ok {
+		return false
+	}
+	if _, dynamic := h.c.(ConnectorWithConfiguredModels); dynamic && configured {
+		return d.Watches
+	}
+	return true
 }
 
 // Describe implements wire.Handler.
@@ -112,7 +129,7 @@ func (h *handler) Describe(ctx context.Context, rc *wire.RunContext, log hclog.L
 		return nil, err
 	}
 	_, webhooks := h.c.(ConnectorWithWebhooks)
-	out := &wire.Description{Name: d.Name, Version: d.Version, Config: h.fields, Webhooks: webhooks}
+	out := &wire.Description{Name: d.Name, Version: d.Version, Config: h.fields, Webhooks: webhooks, Watches: h.watches(d, rc != nil)}
 	for _, m := range d.Models {
 		wm := wire.Model{Name: m.Name, Description: m.Description}
 		for _, f := range m.Fields {
@@ -214,4 +231,37 @@ func (h *handler) HandleWebhook(ctx context.Context, call *wire.WebhookCall, out
 	}
 	_, dynamic := h.c.(ConnectorWithConfiguredModels)
 	return wc.HandleWebhook(ctx, h.webhookRequest(call), newWriter(out, models, d.Models, dynamic))
+}
+
+// Watch implements wire.Handler.
+func (h *handler) Watch(ctx context.Context, call *wire.WatchCall, emit wire.Emit) error {
+	wc, ok := h.c.(ConnectorWithWatch)
+	if !ok {
+		return wire.ErrUnimplemented
+	}
+	d, err := h.describeFor(ctx, &call.RunContext, call.Logger)
+	if err != nil {
+		return err
+	}
+	if !h.watches(d, true) {
+		return fmt.Errorf("this configuration does not enable watching (Configure did not set Watches): %w", wire.ErrUnimplemented)
+	}
+	syncs := make([]string, 0, len(d.Syncs))
+	for _, s := range d.Syncs {
+		syncs = append(syncs, s.Name)
+	}
+	trigger := func(tctx context.Context, names ...string) error {
+		var out []string
+		for _, n := range names {
+			if !slices.Contains(syncs, n) {
+				return fmt.Errorf("sdk: trigger: unknown sync %q; this source's syncs: %s", n, strings.Join(syncs, ", "))
+			}
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+		return emit(tctx, out, triggerReason(tctx))
+	}
+	req := &WatchRequest{Layer: call.Layer, Source: call.Source, Syncs: slices.Clone(syncs), Logger: call.Logger, config: call.Config}
+	return wc.Watch(ctx, req, trigger)
 }

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -94,6 +95,40 @@ type WebhookRequest struct {
 
 // DecodeConfig decodes the configuration into v; see SyncRequest.DecodeConfig.
 func (r *WebhookRequest) DecodeConfig(v any) error { return schema.Decode(r.config, v) }
+
+// WatchRequest opens the watch of a configured source (see
+// ConnectorWithWatch).
+type WatchRequest struct {
+	// Layer and Source name the configured source being watched.
+	Layer, Source string
+	// Syncs are the source's syncs, as described for its configuration:
+	// the names trigger accepts.
+	Syncs []string
+	// Logger writes hclog JSON to stderr, which the host logs, tagged
+	// with layer and source.
+	Logger hclog.Logger
+
+	config []byte
+}
+
+// DecodeConfig decodes the configuration into v; see SyncRequest.DecodeConfig.
+func (r *WatchRequest) DecodeConfig(v any) error { return schema.Decode(r.config, v) }
+
+type triggerReasonKey struct{}
+
+// WithTriggerReason returns a copy of ctx that carries reason, a short
+// human-readable note of why a run is asked for ("NOTIFY
+// synclayer_changes, 'Customer'"). Passed to the trigger of
+// ConnectorWithWatch.Watch, it travels with the event, and the host
+// records it with the runs the event starts. It means nothing elsewhere.
+func WithTriggerReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, triggerReasonKey{}, reason)
+}
+
+func triggerReason(ctx context.Context) string {
+	r, _ := ctx.Value(triggerReasonKey{}).(string)
+	return r
+}
 
 // Checkpoint is a sync's saved state, such as an updated_at high-water mark
 // or an upstream sync token. It travels and is stored as a JSON object.

@@ -137,11 +137,13 @@ func serve(c sdk.Connector, logOut io.Writer) (h *Harness, stop func(), err erro
 // harness can wait for the connector's side of a call it stopped early.
 const callIDKey = "sdktest-call"
 
-// calls tracks the Sync calls the connector is running, by call id.
+// calls tracks the Sync and Watch calls the connector is running, by call
+// id.
 type calls struct {
 	mu      sync.Mutex
 	next    int
 	running map[string]chan struct{}
+	begun   map[string]bool // the connector's side of the call has started
 }
 
 // start registers a call and returns its id and a channel closed when the
@@ -163,6 +165,28 @@ func (c *calls) end(id string) {
 		close(done)
 		delete(c.running, id)
 	}
+	delete(c.begun, id)
+}
+
+// begin records that the connector's side of a call has started.
+func (c *calls) begin(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.running[id]; !ok {
+		return
+	}
+	if c.begun == nil {
+		c.begun = map[string]bool{}
+	}
+	c.begun[id] = true
+}
+
+// inConnector tells whether the connector is running the call: it began
+// and has not returned.
+func (c *calls) inConnector(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.begun[id]
 }
 
 // trackedHandler tells calls when a Sync returned.
@@ -179,8 +203,18 @@ func (t *trackedHandler) Sync(ctx context.Context, call *wire.SyncCall, out *wir
 	return t.Handler.Sync(ctx, call, out)
 }
 
+// Watch implements wire.Handler.
+func (t *trackedHandler) Watch(ctx context.Context, call *wire.WatchCall, emit wire.Emit) error {
+	if ids := metadata.ValueFromIncomingContext(ctx, callIDKey); len(ids) == 1 {
+		t.calls.begin(ids[0])
+		defer t.calls.end(ids[0])
+	}
+	return t.Handler.Watch(ctx, call, emit)
+}
+
 // CancelGrace is how long a connector may take to return from a Sync once
-// its run is cancelled (see SyncOptions.StopAfterCheckpoints).
+// its run is cancelled (see SyncOptions.StopAfterCheckpoints), or from a
+// Watch once its stream is closed (see WatchStream.Stop).
 const CancelGrace = 10 * time.Second
 
 // testWriter sends the plugin's stderr log to the test log while the test
@@ -231,6 +265,9 @@ type Description struct {
 	Syncs  []sdk.SyncSpec
 	// Webhooks is true when the connector takes payload webhooks.
 	Webhooks bool
+	// Watches is true when the connector answers Watch: for this
+	// configuration, or, in the static description, for some.
+	Watches bool
 	// ProtocolVersion is the protocol version the connector speaks.
 	ProtocolVersion int
 }
@@ -277,7 +314,7 @@ func (h *Harness) Describe(cfg map[string]any) (*Description, error) {
 	}
 	d := &Description{
 		Name: res.GetName(), Version: res.GetVersion(),
-		Webhooks: res.GetWebhooks(), ProtocolVersion: int(res.GetProtocolVersion()),
+		Webhooks: res.GetWebhooks(), Watches: res.GetWatches(), ProtocolVersion: int(res.GetProtocolVersion()),
 	}
 	for _, f := range res.GetConfig() {
 		typ, err := ctyjson.UnmarshalType(f.GetType())

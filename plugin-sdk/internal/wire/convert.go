@@ -16,6 +16,7 @@ func describeToProto(d *Description) (*connectorv1.DescribeResponse, error) {
 		Name:            d.Name,
 		Version:         d.Version,
 		Webhooks:        d.Webhooks,
+		Watches:         d.Watches,
 		ProtocolVersion: connectorv1.ProtocolVersion,
 	}
 	for _, f := range d.Config {

@@ -118,6 +118,66 @@ func (s *Server) HandleWebhook(req *connectorv1.WebhookRequest, stream connector
 	return toStatus(ctx, err)
 }
 
+// Watch implements connectorv1.ConnectorServer. The handler's Watch runs
+// in its own goroutine while this one sends its events: gRPC streams allow
+// one sender at a time, and an Emit waiting for a slow host can give up
+// when its own ctx ends. The call returns once the handler's Watch has
+// returned: when the host closed the stream (ctx ends), on the handler's
+// error, or with OK when it had nothing more to watch.
+func (s *Server) Watch(req *connectorv1.WatchRequest, stream connectorv1.Connector_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	call := &WatchCall{RunContext: runContextFromProto(req.GetContext())}
+	call.Logger = s.log.With("layer", call.Layer, "source", call.Source)
+
+	type outgoing struct {
+		ev   *connectorv1.WatchEvent
+		sent chan error
+	}
+	queue := make(chan outgoing)
+	emit := func(ectx context.Context, syncs []string, reason string) error {
+		if err := ectx.Err(); err != nil {
+			return err
+		}
+		o := outgoing{ev: &connectorv1.WatchEvent{Syncs: syncs, Reason: reason}, sent: make(chan error, 1)}
+		select {
+		case queue <- o:
+		case <-ctx.Done():
+			return ErrWatchClosed
+		case <-ectx.Done():
+			return ectx.Err()
+		}
+		select {
+		case err := <-o.sent:
+			return err
+		case <-ectx.Done():
+			return ectx.Err()
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.guard("Watch", func() error { return s.h.Watch(ctx, call, emit) }) }()
+	var sendErr error
+	for {
+		select {
+		case err := <-done:
+			if sendErr != nil {
+				return status.Error(codes.Unavailable, sendErr.Error())
+			}
+			return toStatus(stream.Context(), err)
+		case o := <-queue:
+			err := stream.Send(o.ev)
+			if err != nil {
+				err = fmt.Errorf("sending to the host: %w", err)
+				if sendErr == nil {
+					sendErr = err
+				}
+				cancel() // the stream is broken: end the handler's Watch
+			}
+			o.sent <- err
+		}
+	}
+}
+
 // PanicError is a panic of the connector, recovered and turned into a
 // failed call.
 type PanicError struct {

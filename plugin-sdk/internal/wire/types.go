@@ -32,7 +32,19 @@ type Handler interface {
 	// HandleWebhook turns a verified request into changes, or returns
 	// ErrUnimplemented.
 	HandleWebhook(ctx context.Context, call *WebhookCall, out *Stream) error
+	// Watch watches the upstream until ctx ends, calling emit for each
+	// event, or returns an error wrapping ErrUnimplemented when the
+	// connector does not watch (for this configuration).
+	Watch(ctx context.Context, call *WatchCall, emit Emit) error
 }
+
+// Emit sends one WatchEvent to the host: the syncs to run (none: all) and
+// why. It returns once the event was handed to the transport, or with
+// ctx's error, or with ErrWatchClosed once the stream has ended.
+type Emit func(ctx context.Context, syncs []string, reason string) error
+
+// ErrWatchClosed is returned by an Emit used after its Watch stream ended.
+var ErrWatchClosed = errors.New("the Watch stream has ended (the host closed it, or Watch returned); the trigger is only valid during the call")
 
 // ErrUnimplemented is returned by a Handler for an optional feature the
 // connector does not have; the server answers codes.Unimplemented.
@@ -65,6 +77,7 @@ type Description struct {
 	Models   []Model
 	Syncs    []SyncSpec
 	Webhooks bool
+	Watches  bool
 }
 
 // Model mirrors sdk.Model.
@@ -119,3 +132,11 @@ type WebhookCall struct {
 // sdktest can build a server from a connector without the sdk exporting
 // protocol types.
 var Adapt func(connector any) (Handler, error)
+
+// WatchCall is a Watch request.
+type WatchCall struct {
+	RunContext
+	// Logger writes hclog JSON to stderr (a Watch stream carries no log
+	// entries), tagged with layer and source.
+	Logger hclog.Logger
+}
