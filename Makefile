@@ -12,7 +12,7 @@ BENCH_RECORDS ?= 1000000
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-short proto lint bench clean
+.PHONY: all build run test test-short fuzz proto lint bench clean
 
 all: build
 
@@ -33,9 +33,30 @@ test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./core/... ./plugin-sdk/... ./plugins/... ./proto/... ./examples/...
 	SYNCLAYER_BIN=$(BIN) $(GO) test -count=1 -timeout 20m ./integration/...
+	$(MAKE) fuzz FUZZTIME=3s
 
 test-short:
 	$(GO) test -count=1 ./...
+
+# Each fuzz target for FUZZTIME (`make fuzz FUZZTIME=2m` for a real hunt).
+# Their seeds also run with every `go test`; an input that fails is written
+# to the package's testdata/fuzz/<Target>/ and replays from then on.
+FUZZTIME ?= 5s
+FUZZ_TARGETS := \
+	FuzzLoad:./core/config \
+	FuzzRecordsQuery:./core/api \
+	FuzzHooks:./core/api \
+	FuzzDecodeEntry:./core/store \
+	FuzzEncodeEntry:./core/store \
+	FuzzDecodeIndex:./core/store \
+	FuzzParseCursor:./core/store
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "$(GO) test -run='^\$$' -fuzz='^$$name\$$' -fuzztime=$(FUZZTIME) $$pkg"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
 
 $(TOOLS)/protoc-gen-go:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
