@@ -11,7 +11,7 @@ import (
 type Config struct {
 	DSN    string                  `config:"dsn,required,sensitive" doc:"Connection string: postgres://user:password@host:5432/db?sslmode=require, or key=value pairs."`
 	Tables map[string]*TableConfig `config:"tables,required" doc:"One entry per model: { table, id, updated_at }. Each model is a sync of the same name."`
-	Listen string                  `config:"listen" doc:"Optional LISTEN channel: a NOTIFY on it asks for an incremental run (payload: a model name, or empty for all). Needs host support, see the connector's docs."`
+	Listen string                  `config:"listen" doc:"Optional LISTEN channel: a NOTIFY on it asks the host for an incremental run (payload: a model or table name, or empty for every sync)."`
 }
 
 // TableConfig is one model's table.

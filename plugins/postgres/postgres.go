@@ -44,14 +44,14 @@ func decodeConfig(decode func(any) error) (*Config, error) {
 
 // Configure implements sdk.ConnectorWithConfiguredModels: one model per
 // entry of tables, each its own sync, incremental when it has an
-// updated_at column. It does not connect: describing must work while the
-// database is down.
+// updated_at column; it watches (see Watch) when listen is set. It does
+// not connect: describing must work while the database is down.
 func (p *Postgres) Configure(ctx context.Context, req *sdk.ConfigRequest) (*sdk.Description, error) {
 	cfg, err := decodeConfig(req.DecodeConfig)
 	if err != nil {
 		return nil, err
 	}
-	d := &sdk.Description{}
+	d := &sdk.Description{Watches: cfg.Listen != ""}
 	for _, name := range cfg.modelNames() {
 		t := cfg.Tables[name]
 		desc := "Rows of " + t.Table
@@ -163,9 +163,6 @@ func (p *Postgres) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer
 	t, err := describeTable(ctx, conn, tc.Table, tc)
 	if err != nil {
 		return fmt.Errorf("tables.%s: %w", req.Sync, err)
-	}
-	if cfg.Listen != "" {
-		req.Logger.Debug("listen is set, but this host does not subscribe to NOTIFY yet: runs start on their schedule, by hand or by webhook", "channel", cfg.Listen)
 	}
 	r := &reader{conn: conn, w: w, t: t, model: req.Sync, pageSize: p.PageSize}
 	if r.pageSize <= 0 {

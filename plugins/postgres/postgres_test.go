@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -9,8 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
-	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
 
 	sdk "github.com/synclayer/synclayer/plugin-sdk"
@@ -341,46 +341,126 @@ func TestTableWithoutUpdatedAt(t *testing.T) {
 	}
 }
 
+// watchConfig is a config with two models and a listen channel.
+func watchConfig(dsn string) map[string]any {
+	cfg := config(dsn, map[string]any{
+		"Customer": map[string]any{"table": "public.customers", "id": "id"},
+		"Order":    map[string]any{"table": "orders", "id": "id"},
+	})
+	cfg["listen"] = "synclayer_changes"
+	return cfg
+}
+
+// firstEvent NOTIFYs until the watcher is listening and an event arrives
+// (a NOTIFY before LISTEN took effect is lost), then drains the repeats.
+func firstEvent(t *testing.T, dsn string, w *sdktest.WatchStream, payload string) sdktest.WatchEvent {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		pgtest.Exec(t, dsn, fmt.Sprintf(`NOTIFY synclayer_changes, '%s'`, payload))
+		ev, err := w.Next(100 * time.Millisecond)
+		if err == nil {
+			for {
+				if _, err := w.Next(300 * time.Millisecond); err != nil {
+					break // the probe's repeats are drained
+				}
+			}
+			return ev
+		}
+		if !strings.Contains(err.Error(), "no watch event within") {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("no event for a NOTIFY within 15s")
+	return sdktest.WatchEvent{}
+}
+
 func TestListenNotify(t *testing.T) {
 	dsn := server.Database(t)
 	seed(t, dsn, 1)
-	cfg := &Config{DSN: dsn, Listen: "synclayer_changes", Tables: map[string]*TableConfig{
-		"Customer": {Table: "public.customers", ID: "id"}, "Order": {Table: "orders", ID: "id"},
-	}}
-	ctx, cancel := context.WithCancel(t.Context())
-	got := make(chan []string, 10)
-	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, cfg, hclog.NewNullLogger(), func(s []string) { got <- s }) }()
-	// NOTIFY until the listener is up, then one per payload.
-	deadline := time.Now().Add(10 * time.Second)
-	var first []string
-	for first == nil && time.Now().Before(deadline) {
-		pgtest.Exec(t, dsn, `NOTIFY synclayer_changes, 'Customer'`)
-		select {
-		case first = <-got:
-		case <-time.After(100 * time.Millisecond):
+	pgtest.Exec(t, dsn, `CREATE TABLE orders (id int PRIMARY KEY)`)
+	h := sdktest.New(t, &Postgres{})
+	cfg := watchConfig(dsn)
+
+	// Describe says watches only when listen is set; Watch is refused
+	// otherwise.
+	if d, err := h.Describe(nil); err != nil || !d.Watches {
+		t.Fatalf("static: %v %+v", err, d)
+	}
+	if d, err := h.Describe(cfg); err != nil || !d.Watches {
+		t.Fatalf("with listen: %v %+v", err, d)
+	}
+	quiet := customers(dsn)
+	if d, err := h.Describe(quiet); err != nil || d.Watches {
+		t.Fatalf("without listen: %v %+v", err, d)
+	}
+	if err := h.Watch(t.Context(), quiet).Wait(); err == nil || !strings.Contains(err.Error(), "does not enable watching") {
+		t.Fatalf("Watch without listen: %v", err)
+	}
+
+	started := time.Now()
+	w := h.Watch(t.Context(), cfg)
+	defer w.Stop()
+	ev := firstEvent(t, dsn, w, "Customer")
+	if fmt.Sprint(ev.Syncs) != "[Customer]" || ev.Reason != "NOTIFY synclayer_changes, 'Customer'" {
+		t.Fatalf("first event: %+v", ev)
+	}
+	t.Logf("listening after %s", time.Since(started).Round(time.Millisecond))
+	for _, tc := range []struct{ payload, syncs, reason string }{
+		{"orders", "[Order]", "NOTIFY synclayer_changes, 'orders'"},
+		{"public.customers", "[Customer]", "NOTIFY synclayer_changes, 'public.customers'"},
+		{"", "[Customer Order]", "NOTIFY synclayer_changes, ''"},
+		{"it''s nonsense", "[Customer Order]", "NOTIFY synclayer_changes, 'it''s nonsense'"},
+	} {
+		sent := time.Now()
+		pgtest.Exec(t, dsn, fmt.Sprintf(`NOTIFY synclayer_changes, '%s'`, tc.payload))
+		ev, err := w.Next(10 * time.Second)
+		if err != nil {
+			t.Fatalf("payload %q: %v", tc.payload, err)
 		}
-	}
-	if fmt.Sprint(first) != "[Customer]" {
-		t.Fatalf("first notification: %v", first)
-	}
-	for len(got) > 0 {
-		<-got // repeats of the probe
-	}
-	for payload, want := range map[string]string{"orders": "[Order]", "": "[Customer Order]", "nonsense": "[Customer Order]"} {
-		pgtest.Exec(t, dsn, fmt.Sprintf(`NOTIFY synclayer_changes, '%s'`, payload))
-		select {
-		case s := <-got:
-			if fmt.Sprint(s) != want {
-				t.Errorf("payload %q: %v, want %s", payload, s, want)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no notification for %q", payload)
+		if fmt.Sprint(ev.Syncs) != tc.syncs || ev.Reason != tc.reason {
+			t.Errorf("payload %q: %+v, want %s %q", tc.payload, ev, tc.syncs, tc.reason)
 		}
+		t.Logf("payload %q: event after %s", tc.payload, time.Since(sent).Round(time.Microsecond))
 	}
-	cancel()
-	if err := <-done; err != nil {
+	// The statement trigger of the README.
+	pgtest.Exec(t, dsn, `CREATE FUNCTION synclayer_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('synclayer_changes', TG_ARGV[0]);
+  RETURN NULL;
+END $$`, `CREATE TRIGGER customers_changed AFTER INSERT OR UPDATE OR DELETE ON customers
+  FOR EACH STATEMENT EXECUTE FUNCTION synclayer_notify('Customer')`,
+		`UPDATE customers SET name = 'x'`)
+	if ev, err := w.Next(10 * time.Second); err != nil || fmt.Sprint(ev.Syncs) != "[Customer]" {
+		t.Errorf("after an UPDATE with the README's trigger: %v %+v", err, ev)
+	}
+	// NOTIFY on another channel is not ours.
+	pgtest.Exec(t, dsn, `NOTIFY other_channel, 'Customer'`)
+	if ev, err := w.Next(300 * time.Millisecond); err == nil {
+		t.Errorf("an event for another channel: %+v", ev)
+	}
+
+	// The listening connection dies: the watcher reconnects and goes on.
+	pgtest.Exec(t, dsn, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'synclayer-plugin-postgres' AND query LIKE 'LISTEN%'`)
+	killed := time.Now()
+	if ev := firstEvent(t, dsn, w, "Order"); fmt.Sprint(ev.Syncs) != "[Order]" {
+		t.Fatalf("after a reconnect: %+v", ev)
+	}
+	t.Logf("listening again %s after the connection was killed", time.Since(killed).Round(time.Millisecond))
+
+	stopped := time.Now()
+	if err := w.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	t.Logf("Watch returned %s after the stream closed", time.Since(stopped).Round(time.Millisecond))
+}
+
+func TestNotifyReasonIsBounded(t *testing.T) {
+	long := strings.Repeat("é", 80) // 160 bytes
+	got := notifyReason(&pgconn.Notification{Channel: "c", Payload: long})
+	if !strings.HasSuffix(got, "…'") || len(got) > len("NOTIFY c, ''")+maxReasonPayload+len("…") || !utf8.ValidString(got) {
+		t.Errorf("reason %q", got)
 	}
 }
 
