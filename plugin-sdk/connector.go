@@ -147,8 +147,9 @@ type ConnectorWithWatch interface {
 	// removed), then returns nil or ctx's error. It calls trigger with the
 	// syncs to run, or with none to run every sync of the source; trigger
 	// checks that each name is one of the source's syncs, and returns once
-	// the host has the event, with ctx's error when ctx ends first, or with
-	// an error once the stream is broken (then return too). Give the host a
+	// the event is on its way to the host (gRPC flow control makes it wait
+	// while the host is slow to read), with ctx's error when ctx ends
+	// first, or with an error once the stream is broken (then return too). Give the host a
 	// reason to record with the run by passing a context made with
 	// WithTriggerReason.
 	//
