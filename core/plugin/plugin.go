@@ -445,6 +445,12 @@ type Description struct {
 	Models          []Model
 	Syncs           []SyncSpec
 	Webhooks        bool
+	// Watches is true when the connector asks for runs by itself for this
+	// configuration (postgres with listen set): keep an Instance.Watch
+	// open for the source. In the description without a configuration it
+	// means the connector can watch for some configurations. Plugins that
+	// predate Watch answer false.
+	Watches bool
 }
 
 // Model is a record type a connector emits.
@@ -508,7 +514,7 @@ func (i *Instance) Describe(ctx context.Context, layer, source string, cfg []byt
 	if err != nil {
 		return nil, i.wrap("Describe", err)
 	}
-	d := &Description{Name: resp.Name, Version: resp.Version, ProtocolVersion: resp.ProtocolVersion, Webhooks: resp.Webhooks}
+	d := &Description{Name: resp.Name, Version: resp.Version, ProtocolVersion: resp.ProtocolVersion, Webhooks: resp.Webhooks, Watches: resp.Watches}
 	for _, f := range resp.Config {
 		ty := cty.DynamicPseudoType
 		if len(f.Type) > 0 {
@@ -704,4 +710,48 @@ func (i *Instance) HandleWebhook(ctx context.Context, w *Webhook, handle func(*M
 		return i.wrap("HandleWebhook", err)
 	}
 	return i.pump("HandleWebhook", stream, handle)
+}
+
+// ErrWatchUnsupported is returned (wrapped: test with errors.Is) by
+// Instance.Watch when the connector does not watch this source: a plugin
+// built without Watch, or a configuration that does not enable it (its
+// Description.Watches is false). Do not reopen the watch until the
+// source's configuration or plugin changes.
+var ErrWatchUnsupported = errors.New("the connector does not watch its upstream for this source")
+
+// Watch opens the connector's watch of a configured source (cfg is its
+// config block as a JSON object; open it when the source's Description has
+// Watches) and calls fn, from the calling goroutine and in order, for each
+// event: syncs are the syncs to run incrementally, empty for every sync of
+// the source, as the connector sent them (check them against the source's
+// syncs); reason says why ("NOTIFY synclayer_changes, 'Customer'") and may
+// be empty. fn should return quickly (enqueue the runs): while it runs,
+// the connector's next events wait.
+//
+// Watch blocks until the stream ends. It returns nil when ctx ends (the
+// host closes the stream: reload, shutdown), and nil when the connector
+// ended the stream by itself, having nothing more to watch: do not reopen
+// it until the configuration or plugin changes. Otherwise it returns an
+// error wrapping ErrWatchUnsupported when the connector does not watch this
+// source; a *CrashError when the plugin process died (reopen on a new
+// instance); or a *ConnectorError with the connector's message on a fatal
+// failure of its watch, or another error when the connection was lost
+// (reopen after a backoff).
+func (i *Instance) Watch(ctx context.Context, layer, source string, cfg []byte, fn func(syncs []string, reason string)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := i.rpc.Watch(ctx, &connectorv1.WatchRequest{Context: &connectorv1.RunContext{Layer: layer, Source: source, Config: cfg}})
+	for err == nil {
+		var ev *connectorv1.WatchEvent
+		if ev, err = stream.Recv(); err == nil {
+			fn(ev.Syncs, ev.Reason)
+		}
+	}
+	switch {
+	case err == io.EOF, ctx.Err() != nil:
+		return nil
+	case status.Code(err) == codes.Unimplemented && !i.client.Exited():
+		return fmt.Errorf("plugin %q: %w: %s", i.spec.Plugin, ErrWatchUnsupported, status.Convert(err).Message())
+	}
+	return i.wrap("Watch", err)
 }
