@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -398,6 +399,13 @@ func TestNotifyRetryAfterAndGone(t *testing.T) {
 		t.Fatalf("after a Retry-After of 1 s the retry came %v later (attempts %d)", at[len(at)-1].Sub(at[0]), len(at))
 	}
 
+	// By now "gone" answered 410 to the startup run's events: to one, or
+	// to both if they were in flight together (up to 4 may be).
+	stoppedAfter := len(gone.all())
+	if stoppedAfter < 1 || stoppedAfter > 2 {
+		t.Fatalf("the gone endpoint got %d requests for the 2 events of the first run", stoppedAfter)
+	}
+
 	// Another run: its events reach "slow" but not "gone".
 	if _, err := h.cli("sync", "blog", "--wait"); err != nil {
 		t.Fatal(err)
@@ -427,8 +435,8 @@ func TestNotifyRetryAfterAndGone(t *testing.T) {
 			}
 		}
 	}
-	if attempted != 1 || len(gone.all()) != 1 {
-		t.Fatalf("the gone endpoint got %d requests, %d deliveries attempted; want 1", len(gone.all()), attempted)
+	if n := len(gone.all()); attempted != stoppedAfter || n != stoppedAfter {
+		t.Fatalf("the gone endpoint got %d requests, %d deliveries attempted; want %d, before it stopped", n, attempted, stoppedAfter)
 	}
 	var audit struct {
 		Audit []struct {
@@ -448,6 +456,21 @@ func TestNotifyRetryAfterAndGone(t *testing.T) {
 	}
 	if !strings.Contains(h.logs(), "410 Gone") {
 		t.Fatalf("the host log does not say the endpoint answered 410:\n%s", h.logs())
+	}
+
+	// The endpoint moves; a SIGHUP with its new notify block starts
+	// delivery to it again.
+	moved := newNotifyReceiver(t)
+	writeFile(t, filepath.Join(dir, "layer.hcl"), notifyConfig(filepath.Join(dir, "data"),
+		notifyBlock("slow", slow.srv.URL, slow.secret), notifyBlock("gone", moved.srv.URL, moved.secret)))
+	h.cmd.Process.Signal(syscall.SIGHUP)
+	waitLog(t, h, "reloaded the configuration")
+	if _, err := h.cli("sync", "blog", "--wait"); err != nil {
+		t.Fatal(err)
+	}
+	moved.waitAcked(h, "sync.completed of revision 3 at the moved endpoint", func(e outEvent) bool { return e.Type == "sync.completed" && e.Revision == 3 })
+	if n := len(gone.all()); n != stoppedAfter {
+		t.Fatalf("the old endpoint got %d requests, want %d", n, stoppedAfter)
 	}
 }
 

@@ -22,6 +22,11 @@ type layerLoop struct {
 	db  *store.Layer
 	log hclog.Logger
 
+	// hard is cancelled when stop runs out of time: attempts in flight
+	// are cut and left pending.
+	hard       context.Context
+	hardCancel context.CancelFunc
+
 	reloads chan *config.Layer
 	quit    chan struct{} // closed by stop: start nothing more
 	dead    chan struct{} // closed when run returns
@@ -83,6 +88,7 @@ func newLayerLoop(n *Notifier, db *store.Layer, lc *config.Layer) *layerLoop {
 		results:   make(chan result),
 		endpoints: map[string]*endpoint{}, pending: map[string]*item{}, stoppedHere: map[string]bool{},
 	}
+	l.hard, l.hardCancel = context.WithCancel(n.hard)
 	l.configure(lc)
 	return l
 }
@@ -109,7 +115,7 @@ func (l *layerLoop) stop(ctx context.Context) {
 	case <-ctx.Done():
 	}
 	l.log.Warn("shutdown: outbound deliveries still in flight are cut; they go again at the next start")
-	l.n.hardCancel()
+	l.hardCancel()
 	select {
 	case <-l.dead:
 	case <-time.After(5 * time.Second):
@@ -121,6 +127,7 @@ func (l *layerLoop) now() time.Time { return l.n.opts.Now().UTC() }
 
 func (l *layerLoop) run() {
 	defer close(l.dead)
+	defer l.hardCancel()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var sig <-chan struct{}
@@ -172,9 +179,13 @@ func (l *layerLoop) scan() {
 		l.log.Error("cannot read the outbox; trying again at the next event", "error", err)
 		return
 	}
+	first := l.since == 0
 	l.since = since
 	for _, d := range ds {
 		l.absorb(d)
+	}
+	if first && len(l.pending) > 0 {
+		l.log.Info("delivering outbound events left in the outbox", "pending", len(l.pending))
 	}
 }
 
@@ -183,7 +194,9 @@ func (l *layerLoop) absorb(d *store.Delivery) {
 	id := d.ID()
 	it := l.pending[id]
 	if it != nil && it.inflight {
-		return // settle reads it again
+		// The attempt's outcome settles it (a retry asked for by hand
+		// meanwhile is overtaken by that attempt).
+		return
 	}
 	if d.State != store.DeliveryPending {
 		delete(l.pending, id)
@@ -253,7 +266,7 @@ func (l *layerLoop) attempt(t *target, id string) {
 			l.log.Error("cannot read a delivery", "delivery", id, "error", err)
 		}
 	case d.State == store.DeliveryPending:
-		r = l.n.send(l.n.hard, t, d)
+		r = l.n.send(l.hard, t, d)
 		r.d = d
 	}
 	r.id, r.endpoint = id, t.cfg.Name

@@ -27,15 +27,16 @@ const (
 // maxErrorBody is how much of a failed answer's body an attempt keeps.
 const maxErrorBody = 200
 
-// send makes one attempt to deliver d to t.
-func (n *Notifier) send(ctx context.Context, t *target, d *store.Delivery) result {
+// send makes one attempt to deliver d to t. When stop ends (cancels
+// stop) before the answer, the attempt is cut: nothing is recorded.
+func (n *Notifier) send(stop context.Context, t *target, d *store.Delivery) result {
 	at := n.opts.Now().UTC()
 	r := result{attempt: store.Attempt{At: at}}
 	body := d.Body
 	if t.cfg.Format == FormatSlack {
 		body = slackMessage(d)
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.opts.Timeout)
+	ctx, cancel := context.WithTimeout(stop, n.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.cfg.URL, bytes.NewReader(body))
 	if err != nil {
@@ -63,7 +64,7 @@ func (n *Notifier) send(ctx context.Context, t *target, d *store.Delivery) resul
 	if err != nil {
 		r.attempt.LatencyMS = time.Since(start).Milliseconds()
 		switch {
-		case n.hard.Err() != nil:
+		case stop.Err() != nil:
 			r.cut = true
 		case errors.Is(err, context.DeadlineExceeded):
 			r.attempt.Error = fmt.Sprintf("no answer within %s", n.opts.Timeout)
