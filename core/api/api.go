@@ -104,6 +104,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/plugins", s.listPlugins)
 	s.hookRoutes()
 	s.deliveryRoutes()
+	s.openAPIRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
