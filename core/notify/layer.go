@@ -335,7 +335,7 @@ func (l *layerLoop) reread(id string) {
 	case err != nil:
 		l.log.Error("cannot read a delivery", "delivery", id, "error", err)
 		if it := l.pending[id]; it != nil {
-			it.nextAt = l.now().Add(l.n.opts.Schedule[0])
+			it.nextAt = l.now().Add(time.Second)
 		}
 	default:
 		l.absorb(d)

@@ -68,8 +68,8 @@ type Options struct {
 	// Client sends the requests; nil: a pooled client that follows no
 	// redirect (a 3xx answer is a failed attempt).
 	Client *http.Client
-	// Schedule is the wait before each retry; nil: DefaultSchedule. A
-	// delivery gets 1 + len(Schedule) attempts.
+	// Schedule is the wait before each retry; nil: DefaultSchedule; empty:
+	// no retry. A delivery gets 1 + len(Schedule) attempts.
 	Schedule []time.Duration
 	// Timeout bounds one attempt; 0: DefaultTimeout.
 	Timeout time.Duration
