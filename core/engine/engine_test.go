@@ -214,15 +214,20 @@ func TestCoalescingWhileRunning(t *testing.T) {
 	if rs.State != store.RunQueued || rs.Trigger != TriggerWebhook {
 		t.Errorf("waiting run %+v, want queued with the newest trigger (webhook)", rs.Run)
 	}
+	// The event writer appends in batches: wait for all of them.
 	var coalesced int
-	for _, ev := range events(t, e, "lay") {
-		if ev.Type == "coalesced" {
-			coalesced++
-			if ev.Run != waiting {
-				t.Errorf("coalesced event for run %s, want %s", ev.Run, waiting)
+	waitUntil(t, "the coalesced events", func() bool {
+		coalesced = 0
+		for _, ev := range events(t, e, "lay") {
+			if ev.Type == "coalesced" {
+				coalesced++
+				if ev.Run != waiting {
+					t.Errorf("coalesced event for run %s, want %s", ev.Run, waiting)
+				}
 			}
 		}
-	}
+		return coalesced >= 9
+	})
 	if coalesced != 9 {
 		t.Errorf("%d coalesced events, want 9", coalesced)
 	}
