@@ -98,3 +98,44 @@ func TestPostgresSourceEndToEnd(t *testing.T) {
 		t.Fatalf("the DSN's password reached the host log:\n%s", h.logs())
 	}
 }
+
+// TestPostgresListenStartsRuns: with `listen`, a NOTIFY on the channel
+// starts an incremental run that brings the changed row, with no schedule
+// and no manual trigger.
+func TestPostgresListenStartsRuns(t *testing.T) {
+	pg := pgtest.Start(t)
+	dsn := pg.Database(t)
+	pgtest.Exec(t, dsn,
+		`CREATE TABLE customers (id int PRIMARY KEY, name text, updated_at timestamptz NOT NULL DEFAULT now())`,
+		`INSERT INTO customers (id, name) VALUES (1, 'first')`,
+	)
+	dir := t.TempDir()
+	layer := strings.Replace(postgresLayer(dsn), `      tables = {`, `      listen = "synclayer_changes"
+      tables = {`, 1)
+	writeFile(t, filepath.Join(dir, "layer.hcl"), layer)
+	h := startHost(t, filepath.Join(dir, "layer.hcl"), "")
+	h.waitRevision("crm", 1, 30*time.Second)
+	h.idle("crm", 30*time.Second)
+	// The watch may open just after the first run; a NOTIFY before it is
+	// lost, so notify until a run brings the row.
+	pgtest.Exec(t, dsn, `INSERT INTO customers (id, name) VALUES (2, 'second')`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pgtest.Exec(t, dsn, `NOTIFY synclayer_changes, 'Customer'`)
+		time.Sleep(200 * time.Millisecond)
+		if got := h.records("crm", "model=Customer&ids=2"); len(got) == 1 {
+			if got[0]["name"] != "second" {
+				t.Fatalf("row 2: %v", got[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a NOTIFY never brought row 2\n%s", h.logs())
+		}
+	}
+	var revs revisionList
+	h.call("GET", "/v1/layers/crm/revisions", nil, 200, &revs)
+	if revs.Revisions[0].Trigger != "webhook" {
+		t.Fatalf("the run a NOTIFY started: %+v", revs.Revisions[0])
+	}
+}

@@ -137,6 +137,10 @@ func (e *Engine) Start(ctx context.Context) error {
 		go l.pruneLoop()
 		go l.scheduleLoop()
 		go l.inboxLoop()
+		for _, s := range l.sources {
+			e.wg.Add(1)
+			go s.watchLoop()
+		}
 		if err := l.initialRun(); err != nil {
 			return err
 		}

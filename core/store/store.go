@@ -117,7 +117,8 @@ func (s *Store) Layer(name string) (*Layer, error) {
 	}
 	opts := BadgerOptions(filepath.Join(s.opts.Dir, "layers", name))
 	if s.opts.InMemory {
-		opts = opts.WithDir("").WithValueDir("").WithInMemory(true)
+		// In memory, Badger keeps every value in the LSM tree.
+		opts = opts.WithDir("").WithValueDir("").WithInMemory(true).WithValueThreshold(1 << 20)
 	}
 	if len(s.opts.EncryptionKey) > 0 {
 		opts = opts.WithEncryptionKey(s.opts.EncryptionKey)
