@@ -680,13 +680,20 @@ type Webhook struct {
 	Body          []byte
 }
 
+// proto converts the webhook for the wire. Protocol strings must be UTF-8;
+// anything else in a header or the path (it comes from the internet) is
+// replaced, where a byte-exact check would fail anyway.
 func (w *Webhook) proto() *connectorv1.WebhookRequest {
 	req := &connectorv1.WebhookRequest{
 		Context: &connectorv1.RunContext{Layer: w.Layer, Source: w.Source, Config: w.Config},
-		Method:  w.Method, Path: w.Path, Body: w.Body,
+		Method:  strings.ToValidUTF8(w.Method, "\uFFFD"), Path: strings.ToValidUTF8(w.Path, "\uFFFD"), Body: w.Body,
 	}
 	for k, v := range w.Header {
-		req.Headers = append(req.Headers, &connectorv1.Header{Name: k, Values: v})
+		vals := make([]string, len(v))
+		for i, x := range v {
+			vals[i] = strings.ToValidUTF8(x, "\uFFFD")
+		}
+		req.Headers = append(req.Headers, &connectorv1.Header{Name: strings.ToValidUTF8(k, "\uFFFD"), Values: vals})
 	}
 	return req
 }
