@@ -18,6 +18,9 @@ type Batch struct {
 // run is staging; its changes then take a timestamp below the staged ones,
 // and the run reconciles with them when it publishes.
 func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, error) {
+	if l.closed.Load() {
+		return Revision{}, ErrClosed
+	}
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	ts := l.nextTS()

@@ -54,6 +54,9 @@ var ErrRevisionGone = errors.New("revision no longer retained")
 // emit as JSON objects with their _metadata. The slice passed to emit is
 // only valid during the call. All records come from one revision.
 func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
+	if l.closed.Load() {
+		return Page{}, ErrClosed
+	}
 	rev, ok, err := l.revisionAt(q.Revision)
 	if err != nil {
 		return Page{}, err

@@ -50,6 +50,9 @@ type Staging struct {
 // BeginStaging starts staging a run's changes. It fails with ErrBusy while
 // another run stages in this layer.
 func (l *Layer) BeginStaging(run string) (*Staging, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	if l.staging != nil {
@@ -181,6 +184,9 @@ func (w *StageWriter) Apply(changes []Change) error {
 
 func (w *StageWriter) apply(changes []Change) error {
 	st := w.st
+	if st.l.closed.Load() {
+		return ErrClosed
+	}
 	var rtxn *badger.Txn
 	defer func() {
 		if rtxn != nil {

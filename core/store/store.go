@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -177,6 +178,9 @@ type Layer struct {
 
 	discardTS uint64
 	stopGC    chan struct{}
+	// closed is set when the layer closes: calls after it get ErrClosed
+	// instead of reaching Badger, which panics on a closed database.
+	closed atomic.Bool
 
 	eventSeq uint64
 	auditSeq uint64
@@ -195,6 +199,7 @@ type Layer struct {
 func (l *Layer) Name() string { return l.name }
 
 func (l *Layer) close() error {
+	l.closed.Store(true)
 	close(l.stopGC)
 	l.pub.Lock()
 	defer l.pub.Unlock()
@@ -283,6 +288,9 @@ func (l *Layer) commitTime() time.Time {
 
 // setLatest writes system keys (not versioned by revision) in one commit.
 func (l *Layer) setLatest(fn func(txn *badger.Txn) error) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	txn := l.db.NewTransactionAt(readLatest, true)
@@ -295,6 +303,9 @@ func (l *Layer) setLatest(fn func(txn *badger.Txn) error) error {
 
 // viewLatest reads system keys at their newest version.
 func (l *Layer) viewLatest(fn func(txn *badger.Txn) error) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
 	txn := l.db.NewTransactionAt(readLatest, false)
 	defer txn.Discard()
 	return fn(txn)
