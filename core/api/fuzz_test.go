@@ -419,11 +419,6 @@ func checkPage(t *testing.T, w *httptest.ResponseRecorder, q store.Query) string
 		t.Fatalf("page: %v: %s", err, w.Body)
 	}
 	limit := q.Limit
-	if len(q.IDs) > 0 {
-		// Known gap: a query by ids ignores limit (up to MaxIDs records
-		// per source, never a next_cursor); see the fuzzing notes.
-		limit = MaxIDs * 3
-	}
 	if page.Records == nil || page.Revision < 1 || len(page.Records) > limit {
 		t.Fatalf("page of %d records (limit %d), revision %d: %s", len(page.Records), q.Limit, page.Revision, w.Body)
 	}

@@ -80,8 +80,9 @@ type webhookView struct {
 }
 
 func hookURL(r *http.Request, layer, id string) string {
+	// Behind a TLS-terminating proxy the URL users call is https.
 	scheme := "http"
-	if r.TLS != nil {
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + "/hooks/layers/" + layer + "/" + id

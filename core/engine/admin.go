@@ -52,7 +52,7 @@ func (e *Engine) Audit(layerName string, limit int) ([]store.AuditEntry, error) 
 		}
 		names = []string{layerName}
 	}
-	var all []store.AuditEntry
+	all := []store.AuditEntry{}
 	for _, name := range names {
 		l, err := e.layer(name)
 		if err != nil {

@@ -56,6 +56,9 @@ type Engine struct {
 	ready bool
 	// emptyStore is true when Start found no layer in the store.
 	emptyStore bool
+	// stopped is set by Stop: a stopped engine queues nothing (a trigger
+	// that reaches it during a reload would wait for the next start).
+	stopped bool
 }
 
 // Errors the API maps to statuses.
@@ -163,7 +166,7 @@ func (e *Engine) Ready() bool {
 // again on the next start (it was never published).
 func (e *Engine) Stop(ctx context.Context) {
 	e.mu.Lock()
-	e.ready = false
+	e.ready, e.stopped = false, true
 	e.mu.Unlock()
 	if e.cancel != nil {
 		e.cancel()

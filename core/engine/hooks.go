@@ -93,6 +93,12 @@ func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName strin
 	if s == nil {
 		return fmt.Errorf("%w: %w %q in layer %q", ErrUnknownHook, ErrUnknownSource, sourceName, layerName)
 	}
+	e.mu.RLock()
+	stopped := e.stopped
+	e.mu.RUnlock()
+	if stopped {
+		return fmt.Errorf("%w: the host is stopping or reloading; try again", ErrNotReady)
+	}
 	s.mu.Lock()
 	desc, raw := s.desc, s.configRaw
 	s.mu.Unlock()

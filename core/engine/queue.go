@@ -47,6 +47,12 @@ func (e *Engine) Trigger(layerName string, req TriggerRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	e.mu.RLock()
+	stopped := e.stopped
+	e.mu.RUnlock()
+	if stopped {
+		return "", fmt.Errorf("%w: the host is stopping or reloading; try again", ErrNotReady)
+	}
 	if req.Trigger == "" {
 		req.Trigger = TriggerManual
 	}

@@ -75,7 +75,8 @@ func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
 	defer txn.Discard()
 	r := recordRenderer{revs: revs}
 	if len(q.IDs) > 0 {
-		return page, l.recordsByID(txn, &r, q, emit)
+		err := l.recordsByID(txn, &r, q, &page, emit)
+		return page, err
 	}
 	start := []byte{pfxRecord}
 	if !q.ModifiedAfter.IsZero() {
@@ -150,7 +151,9 @@ func (q *Query) matches(e *entry) bool {
 	return true
 }
 
-func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, emit func([]byte) error) error {
+func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, page *Page, emit func([]byte) error) error {
+	rev := page.Revision.Number
+	var last Cursor
 	sources := q.Sources
 	if q.Source != "" {
 		sources = []string{q.Source}
@@ -173,6 +176,7 @@ func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, emit fu
 		}
 	}
 	sort.Slice(hits, func(i, j int) bool { return string(hits[i][:]) < string(hits[j][:]) })
+	n := 0
 	for i, c := range hits {
 		if i > 0 && hits[i-1] == c {
 			continue
@@ -202,9 +206,16 @@ func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, emit fu
 			return err
 		}
 		if out != nil {
+			if n == q.Limit {
+				// One more record matches: there is a next page.
+				page.Next = PageToken(last, rev)
+				return nil
+			}
 			if err := emit(out); err != nil {
 				return err
 			}
+			last = c
+			n++
 		}
 	}
 	return nil

@@ -443,3 +443,23 @@ func TestWalkStaysOnItsRevision(t *testing.T) {
 		t.Fatalf("changes after the walk: %+v", newer)
 	}
 }
+
+func TestIDsHonourLimit(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	runChanges(t, l, "run_1", save("M", "a", "1"), save("M", "b", "1"), save("M", "c", "1"))
+	q := Query{Model: "M", IDs: []string{"c", "a", "b", "zz"}, Sources: []string{"shop"}, Limit: 2}
+	got, page := readAll(t, l, q)
+	if len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" || page.Next == "" {
+		t.Fatalf("first page %+v %+v", got, page)
+	}
+	c, rev, err := ParsePosition(page.Next)
+	if err != nil || rev != 1 {
+		t.Fatal(err, rev)
+	}
+	q.After, q.Revision = &c, rev
+	got, page = readAll(t, l, q)
+	if len(got) != 1 || got[0].ID != "c" || page.Next != "" {
+		t.Fatalf("second page %+v %+v", got, page)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
@@ -101,7 +102,10 @@ func backupCmd() *cobra.Command {
 			if err := st.Backup(f); err != nil {
 				f.Close()
 				os.Remove(tmp)
-				return fmt.Errorf("backup: %w (is the host still running? stop it first)", err)
+				if strings.Contains(err.Error(), "lock") {
+					return fmt.Errorf("backup: %w (the host is still running: stop it first)", err)
+				}
+				return fmt.Errorf("backup: %w", err)
 			}
 			if err := f.Sync(); err != nil {
 				f.Close()

@@ -93,13 +93,14 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			fileService := cfg.Service
 			if listen != "" {
 				cfg.Service.Listen = listen
 			}
 			if dataDir != "" {
 				cfg.Service.DataDir = dataDir
 			}
-			return serve(cfg, cfgPath)
+			return serve(cfg, cfgPath, fileService)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "a layer file, or a folder of *.hcl files (required)")
@@ -109,7 +110,10 @@ func serveCmd() *cobra.Command {
 	return cmd
 }
 
-func serve(cfg *config.Config, cfgPath string) error {
+// serve runs the host until a signal stops it. fileService is the service
+// block as the files say it, before flags override it: a reload compares
+// against it.
+func serve(cfg *config.Config, cfgPath string, fileService config.Service) error {
 	secrets := redact.New()
 	configSecrets(cfg, secrets)
 	log := newLogger(cfg.Service, secrets)
@@ -179,7 +183,7 @@ func serve(cfg *config.Config, cfgPath string) error {
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if next := reload(cfgPath, cfg, st, metrics, log, secrets); next != nil {
+				if next := reload(cfgPath, cfg, fileService, st, metrics, log, secrets); next != nil {
 					eng.Stop(context.Background())
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 					err := next.eng.Start(ctx)
@@ -228,19 +232,19 @@ type loaded struct {
 // nil, after logging why, when the new files are invalid: the running
 // configuration then stays. Service settings (listen, data_dir, tokens)
 // need a restart.
-func reload(path string, running *config.Config, st *store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
+func reload(path string, running *config.Config, fileService config.Service, st *store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
 	log.Info("SIGHUP: reloading the configuration", "path", path)
 	cfg, diags := config.Load(path)
 	if diags.HasErrors() {
 		log.Error("reload refused; the running configuration stays:\n" + stripNewline(config.FormatDiagnostics(diags)))
 		return nil
 	}
-	a, b := cfg.Service, running.Service
+	a, b := cfg.Service, fileService
 	a.Range, b.Range = hcl.Range{}, hcl.Range{}
 	if a != b {
 		log.Warn("reload: changes to the service block take effect at the next restart")
-		cfg.Service = running.Service
 	}
+	cfg.Service = running.Service
 	configSecrets(cfg, secrets)
 	probe, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log.Named("engine"), Redactor: secrets})
 	if err == nil {
