@@ -49,6 +49,7 @@ FUZZ_TARGETS := \
 	FuzzDecodeEntry:./core/store \
 	FuzzEncodeEntry:./core/store \
 	FuzzDecodeIndex:./core/store \
+	FuzzValidObject:./core/store \
 	FuzzParseCursor:./core/store
 
 fuzz:

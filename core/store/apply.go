@@ -8,6 +8,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
+var errNotObject = errors.New("the record is not a valid JSON object")
+
 // kvWriter is what both a write batch and a transaction offer.
 type kvWriter interface {
 	Set(k, v []byte) error
@@ -98,6 +100,12 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 			} else if !ours {
 				cnt.Updated++
 			}
+		}
+		// Readers get payloads spliced into JSON answers: only valid
+		// objects are stored. (An unchanged payload was checked when it
+		// was first stored.)
+		if !validObject(c.Data) {
+			return errNotObject
 		}
 	}
 	if found {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -288,5 +289,29 @@ func TestAuditLog(t *testing.T) {
 	got, err := l.Audit(0, 10)
 	if err != nil || len(got) != 2 || got[1].Action != "revision.unpinned" || got[0].Layer != "catalog" {
 		t.Fatalf("audit = %+v, %v", got, err)
+	}
+}
+
+// The store writes only valid JSON objects; a bad one fails the change set
+// with a clear reason.
+func TestApplyRejectsInvalidJSON(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	for _, bad := range []string{`{}{}`, `{"a":1} x }`, `{"a":}`, `[1]`} {
+		st, err := l.BeginStaging("run_x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := st.Writer("shop", WriterOptions{})
+		err = w.Apply([]Change{{Model: "M", ID: "a", Data: []byte(bad)}})
+		if err == nil || !strings.Contains(err.Error(), "not a valid JSON object") {
+			t.Fatalf("%s: %v", bad, err)
+		}
+		if err := st.Abort(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.PublishChanges(PublishInfo{Trigger: "webhook"}, []Batch{{Source: "shop", Changes: []Change{{Model: "M", ID: "a", Data: []byte(`{"a":`)}}}}); err == nil {
+		t.Fatal("a direct publish stored invalid JSON")
 	}
 }

@@ -93,7 +93,9 @@ func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
 			start = k
 		}
 	}
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}, PrefetchValues: true, PrefetchSize: 256})
+	// No value prefetching: the value log is memory-mapped, so reading a
+	// value in place costs less than the copy prefetching makes.
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
 	defer it.Close()
 	n := 0
 	for it.Seek(start); it.Valid(); it.Next() {

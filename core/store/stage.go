@@ -276,9 +276,15 @@ func (w *StageWriter) entryPayload(c Cursor) ([]byte, error) {
 func (w *StageWriter) batch() *badger.WriteBatch {
 	if w.wb == nil {
 		w.wb = w.st.l.db.NewWriteBatchAt(w.st.ts)
+		// Each pending transaction holds up to a few MiB of records on
+		// the heap; a few in flight keep the disk busy.
+		w.wb.SetMaxPendingTxns(maxPendingTxns)
 	}
 	return w.wb
 }
+
+// maxPendingTxns bounds the write transactions a writer has in flight.
+const maxPendingTxns = 4
 
 // flush makes every change applied so far durable and readable.
 func (w *StageWriter) flush() error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -153,6 +154,21 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.Service.DataDir)
+	if addr := os.Getenv("SYNCLAYER_PPROF"); addr != "" {
+		// Profiling for benchmarks and support, on its own listener; never
+		// on by default.
+		if !isLoopback(addr) {
+			return exitError{code: 1, msg: "SYNCLAYER_PPROF must be a loopback address"}
+		}
+		go func() {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			if err := http.ListenAndServe(addr, mux); err != nil {
+				log.Warn("pprof listener", "error", err)
+			}
+		}()
+	}
 
 	startCtx, cancelStart := context.WithTimeout(context.Background(), 2*time.Minute)
 	err = eng.Start(startCtx)
