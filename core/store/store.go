@@ -90,13 +90,13 @@ func BadgerOptions(dir string) badger.Options {
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false).
 		WithValueThreshold(256).
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(16 << 20).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(5).
 		WithNumLevelZeroTablesStall(15).
 		WithBaseTableSize(8 << 20).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithBlockCacheSize(24 << 20).
+		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(256 << 20).
 		WithCompression(options.None).
 		WithNumCompactors(2).
