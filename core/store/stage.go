@@ -164,6 +164,9 @@ type StageWriter struct {
 	track   map[string]bool
 	err     error
 	closed  bool
+	// it walks the record index for lookups (see lookup).
+	it    *badger.Iterator
+	itTxn *badger.Txn
 }
 
 // Apply stages a batch of changes. Changes to one record within a batch are
@@ -187,12 +190,6 @@ func (w *StageWriter) apply(changes []Change) error {
 	if st.l.closed.Load() {
 		return ErrClosed
 	}
-	var rtxn *badger.Txn
-	defer func() {
-		if rtxn != nil {
-			rtxn.Discard()
-		}
-	}()
 	for i := range changes {
 		c := &changes[i]
 		fresh, ok := w.fresh[c.Model]
@@ -213,11 +210,8 @@ func (w *StageWriter) apply(changes []Change) error {
 		if e, ok := w.pending[string(key)]; ok {
 			cur, found = e, true
 		} else if !fresh || w.seen.has(h) {
-			if rtxn == nil {
-				rtxn = st.l.db.NewTransactionAt(readLatest, false)
-			}
 			var err error
-			if cur, found, err = readIndex(rtxn, key); err != nil {
+			if cur, found, err = w.lookup(key); err != nil {
 				return err
 			}
 		}
@@ -288,6 +282,7 @@ const maxPendingTxns = 4
 
 // flush makes every change applied so far durable and readable.
 func (w *StageWriter) flush() error {
+	w.closeIter() // its snapshot would not show what is flushed now
 	if w.wb == nil {
 		return nil
 	}
@@ -295,6 +290,43 @@ func (w *StageWriter) flush() error {
 	w.wb = nil
 	clear(w.pending)
 	return err
+}
+
+// lookup reads the index entry of key. Connectors mostly send records in
+// id order, and index keys sort by id, so one iterator walking forward
+// answers most lookups with a step or two instead of a point read through
+// every level of the tree. The iterator's snapshot is as of the last flush;
+// what was written since is in w.pending, which callers check first.
+func (w *StageWriter) lookup(key []byte) (indexEntry, bool, error) {
+	if w.it == nil {
+		w.itTxn = w.st.l.db.NewTransactionAt(readLatest, false)
+		w.it = w.itTxn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxIndex}})
+		w.it.Seek(key)
+	} else if !w.it.Valid() || bytes.Compare(w.it.Item().Key(), key) > 0 {
+		w.it.Seek(key)
+	} else {
+		for n := 0; w.it.Valid() && bytes.Compare(w.it.Item().Key(), key) < 0; n++ {
+			if n == 4 {
+				w.it.Seek(key)
+				break
+			}
+			w.it.Next()
+		}
+	}
+	if !w.it.Valid() || !bytes.Equal(w.it.Item().Key(), key) {
+		return indexEntry{}, false, nil
+	}
+	var ie indexEntry
+	err := w.it.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return })
+	return ie, err == nil, err
+}
+
+func (w *StageWriter) closeIter() {
+	if w.it != nil {
+		w.it.Close()
+		w.itTxn.Discard()
+		w.it, w.itTxn = nil, nil
+	}
 }
 
 // Checkpoint flushes the writer and then records the checkpoint of one of
@@ -324,6 +356,7 @@ func (w *StageWriter) Close() error {
 		return w.err
 	}
 	w.closed = true
+	w.closeIter()
 	if w.err != nil {
 		if w.wb != nil {
 			w.wb.Cancel()
