@@ -35,6 +35,31 @@ type applier struct {
 	counts  map[string]Counts
 	// written is called with every index entry written.
 	written func(key []byte, e indexEntry)
+	arena   []byte
+}
+
+// arenaChunk is the size of the chunks keys and values are cut from: one
+// allocation for many records instead of four per record. Badger keeps the
+// slices until its commit; a chunk is freed when none is referenced.
+const arenaChunk = 256 << 10
+
+// alloc returns an empty slice with capacity n from the arena.
+func (a *applier) alloc(n int) []byte {
+	if n > arenaChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if cap(a.arena)-len(a.arena) < n {
+		a.arena = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.arena)
+	a.arena = a.arena[:start+n]
+	return a.arena[start : start : start+n]
+}
+
+func (a *applier) recordKey(c Cursor) []byte {
+	k := a.alloc(1 + cursorLen)
+	k = append(k, pfxRecord)
+	return append(k, c[:]...)
 }
 
 // apply applies one change. key is its index key.
@@ -109,17 +134,17 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 		}
 	}
 	if found {
-		if err := a.w.Delete(recordKey(cur.cursor)); err != nil {
+		if err := a.w.Delete(a.recordKey(cur.cursor)); err != nil {
 			return err
 		}
 	}
 	cursor := makeCursor(a.ts, a.seq())
 	ie := indexEntry{cursor: cursor, hash: hash, firstSeen: firstSeen, deleted: action == Deleted}
-	val := encodeEntry(make([]byte, 0, 16+len(a.source)+len(c.Model)+len(c.ID)+len(payload)), action, firstSeen, a.source, c.Model, c.ID, payload)
-	if err := a.w.Set(recordKey(cursor), val); err != nil {
+	val := encodeEntry(a.alloc(32+len(a.source)+len(c.Model)+len(c.ID)+len(payload)), action, firstSeen, a.source, c.Model, c.ID, payload)
+	if err := a.w.Set(a.recordKey(cursor), val); err != nil {
 		return err
 	}
-	if err := a.w.Set(key, ie.encode()); err != nil {
+	if err := a.w.Set(key, ie.appendTo(a.alloc(indexValueLen))); err != nil {
 		return err
 	}
 	if a.written != nil {

@@ -141,7 +141,12 @@ func indexPrefix(source, model string) []byte {
 }
 
 func indexKey(source, model, id string) []byte {
-	k := make([]byte, 0, 3+len(source)+len(model)+len(id))
+	return appendIndexKey(make([]byte, 0, 3+len(source)+len(model)+len(id)), source, model, id)
+}
+
+// appendIndexKey appends the index key of a record to k (usually empty with
+// enough capacity).
+func appendIndexKey(k []byte, source, model, id string) []byte {
 	k = append(k, pfxIndex)
 	k = append(k, source...)
 	k = append(k, 0)
@@ -186,15 +191,18 @@ type indexEntry struct {
 	deleted   bool
 }
 
-func (e indexEntry) encode() []byte {
-	b := make([]byte, indexValueLen)
-	copy(b, e.cursor[:])
-	binary.BigEndian.PutUint64(b[12:], e.hash)
-	binary.BigEndian.PutUint64(b[20:], e.firstSeen)
+func (e indexEntry) encode() []byte { return e.appendTo(make([]byte, 0, indexValueLen)) }
+
+// appendTo appends the encoded entry to b.
+func (e indexEntry) appendTo(b []byte) []byte {
+	b = append(b, e.cursor[:]...)
+	b = binary.BigEndian.AppendUint64(b, e.hash)
+	b = binary.BigEndian.AppendUint64(b, e.firstSeen)
+	var flags byte
 	if e.deleted {
-		b[28] = flagDeleted
+		flags = flagDeleted
 	}
-	return b
+	return append(b, flags)
 }
 
 func decodeIndex(b []byte) (indexEntry, error) {

@@ -121,7 +121,7 @@ type WriterOptions struct {
 // sources may be used concurrently; one writer is not safe for concurrent
 // use.
 func (st *Staging) Writer(source string, opts WriterOptions) *StageWriter {
-	w := &StageWriter{st: st, source: source, opts: opts, fresh: map[string]bool{}, pending: map[string]indexEntry{},
+	w := &StageWriter{st: st, source: source, opts: opts, fresh: map[string]bool{}, pending: map[uint64]pendingEntry{},
 		counts: map[string]Counts{}, track: map[string]bool{}}
 	for _, m := range opts.TrackDeletes {
 		w.track[m] = true
@@ -137,9 +137,15 @@ func (st *Staging) Writer(source string, opts WriterOptions) *StageWriter {
 		seq:     func() uint32 { return st.seq.Add(1) },
 		payload: w.entryPayload,
 		counts:  w.counts,
-		written: func(key []byte, e indexEntry) { w.pending[string(key)] = e },
+		written: func(key []byte, e indexEntry) { w.pending[xxhash.Sum64(key)] = pendingEntry{key, e} },
 	}
 	return w
+}
+
+// pendingEntry is an index entry written but not yet flushed.
+type pendingEntry struct {
+	key []byte
+	e   indexEntry
 }
 
 // pendingLimit bounds the changes written but not yet flushed by a writer.
@@ -158,8 +164,8 @@ type StageWriter struct {
 	fresh map[string]bool
 	seen  bloom
 	// pending holds the index entries written since the last flush, which
-	// reads cannot see yet.
-	pending map[string]indexEntry
+	// reads cannot see yet, by the hash of their key.
+	pending map[uint64]pendingEntry
 	counts  map[string]Counts
 	track   map[string]bool
 	err     error
@@ -203,12 +209,20 @@ func (w *StageWriter) apply(changes []Change) error {
 				w.seen = newBloom(1 << 23)
 			}
 		}
-		key := indexKey(w.source, c.Model, c.ID)
+		key := appendIndexKey(w.a.alloc(3+len(w.source)+len(c.Model)+len(c.ID)), w.source, c.Model, c.ID)
 		h := xxhash.Sum64(key)
 		var cur indexEntry
 		found := false
-		if e, ok := w.pending[string(key)]; ok {
-			cur, found = e, true
+		p, inPending := w.pending[h]
+		if inPending && !bytes.Equal(p.key, key) {
+			// A hash collision: make everything readable and look it up.
+			if err := w.flush(); err != nil {
+				return err
+			}
+			inPending = false
+		}
+		if inPending {
+			cur, found = p.e, true
 		} else if !fresh || w.seen.has(h) {
 			var err error
 			if cur, found, err = w.lookup(key); err != nil {
