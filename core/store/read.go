@@ -233,6 +233,21 @@ type recordRenderer struct {
 	cached    Revision
 	cachedLo  uint64
 	hasCached bool
+	// formatted commit times by revision number
+	times map[int64][]byte
+}
+
+// timeOf returns the formatted commit time of a revision.
+func (r *recordRenderer) timeOf(rev Revision) []byte {
+	if t, ok := r.times[rev.Number]; ok {
+		return t
+	}
+	if r.times == nil || len(r.times) > 4096 {
+		r.times = map[int64][]byte{}
+	}
+	t := rev.CreatedAt.AppendFormat(nil, timeFormat)
+	r.times[rev.Number] = t
+	return t
 }
 
 func (r *recordRenderer) revision(ts uint64) (Revision, bool) {
@@ -279,15 +294,15 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	b = append(b, `,"model":`...)
 	b = appendJSONString(b, e.model)
 	b = append(b, `,"first_seen_at":"`...)
-	b = first.CreatedAt.AppendFormat(b, timeFormat)
+	b = append(b, r.timeOf(first)...)
 	b = append(b, `","last_modified_at":"`...)
-	b = mod.CreatedAt.AppendFormat(b, timeFormat)
+	b = append(b, r.timeOf(mod)...)
 	b = append(b, `","last_action":"`...)
 	b = append(b, e.action.String()...)
 	b = append(b, `","deleted_at":`...)
 	if e.action == Deleted {
 		b = append(b, '"')
-		b = mod.CreatedAt.AppendFormat(b, timeFormat)
+		b = append(b, r.timeOf(mod)...)
 		b = append(b, '"')
 	} else {
 		b = append(b, "null"...)
