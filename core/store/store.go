@@ -85,7 +85,12 @@ func Open(opts Options) (*Store, error) {
 // in cursor order, while the LSM tree holds keys, pointers and the small
 // record index.
 func BadgerOptions(dir string) badger.Options {
-	return badger.DefaultOptions(dir).
+	opts := badger.DefaultOptions(dir)
+	// Tables of one size at every level: compactions build tables in
+	// memory, and bigger tables deep in the tree made the host's memory
+	// grow with the layer's size.
+	opts.TableSizeMultiplier = 1
+	return opts.
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false).
@@ -94,7 +99,7 @@ func BadgerOptions(dir string) badger.Options {
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(5).
 		WithNumLevelZeroTablesStall(15).
-		WithBaseTableSize(8 << 20).
+		WithBaseTableSize(4 << 20).
 		WithBlockCacheSize(24 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithValueLogFileSize(256 << 20).
