@@ -139,6 +139,17 @@ func TestFilesSyncEndToEnd(t *testing.T) {
 		t.Fatalf("unchanged sync changed records: %v", got)
 	}
 
+	// The other read commands of the CLI.
+	if out, err := h.cli("plugins"); err != nil || !strings.Contains(out, "files") || !strings.Contains(out, "generator") {
+		t.Fatalf("plugins: %v\n%s", err, out)
+	}
+	if out, err := h.cli("events", "blog"); err != nil || !strings.Contains(out, "sync.completed") {
+		t.Fatalf("events: %v\n%s", err, out)
+	}
+	if out, err := h.cli("revisions", "blog"); err != nil || strings.Count(out, "\n") != 4 {
+		t.Fatalf("revisions (a header and 3 rows): %v\n%s", err, out)
+	}
+
 	// A restart with the same configuration keeps everything and starts no
 	// run.
 	h.stop()
