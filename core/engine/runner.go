@@ -160,8 +160,10 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 			break
 		}
 		if ctx.Err() != nil {
-			// Shutting down: leave the staging; the next start rolls it
-			// back and runs the run again.
+			// Shutting down (or reloading, which starts a new engine on
+			// this same store): roll the staging back, and the next start
+			// runs the run again.
+			l.abort(st, p)
 			return store.Revision{}, err
 		}
 		if attempt > policy.Attempts {
@@ -183,6 +185,7 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		l.log.Warn("run failed; retrying from its last checkpoint", "run", p.run.ID, "attempt", attempt, "delay", delay, "error", err)
 		select {
 		case <-ctx.Done():
+			l.abort(st, p)
 			return store.Revision{}, ctx.Err()
 		case <-time.After(delay):
 		}
@@ -213,6 +216,13 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		}
 	}
 	return rev, nil
+}
+
+// abort rolls back a run's staging.
+func (l *layer) abort(st *store.Staging, p *pending) {
+	if err := st.Abort(); err != nil {
+		l.log.Error("could not roll back an interrupted run; the next start of the host will", "run", p.run.ID, "error", err)
+	}
 }
 
 // coversSource tells whether the run synced every sync of the source.
