@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 )
 
 // binDir holds synclayer and its plugins: $SYNCLAYER_BIN (make test sets
@@ -64,14 +66,7 @@ func buildAll(dir string) error {
 			targets["synclayer-plugin-"+e.Name()] = "./plugins/" + e.Name()
 		}
 	}
-	for out, pkg := range targets {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
-	return nil
+	return testbin.Build(dir, targets)
 }
 
 func bin(name string) string { return filepath.Join(binDir, name) }

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 )
 
 var (
@@ -29,10 +30,7 @@ func hookPlugin(t *testing.T) string {
 			return
 		}
 		hookPluginPath = filepath.Join(dir, "synclayer-plugin-hook")
-		cmd := exec.Command("go", "build", "-o", hookPluginPath, "./testdata/hookplugin")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			hookPluginErr = fmt.Errorf("build hookplugin: %v\n%s", err, out)
-		}
+		hookPluginErr = testbin.Build(dir, map[string]string{"synclayer-plugin-hook": "./integration/testdata/hookplugin"})
 	})
 	if hookPluginErr != nil {
 		t.Fatal(hookPluginErr)

@@ -13,11 +13,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
 	"time"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -74,15 +76,9 @@ func (env *fuzzEnv) pageToken(f *testing.F, rev int64) string {
 func newFuzzEnv(f *testing.F) *fuzzEnv {
 	f.Helper()
 	dir := f.TempDir()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		f.Fatal(err)
-	}
 	bin := filepath.Join(dir, "bin")
-	build := exec.Command("go", "build", "-o", bin+string(filepath.Separator), "./plugins/files", "./plugins/rest")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		f.Fatalf("go build ./plugins/files ./plugins/rest: %v\n%s", err, out)
+	if err := testbin.Build(bin, map[string]string{"files": "./plugins/files", "rest": "./plugins/rest"}); err != nil {
+		f.Fatal(err)
 	}
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
 	"time"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,23 +29,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "synclayer-api-test-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	root, _ := filepath.Abs("../..")
-	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "synclayer-plugin-files"), "./plugins/files")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./plugins/files: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, &binDir, map[string]string{"synclayer-plugin-files": "./plugins/files"})
 }
 
 // fixture is an API server over a started engine with a layer "cat" of two

@@ -189,7 +189,7 @@ func (l *layer) syncTypeOf(p *pending) string {
 	switch {
 	case initial:
 		return syncTypeInitial
-	case p.full:
+	case p.run.Full:
 		return syncTypeFull
 	}
 	return syncTypeIncremental

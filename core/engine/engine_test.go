@@ -559,21 +559,7 @@ func TestRunStatusDuringRunIsRaceFree(t *testing.T) {
 }
 
 func TestStopInterruptsRunThatRunsAgainAtNextStart(t *testing.T) {
-	env := newTestEnv(t, "")
-	env.writeConfig(testConfig([2]string{"src", fmt.Sprintf("mode = \"ok\"\nmode_file = %q\ngate = %q\nstarted = %q",
-		env.path("src.mode"), env.path("gate"), env.path("src.started"))}))
-	e := env.start()
-	waitRunEnd(t, e, "lay", runs(t, e, "lay")[0].ID)
-	if err := os.Remove(env.path("src.started")); err != nil {
-		t.Fatal(err)
-	}
-	env.writeFile("src.mode", "block")
-	id, err := e.Trigger("lay", TriggerRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the run to reach the plugin", func() bool { return exists(env.path("src.started")) })
-	stopEngine(e)
+	env, e, id := stopDuringRun(t)
 	db, _ := e.Store("lay")
 	r, err := db.GetRun(id)
 	if err != nil {
@@ -649,6 +635,18 @@ func TestFailedRunIsRetried(t *testing.T) {
 // run the stop cut short must not leave its staging behind, or the new
 // engine could never stage again.
 func TestReloadAfterInterruptedRunStagesAgain(t *testing.T) {
+	env, e, id := stopDuringRun(t)
+	env.writeFile("gate", "")
+	e = env.start() // the same store, as a SIGHUP reload does
+	if rs := waitRunEnd(t, e, "lay", id); rs.State != store.RunCompleted || rs.Revision != 2 {
+		t.Errorf("the interrupted run after a reload: %+v (error %q), want it completed as revision 2", rs.Run, rs.Error)
+	}
+}
+
+// stopDuringRun starts an engine whose second run blocks in its plugin (a
+// gate file releases it), and stops the engine while that run is in it.
+func stopDuringRun(t *testing.T) (*testEnv, *Engine, string) {
+	t.Helper()
 	env := newTestEnv(t, "")
 	env.writeConfig(testConfig([2]string{"src", fmt.Sprintf("mode = \"ok\"\nmode_file = %q\ngate = %q\nstarted = %q",
 		env.path("src.mode"), env.path("gate"), env.path("src.started"))}))
@@ -664,9 +662,5 @@ func TestReloadAfterInterruptedRunStagesAgain(t *testing.T) {
 	}
 	waitUntil(t, "the run to reach the plugin", func() bool { return exists(env.path("src.started")) })
 	stopEngine(e)
-	env.writeFile("gate", "")
-	e = env.start() // the same store, as a SIGHUP reload does
-	if rs := waitRunEnd(t, e, "lay", id); rs.State != store.RunCompleted || rs.Revision != 2 {
-		t.Errorf("the interrupted run after a reload: %+v (error %q), want it completed as revision 2", rs.Run, rs.Error)
-	}
+	return env, e, id
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
 	"time"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/plugin"
@@ -21,25 +23,10 @@ import (
 var testBinDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "synclayer-engine-test-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	root, _ := filepath.Abs("../..")
-	for name, pkg := range map[string]string{"files": "./plugins/files", "test": "./core/internal/testconnector"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "synclayer-plugin-"+name), pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
-	testBinDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testbin.Main(m, &testBinDir, map[string]string{
+		"synclayer-plugin-files": "./plugins/files",
+		"synclayer-plugin-test":  "./core/internal/testconnector",
+	})
 }
 
 // testEnv is a data dir, a layer file and the store over the data dir.

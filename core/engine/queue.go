@@ -31,10 +31,7 @@ type TriggerRequest struct {
 // pending is a queued or running run.
 type pending struct {
 	run      *store.Run
-	key      string
-	full     bool
 	syncType string
-	done     chan struct{}
 	// received counts the changes received so far while running.
 	received atomicInt
 }
@@ -146,9 +143,7 @@ func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) 
 		prev.Syncs = append([]store.SyncRef(nil), p.run.Syncs...)
 		widened := union(p.run, refs)
 		p.run.Trigger = trigger
-		p.full = p.full || full
-		p.run.Full = p.full
-		p.key = refsKey(p.run.Syncs)
+		p.run.Full = p.run.Full || full
 		if widened || prev.Trigger != p.run.Trigger || prev.Full != p.run.Full {
 			if err := l.db.PutRun(p.run); err != nil {
 				*p.run = prev
@@ -171,7 +166,7 @@ func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) 
 	if err := l.db.PutRun(run); err != nil {
 		return "", err
 	}
-	l.queue = append(l.queue, &pending{run: run, key: refsKey(refs), full: full, done: make(chan struct{})})
+	l.queue = append(l.queue, &pending{run: run})
 	l.event(store.Event{Type: "run.queued", Run: run.ID, Message: trigger})
 	select {
 	case l.wake <- struct{}{}:
@@ -191,7 +186,7 @@ func (l *layer) recoverRuns() error {
 	for _, r := range runs {
 		switch r.State {
 		case store.RunQueued:
-			l.queue = append(l.queue, &pending{run: r, key: refsKey(r.Syncs), full: r.Full, done: make(chan struct{})})
+			l.queue = append(l.queue, &pending{run: r})
 		case store.RunRunning:
 			now := time.Now().UTC()
 			r.State, r.Error, r.FinishedAt = store.RunFailed, "interrupted: the host stopped during the run; its changes were not published and it was queued again", &now
@@ -203,7 +198,7 @@ func (l *layer) recoverRuns() error {
 			if err := l.db.PutRun(again); err != nil {
 				return err
 			}
-			l.queue = append(l.queue, &pending{run: again, key: refsKey(again.Syncs), full: again.Full, done: make(chan struct{})})
+			l.queue = append(l.queue, &pending{run: again})
 		}
 	}
 	sort.SliceStable(l.queue, func(i, j int) bool { return l.queue[i].run.QueuedAt.Before(l.queue[j].run.QueuedAt) })
@@ -279,7 +274,6 @@ func (l *layer) worker() {
 			l.mu.Lock()
 			l.running = nil
 			l.mu.Unlock()
-			close(p.done)
 		}
 	}
 }

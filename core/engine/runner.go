@@ -205,7 +205,7 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 			l.log.Error("could not record a completed sync", "sync", r.Source+"/"+r.Sync, "error", err)
 		}
 	}
-	if p.full {
+	if p.run.Full {
 		// The configuration this run used is now the layer's.
 		for _, name := range order {
 			if s := l.source(name); s != nil && l.coversSource(p, s) {
@@ -309,7 +309,7 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	if err != nil {
 		return err
 	}
-	full := p.full || cp == nil
+	full := p.run.Full || cp == nil
 	if full && block != nil && block.TrackDeletes {
 		opts.TrackDeletes = models
 	}

@@ -1,13 +1,13 @@
 package plugin_test
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 )
 
 // binDir holds synclayer-plugin-files and synclayer-plugin-test, built once
@@ -15,39 +15,10 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "synclayer-plugin-test-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if err := buildPlugins(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		binDir = real // /proc/<pid>/exe shows resolved paths
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// buildPlugins builds the files connector and the test connector into dir.
-func buildPlugins(dir string) error {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		return err
-	}
-	for name, pkg := range map[string]string{"files": "./plugins/files", "test": "./core/internal/testconnector"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "synclayer-plugin-"+name), pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return nil
+	testbin.Main(m, &binDir, map[string]string{
+		"synclayer-plugin-files": "./plugins/files",
+		"synclayer-plugin-test":  "./core/internal/testconnector",
+	})
 }
 
 // childPlugins returns the pids of this process's live children whose

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
 	"time"
+
+	"github.com/synclayer/synclayer/internal/testbin"
 
 	"github.com/synclayer/synclayer/core/plugin"
 )
@@ -18,9 +19,8 @@ import (
 // temporary folder searched before binDir.
 func TestWatch(t *testing.T) {
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, plugin.BinaryPrefix+"watch"), "./testdata/watchconn")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./testdata/watchconn: %v\n%s", err, out)
+	if err := testbin.Build(dir, map[string]string{plugin.BinaryPrefix + "watch": "./core/plugin/testdata/watchconn"}); err != nil {
+		t.Fatal(err)
 	}
 	m := plugin.NewManager(plugin.Options{SearchPaths: []string{dir, binDir}})
 	t.Cleanup(m.Shutdown)

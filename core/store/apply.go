@@ -28,8 +28,6 @@ type applier struct {
 	ts, base, start uint64
 	seq             func() uint32
 	w               kvWriter
-	// read returns the current index entry of a key.
-	read func(key []byte) (indexEntry, bool, error)
 	// payload returns the payload of the record entry at a cursor.
 	payload func(c Cursor) ([]byte, error)
 	counts  map[string]Counts

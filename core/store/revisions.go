@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -99,16 +98,6 @@ func (l *Layer) Pinned() int64 {
 
 // ErrNoRevision is returned for a revision the layer does not have.
 var ErrNoRevision = errors.New("no such revision")
-
-// revisionForTS returns the revision that published changes staged at ts:
-// the first revision whose timestamp is at or above ts. Call with l.mu held.
-func (l *Layer) revisionForTS(ts uint64) (Revision, bool) {
-	i := sort.Search(len(l.revs), func(i int) bool { return l.revs[i].TS >= ts })
-	if i == len(l.revs) {
-		return Revision{}, false
-	}
-	return l.revs[i], true
-}
 
 // appendRevision adds a committed revision to the in-memory list.
 func (l *Layer) appendRevision(r Revision) {
