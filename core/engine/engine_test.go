@@ -664,3 +664,21 @@ func stopDuringRun(t *testing.T) (*testEnv, *Engine, string) {
 	stopEngine(e)
 	return env, e, id
 }
+
+// A run past its sync's timeout is cancelled and fails saying so; nothing
+// is published.
+func TestSyncTimeoutFailsTheRun(t *testing.T) {
+	env := newTestEnv(t, "")
+	src := blockingSource(env, "src")
+	env.writeConfig(strings.Replace(testConfig(src), "    config {",
+		"    sync \"items\" {\n      timeout = \"300ms\"\n    }\n    config {", 1))
+	e := env.start()
+	rs := waitRunEnd(t, e, "lay", runs(t, e, "lay")[0].ID)
+	if rs.State != store.RunFailed || !strings.Contains(rs.Error, "timed out after 300ms") {
+		t.Fatalf("run past its timeout: %+v", rs.Run)
+	}
+	db, _ := e.Store("lay")
+	if n := len(db.Revisions()); n != 0 {
+		t.Fatalf("%d revisions after a timed-out first run, want 0", n)
+	}
+}
