@@ -187,7 +187,7 @@ func (l *layer) publishInbox(items []store.InboxItem) {
 		}
 	}
 	if len(consume) == 0 {
-		time.Sleep(100 * time.Millisecond) // a crashed plugin: let it go before the retry
+		l.pause(100 * time.Millisecond) // a crashed plugin: let it go before the retry
 		return
 	}
 	if len(batches) == 0 {
@@ -207,7 +207,7 @@ func (l *layer) publishInbox(items []store.InboxItem) {
 	rev, err := l.db.PublishChanges(store.PublishInfo{Trigger: TriggerWebhook, Sources: names, Run: p.run.ID, Consume: consume, Announce: l.announceWebhook(p, names)}, batches)
 	if err != nil {
 		l.log.Error("could not publish payload webhooks; they stay in the inbox", "error", err)
-		time.Sleep(time.Second)
+		l.pause(time.Second)
 		return
 	}
 	l.event(store.Event{Type: "sync.completed", Run: p.run.ID, Message: fmt.Sprintf("revision %d (webhook)", rev.Number)})
@@ -266,5 +266,15 @@ func (l *layer) announceWebhook(p *pending, sources []string) func(store.Revisio
 		}
 		ev.Results = results(ev, rev.Counts)
 		return l.deliveries(ev, !changedAny(rev.Counts))
+	}
+}
+
+// pause waits for d, or less if the engine stops.
+func (l *layer) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-l.e.ctx.Done():
+	case <-t.C:
 	}
 }

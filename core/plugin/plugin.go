@@ -388,23 +388,18 @@ func (i *Instance) wrap(call string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if reason := i.killed.Load(); reason != nil {
-		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: errors.New(*reason)}
-	}
-	if i.client.Exited() {
-		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: err}
+	if ce := i.crashed(call, err); ce != nil {
+		return ce
 	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {
 		case codes.Unavailable:
 			// The connection dropped: most likely the process died and
-			// go-plugin has not noticed yet.
-			time.Sleep(50 * time.Millisecond)
-			if reason := i.killed.Load(); reason != nil {
-				return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: errors.New(*reason)}
-			}
-			if i.client.Exited() {
-				return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: err}
+			// go-plugin has not noticed yet. Give it a moment.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if ce := i.crashed(call, err); ce != nil {
+					return ce
+				}
 			}
 			return fmt.Errorf("plugin %q: %s: connection lost: %s", i.spec.Plugin, call, s.Message())
 		case codes.Canceled, codes.DeadlineExceeded:
@@ -413,6 +408,18 @@ func (i *Instance) wrap(call string, err error) error {
 		return &ConnectorError{Plugin: i.spec.Plugin, Call: call, Message: s.Message()}
 	}
 	return fmt.Errorf("plugin %q: %s: %w", i.spec.Plugin, call, err)
+}
+
+// crashed returns a CrashError when the process is dead (with the host's
+// reason when the host killed it), else nil.
+func (i *Instance) crashed(call string, err error) error {
+	if reason := i.killed.Load(); reason != nil {
+		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: errors.New(*reason)}
+	}
+	if i.client.Exited() {
+		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: err}
+	}
+	return nil
 }
 
 // CrashError is a call that failed because the plugin process died.
