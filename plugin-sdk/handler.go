@@ -192,7 +192,7 @@ func (h *handler) Sync(ctx context.Context, call *wire.SyncCall, out *wire.Strea
 	}
 	req := &SyncRequest{
 		Layer: call.Layer, Source: call.Source, Sync: call.Sync,
-		Models: models, Full: call.Full, Checkpoint: cp,
+		Models: models, Full: call.Full, Resume: call.Resume, Checkpoint: cp,
 		Logger: call.Logger, config: call.Config,
 	}
 	return h.c.Sync(ctx, req, newWriter(out, models, declared, dynamic))

@@ -25,12 +25,28 @@ type SyncRequest struct {
 	// other models.
 	Models []string
 	// Full is true when the run must read everything (a first run, a reset,
-	// a changed configuration, a user's request) rather than resume from
-	// Checkpoint.
+	// a changed configuration, a user's request) rather than only what
+	// changed since Checkpoint.
 	Full bool
-	// Checkpoint is the last checkpoint this sync wrote in an earlier run,
-	// or nil. A full run still gets it (a connector may use it to detect
-	// what vanished), but must not resume from it.
+	// Resume is true when this is a retry of a run whose earlier attempt
+	// failed, and Checkpoint is the last one that attempt wrote. Continue
+	// from it: everything written before it is kept. For a full run this
+	// means "go on reading everything from where the failed attempt
+	// stopped", not "start over"; records the failed attempt saved before
+	// its checkpoint count as seen, so track_deletes still works. A
+	// connector that cannot resume a full run may start over: saving a
+	// record again is harmless.
+	//
+	// The four cases:
+	//   - Full, !Resume: start reading everything; Checkpoint, if set, is
+	//     the previous run's (a connector may use it to detect what
+	//     vanished) and must not be resumed from.
+	//   - Full, Resume: continue the full read from Checkpoint.
+	//   - !Full, !Resume: read what changed since Checkpoint.
+	//   - !Full, Resume: the same, from the failed attempt's Checkpoint.
+	Resume bool
+	// Checkpoint is the last checkpoint this sync wrote (see Full and
+	// Resume for which one), or nil on a first run or after a reset.
 	Checkpoint Checkpoint
 	// Logger writes to the host's log, tagged with layer, source and sync,
 	// in order with the records written to the Writer.

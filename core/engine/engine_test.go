@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -681,4 +682,61 @@ func TestSyncTimeoutFailsTheRun(t *testing.T) {
 	if n := len(db.Revisions()); n != 0 {
 		t.Fatalf("%d revisions after a timed-out first run, want 0", n)
 	}
+}
+
+// A full run that tracks deletes and fails after a checkpoint is retried
+// from that checkpoint as the same full run: the retry is told to resume
+// (Full and Resume), and what it saves is not published as deleted.
+func TestRetriedFullRunWithTrackDeletesKeepsWhatItSaved(t *testing.T) {
+	env := newTestEnv(t, "")
+	src := modeSource(env, "src")
+	// The startup run fails for good, so the sync has no checkpoint; the
+	// manual run after it is not marked full, yet reads in full.
+	env.writeFile("src.mode", "noid")
+	env.writeConfig(strings.Replace(testConfig(src), "    config {",
+		"    sync \"items\" {\n      track_deletes = true\n      retry {\n        attempts = 1\n        backoff = \"10ms\"\n      }\n    }\n    config {", 1))
+	e := env.start()
+	if rs := waitRunEnd(t, e, "lay", runs(t, e, "lay")[0].ID); rs.State != store.RunFailed {
+		t.Fatalf("startup run %+v, want failed", rs.Run)
+	}
+	env.writeFile("src.mode", "cp_fail_once")
+	id, err := e.Trigger("lay", TriggerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := waitRunEnd(t, e, "lay", id); rs.State != store.RunCompleted {
+		t.Fatalf("run %+v, want completed on its retry", rs.Run)
+	}
+	db, _ := e.Store("lay")
+	live := map[string]string{}
+	if _, err := db.Records(store.Query{Limit: 100}, func(rec []byte) error {
+		var r struct {
+			ID       string         `json:"id"`
+			Full     *bool          `json:"full"`
+			Resume   *bool          `json:"resume"`
+			Metadata map[string]any `json:"_metadata"`
+		}
+		if err := json.Unmarshal(rec, &r); err != nil {
+			t.Fatal(err)
+		}
+		live[r.ID] = fmt.Sprint(r.Metadata["last_action"])
+		if r.ID == "3" && (r.Full == nil || !*r.Full || r.Resume == nil || !*r.Resume) {
+			t.Errorf("the retry was asked full=%v resume=%v, want both true: %s", deref(r.Full), deref(r.Resume), rec)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"1", "2", "3"} {
+		if live[id] != "ADDED" {
+			t.Errorf("record %s: last_action %q, want ADDED (all: %v)", id, live[id], live)
+		}
+	}
+}
+
+func deref(b *bool) any {
+	if b == nil {
+		return nil
+	}
+	return *b
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/synclayer/synclayer/core/store"
@@ -34,6 +35,30 @@ type pending struct {
 	syncType string
 	// received counts the changes received so far while running.
 	received atomicInt
+
+	fullMu sync.Mutex
+	// full records, per "source\x00sync", whether the run reads it in
+	// full (and so tracks deletes). It is decided by the run's first
+	// attempt and kept by its retries: a retry resumes from the attempt's
+	// own checkpoint, yet is still the same full run.
+	full map[string]bool
+}
+
+// decideFull returns whether the run reads source/sync in full: decided
+// once per run, by first.
+func (p *pending) decideFull(source, sync string, first func() bool) bool {
+	p.fullMu.Lock()
+	defer p.fullMu.Unlock()
+	k := source + "\x00" + sync
+	if f, ok := p.full[k]; ok {
+		return f
+	}
+	if p.full == nil {
+		p.full = map[string]bool{}
+	}
+	f := first()
+	p.full[k] = f
+	return f
 }
 
 // Trigger queues a run and returns its id. A trigger for syncs that a

@@ -305,11 +305,14 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	}
 	// Resume from this run's own last checkpoint (a retry), else from the
 	// sync's committed one unless the run resets it.
-	cp, err := st.Checkpoint(s.cfg.Name, name, p.run.Reset)
+	cp, own, err := st.Checkpoint(s.cfg.Name, name, p.run.Reset)
 	if err != nil {
 		return err
 	}
-	full := p.run.Full || cp == nil
+	// Full or not (and so tracking deletes or not) is the first attempt's
+	// decision: a retry resuming from its own checkpoint is still that
+	// full run, and its saves must count as seen.
+	full := p.decideFull(s.cfg.Name, name, func() bool { return p.run.Full || cp == nil })
 	if full && block != nil && block.TrackDeletes {
 		opts.TrackDeletes = models
 	}
@@ -359,7 +362,7 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	}()
 	syncErr := inst.Sync(ctx, plugin.SyncRequest{
 		Layer: s.l.cfg.Name, Source: s.cfg.Name, Config: s.configRawLocked(),
-		Sync: name, Models: models, Full: full, Checkpoint: cp,
+		Sync: name, Models: models, Full: full, Resume: own, Checkpoint: cp,
 	}, func(m *plugin.Message) error {
 		switch {
 		case m.Changes != nil:

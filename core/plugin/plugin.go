@@ -574,7 +574,9 @@ type SyncRequest struct {
 	Sync          string
 	Models        []string
 	Full          bool
-	Checkpoint    []byte
+	// Resume: Checkpoint was written by this same run in a failed attempt.
+	Resume     bool
+	Checkpoint []byte
 }
 
 // Change is one record change sent by a connector.
@@ -616,6 +618,7 @@ func (i *Instance) Sync(ctx context.Context, req SyncRequest, handle func(*Messa
 		Sync:       req.Sync,
 		Models:     req.Models,
 		Full:       req.Full,
+		Resume:     req.Resume,
 		Checkpoint: req.Checkpoint,
 	})
 	if err != nil {

@@ -148,7 +148,7 @@ func TestRetryResumesStagingAndCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close() // the attempt fails here
-	if cp, _ := st.Checkpoint("shop", "s", false); string(cp) != `{"after":"b"}` {
+	if cp, own, _ := st.Checkpoint("shop", "s", false); !own || string(cp) != `{"after":"b"}` {
 		t.Fatalf("resume checkpoint = %s", cp)
 	}
 	if err := st.NextAttempt(); err != nil {

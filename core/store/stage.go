@@ -95,14 +95,18 @@ func (st *Staging) NextAttempt() error {
 }
 
 // Checkpoint returns the checkpoint a sync should resume from: the last
-// one this run recorded, else (unless fromScratch) the sync's committed
-// checkpoint.
-func (st *Staging) Checkpoint(source, sync string, fromScratch bool) ([]byte, error) {
-	cp, err := st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
-	if err != nil || cp != nil || fromScratch {
-		return cp, err
+// one this run recorded (own is then true: a retry continues its failed
+// attempt), else (unless fromScratch) the sync's committed checkpoint.
+func (st *Staging) Checkpoint(source, sync string, fromScratch bool) (cp []byte, own bool, err error) {
+	cp, err = st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
+	if err != nil || cp != nil {
+		return cp, cp != nil, err
 	}
-	return st.l.Checkpoint(source, sync)
+	if fromScratch {
+		return nil, false, nil
+	}
+	cp, err = st.l.Checkpoint(source, sync)
+	return cp, false, err
 }
 
 // WriterOptions tune how a source's changes are applied.

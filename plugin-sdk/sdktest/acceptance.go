@@ -377,6 +377,7 @@ func (s *suite) checkResume(t suiteT, spec sdk.SyncSpec, what string, opts SyncO
 		}
 		again := opts
 		again.Checkpoint = part.Checkpoint
+		again.Resume = true // the host's retry of a failed attempt
 		rest, err := s.sync(again)
 		if err != nil {
 			t.Errorf("%s resumed from checkpoint %d of %d (%s): %v", what, k, n, clipCP(part.Checkpoint), err)

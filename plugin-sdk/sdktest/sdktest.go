@@ -376,6 +376,9 @@ type SyncOptions struct {
 	// Checkpoint is the checkpoint to resume from; typically the Checkpoint
 	// of an earlier Result.
 	Checkpoint sdk.Checkpoint
+	// Resume marks Checkpoint as written by a failed attempt of this same
+	// run (sdk.SyncRequest.Resume), as the host does when it retries.
+	Resume bool
 	// StopAfterCheckpoints, when positive, ends the run as a host that
 	// died would: once that many checkpoints have arrived, the harness
 	// cancels the call, waits for the connector's Sync to return (at most
@@ -467,7 +470,7 @@ func (h *Harness) Sync(ctx context.Context, opts SyncOptions) (*Result, error) {
 	if err != nil {
 		return &Result{}, err
 	}
-	req := &connectorv1.SyncRequest{Context: rc, Sync: opts.Sync, Models: opts.Models, Full: opts.Full}
+	req := &connectorv1.SyncRequest{Context: rc, Sync: opts.Sync, Models: opts.Models, Full: opts.Full, Resume: opts.Resume}
 	if opts.Checkpoint != nil {
 		if req.Checkpoint, err = json.Marshal(opts.Checkpoint); err != nil {
 			return &Result{}, fmt.Errorf("sdktest: checkpoint is not encodable as JSON: %w", err)

@@ -205,9 +205,9 @@ func (r *Rest) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) er
 	rn := &run{atBase: map[string]bool{}, atMax: map[string]bool{}}
 	var u *url.URL
 	switch {
-	case prev.Next != "" && (!req.Full || prev.Since == ""):
-		// The retry of an interrupted run. A full run resumes only an
-		// unfiltered walk.
+	case prev.Next != "" && (req.Resume || !req.Full || prev.Since == ""):
+		// The retry of an interrupted run (a full run's own checkpoint
+		// included), or the walk a previous run left unfinished.
 		rn.base, rn.atBase = prev.Since, set(prev.AtSince)
 		rn.max, rn.atMax = prev.Max, set(prev.AtMax)
 		if u, err = url.Parse(prev.Next); err != nil {

@@ -6,7 +6,7 @@
 // Tests build it with `go build -o <tmp>/synclayer-plugin-test` and name it in
 // a layer file as plugin = "test". Its config:
 //
-//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once
+//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once | cp_fail_once
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
 //	gate      = "/path"     # block: wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
@@ -104,6 +104,37 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 			return err
 		}
 		return errors.New("failing once on purpose")
+	case "cp_fail_once":
+		// Send two records and a checkpoint, then fail; the retry (mode
+		// "resume") continues from the checkpoint.
+		if err := send(
+			&connectorv1.Change{Model: "Item", Id: "1", Data: []byte(`{"id":"1","n":1}`)},
+			&connectorv1.Change{Model: "Item", Id: "2", Data: []byte(`{"id":"2","n":2}`)},
+		); err != nil {
+			return err
+		}
+		cp := &connectorv1.Checkpoint{State: []byte(`{"n":2}`)}
+		if err := stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Checkpoint{Checkpoint: cp}}); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.ModeFile, []byte("resume"), 0o644); err != nil {
+			return err
+		}
+		return errors.New("failing after a checkpoint on purpose")
+	case "resume":
+		// Continue after the checkpoint, saying what the host asked for.
+		if string(req.GetCheckpoint()) != `{"n":2}` {
+			return fmt.Errorf("resume mode got checkpoint %q", req.GetCheckpoint())
+		}
+		data := fmt.Sprintf(`{"id":"3","n":3,"full":%t,"resume":%t}`, req.GetFull(), req.GetResume())
+		if err := send(&connectorv1.Change{Model: "Item", Id: "3", Data: []byte(data)}); err != nil {
+			return err
+		}
+		if err := os.WriteFile(cfg.ModeFile, []byte("ok"), 0o644); err != nil {
+			return err
+		}
+		cp := &connectorv1.Checkpoint{State: []byte(`{"n":3}`)}
+		return stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Checkpoint{Checkpoint: cp}})
 	case "undeclared":
 		return send(
 			&connectorv1.Change{Model: "Item", Id: "ok", Data: []byte(`{"id":"ok"}`)},

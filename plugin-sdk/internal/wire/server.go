@@ -79,6 +79,7 @@ func (s *Server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector
 		Sync:       req.GetSync(),
 		Models:     req.GetModels(),
 		Full:       req.GetFull(),
+		Resume:     req.GetResume(),
 		Checkpoint: req.GetCheckpoint(),
 	}
 	call.Logger = out.Logger(s.level).With("layer", call.Layer, "source", call.Source, "sync", call.Sync)

@@ -108,6 +108,9 @@ type SyncCall struct {
 	Sync   string
 	Models []string
 	Full   bool
+	// Resume is set when Checkpoint was written by this same run in a
+	// failed attempt.
+	Resume bool
 	// Checkpoint is the last checkpoint as JSON, empty if none.
 	Checkpoint []byte
 	// Logger writes LogEntry messages into the stream, tagged with layer,

@@ -669,7 +669,12 @@ type SyncRequest struct {
 	Full    bool                   `protobuf:"varint,4,opt,name=full,proto3" json:"full,omitempty"`
 	// The last checkpoint (JSON) saved by this sync; empty on a first run or
 	// after a reset.
-	Checkpoint    []byte `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Checkpoint []byte `protobuf:"bytes,5,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// The checkpoint was written by this same run, in an attempt that failed:
+	// continue from it. With full set, the run goes on reading everything
+	// from where that attempt stopped (records it saved before the
+	// checkpoint count as seen); without resume, a full run starts over.
+	Resume        bool `protobuf:"varint,6,opt,name=resume,proto3" json:"resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -737,6 +742,13 @@ func (x *SyncRequest) GetCheckpoint() []byte {
 		return x.Checkpoint
 	}
 	return nil
+}
+
+func (x *SyncRequest) GetResume() bool {
+	if x != nil {
+		return x.Resume
+	}
+	return false
 }
 
 type SyncMessage struct {
@@ -1458,7 +1470,7 @@ const file_connector_proto_rawDesc = "" +
 	"RunContext\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x16\n" +
-	"\x06config\x18\x03 \x01(\fR\x06config\"\xab\x01\n" +
+	"\x06config\x18\x03 \x01(\fR\x06config\"\xc3\x01\n" +
 	"\vSyncRequest\x12<\n" +
 	"\acontext\x18\x01 \x01(\v2\".synclayer.connector.v1.RunContextR\acontext\x12\x12\n" +
 	"\x04sync\x18\x02 \x01(\tR\x04sync\x12\x16\n" +
@@ -1466,7 +1478,8 @@ const file_connector_proto_rawDesc = "" +
 	"\x04full\x18\x04 \x01(\bR\x04full\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x05 \x01(\fR\n" +
-	"checkpoint\"\x8e\x02\n" +
+	"checkpoint\x12\x16\n" +
+	"\x06resume\x18\x06 \x01(\bR\x06resume\"\x8e\x02\n" +
 	"\vSyncMessage\x12;\n" +
 	"\x05batch\x18\x01 \x01(\v2#.synclayer.connector.v1.RecordBatchH\x00R\x05batch\x12D\n" +
 	"\n" +
