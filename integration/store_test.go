@@ -68,6 +68,7 @@ func TestKillNineDuringSyncs(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "layer.hcl"), fmt.Sprintf(`
 layer "k" {
   keep_revisions = 3
+  keep_for       = "0s"
   source "g" {
     plugin = "generator"
     config {
@@ -210,6 +211,7 @@ func TestPinsRetentionAuditBackupAndConfigChanges(t *testing.T) {
 		return `
 layer "p" {
   keep_revisions = 2
+  keep_for       = "0s"
   source "f" {
     plugin = "files"
     config { dir = "./data" }

@@ -104,6 +104,7 @@ plugin "rest"  { path = %[2]q }
 
 layer "cat" {
   keep_revisions = 2
+  keep_for       = "0s"
   source "blog" {
     plugin = "files"
     config { dir = %[3]q }

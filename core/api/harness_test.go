@@ -76,7 +76,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	writeFile(t, filepath.Join(f.dir, "shop", "Post.json"), `[{"id":"p1","title":"Shop post"}]`)
 	keep := o.layerExtra
 	if o.keep > 0 {
-		keep += fmt.Sprintf("\n  keep_revisions = %d", o.keep)
+		keep += fmt.Sprintf("\n  keep_revisions = %d\n  keep_for = \"0s\"", o.keep)
 	}
 	cfgPath := filepath.Join(f.dir, "layers.hcl")
 	writeFile(t, cfgPath, fmt.Sprintf(`

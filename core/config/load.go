@@ -63,7 +63,9 @@ var (
 	layerSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "keep_revisions"},
+			{Name: "keep_for"},
 			{Name: "event_retention"},
+			{Name: "inbox_limit"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "source", LabelNames: []string{"name"}},
@@ -404,7 +406,9 @@ func (d *decoder) layer(b *hcl.Block) *Layer {
 	l := &Layer{
 		Name:           b.Labels[0],
 		KeepRevisions:  DefaultKeepRevisions,
+		KeepFor:        DefaultKeepFor,
 		EventRetention: DefaultEventRetention,
+		InboxLimit:     DefaultInboxLimit,
 		Range:          b.DefRange,
 	}
 	content, diags := b.Body.Content(layerSchema)
@@ -419,6 +423,16 @@ func (d *decoder) layer(b *hcl.Block) *Layer {
 	}
 	if v, _, ok := d.positiveDuration(a, "event_retention"); ok {
 		l.EventRetention = v
+	}
+	if v, _, ok := d.nonNegativeDuration(a, "keep_for"); ok {
+		l.KeepFor = v
+	}
+	if n, attr, ok := d.integer(a, "inbox_limit"); ok {
+		if n < 1 {
+			d.invalid(attr, "inbox_limit must be at least 1.")
+		} else {
+			l.InboxLimit = n
+		}
 	}
 	sources := map[string]*Source{}
 	notifies := map[string]*Notify{}

@@ -17,9 +17,13 @@ const (
 	DefaultListen         = "127.0.0.1:8750"
 	DefaultDataDir        = "./data"
 	DefaultKeepRevisions  = 10
+	DefaultKeepFor        = time.Hour
 	DefaultEventRetention = 5 * 24 * time.Hour
-	DefaultLogLevel       = "info"
-	DefaultLogFormat      = "text"
+	// DefaultInboxLimit bounds the payload webhooks of a layer accepted
+	// but not yet published; beyond it the host answers 429.
+	DefaultInboxLimit = 10000
+	DefaultLogLevel   = "info"
+	DefaultLogFormat  = "text"
 )
 
 // Merging strategies of a sync (SPEC §4).
@@ -69,13 +73,18 @@ type Plugin struct {
 
 // Layer is a layer block.
 type Layer struct {
-	Name           string
-	KeepRevisions  int
+	Name          string
+	KeepRevisions int
+	// KeepFor keeps every revision readable at least this long.
+	KeepFor        time.Duration
 	EventRetention time.Duration
-	Sources        []*Source
-	Notify         []*Notify
-	APITokens      []*APIToken
-	Range          hcl.Range
+	// InboxLimit bounds the payload webhooks accepted but not yet
+	// published (429 beyond it).
+	InboxLimit int
+	Sources    []*Source
+	Notify     []*Notify
+	APITokens  []*APIToken
+	Range      hcl.Range
 }
 
 // Source returns the source with that name, or nil.

@@ -118,7 +118,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			return err
 		}
 		l.db = db
-		db.SetKeepRevisions(l.cfg.KeepRevisions)
+		db.SetRetention(l.cfg.KeepRevisions, l.cfg.KeepFor)
 		e.wg.Add(1)
 		go l.eventWriter()
 		if err := l.recoverRuns(); err != nil {

@@ -23,6 +23,7 @@ import (
 //	w/<id>                       trigger webhook
 //	n/<seq:8>                    inbox: a payload webhook waiting to be published
 //	m/<name>                     layer metadata (config hashes, pin, …)
+//	t/<ts:8>                     revision ref: number and commit time (kept for good)
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
 // look at through a revision's timestamp; they are written exclusively at a
@@ -42,6 +43,7 @@ const (
 	pfxWebhook    = 'w'
 	pfxInbox      = 'n'
 	pfxMeta       = 'm'
+	pfxRevRef     = 't'
 )
 
 // cursorLen is the length of a decoded cursor: the commit timestamp of the

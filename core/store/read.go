@@ -68,8 +68,14 @@ func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
+	defer func() {
+		if page.Next != "" {
+			// A walk goes on: its revision stays readable while it does.
+			l.Lease(rev.Number)
+		}
+	}()
 	l.mu.RLock()
-	revs := l.revs // append-only: a snapshot of the slice header is safe
+	revs := l.refs // append-only: a snapshot of the slice header is safe
 	l.mu.RUnlock()
 	txn := l.db.NewTransactionAt(rev.TS, false)
 	defer txn.Discard()
@@ -80,12 +86,16 @@ func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
 	}
 	start := []byte{pfxRecord}
 	if !q.ModifiedAfter.IsZero() {
-		i := sort.Search(len(revs), func(i int) bool { return !revs[i].CreatedAt.Before(q.ModifiedAfter) })
+		ma := q.ModifiedAfter.UnixMicro()
+		if q.ModifiedAfter.After(time.UnixMicro(ma)) {
+			ma++ // commit times are whole microseconds
+		}
+		i := sort.Search(len(revs), func(i int) bool { return revs[i].at >= ma })
 		if i == len(revs) {
 			return page, nil
 		}
 		if i > 0 {
-			start = recordKey(makeCursor(revs[i-1].TS+1, 0))
+			start = recordKey(makeCursor(revs[i-1].ts+1, 0))
 		}
 	}
 	if q.After != nil {
@@ -197,7 +207,7 @@ func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, page *P
 				return err
 			}
 			if !q.ModifiedAfter.IsZero() {
-				if rev, ok := r.revision(c.ts()); ok && rev.CreatedAt.Before(q.ModifiedAfter) {
+				if rev, ok := r.revision(c.ts()); ok && rev.createdAt().Before(q.ModifiedAfter) {
 					return nil
 				}
 			}
@@ -226,11 +236,11 @@ func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, page *P
 // recordRenderer turns record entries into the JSON of the read API. It
 // reuses one buffer.
 type recordRenderer struct {
-	revs       []Revision
+	revs       []revRef
 	buf        []byte
 	lastCursor Cursor
 	// a one-entry cache: consecutive records mostly share a revision
-	cached    Revision
+	cached    revRef
 	cachedLo  uint64
 	hasCached bool
 	// formatted commit times by revision number
@@ -238,30 +248,30 @@ type recordRenderer struct {
 }
 
 // timeOf returns the formatted commit time of a revision.
-func (r *recordRenderer) timeOf(rev Revision) []byte {
-	if t, ok := r.times[rev.Number]; ok {
+func (r *recordRenderer) timeOf(rev revRef) []byte {
+	if t, ok := r.times[rev.num]; ok {
 		return t
 	}
 	if r.times == nil || len(r.times) > 4096 {
 		r.times = map[int64][]byte{}
 	}
-	t := rev.CreatedAt.AppendFormat(nil, timeFormat)
-	r.times[rev.Number] = t
+	t := rev.createdAt().AppendFormat(nil, timeFormat)
+	r.times[rev.num] = t
 	return t
 }
 
-func (r *recordRenderer) revision(ts uint64) (Revision, bool) {
-	if r.hasCached && ts <= r.cached.TS && ts > r.cachedLo {
+func (r *recordRenderer) revision(ts uint64) (revRef, bool) {
+	if r.hasCached && ts <= r.cached.ts && ts > r.cachedLo {
 		return r.cached, true
 	}
-	i := sort.Search(len(r.revs), func(i int) bool { return r.revs[i].TS >= ts })
+	i := sort.Search(len(r.revs), func(i int) bool { return r.revs[i].ts >= ts })
 	if i == len(r.revs) {
-		return Revision{}, false
+		return revRef{}, false
 	}
 	r.cached, r.hasCached = r.revs[i], true
 	r.cachedLo = 0
 	if i > 0 {
-		r.cachedLo = r.revs[i-1].TS
+		r.cachedLo = r.revs[i-1].ts
 	}
 	return r.cached, true
 }
@@ -310,7 +320,7 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	b = append(b, `,"cursor":"`...)
 	b = append(b, c.String()...)
 	b = append(b, `","revision":`...)
-	b = strconv.AppendInt(b, mod.Number, 10)
+	b = strconv.AppendInt(b, mod.num, 10)
 	b = append(b, "}}"...)
 	r.buf = b
 	return b, nil

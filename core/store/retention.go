@@ -1,56 +1,227 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
-const metaPinned = "pinned"
+const (
+	metaPinned  = "pinned"
+	metaDiscard = "discard"
+)
+
+// LeaseTTL is how long a revision that a reader is paging stays readable
+// after its last page, whatever keep_revisions and keep_for say: each page
+// of a cursor walk renews it.
+const LeaseTTL = 5 * time.Minute
 
 // SetKeepRevisions sets how many of the newest revisions stay readable
 // (pinned ones always do). Older versions of records are garbage-collected.
-func (l *Layer) SetKeepRevisions(n int) {
-	if n < 1 {
-		n = 1
+func (l *Layer) SetKeepRevisions(n int) { l.SetRetention(n, l.keepForNow()) }
+
+func (l *Layer) keepForNow() time.Duration {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.keepFor
+}
+
+// SetRetention sets which revisions stay readable: the newest keep, every
+// one younger than keepFor, the pinned one, and those a reader is paging
+// (LeaseTTL). A revision that stopped being readable never becomes readable
+// again, even when keep or keepFor grow: compactions may have dropped what
+// it needs.
+func (l *Layer) SetRetention(keep int, keepFor time.Duration) {
+	if keep < 1 {
+		keep = 1
 	}
 	l.pub.Lock()
+	defer l.pub.Unlock()
 	l.mu.Lock()
-	l.keep = n
+	l.keep, l.keepFor = keep, max(keepFor, 0)
 	l.mu.Unlock()
-	l.retain()
-	l.pub.Unlock()
+	if err := l.retainNow(); err != nil {
+		l.log.Warn("could not prune revisions", "error", err)
+	}
 }
 
-// retainedLocked tells whether revision r is still readable. Call with l.mu
+// readableLocked tells whether refs[i] is still readable. Call with l.mu
 // held.
-func (l *Layer) retainedLocked(r Revision) bool {
-	if len(l.revs) == 0 {
+func (l *Layer) readableLocked(i int, now time.Time) bool {
+	n := len(l.refs)
+	if i < 0 || i >= n {
 		return false
 	}
-	newest := l.revs[len(l.revs)-1].Number
-	return r.Number > newest-int64(l.keep) || r.Number == l.pinned
+	r := l.refs[i]
+	if r.ts < l.discardTS {
+		return false // what it needs may be compacted away
+	}
+	if r.num > l.refs[n-1].num-int64(l.keep) || r.num == l.pinned {
+		return true
+	}
+	if l.keepFor > 0 && now.Sub(r.createdAt()) < l.keepFor {
+		return true
+	}
+	exp, ok := l.leases[r.num]
+	return ok && now.Before(exp)
 }
 
-// retain moves Badger's discard timestamp up to the oldest readable
-// revision, so that compactions drop the versions only older revisions
-// needed. Call with l.pub held.
-func (l *Layer) retain() {
-	l.mu.RLock()
-	var oldest uint64
-	for _, r := range l.revs {
-		if l.retainedLocked(r) {
-			oldest = r.TS
-			break
+// retentionPlan is what a commit does for retention: the new discard
+// timestamp (0: unchanged) and the revision records to delete.
+type retentionPlan struct {
+	discard uint64
+	drop    []int64
+}
+
+// planRetention works out the oldest readable revision as of now, with
+// next (when set) counted as published, and which revision records are no
+// longer readable. It costs in proportion to the revisions it drops and
+// the pinned and leased ones, not to the layer's history. Call with l.pub
+// held.
+func (l *Layer) planRetention(now time.Time, next *revRef) retentionPlan {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if next != nil {
+		l.refs = append(l.refs, *next)
+		defer func() { l.refs = l.refs[:len(l.refs)-1] }()
+	}
+	n := len(l.refs)
+	if n == 0 {
+		return retentionPlan{}
+	}
+	for num, exp := range l.leases {
+		if !now.Before(exp) {
+			delete(l.leases, num)
 		}
 	}
-	l.mu.RUnlock()
+	// The window of keep_revisions and keep_for starts at boundary; both
+	// conditions hold for a suffix of the refs.
+	newest := l.refs[n-1].num
+	boundary := sort.Search(n, func(i int) bool { return l.refs[i].num > newest-int64(l.keep) })
+	if l.keepFor > 0 {
+		cut := now.Add(-l.keepFor).UnixMicro()
+		boundary = min(boundary, sort.Search(n, func(i int) bool { return l.refs[i].at > cut }))
+	}
+	oldest := l.refs[min(boundary, n-1)].ts
+	held := func(num int64) bool {
+		if num == l.pinned {
+			return true
+		}
+		exp, ok := l.leases[num]
+		return ok && now.Before(exp)
+	}
+	if l.pinned != 0 {
+		if i := l.refIndexLocked(l.pinned); i >= 0 && l.refs[i].ts >= l.discardTS {
+			oldest = min(oldest, l.refs[i].ts)
+		}
+	}
+	for num := range l.leases {
+		if i := l.refIndexLocked(num); i >= 0 && l.refs[i].ts >= l.discardTS {
+			oldest = min(oldest, l.refs[i].ts)
+		}
+	}
+	var plan retentionPlan
 	if oldest > l.discardTS {
-		l.discardTS = oldest
-		l.db.SetDiscardTs(oldest)
+		plan.discard = oldest
+	}
+	bnum := l.refs[min(boundary, n-1)].num
+	for _, num := range l.stored {
+		if num >= bnum {
+			break
+		}
+		if !held(num) {
+			plan.drop = append(plan.drop, num)
+		}
+	}
+	return plan
+}
+
+// write adds the plan's writes to txn.
+func (p retentionPlan) write(txn *badger.Txn) error {
+	if p.discard != 0 {
+		if err := txn.Set(metaKey(metaDiscard), []byte(strconv.FormatUint(p.discard, 10))); err != nil {
+			return err
+		}
+	}
+	for _, num := range p.drop {
+		if err := txn.Delete(u64Key(pfxRevision, uint64(num))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply makes a committed plan effective: Badger may now drop the versions
+// only older revisions needed. Call with l.pub held.
+func (l *Layer) applyRetention(p retentionPlan) {
+	l.mu.Lock()
+	if p.discard > l.discardTS {
+		l.discardTS = p.discard
+	}
+	discard := l.discardTS
+	if len(p.drop) > 0 {
+		drop := make(map[int64]bool, len(p.drop))
+		for _, n := range p.drop {
+			drop[n] = true
+		}
+		kept := l.stored[:0]
+		for _, n := range l.stored {
+			if !drop[n] {
+				kept = append(kept, n)
+			}
+		}
+		l.stored = kept
+	}
+	l.mu.Unlock()
+	if p.discard != 0 {
+		l.db.SetDiscardTs(discard)
+	}
+}
+
+// retainNow applies retention in a commit of its own. Call with l.pub
+// held.
+func (l *Layer) retainNow() error {
+	plan := l.planRetention(time.Now(), nil)
+	if plan.discard == 0 && len(plan.drop) == 0 {
+		return nil
+	}
+	for len(plan.drop) > 0 || plan.discard != 0 {
+		chunk := plan
+		if len(chunk.drop) > 1000 {
+			chunk.drop = chunk.drop[:1000]
+		}
+		txn := l.db.NewTransactionAt(readLatest, true)
+		err := chunk.write(txn)
+		if err == nil {
+			err = txn.CommitAt(l.nextTS(), nil)
+		}
+		txn.Discard()
+		if err != nil {
+			return err
+		}
+		l.applyRetention(chunk)
+		plan.drop = plan.drop[len(chunk.drop):]
+		plan.discard = 0
+	}
+	return nil
+}
+
+// Lease keeps revision n readable for LeaseTTL from now (a reader is
+// paging it). It does nothing for a revision no longer readable.
+func (l *Layer) Lease(n int64) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i := l.refIndexLocked(n); i >= 0 && l.readableLocked(i, now) {
+		if l.leases == nil {
+			l.leases = map[int64]time.Time{}
+		}
+		l.leases[n] = now.Add(LeaseTTL)
 	}
 }
 
@@ -60,15 +231,14 @@ func (l *Layer) Pin(n int64) error {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	l.mu.RLock()
-	var found, retained bool
-	for _, r := range l.revs {
-		if r.Number == n {
-			found, retained = true, l.retainedLocked(r)
-			break
-		}
+	i := l.refIndexLocked(n)
+	retained := l.readableLocked(i, time.Now())
+	var newest int64
+	if len(l.refs) > 0 {
+		newest = l.refs[len(l.refs)-1].num
 	}
 	l.mu.RUnlock()
-	if !found {
+	if i < 0 && (n < 1 || n > newest) {
 		return fmt.Errorf("%w: %d", ErrNoRevision, n)
 	}
 	if !retained {
@@ -105,7 +275,9 @@ func (l *Layer) Unpin() (int64, error) {
 	was := l.pinned
 	l.pinned = 0
 	l.mu.Unlock()
-	l.retain()
+	if err := l.retainNow(); err != nil {
+		l.log.Warn("could not prune revisions", "error", err)
+	}
 	return was, nil
 }
 
@@ -120,6 +292,31 @@ func (l *Layer) loadPinned() error {
 	}
 	l.pinned = n
 	return nil
+}
+
+// loadRetention reads the discard point (Badger may have compacted up to
+// it: no revision below it is readable, whatever the settings say now) and
+// which revision records are on disk.
+func (l *Layer) loadRetention() error {
+	b, err := l.getLatest(metaKey(metaDiscard))
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		if l.discardTS, err = strconv.ParseUint(string(b), 10, 64); err != nil {
+			return fmt.Errorf("corrupt discard point %q", b)
+		}
+		l.db.SetDiscardTs(l.discardTS)
+	}
+	l.stored = l.stored[:0]
+	return l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRevision}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			l.stored = append(l.stored, int64(binary.BigEndian.Uint64(it.Item().Key()[1:])))
+		}
+		return nil
+	})
 }
 
 // gcLoop reclaims value log space now and then, until stop closes.

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
@@ -497,14 +498,27 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 		sources = []string{}
 	}
 	rev := Revision{CreatedAt: l.commitTime(), Trigger: info.Trigger, Run: info.Run, Sources: sources, Counts: counts, TS: ts, Number: 1}
-	if last, ok := l.Newest(); ok {
-		rev.Number = last.Number + 1
+	l.mu.RLock()
+	if n := len(l.refs); n > 0 {
+		rev.Number = l.refs[n-1].num + 1
 	}
+	l.mu.RUnlock()
 	b, err := json.Marshal(rev)
 	if err != nil {
 		return Revision{}, err
 	}
 	if err := txn.Set(u64Key(pfxRevision, uint64(rev.Number)), b); err != nil {
+		return Revision{}, err
+	}
+	ref := refOf(rev)
+	if err := txn.Set(refKey(ts), ref.value()); err != nil {
+		return Revision{}, err
+	}
+	// Retention moves with the commit: the discard point is persisted
+	// with the revision that moves it, and revision records no longer
+	// readable go in the same commit.
+	plan := l.planRetention(time.Now(), &ref)
+	if err := plan.write(txn); err != nil {
 		return Revision{}, err
 	}
 	if err := consumeInbox(txn, info.Consume); err != nil {
@@ -522,13 +536,16 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 		return Revision{}, err
 	}
 	l.appendRevision(rev)
+	l.mu.Lock()
+	l.stored = append(l.stored, rev.Number)
+	l.mu.Unlock()
+	l.applyRetention(plan)
 	if announced {
 		l.signalOutbox()
 	}
 	if ts > l.ts {
 		l.ts = ts
 	}
-	l.retain()
 	return rev, nil
 }
 

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,12 +174,22 @@ type Layer struct {
 	ts      uint64
 	staging *Staging
 
-	// mu guards revs, pinned and keep for readers.
-	mu     sync.RWMutex
-	revs   []Revision // ascending by Number (and so by TS and CreatedAt)
-	pinned int64
-	keep   int
-
+	// mu guards refs, stored, pinned, keep, keepFor, leases and discardTS
+	// for readers.
+	mu sync.RWMutex
+	// refs has every published revision, ascending by number (and so by
+	// timestamp and commit time). It only grows: readers may keep a
+	// snapshot of the slice header.
+	refs []revRef
+	// stored lists, ascending, the revisions whose record (v/) is on disk:
+	// the readable ones and those about to be pruned.
+	stored  []int64
+	pinned  int64
+	keep    int
+	keepFor time.Duration
+	leases  map[int64]time.Time
+	// discardTS is the oldest timestamp readers may use; Badger may drop
+	// versions only older revisions needed. Persisted (m/discard).
 	discardTS uint64
 	stopGC    chan struct{}
 	// closed is set when the layer closes: calls after it get ErrClosed
@@ -215,12 +224,15 @@ func (l *Layer) close() error {
 // interrupted: versions above the newest published timestamp were never
 // published, so they are restored to their published state.
 func (l *Layer) load() error {
-	revs, err := l.readRevisions()
+	refs, err := l.readRefs()
 	if err != nil {
 		return err
 	}
-	l.revs = revs
+	l.refs = refs
 	if err := l.loadPinned(); err != nil {
+		return err
+	}
+	if err := l.loadRetention(); err != nil {
 		return err
 	}
 	if l.eventSeq, err = l.lastSeq(pfxEvent); err != nil {
@@ -265,10 +277,10 @@ func (l *Layer) load() error {
 func (l *Layer) publishedTS() uint64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if len(l.revs) == 0 {
+	if len(l.refs) == 0 {
 		return 0
 	}
-	return l.revs[len(l.revs)-1].TS
+	return l.refs[len(l.refs)-1].ts
 }
 
 // nextTS hands out a timestamp for a write that is not staged. Call with
@@ -283,8 +295,8 @@ func (l *Layer) commitTime() time.Time {
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	if n := len(l.revs); n > 0 {
-		if last := l.revs[n-1].CreatedAt; !now.After(last) {
+	if n := len(l.refs); n > 0 {
+		if last := l.refs[n-1].createdAt(); !now.After(last) {
 			now = last.Add(time.Microsecond)
 		}
 	}
@@ -363,7 +375,8 @@ func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
 // revisionAt returns the revision a reader should see: n, or when n is 0
 // the pinned revision if any, else the newest. It fails with ErrNoRevision
 // for a revision that never existed and ErrRevisionGone for one no longer
-// kept; with n = 0 and nothing published, ok is false.
+// kept; with n = 0 and nothing published, ok is false. Only the number,
+// timestamp and commit time of the revision are set.
 func (l *Layer) revisionAt(n int64) (rev Revision, ok bool, err error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -371,19 +384,19 @@ func (l *Layer) revisionAt(n int64) (rev Revision, ok bool, err error) {
 		n = l.pinned
 	}
 	if n == 0 {
-		if len(l.revs) == 0 {
+		if len(l.refs) == 0 {
 			return Revision{}, false, nil
 		}
-		return l.revs[len(l.revs)-1], true, nil
+		return l.refs[len(l.refs)-1].revision(), true, nil
 	}
-	i := sort.Search(len(l.revs), func(i int) bool { return l.revs[i].Number >= n })
-	if i == len(l.revs) || l.revs[i].Number != n {
+	i := l.refIndexLocked(n)
+	if i < 0 && (n < 1 || len(l.refs) == 0 || n > l.refs[len(l.refs)-1].num) {
 		return Revision{}, false, fmt.Errorf("%w: %d", ErrNoRevision, n)
 	}
-	if !l.retainedLocked(l.revs[i]) {
-		return Revision{}, false, fmt.Errorf("%w: %d (the layer keeps its newest %d)", ErrRevisionGone, n, l.keep)
+	if !l.readableLocked(i, time.Now()) {
+		return Revision{}, false, fmt.Errorf("%w: %d (the layer keeps its newest %d, those younger than %s, the pinned one and those being paged)", ErrRevisionGone, n, l.keep, l.keepFor)
 	}
-	return l.revs[i], true, nil
+	return l.refs[i].revision(), true, nil
 }
 
 type badgerLogger struct{ l hclog.Logger }
