@@ -77,7 +77,11 @@ func (l *layer) audit(action string, details map[string]string) {
 	}
 }
 
-// pruneLoop drops events older than the layer's event_retention, hourly.
+// AuditRetention is how long audit entries are kept.
+const AuditRetention = 90 * 24 * time.Hour
+
+// pruneLoop drops events and finished runs older than the layer's
+// event_retention, and audit entries older than AuditRetention, hourly.
 func (l *layer) pruneLoop() {
 	defer l.e.wg.Done()
 	retention := l.cfg.EventRetention
@@ -87,10 +91,21 @@ func (l *layer) pruneLoop() {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := l.db.PruneEvents(time.Now().Add(-retention)); err != nil {
-			l.log.Warn("could not prune the event log", "error", err)
-		} else if n > 0 {
-			l.log.Debug("pruned old events", "count", n)
+		now := time.Now()
+		for _, p := range []struct {
+			what  string
+			prune func(time.Time) (int, error)
+			keep  time.Duration
+		}{
+			{"events", l.db.PruneEvents, retention},
+			{"runs", l.db.PruneRuns, retention},
+			{"audit entries", l.db.PruneAudit, max(retention, AuditRetention)},
+		} {
+			if n, err := p.prune(now.Add(-p.keep)); err != nil {
+				l.log.Warn("could not prune old "+p.what, "error", err)
+			} else if n > 0 {
+				l.log.Debug("pruned old "+p.what, "count", n)
+			}
 		}
 		select {
 		case <-l.e.ctx.Done():

@@ -204,7 +204,7 @@ func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) 
 // again (from their last published checkpoints) the runs it left running,
 // after marking those failed.
 func (l *layer) recoverRuns() error {
-	runs, err := l.db.Runs()
+	runs, err := l.db.ActiveRuns()
 	if err != nil {
 		return err
 	}

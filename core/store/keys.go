@@ -24,6 +24,7 @@ import (
 //	n/<seq:8>                    inbox: a payload webhook waiting to be published
 //	m/<name>                     layer metadata (config hashes, pin, …)
 //	t/<ts:8>                     revision ref: number and commit time (kept for good)
+//	q/<run>                      a queued or running run (index of u/)
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
 // look at through a revision's timestamp; they are written exclusively at a
@@ -44,6 +45,7 @@ const (
 	pfxInbox      = 'n'
 	pfxMeta       = 'm'
 	pfxRevRef     = 't'
+	pfxActiveRun  = 'q'
 )
 
 // cursorLen is the length of a decoded cursor: the commit timestamp of the

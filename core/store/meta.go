@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -147,13 +149,136 @@ type Run struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
-// PutRun saves a run record.
+// PutRun saves a run record. Queued and running runs are also indexed
+// (q/<run>), so that a start reads only those.
 func (l *Layer) PutRun(r *Run) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return l.setLatest(func(txn *badger.Txn) error { return txn.Set(strKey(pfxRun, r.ID), b) })
+	return l.setLatest(func(txn *badger.Txn) error {
+		if err := txn.Set(strKey(pfxRun, r.ID), b); err != nil {
+			return err
+		}
+		if r.State == RunQueued || r.State == RunRunning {
+			return txn.Set(strKey(pfxActiveRun, r.ID), nil)
+		}
+		return txn.Delete(strKey(pfxActiveRun, r.ID))
+	})
+}
+
+const metaActiveRuns = "activeruns"
+
+// ActiveRuns returns the queued and running runs, by id. It reads the run
+// index; a layer written before the index existed is scanned once and
+// indexed.
+func (l *Layer) ActiveRuns() ([]*Run, error) {
+	done, err := l.getLatest(metaKey(metaActiveRuns))
+	if err != nil {
+		return nil, err
+	}
+	if done == nil {
+		runs, err := l.Runs()
+		if err != nil {
+			return nil, err
+		}
+		var active []*Run
+		for _, r := range runs {
+			if r.State == RunQueued || r.State == RunRunning {
+				active = append(active, r)
+			}
+		}
+		err = l.setLatest(func(txn *badger.Txn) error {
+			for _, r := range active {
+				if err := txn.Set(strKey(pfxActiveRun, r.ID), nil); err != nil {
+					return err
+				}
+			}
+			return txn.Set(metaKey(metaActiveRuns), []byte("1"))
+		})
+		return active, err
+	}
+	var ids []string
+	err = l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxActiveRun}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			ids = append(ids, string(k[1:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Run, 0, len(ids))
+	for _, id := range ids {
+		r, err := l.GetRun(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// PruneRuns deletes the records of runs that finished before the cutoff
+// and returns how many. Run ids start with their creation time (see
+// RunIDTime), so the walk stops at the first run created after it.
+func (l *Layer) PruneRuns(before time.Time) (int, error) {
+	var keys [][]byte
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRun}, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if created, ok := RunIDTime(string(k[1:])); ok && !created.Before(before) {
+				break
+			}
+			var r Run
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
+				return err
+			}
+			if r.FinishedAt != nil && r.FinishedAt.Before(before) && r.State != RunQueued && r.State != RunRunning {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	for i := 0; i < len(keys); i += 1000 {
+		chunk := keys[i:min(i+1000, len(keys))]
+		if err := l.setLatest(func(txn *badger.Txn) error {
+			for _, k := range chunk {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return i, err
+		}
+	}
+	return len(keys), nil
+}
+
+// RunIDTime reads the creation time that a run id made by the engine
+// ("run_" + 12 hex digits of Unix milliseconds + random) starts with.
+func RunIDTime(id string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(id, "run_")
+	if !ok || len(rest) < 12 {
+		return time.Time{}, false
+	}
+	ms, err := strconv.ParseUint(rest[:12], 16, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(int64(ms)), true
 }
 
 // GetRun loads a run record; ErrNotFound when unknown.
@@ -243,18 +368,42 @@ func (l *Layer) lastSeq(prefix byte) (uint64, error) {
 }
 
 // PruneEvents deletes events older than the cutoff and returns how many.
+// The sequence numbers of later events go on from the highest ever
+// handed out, even when every event was pruned (clients poll with after=).
 func (l *Layer) PruneEvents(before time.Time) (int, error) {
+	return l.pruneLog(pfxEvent, metaEventSeq, before)
+}
+
+// PruneAudit deletes audit entries older than the cutoff and returns how
+// many.
+func (l *Layer) PruneAudit(before time.Time) (int, error) {
+	return l.pruneLog(pfxAudit, metaAuditSeq, before)
+}
+
+// Where the highest sequence number of a log is kept once its entries are
+// pruned.
+const (
+	metaEventSeq = "eventseq"
+	metaAuditSeq = "auditseq"
+)
+
+// pruneLog deletes the entries of a time-ordered, u64-keyed log (events,
+// audit) older than before, and records the highest sequence number it
+// deleted so that numbering never restarts.
+func (l *Layer) pruneLog(prefix byte, seqMeta string, before time.Time) (int, error) {
 	var keys [][]byte
 	err := l.viewLatest(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}, PrefetchValues: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			var e Event
+			var e struct {
+				Time time.Time `json:"time"`
+			}
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
 				return err
 			}
 			if !e.Time.Before(before) {
-				break // events are in time order
+				break // entries are in time order
 			}
 			keys = append(keys, it.Item().KeyCopy(nil))
 		}
@@ -271,12 +420,31 @@ func (l *Layer) PruneEvents(before time.Time) (int, error) {
 					return err
 				}
 			}
-			return nil
+			last := binary.BigEndian.Uint64(chunk[len(chunk)-1][1:])
+			return txn.Set(metaKey(seqMeta), []byte(strconv.FormatUint(last, 10)))
 		}); err != nil {
 			return i, err
 		}
 	}
 	return len(keys), nil
+}
+
+// loadSeq returns the next-to-last sequence number of a log: the highest
+// of its entries and of the pruned ones.
+func (l *Layer) loadSeq(prefix byte, seqMeta string) (uint64, error) {
+	seq, err := l.lastSeq(prefix)
+	if err != nil {
+		return 0, err
+	}
+	b, err := l.getLatest(metaKey(seqMeta))
+	if err != nil || b == nil {
+		return seq, err
+	}
+	pruned, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("corrupt %s %q", seqMeta, b)
+	}
+	return max(seq, pruned), nil
 }
 
 // AuditTail returns the newest limit audit entries, oldest first.

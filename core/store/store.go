@@ -235,10 +235,10 @@ func (l *Layer) load() error {
 	if err := l.loadRetention(); err != nil {
 		return err
 	}
-	if l.eventSeq, err = l.lastSeq(pfxEvent); err != nil {
+	if l.eventSeq, err = l.loadSeq(pfxEvent, metaEventSeq); err != nil {
 		return err
 	}
-	if l.auditSeq, err = l.lastSeq(pfxAudit); err != nil {
+	if l.auditSeq, err = l.loadSeq(pfxAudit, metaAuditSeq); err != nil {
 		return err
 	}
 	if l.inboxSeq, err = l.lastSeq(pfxInbox); err != nil {
@@ -261,6 +261,12 @@ func (l *Layer) load() error {
 			return fmt.Errorf("roll back unpublished changes: %w", err)
 		}
 		l.log.Warn("rolled back the changes of a run interrupted before it was published", "run", string(staged), "keys", n)
+		// Its pending checkpoints and seen markers go too: a run queued
+		// again must not resume from a checkpoint whose records were just
+		// rolled back.
+		if err := l.dropRunLeftovers(string(staged)); err != nil {
+			return fmt.Errorf("drop the leftovers of an interrupted run: %w", err)
+		}
 		txn := l.db.NewTransactionAt(readLatest, true)
 		defer txn.Discard()
 		if err := txn.Delete(metaKey(metaStaging)); err != nil {
@@ -271,6 +277,32 @@ func (l *Layer) load() error {
 		}
 	}
 	return nil
+}
+
+// dropRunLeftovers deletes a run's pending checkpoints and seen markers.
+func (l *Layer) dropRunLeftovers(run string) error {
+	var keys [][]byte
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		for _, pfx := range [][]byte{append(strKey(pfxPendingCP, run), 0), append(strKey(pfxSeen, run), 0)} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	wb := l.db.NewWriteBatchAt(l.nextTS())
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
 }
 
 // publishedTS is the timestamp of the newest published revision (0: none).

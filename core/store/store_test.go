@@ -308,6 +308,18 @@ func TestInterruptedStagingRolledBackOnOpen(t *testing.T) {
 	if len(all) != 1 || all[0].Title != "1" {
 		t.Fatalf("after reopen: %+v", all)
 	}
+	// The run queued again under the same id must not resume from the
+	// checkpoint of changes that were rolled back.
+	st, err := l.BeginStaging("run_2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp, own, err := st.Checkpoint("shop", "s", false); err != nil || own || cp != nil {
+		t.Fatalf("checkpoint of the interrupted run after reopen: %s own=%v %v", cp, own, err)
+	}
+	if err := st.Abort(); err != nil {
+		t.Fatal(err)
+	}
 	r := runChanges(t, l, "run_3", save("M", "a", "1"), save("M", "b", "1"))
 	if c := r.Counts["shop"]["M"]; c.Added != 1 || c.Unchanged != 1 {
 		t.Fatalf("after recovery: %+v", c)
@@ -371,6 +383,78 @@ func TestEventsAndRuns(t *testing.T) {
 	}
 	if _, err := l.GetRun("nope"); err != ErrNotFound {
 		t.Fatalf("missing run: %v", err)
+	}
+}
+
+// Pruning every event must not restart the numbering: clients poll with
+// after=<last seq they saw>.
+func TestEventSequenceSurvivesPruning(t *testing.T) {
+	dir := t.TempDir()
+	s, l := openLayer(t, dir)
+	for i := 0; i < 5; i++ {
+		if _, err := l.AppendEvent(Event{Type: "x", Time: time.Now().Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.AppendAudit(AuditEntry{Action: "x", Time: time.Now().Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.PruneEvents(time.Now()); err != nil || n != 5 {
+		t.Fatalf("pruned %d events, %v", n, err)
+	}
+	if n, err := l.PruneAudit(time.Now()); err != nil || n != 5 {
+		t.Fatalf("pruned %d audit entries, %v", n, err)
+	}
+	s.Close()
+	s, l = openLayer(t, dir)
+	defer s.Close()
+	if e, _ := l.AppendEvent(Event{Type: "y"}); e.Seq != 6 {
+		t.Fatalf("event seq after pruning all and reopening = %d, want 6", e.Seq)
+	}
+	if a, _ := l.AppendAudit(AuditEntry{Action: "y"}); a.Seq != 6 {
+		t.Fatalf("audit seq after pruning all and reopening = %d, want 6", a.Seq)
+	}
+}
+
+// A start reads only the queued and running runs; finished runs are pruned
+// by age.
+func TestActiveRunsAndPruning(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	old := time.Now().Add(-48 * time.Hour)
+	id := func(at time.Time, n int) string { return fmt.Sprintf("run_%012x%04d", at.UnixMilli(), n) }
+	fin := old.Add(time.Minute)
+	for i := 0; i < 3; i++ {
+		if err := l.PutRun(&Run{ID: id(old, i), State: RunCompleted, FinishedAt: &fin}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := &Run{ID: id(old, 9), State: RunQueued}
+	if err := l.PutRun(queued); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	recent := &Run{ID: id(now, 1), State: RunRunning}
+	if err := l.PutRun(recent); err != nil {
+		t.Fatal(err)
+	}
+	active, err := l.ActiveRuns()
+	if err != nil || len(active) != 2 {
+		t.Fatalf("active runs %+v %v", active, err)
+	}
+	recent.State, recent.FinishedAt = RunCompleted, &now
+	if err := l.PutRun(recent); err != nil {
+		t.Fatal(err)
+	}
+	if active, _ = l.ActiveRuns(); len(active) != 1 || active[0].ID != queued.ID {
+		t.Fatalf("active runs after one finished: %+v", active)
+	}
+	if n, err := l.PruneRuns(time.Now().Add(-time.Hour)); err != nil || n != 3 {
+		t.Fatalf("pruned %d runs, %v; want 3", n, err)
+	}
+	runs, _ := l.Runs()
+	if len(runs) != 2 {
+		t.Fatalf("runs left %+v", runs)
 	}
 }
 
