@@ -324,6 +324,7 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
+	opts.Models = models
 	allowed := make(map[string]bool, len(models))
 	for _, m := range models {
 		allowed[m] = true

@@ -3,12 +3,16 @@ package store
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
 )
 
-var errNotObject = errors.New("the record is not a valid JSON object")
+var (
+	errNotObject      = errors.New("the record is not a valid JSON object")
+	errTooManyChanges = errors.New("a run may write at most 4,294,967,294 changes (cursors number them with 32 bits): split the sync")
+)
 
 // kvWriter is what both a write batch and a transaction offer.
 type kvWriter interface {
@@ -136,7 +140,13 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 			return err
 		}
 	}
-	cursor := makeCursor(a.ts, a.seq())
+	n := a.seq()
+	if n == math.MaxUint32 {
+		// Cursors are (timestamp, 32-bit sequence): one change set holds
+		// fewer than 2^32 changes, or cursors would repeat.
+		return errTooManyChanges
+	}
+	cursor := makeCursor(a.ts, n)
 	ie := indexEntry{cursor: cursor, hash: hash, firstSeen: firstSeen, deleted: action == Deleted}
 	val := encodeEntry(a.alloc(32+len(a.source)+len(c.Model)+len(c.ID)+len(payload)), action, firstSeen, a.source, c.Model, c.ID, payload)
 	if err := a.w.Set(a.recordKey(cursor), val); err != nil {

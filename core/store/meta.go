@@ -15,6 +15,9 @@ import (
 // Metadata names (m/ keys).
 const (
 	metaStaging = "staging" // the run staging in place, while it stages
+	// metaPublishing is set while a direct publish too large for one
+	// commit writes its changes in several.
+	metaPublishing = "publishing"
 )
 
 func metaKey(name string) []byte { return strKey(pfxMeta, name) }

@@ -46,6 +46,9 @@ type Staging struct {
 	// tracked are the (source, model) pairs whose unseen records become
 	// deleted when the staging is published.
 	tracked map[[2]string]bool
+	// ignore are the (source, model) pairs whose sync merges with
+	// ignore_if_modified_after (model "": every model of the source).
+	ignore map[[2]string]bool
 }
 
 // BeginStaging starts staging a run's changes. It fails with ErrBusy while
@@ -69,7 +72,8 @@ func (l *Layer) BeginStaging(run string) (*Staging, error) {
 	}
 	base := l.ts + stagingGap
 	st := &Staging{l: l, run: run, base: base, ts: base, start: l.publishedTS(),
-		counts: map[string]map[string]Counts{}, intervening: map[string]struct{}{}, tracked: map[[2]string]bool{}}
+		counts: map[string]map[string]Counts{}, intervening: map[string]struct{}{}, tracked: map[[2]string]bool{},
+		ignore: map[[2]string]bool{}}
 	l.staging = st
 	return st, nil
 }
@@ -120,6 +124,9 @@ type WriterOptions struct {
 	// become deleted when the staging is published (a full run with
 	// track_deletes).
 	TrackDeletes []string
+	// Models are the models the writer's sync writes: the merging
+	// strategy holds for them only (every model of the source if empty).
+	Models []string
 }
 
 // Writer returns a writer for one source's changes. Writers of different
@@ -135,6 +142,14 @@ func (st *Staging) Writer(source string, opts WriterOptions) *StageWriter {
 	st.writers = append(st.writers, w)
 	for _, m := range opts.TrackDeletes {
 		st.tracked[[2]string{source, m}] = true
+	}
+	if opts.IgnoreIfModifiedAfter {
+		if len(opts.Models) == 0 {
+			st.ignore[[2]string{source, ""}] = true
+		}
+		for _, m := range opts.Models {
+			st.ignore[[2]string{source, m}] = true
+		}
 	}
 	st.mu.Unlock()
 	w.a = applier{
@@ -461,13 +476,15 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	// The revision commits above every staged write; reconciling with
-	// revisions published meanwhile happens at that timestamp too.
+	// revisions published meanwhile happens at that timestamp too, in as
+	// many commits as it takes: none is visible before the revision
+	// record, committed last (a crash before it rolls the run back).
 	ts := st.ts + 1
-	txn := l.db.NewTransactionAt(readLatest, true)
-	defer txn.Discard()
-	if err := st.reconcile(txn, ts); err != nil {
+	if err := st.reconcile(ts); err != nil {
 		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
 	}
+	txn := l.db.NewTransactionAt(readLatest, true)
+	defer txn.Discard()
 	if err := st.moveCheckpoints(txn); err != nil {
 		return Revision{}, err
 	}
@@ -552,8 +569,9 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 // reconcile settles records that both this staging and a revision
 // published while it was open changed. The published change wins under
 // ignore_if_modified_after, the staged one under override; either way each
-// record keeps exactly one record entry. Call with l.pub held.
-func (st *Staging) reconcile(txn *badger.Txn, ts uint64) error {
+// record keeps exactly one record entry. A staged change that gives way is
+// no longer counted. It commits at ts, in parts. Call with l.pub held.
+func (st *Staging) reconcile(ts uint64) error {
 	if len(st.intervening) == 0 {
 		return nil
 	}
@@ -564,6 +582,23 @@ func (st *Staging) reconcile(txn *badger.Txn, ts uint64) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), commitChanges)]
+		keys = keys[len(part):]
+		txn := st.l.db.NewTransactionAt(readLatest, true)
+		err := st.reconcilePart(txn, published, part)
+		if err == nil {
+			err = txn.CommitAt(ts, nil)
+		}
+		txn.Discard()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (st *Staging) reconcilePart(txn, published *badger.Txn, keys []string) error {
 	for _, k := range keys {
 		key := []byte(k)
 		staged, ok, err := readIndex(txn, key)
@@ -577,15 +612,17 @@ func (st *Staging) reconcile(txn *badger.Txn, ts uint64) error {
 		if err != nil || !ok {
 			return err
 		}
-		source, _, _ := splitIndexKey(key)
-		if st.ignoreIfModifiedAfter(source) {
-			// The published change stands: drop the staged entry.
+		source, model, _ := splitIndexKey(key)
+		if st.ignoreIfModifiedAfter(source, model) {
+			// The published change stands: drop the staged entry, and
+			// stop counting it.
 			if err := txn.Delete(recordKey(staged.cursor)); err != nil {
 				return err
 			}
 			if err := txn.Set(key, pub.encode()); err != nil {
 				return err
 			}
+			st.uncount(source, model, staged)
 			continue
 		}
 		// The staged change stands: drop the entry the published change made.
@@ -598,15 +635,30 @@ func (st *Staging) reconcile(txn *badger.Txn, ts uint64) error {
 	return nil
 }
 
-func (st *Staging) ignoreIfModifiedAfter(source string) bool {
+// uncount takes back the count of a staged change that gave way.
+func (st *Staging) uncount(source, model string, staged indexEntry) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, w := range st.writers {
-		if w.source == source && w.opts.IgnoreIfModifiedAfter {
-			return true
-		}
+	m := st.counts[source]
+	if m == nil {
+		return
 	}
-	return false
+	c := m[model]
+	switch {
+	case staged.deleted:
+		c.Deleted = max(c.Deleted-1, 0)
+	case staged.firstSeen >= st.base:
+		c.Added = max(c.Added-1, 0)
+	default:
+		c.Updated = max(c.Updated-1, 0)
+	}
+	m[model] = c
+}
+
+func (st *Staging) ignoreIfModifiedAfter(source, model string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ignore[[2]string{source, model}] || st.ignore[[2]string{source, ""}]
 }
 
 func splitIndexKey(key []byte) (source, model, id string) {

@@ -252,6 +252,25 @@ func (l *Layer) load() error {
 	if err != nil {
 		return err
 	}
+	direct, err := l.getLatest(metaKey(metaPublishing))
+	if err != nil {
+		return err
+	}
+	if staged == nil && direct != nil {
+		// A large direct publish was cut short: its partial commits
+		// were never published.
+		l.ts++
+		n, err := l.rollbackAbove(l.publishedTS(), l.ts)
+		if err != nil {
+			return fmt.Errorf("roll back an unpublished webhook batch: %w", err)
+		}
+		l.log.Warn("rolled back the changes of a webhook batch interrupted before it was published; its webhooks are still in the inbox", "keys", n)
+	}
+	if direct != nil {
+		if err := l.setLatestLocked(func(txn *badger.Txn) error { return txn.Delete(metaKey(metaPublishing)) }); err != nil {
+			return err
+		}
+	}
 	if staged != nil {
 		// A run was staging when the process stopped: nothing of it was
 		// published, so restore its keys to the published state.
@@ -350,6 +369,16 @@ func (l *Layer) setLatest(fn func(txn *badger.Txn) error) error {
 	return txn.CommitAt(l.nextTS(), nil)
 }
 
+// setLatestLocked is setLatest for callers that hold l.pub (or load).
+func (l *Layer) setLatestLocked(fn func(txn *badger.Txn) error) error {
+	txn := l.db.NewTransactionAt(readLatest, true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return txn.CommitAt(l.nextTS(), nil)
+}
+
 // viewLatest reads system keys at their newest version.
 func (l *Layer) viewLatest(fn func(txn *badger.Txn) error) error {
 	if l.closed.Load() {
@@ -363,6 +392,14 @@ func (l *Layer) viewLatest(fn func(txn *badger.Txn) error) error {
 // rollbackAbove restores every record key that has versions above pub to its
 // state at pub, writing at ts. Call with l.pub held (or during load).
 func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
+	return l.rollbackRange(pub, math.MaxUint64, ts)
+}
+
+// rollbackRange restores every record key that has a version in (pub, hi]
+// to its state at pub, writing at ts. Versions above hi (an open staging's,
+// when a direct publish is rolled back below it) stay above the restored
+// state. Call with l.pub held (or during load).
+func (l *Layer) rollbackRange(pub, hi, ts uint64) (int, error) {
 	it := l.db.NewTransactionAt(readLatest, false)
 	defer it.Discard()
 	old := l.db.NewTransactionAt(pub, false)
@@ -375,6 +412,9 @@ func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
 		var last []byte
 		for iter.Rewind(); iter.Valid(); iter.Next() {
 			k := iter.Item().Key()
+			if v := iter.Item().Version(); v <= pub || v > hi {
+				continue
+			}
 			if last != nil && string(k) == string(last) {
 				continue
 			}
