@@ -67,6 +67,9 @@ func (s *Server) hookError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", err.Error())
 	case errors.Is(err, engine.ErrUnknownHook):
 		writeError(w, http.StatusNotFound, "not_found", "no such hook")
+	case errors.Is(err, engine.ErrInboxFull):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, "inbox_full", err.Error())
 	default:
 		s.engineError(w, err)
 	}

@@ -119,6 +119,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		l.db = db
 		db.SetRetention(l.cfg.KeepRevisions, l.cfg.KeepFor)
+		db.SetInboxLimit(l.cfg.InboxLimit)
 		e.wg.Add(1)
 		go l.eventWriter()
 		if err := l.recoverRuns(); err != nil {

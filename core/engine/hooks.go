@@ -17,6 +17,9 @@ var (
 	ErrUnknownHook    = errors.New("unknown hook")
 	ErrNoWebhooks     = errors.New("this source does not take payload webhooks")
 	ErrWebhookRefused = errors.New("webhook refused")
+	// ErrInboxFull: the layer holds as many accepted, unpublished payload
+	// webhooks as inbox_limit allows; the sender should retry later (429).
+	ErrInboxFull = errors.New("too many payload webhooks waiting")
 )
 
 // AddWebhook adds a trigger webhook to a layer.
@@ -123,78 +126,164 @@ func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName strin
 		return fmt.Errorf("%w: %s", ErrWebhookRefused, reason)
 	}
 	_, err = l.db.AppendInbox(store.InboxItem{Source: sourceName, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	if errors.Is(err, store.ErrInboxFull) {
+		return fmt.Errorf("%w: %d payload webhooks of layer %q wait to be published (inbox_limit)", ErrInboxFull, l.db.InboxDepth(), layerName)
+	}
 	return err
 }
 
-// inboxBatch bounds how many payload webhooks share one revision.
-const inboxBatch = 256
+// Bounds of one inbox publish: webhooks waiting when the loop wakes share
+// one revision (a revision per batch, not per webhook, under load), up to
+// these many items and changes.
+const (
+	inboxBatch        = 256
+	inboxBatchChanges = 20000
+)
 
-// inboxLoop publishes payload webhooks: everything waiting when it wakes
-// shares one revision, so latency stays low when they queue up.
+// inboxLoop publishes payload webhooks in arrival order.
 func (l *layer) inboxLoop() {
 	defer l.e.wg.Done()
+	in := &inbox{retry: map[uint64]time.Time{}}
 	for {
 		sig := l.db.InboxSignal()
-		items, err := l.db.PendingInbox(inboxBatch)
+		items, err := l.db.PendingInbox(in.after, inboxBatch)
 		if err != nil {
 			l.log.Error("could not read the webhook inbox", "error", err)
 		}
+		var wait time.Duration
 		if len(items) > 0 {
-			l.publishInbox(items)
-			continue
+			wait = l.publishInbox(in, items)
+			if wait == 0 {
+				continue
+			}
+		}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if wait > 0 {
+			timer = time.NewTimer(wait)
+			fire = timer.C
 		}
 		select {
 		case <-l.e.ctx.Done():
-			return
 		case <-sig:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if l.e.ctx.Err() != nil {
+			return
 		}
 	}
 }
 
-// maxWebhookAttempts is how often a payload webhook is tried before it is
-// dropped (with an event saying why).
-const maxWebhookAttempts = 3
+// inbox is the state of a layer's inbox loop.
+type inbox struct {
+	// after is the sequence number up to which every item is done:
+	// published, dropped or set aside. Reads start there.
+	after uint64
+	// retry holds items that failed for a passing reason, with the time
+	// of their next attempt.
+	retry map[uint64]time.Time
+	// Counts for the periodic summary.
+	published, revisions int
+	lastSummary          time.Time
+}
 
-func (l *layer) publishInbox(items []store.InboxItem) {
+// Retries of a payload webhook that fails for a passing reason (a plugin
+// crash or timeout, an upstream error): with backoff doubling from
+// webhookRetryBase up to webhookRetryMax, maxWebhookAttempts in all; then
+// it is set aside, with an event, and the queue goes on.
+const (
+	maxWebhookAttempts = 8
+	webhookRetryBase   = time.Second
+	webhookRetryMax    = time.Minute
+)
+
+// errInvalidWebhook marks a webhook whose changes can never be published
+// (the connector's output is invalid, its source is gone): it is set aside
+// at once.
+type errInvalidWebhook struct{ err error }
+
+func (e errInvalidWebhook) Error() string { return e.err.Error() }
+func (e errInvalidWebhook) Unwrap() error { return e.err }
+
+// publishInbox handles a run of waiting items: the ready ones become one
+// revision; an item that failed for a passing reason holds back the later
+// items of its source (their order matters) but not those of other
+// sources. It returns how long to wait before the next pass when nothing
+// is ready (0: go on at once).
+func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 	ctx := l.e.ctx
 	var batches []store.Batch
 	var consume []uint64
+	var changes int
 	sources := map[string]bool{}
+	held := map[string]bool{} // sources whose earlier item waits for a retry
+	now := time.Now()
+	var wait time.Duration
+	done := func(seq uint64) { consume = append(consume, seq) }
 	for _, it := range items {
+		if held[it.Source] {
+			continue
+		}
+		if at, ok := in.retry[it.Seq]; ok && now.Before(at) {
+			held[it.Source] = true
+			if d := at.Sub(now); wait == 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		if changes >= inboxBatchChanges {
+			break
+		}
 		cs, err := l.handleWebhook(ctx, it)
 		if ctx.Err() != nil {
-			return
+			return 0
 		}
 		if err != nil {
 			it.Attempts++
-			var crash *plugin.CrashError
-			if it.Attempts < maxWebhookAttempts && errors.As(err, &crash) {
-				// The plugin died: it is started again for the next try.
-				if uerr := l.db.UpdateInbox(it); uerr != nil {
-					l.log.Error("could not record a webhook attempt", "error", uerr)
-				}
-				break // keep arrival order: later items wait for this one
+			var invalid errInvalidWebhook
+			if errors.As(err, &invalid) || it.Attempts >= maxWebhookAttempts {
+				l.setAside(it, err)
+				delete(in.retry, it.Seq)
+				continue
 			}
-			l.event(store.Event{Type: "webhook.failed", Source: it.Source, Message: err.Error()})
-			l.log.Error("payload webhook dropped", "source", it.Source, "error", err)
-			consume = append(consume, it.Seq)
+			d := webhookRetryBase << (it.Attempts - 1)
+			d = min(d, webhookRetryMax)
+			in.retry[it.Seq] = now.Add(d)
+			held[it.Source] = true
+			if wait == 0 || d < wait {
+				wait = d
+			}
+			if uerr := l.db.UpdateInbox(it); uerr != nil {
+				l.log.Error("could not record a webhook attempt", "error", uerr)
+			}
+			l.log.Warn("payload webhook failed; retrying", "source", it.Source, "attempt", it.Attempts, "delay", d, "error", err)
 			continue
 		}
-		consume = append(consume, it.Seq)
+		delete(in.retry, it.Seq)
+		done(it.Seq)
 		if len(cs) > 0 {
 			batches = append(batches, store.Batch{Source: it.Source, Changes: cs})
 			sources[it.Source] = true
+			changes += len(cs)
 		}
 	}
 	if len(consume) == 0 {
-		l.pause(100 * time.Millisecond) // a crashed plugin: let it go before the retry
-		return
+		if wait == 0 {
+			wait = webhookRetryBase
+		}
+		in.advance(l, items, held)
+		return wait
 	}
 	if len(batches) == 0 {
 		if err := l.db.DropInbox(consume...); err != nil {
 			l.log.Error("could not drop processed webhooks", "error", err)
+			return time.Second
 		}
-		return
+		in.advance(l, items, held)
+		return 0
 	}
 	var names []string
 	for s := range sources {
@@ -202,15 +291,60 @@ func (l *layer) publishInbox(items []store.InboxItem) {
 	}
 	sort.Strings(names)
 	p := &pending{run: &store.Run{ID: newID("run"), Trigger: TriggerWebhook}, syncType: syncTypeWebhook}
-	now := time.Now().UTC()
 	p.run.StartedAt = &now
 	rev, err := l.db.PublishChanges(store.PublishInfo{Trigger: TriggerWebhook, Sources: names, Run: p.run.ID, Consume: consume, Announce: l.announceWebhook(p, names)}, batches)
 	if err != nil {
 		l.log.Error("could not publish payload webhooks; they stay in the inbox", "error", err)
-		l.pause(time.Second)
-		return
+		return time.Second
+	}
+	in.advance(l, items, held)
+	l.countRecords(rev.Counts)
+	in.published += len(consume)
+	in.revisions++
+	l.log.Debug("payload webhooks published", "webhooks", len(consume), "revision", rev.Number)
+	if time.Since(in.lastSummary) >= time.Minute {
+		l.log.Info("payload webhooks published", "webhooks", in.published, "revisions", in.revisions, "waiting", l.db.InboxDepth())
+		in.published, in.revisions, in.lastSummary = 0, 0, time.Now()
 	}
 	l.event(store.Event{Type: "sync.completed", Run: p.run.ID, Message: fmt.Sprintf("revision %d (webhook)", rev.Number)})
+	return 0
+}
+
+// advance moves the read position past the leading items that are done:
+// every item before the first one still waiting (held back or not
+// reached) was published, dropped or set aside.
+func (in *inbox) advance(l *layer, items []store.InboxItem, held map[string]bool) {
+	for _, it := range items {
+		if _, waiting := in.retry[it.Seq]; waiting || held[it.Source] {
+			break
+		}
+		in.after = it.Seq
+	}
+	l.db.InboxProcessed(in.after)
+}
+
+// setAside moves a payload webhook that cannot be processed out of the
+// queue, with an event saying why.
+func (l *layer) setAside(it store.InboxItem, err error) {
+	msg := l.e.redact.Replace(err.Error())
+	if serr := l.db.SetAsideInbox(it, msg); serr != nil {
+		l.log.Error("could not set a failed payload webhook aside", "error", serr)
+		return
+	}
+	l.event(store.Event{Type: "webhook.failed", Source: it.Source, Message: msg,
+		Fields: map[string]string{"attempts": fmt.Sprint(it.Attempts), "inbox_seq": fmt.Sprint(it.Seq)}})
+	l.log.Error("payload webhook set aside", "source", it.Source, "attempts", it.Attempts, "error", msg)
+}
+
+// countRecords adds a revision's counts to the records metric.
+func (l *layer) countRecords(counts map[string]map[string]store.Counts) {
+	for _, models := range counts {
+		for _, c := range models {
+			l.e.metrics.Records.WithLabelValues(l.cfg.Name, "added").Add(float64(c.Added))
+			l.e.metrics.Records.WithLabelValues(l.cfg.Name, "updated").Add(float64(c.Updated))
+			l.e.metrics.Records.WithLabelValues(l.cfg.Name, "deleted").Add(float64(c.Deleted))
+		}
+	}
 }
 
 // handleWebhook asks the source's connector for the changes of one payload
@@ -218,7 +352,7 @@ func (l *layer) publishInbox(items []store.InboxItem) {
 func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.Change, error) {
 	s := l.source(it.Source)
 	if s == nil {
-		return nil, fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, it.Source)
+		return nil, errInvalidWebhook{fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, it.Source)}
 	}
 	inst, err := s.instance(ctx)
 	if err != nil {
@@ -239,7 +373,7 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 			if m.Changes != nil {
 				cs, err := validate(m.Changes, allowed)
 				if err != nil {
-					return err
+					return errInvalidWebhook{err}
 				}
 				out = append(out, cs...)
 			}
@@ -249,7 +383,12 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 			return nil
 		})
 	if err != nil {
-		return nil, fmt.Errorf("source %q webhook: %s", it.Source, l.e.redact.Replace(err.Error()))
+		werr := fmt.Errorf("source %q webhook: %s", it.Source, l.e.redact.Replace(err.Error()))
+		var invalid errInvalidWebhook
+		if errors.As(err, &invalid) {
+			return nil, errInvalidWebhook{werr}
+		}
+		return nil, werr
 	}
 	return out, nil
 }

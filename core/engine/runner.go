@@ -64,13 +64,7 @@ func (l *layer) execute(p *pending) {
 			r.State, r.Revision, r.Counts, r.Error, r.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
 		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
-		for _, models := range rev.Counts {
-			for _, c := range models {
-				l.e.metrics.Records.WithLabelValues(l.cfg.Name, "added").Add(float64(c.Added))
-				l.e.metrics.Records.WithLabelValues(l.cfg.Name, "updated").Add(float64(c.Updated))
-				l.e.metrics.Records.WithLabelValues(l.cfg.Name, "deleted").Add(float64(c.Deleted))
-			}
-		}
+		l.countRecords(rev.Counts)
 		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number)})
 		l.log.Info("run completed", "run", run.ID, "revision", rev.Number, "took", finished.Sub(*run.StartedAt).Round(time.Millisecond))
 	}

@@ -3,8 +3,10 @@ package store
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -121,9 +123,25 @@ type InboxItem struct {
 	Attempts int         `json:"attempts,omitempty"`
 }
 
+// ErrInboxFull is returned by AppendInbox while the layer holds as many
+// accepted, unpublished payload webhooks as its limit allows.
+var ErrInboxFull = errors.New("store: the webhook inbox is full")
+
+// SetInboxLimit bounds the payload webhooks accepted but not yet published
+// (0: no bound).
+func (l *Layer) SetInboxLimit(n int) { l.inLimit.Store(int64(n)) }
+
+// InboxDepth is the number of payload webhooks accepted and not yet
+// published or set aside.
+func (l *Layer) InboxDepth() int { return int(l.inDepth.Load()) }
+
 // AppendInbox stores a payload webhook durably and returns its sequence
-// number. Items of a layer are processed in that order.
+// number. Items of a layer are processed in that order. It fails with
+// ErrInboxFull at the layer's inbox limit.
 func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
+	if lim := l.inLimit.Load(); lim > 0 && l.inDepth.Load() >= lim {
+		return 0, ErrInboxFull
+	}
 	err := l.setLatest(func(txn *badger.Txn) error {
 		l.inboxSeq++
 		it.Seq = l.inboxSeq
@@ -139,17 +157,20 @@ func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	l.inDepth.Add(1)
 	l.signalInbox()
 	return it.Seq, nil
 }
 
-// PendingInbox returns up to limit inbox items, oldest first.
-func (l *Layer) PendingInbox(limit int) ([]InboxItem, error) {
+// PendingInbox returns up to limit inbox items with a sequence number
+// above after, oldest first. Processed items cost nothing to later reads:
+// the walk starts at after, not at the first key ever written.
+func (l *Layer) PendingInbox(after uint64, limit int) ([]InboxItem, error) {
 	var out []InboxItem
 	err := l.viewLatest(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxInbox}, PrefetchValues: true})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxInbox}, PrefetchValues: true, PrefetchSize: min(limit, 100)})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
+		for it.Seek(u64Key(pfxInbox, after+1)); it.Valid() && len(out) < limit; it.Next() {
 			var item InboxItem
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &item) }); err != nil {
 				return fmt.Errorf("decode inbox item: %w", err)
@@ -161,6 +182,27 @@ func (l *Layer) PendingInbox(limit int) ([]InboxItem, error) {
 	return out, err
 }
 
+// OldestInbox returns when the oldest waiting payload webhook was received
+// (ok false: none waits).
+func (l *Layer) OldestInbox() (time.Time, bool) {
+	items, err := l.PendingInbox(l.inHead.Load(), 1)
+	if err != nil || len(items) == 0 {
+		return time.Time{}, false
+	}
+	return items[0].Received, true
+}
+
+// InboxProcessed tells the layer that every item up to seq was published
+// or set aside, so that OldestInbox starts after them.
+func (l *Layer) InboxProcessed(seq uint64) {
+	for {
+		cur := l.inHead.Load()
+		if seq <= cur || l.inHead.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
 // UpdateInbox saves an item's attempt count.
 func (l *Layer) UpdateInbox(it InboxItem) error {
 	b, err := json.Marshal(it)
@@ -170,10 +212,34 @@ func (l *Layer) UpdateInbox(it InboxItem) error {
 	return l.setLatest(func(txn *badger.Txn) error { return txn.Set(u64Key(pfxInbox, it.Seq), b) })
 }
 
+// SetAsideInbox moves an item that cannot be processed out of the inbox,
+// with the reason, so that it never blocks later ones; it stays under x/
+// for an operator (SetAsideItems) until the event retention prunes it.
+func (l *Layer) SetAsideInbox(it InboxItem, reason string) error {
+	b, err := json.Marshal(struct {
+		InboxItem
+		Reason string    `json:"reason"`
+		SetAt  time.Time `json:"set_aside_at"`
+	}{it, reason, time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	err = l.setLatest(func(txn *badger.Txn) error {
+		if err := txn.Delete(u64Key(pfxInbox, it.Seq)); err != nil {
+			return err
+		}
+		return txn.Set(u64Key(pfxSetAside, it.Seq), b)
+	})
+	if err == nil {
+		l.inDepth.Add(-1)
+	}
+	return err
+}
+
 // DropInbox removes items that will not be processed (they failed for
 // good).
 func (l *Layer) DropInbox(seqs ...uint64) error {
-	return l.setLatest(func(txn *badger.Txn) error {
+	err := l.setLatest(func(txn *badger.Txn) error {
 		for _, s := range seqs {
 			if err := txn.Delete(u64Key(pfxInbox, s)); err != nil {
 				return err
@@ -181,6 +247,28 @@ func (l *Layer) DropInbox(seqs ...uint64) error {
 		}
 		return nil
 	})
+	if err == nil {
+		l.inDepth.Add(-int64(len(seqs)))
+	}
+	return err
+}
+
+// countInbox counts the waiting items at open.
+func (l *Layer) countInbox() error {
+	var n int64
+	err := l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxInbox}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if n == 0 {
+				l.inHead.Store(binary.BigEndian.Uint64(it.Item().Key()[1:]) - 1)
+			}
+			n++
+		}
+		return nil
+	})
+	l.inDepth.Store(n)
+	return err
 }
 
 // InboxSignal returns a channel closed when an item is added.
@@ -202,6 +290,8 @@ func (l *Layer) signalInbox() {
 	}
 }
 
+// consumeInbox removes published items in a revision's commit; the
+// layer's depth is updated once the commit is done (inboxConsumed).
 func consumeInbox(txn *badger.Txn, seqs []uint64) error {
 	for _, s := range seqs {
 		if err := txn.Delete(u64Key(pfxInbox, s)); err != nil {
@@ -210,3 +300,5 @@ func consumeInbox(txn *badger.Txn, seqs []uint64) error {
 	}
 	return nil
 }
+
+func (l *Layer) inboxConsumed(n int) { l.inDepth.Add(-int64(n)) }

@@ -25,6 +25,7 @@ import (
 //	m/<name>                     layer metadata (config hashes, pin, …)
 //	t/<ts:8>                     revision ref: number and commit time (kept for good)
 //	q/<run>                      a queued or running run (index of u/)
+//	x/<seq:8>                    a payload webhook set aside: it could not be processed
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
 // look at through a revision's timestamp; they are written exclusively at a
@@ -46,6 +47,7 @@ const (
 	pfxMeta       = 'm'
 	pfxRevRef     = 't'
 	pfxActiveRun  = 'q'
+	pfxSetAside   = 'x'
 )
 
 // cursorLen is the length of a decoded cursor: the commit timestamp of the

@@ -553,6 +553,7 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 		return Revision{}, err
 	}
 	l.appendRevision(rev)
+	l.inboxConsumed(len(info.Consume))
 	l.mu.Lock()
 	l.stored = append(l.stored, rev.Number)
 	l.mu.Unlock()

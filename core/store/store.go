@@ -207,6 +207,10 @@ type Layer struct {
 	inboxSeq uint64
 	inMu     sync.Mutex
 	inSig    chan struct{}
+	// inDepth counts the waiting inbox items, inLimit bounds them (0: no
+	// bound), inHead is the sequence number below which all are done.
+	inDepth, inLimit atomic.Int64
+	inHead           atomic.Uint64
 }
 
 // Name is the layer's name.
@@ -242,6 +246,9 @@ func (l *Layer) load() error {
 		return err
 	}
 	if l.inboxSeq, err = l.lastSeq(pfxInbox); err != nil {
+		return err
+	}
+	if err := l.countInbox(); err != nil {
 		return err
 	}
 	if err := l.loadWebhooks(); err != nil {

@@ -24,6 +24,9 @@ type config struct {
 	HogMB         int    `config:"hog_mb"`
 	Records       int    `config:"records"`
 	Leak          bool   `config:"leak"`
+	// FailFile, when it holds a number n > 0, makes the next n webhooks
+	// fail as an unavailable upstream would (the file counts down).
+	FailFile string `config:"fail_file"`
 }
 
 type hook struct{}
@@ -95,6 +98,17 @@ func (hook) HandleWebhook(ctx context.Context, req *sdk.WebhookRequest, w *sdk.W
 		case <-time.After(time.Duration(cfg.HandleDelayMS) * time.Millisecond):
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if cfg.FailFile != "" {
+		if b, err := os.ReadFile(cfg.FailFile); err == nil {
+			var n int
+			if fmt.Sscan(string(b), &n); n > 0 {
+				if err := os.WriteFile(cfg.FailFile, []byte(fmt.Sprint(n-1)), 0o644); err != nil {
+					return err
+				}
+				return errors.New("upstream unavailable (503)")
+			}
 		}
 	}
 	var rec map[string]any
