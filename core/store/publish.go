@@ -44,15 +44,30 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			counts:  counts[b.Source],
 			written: func(key []byte, _ indexEntry) { changed = append(changed, key) },
 		}
-		for i := range b.Changes {
-			c := &b.Changes[i]
+		one := func(c *Change) error {
 			key := indexKey(b.Source, c.Model, c.ID)
 			cur, found, err := readIndex(txn, key)
 			if err != nil {
-				return Revision{}, err
+				return err
 			}
 			if err := a.apply(c, key, cur, found); err != nil {
-				return Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, err)
+				return fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, err)
+			}
+			return nil
+		}
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			cs := []Change{*c}
+			if byID(c) {
+				var err error
+				if cs, err = resolveByIDTxn(txn, b.Source, c.ID); err != nil {
+					return Revision{}, err
+				}
+			}
+			for j := range cs {
+				if err := one(&cs[j]); err != nil {
+					return Revision{}, err
+				}
 			}
 		}
 	}
