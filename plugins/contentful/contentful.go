@@ -439,18 +439,10 @@ func (r *run) skip(contentType, model string) {
 }
 
 // deleteEntry deletes an unpublished entry. A DeletedEntry does not say
-// its content type, so the id is deleted from every entry model of the
-// run; deleting an id a model does not hold changes nothing.
+// its content type, so the host resolves the id across the source's
+// models (sdk.Writer.DeleteByID); an id it never saw changes nothing.
 func (r *run) deleteEntry(ctx context.Context, id string) error {
-	for _, m := range r.req.Models {
-		if m == AssetModel {
-			continue
-		}
-		if err := r.w.Delete(ctx, m, id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return r.w.DeleteByID(ctx, id)
 }
 
 // shaper turns sync items into records.
