@@ -13,23 +13,6 @@ import (
 
 const contentfulSecret = "integration-signing-secret-0123456789abcdefghijklmnopqrstuvwxyzAB"
 
-func contentfulLayer(api *cf.Server) string {
-	return fmt.Sprintf(`
-layer "site" {
-  source "cms" {
-    plugin = "contentful"
-    config {
-      space_id       = %q
-      access_token   = env("CONTENTFUL_DELIVERY_TOKEN")
-      base_url       = %q
-      locale         = "en-US"
-      webhook_secret = env("CONTENTFUL_WEBHOOK_SECRET", "")
-    }
-  }
-}
-`, api.SpaceID(), api.URL)
-}
-
 // withoutMetadata renders a record without its _metadata.
 func withoutMetadata(t *testing.T, r record) string {
 	t.Helper()
@@ -47,7 +30,8 @@ func withoutMetadata(t *testing.T, r record) string {
 }
 
 // TestContentfulSourceEndToEnd serves a layer with a contentful source
-// through the real binaries against the fake Delivery API: the first run
+// through the real binaries, with the layer file of configs/, against the
+// fake Delivery API: the first run
 // is an initial sync over several pages, a triggered run brings an update
 // and an unpublished entry from the sync token, and a signed Contentful
 // webhook starts an incremental run whose record has the shape a full poll
@@ -69,25 +53,27 @@ func TestContentfulSourceEndToEnd(t *testing.T) {
 			"images": {"en-US": []any{cf.Link("Asset", "img-1")}},
 		})
 	}
+	// The layer file is the one shipped in configs/, pointed at the fake.
+	t.Setenv("CONTENTFUL_SPACE_ID", api.SpaceID())
 	t.Setenv("CONTENTFUL_DELIVERY_TOKEN", api.AccessToken())
+	t.Setenv("CONTENTFUL_BASE_URL", api.URL)
+	t.Setenv("CONTENTFUL_LOCALE", "en-US")
 	t.Setenv("CONTENTFUL_WEBHOOK_SECRET", contentfulSecret)
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "layer.hcl"), contentfulLayer(api))
-	h := startHost(t, filepath.Join(dir, "layer.hcl"), "")
-	h.waitRevision("site", 1, 30*time.Second)
+	h := startHost(t, filepath.Join("..", "configs", "contentful.hcl"), "")
+	h.waitRevision("cms", 1, 30*time.Second)
 
-	posts := h.records("site", "model=BlogPost")
+	posts := h.records("cms", "model=BlogPost")
 	if len(posts) != 3 {
 		t.Fatalf("first run: %d posts: %v\n%s", len(posts), posts, h.logs())
 	}
-	p1 := h.records("site", "model=BlogPost&ids=post-1")[0]
+	p1 := h.records("cms", "model=BlogPost&ids=post-1")[0]
 	if p1["title"] != "Post 1" || p1["author"] != "ada" || fmt.Sprint(p1["images"]) != "[img-1]" || p1["content_type"] != "blogPost" || p1["revision"] != 1.0 {
 		t.Fatalf("post-1: %v", p1)
 	}
-	if got := h.records("site", "model=Author"); len(got) != 1 || got[0]["name"] != "Ada" {
+	if got := h.records("cms", "model=Author"); len(got) != 1 || got[0]["name"] != "Ada" {
 		t.Fatalf("authors: %v", got)
 	}
-	if got := h.records("site", "model=Asset"); len(got) != 1 || got[0]["title"] != "Cover" {
+	if got := h.records("cms", "model=Asset"); len(got) != 1 || got[0]["title"] != "Cover" {
 		t.Fatalf("assets: %v", got)
 	}
 	var initial int
@@ -108,8 +94,8 @@ func TestContentfulSourceEndToEnd(t *testing.T) {
 	var started struct {
 		Run string `json:"run"`
 	}
-	h.call("POST", "/v1/layers/site/syncs", map[string]any{}, 202, &started)
-	if r := h.waitRun("site", started.Run, 30*time.Second); r.State != "completed" {
+	h.call("POST", "/v1/layers/cms/syncs", map[string]any{}, 202, &started)
+	if r := h.waitRun("cms", started.Run, 30*time.Second); r.State != "completed" {
 		t.Fatalf("incremental run: %+v\n%s", r, h.logs())
 	}
 	for _, r := range api.Requests() {
@@ -118,7 +104,7 @@ func TestContentfulSourceEndToEnd(t *testing.T) {
 		}
 	}
 	got := map[string]record{}
-	for _, r := range h.records("site", "model=BlogPost&ids=post-2,post-3") {
+	for _, r := range h.records("cms", "model=BlogPost&ids=post-2,post-3") {
 		got[r["id"].(string)] = r
 	}
 	if got["post-2"]["title"] != "Post 2, edited" || got["post-2"]["revision"] != 2.0 || got["post-3"].meta("last_action") != "DELETED" {
@@ -133,7 +119,7 @@ func TestContentfulSourceEndToEnd(t *testing.T) {
 		"images": {"en-US": []any{cf.Link("Asset", "img-1")}},
 	})
 	wh := api.EntryWebhook("ContentManagement.Entry.publish", "post-1")
-	url := h.url("/hooks/sources/site/cms")
+	url := h.url("/hooks/sources/cms/contentful")
 	if code, body, err := wh.Send(t.Context(), url, "", time.Now()); err != nil || code != 401 {
 		t.Fatalf("unsigned webhook: %d %s %v", code, body, err)
 	}
@@ -149,7 +135,7 @@ func TestContentfulSourceEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	var pushed record
 	for {
-		if rs := h.records("site", "model=BlogPost&ids=post-1"); len(rs) == 1 && rs[0]["title"] == "Post 1, pushed" {
+		if rs := h.records("cms", "model=BlogPost&ids=post-1"); len(rs) == 1 && rs[0]["title"] == "Post 1, pushed" {
 			pushed = rs[0]
 			break
 		}
@@ -163,17 +149,17 @@ func TestContentfulSourceEndToEnd(t *testing.T) {
 			Trigger string `json:"trigger"`
 		} `json:"revisions"`
 	}
-	h.call("GET", "/v1/layers/site/revisions", nil, 200, &revs)
+	h.call("GET", "/v1/layers/cms/revisions", nil, 200, &revs)
 	if len(revs.Revisions) == 0 || revs.Revisions[0].Trigger != "webhook" {
 		t.Fatalf("revisions %+v: want the latest triggered by the webhook", revs)
 	}
 
 	// The same entry from a full poll has the same shape.
-	h.call("POST", "/v1/layers/site/syncs", map[string]any{"reset": true}, 202, &started)
-	if r := h.waitRun("site", started.Run, 30*time.Second); r.State != "completed" {
+	h.call("POST", "/v1/layers/cms/syncs", map[string]any{"reset": true}, 202, &started)
+	if r := h.waitRun("cms", started.Run, 30*time.Second); r.State != "completed" {
 		t.Fatalf("full run: %+v\n%s", r, h.logs())
 	}
-	polled := h.records("site", "model=BlogPost&ids=post-1")[0]
+	polled := h.records("cms", "model=BlogPost&ids=post-1")[0]
 	if a, b := withoutMetadata(t, pushed), withoutMetadata(t, polled); a != b {
 		t.Fatalf("post-1 from the webhook's run and from a poll differ:\n%s\n%s", a, b)
 	}

@@ -68,7 +68,9 @@ func decodeConfig(decode func(any) error) (*Config, error) {
 // Configure implements sdk.ConnectorWithConfiguredModels: one model per
 // content type of the environment, plus Asset, all fetched by the one sync
 // "content". With a webhook_secret the source watches (see Watch): a
-// verified webhook then asks the host for an incremental run.
+// verified webhook then asks the host for an incremental run. As the host
+// calls it when it loads the source, its errors name what to fix: the
+// token, the space, the environment or the locale.
 func (c *Contentful) Configure(ctx context.Context, req *sdk.ConfigRequest) (*sdk.Description, error) {
 	cfg, err := decodeConfig(req.DecodeConfig)
 	if err != nil {
@@ -83,6 +85,15 @@ func (c *Contentful) Configure(ctx context.Context, req *sdk.ConfigRequest) (*sd
 	names, err := modelNames(cts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Locale != "" {
+		locs, err := a.locales(ctx)
+		if err != nil {
+			return nil, explain(ctx, a, err)
+		}
+		if _, err := newShaper(cfg.Locale, locs, nil); err != nil {
+			return nil, err
+		}
 	}
 	d := &sdk.Description{Watches: cfg.WebhookSecret != ""}
 	sync := sdk.SyncSpec{Name: SyncName, Incremental: true}

@@ -613,3 +613,24 @@ func TestAcceptance(t *testing.T) {
 		},
 	}.Run(t, fast())
 }
+
+// TestConfigureNamesWhatIsWrong: the host describes a source when it loads
+// it, so the description's errors say what to fix.
+func TestConfigureNamesWhatIsWrong(t *testing.T) {
+	api := space(t)
+	h := sdktest.New(t, fast())
+	for _, tc := range []struct {
+		key, value, want string
+	}{
+		{"access_token", "wrong-t0ken", "access_token is not valid"},
+		{"space_id", "elsewhere", `space_id "elsewhere": no such space`},
+		{"environment", "qa", `environment "qa": no such environment`},
+		{"locale", "it-IT", `locale "it-IT" is not one of the environment's locales`},
+	} {
+		cfg := config(api)
+		cfg[tc.key] = tc.value
+		if _, err := h.Describe(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("describe with %s = %q: %v, want %q", tc.key, tc.value, err, tc.want)
+		}
+	}
+}
