@@ -291,27 +291,12 @@ func (c *Contentful) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writ
 	}
 	a := newAPI(cfg, c.HTTP, req.Logger)
 	defer a.close()
-	cts, err := a.contentTypes(ctx)
-	if err != nil {
-		return explain(ctx, a, err)
-	}
-	locs, err := a.locales(ctx)
-	if err != nil {
-		return explain(ctx, a, err)
-	}
-	sh, err := newShaper(cfg.Locale, locs, cts)
+	r, err := newRun(ctx, a, req, w)
 	if err != nil {
 		return err
 	}
-	names, err := modelNames(cts)
-	if err != nil {
-		return err
-	}
-	r := &run{req: req, w: w, shaper: sh, names: names, allowed: map[string]bool{}, unknown: map[string]bool{}}
-	for _, m := range req.Models {
-		r.allowed[m] = true
-	}
-
+	// base is the sync token the run started from ("" for an initial
+	// sync); token the one of the page to fetch.
 	base, token := "", ""
 	switch {
 	case req.Full:
@@ -321,25 +306,74 @@ func (c *Contentful) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writ
 	default:
 		base, token = prev.SyncToken, prev.SyncToken
 	}
+	if err := r.walk(ctx, a, base, token); err != nil {
+		return err
+	}
+	req.Logger.Info("synced", "initial", base == "", "saved", r.saved, "deleted", r.deleted, "skipped", r.skipped)
+	return nil
+}
+
+// run is one Sync call's state.
+type run struct {
+	req     *sdk.SyncRequest
+	w       *sdk.Writer
+	shaper  *shaper
+	names   map[string]string // content type id → model
+	allowed map[string]bool   // the run's models
+	unknown map[string]bool   // content types skipped, said once
+
+	saved, deleted, skipped int64
+}
+
+// newRun reads what a run needs besides the sync: the content types (for
+// the models and which fields are localized) and the locales (for the
+// fallbacks).
+func newRun(ctx context.Context, a *api, req *sdk.SyncRequest, w *sdk.Writer) (*run, error) {
+	cts, err := a.contentTypes(ctx)
+	if err != nil {
+		return nil, explain(ctx, a, err)
+	}
+	locs, err := a.locales(ctx)
+	if err != nil {
+		return nil, explain(ctx, a, err)
+	}
+	sh, err := newShaper(a.cfg.Locale, locs, cts)
+	if err != nil {
+		return nil, err
+	}
+	names, err := modelNames(cts)
+	if err != nil {
+		return nil, err
+	}
+	r := &run{req: req, w: w, shaper: sh, names: names, allowed: map[string]bool{}, unknown: map[string]bool{}}
+	for _, m := range req.Models {
+		r.allowed[m] = true
+	}
+	return r, nil
+}
+
+// walk fetches the pages of the sync from token (base's first page when
+// token is base) to the last one, writing their changes and a checkpoint
+// after each.
+func (r *run) walk(ctx context.Context, a *api, base, token string) error {
 	for {
 		page, err := a.sync(ctx, token)
-		if err != nil && token != base && isBadToken(err) {
+		switch {
+		case err != nil && token != base && isBadToken(err):
 			// A page token outlives its sync only so long: start the
 			// interrupted sync again, from its own start.
-			req.Logger.Warn("the next page's token was refused; starting the sync again", "error", err.Error())
+			r.req.Logger.Warn("the next page's token was refused; starting the sync again", "error", err.Error())
 			token = base
 			continue
-		}
-		if err != nil && token != "" && token == base && isBadToken(err) {
+		case err != nil && token != "" && isBadToken(err):
 			return fmt.Errorf("the Sync API refused the checkpoint's sync token; reset the sync to start it again with a full run: %w", err)
-		}
-		if err != nil {
+		case err != nil:
 			return explain(ctx, a, err)
 		}
 		if err := r.apply(ctx, page.Items); err != nil {
 			return err
 		}
-		if err := w.Progress(ctx, "", r.saved+r.deleted, 0); err != nil {
+		if err := r.w.Progress(ctx, "", r.saved+r.deleted, 0); err != nil {
 			return err
 		}
 		cp := checkpoint{SyncToken: base}
@@ -350,34 +384,22 @@ func (c *Contentful) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writ
 		} else if cp.SyncToken, err = tokenOf(page.NextSyncURL); err != nil {
 			return err
 		}
-		if err := w.Checkpoint(ctx, cp.sdk()); err != nil {
+		if err := r.w.Checkpoint(ctx, cp.sdk()); err != nil {
 			return err
 		}
 		if cp.NextPage == "" {
-			break
+			return nil
 		}
 		token = cp.NextPage
 	}
-	req.Logger.Info("synced", "full", req.Full || prev.SyncToken == "", "saved", r.saved, "deleted", r.deleted, "skipped", r.skipped)
-	return nil
 }
 
-// isBadToken tells whether the API refused a sync token.
+// isBadToken tells whether the API refused a sync token (400 Bad
+// Request: a 404 means the space or environment is gone, which explain
+// says).
 func isBadToken(err error) bool {
 	ae := asAPIError(err)
-	return ae != nil && (ae.StatusCode == http.StatusBadRequest || ae.StatusCode == http.StatusNotFound || ae.StatusCode == http.StatusGone)
-}
-
-// run is one Sync call's state.
-type run struct {
-	req     *sdk.SyncRequest
-	w       *sdk.Writer
-	shaper  *shaper
-	names   map[string]string // content type id → model
-	allowed map[string]bool   // the run's models
-	unknown map[string]bool   // content types warned about
-
-	saved, deleted, skipped int64
+	return ae != nil && ae.StatusCode == http.StatusBadRequest
 }
 
 // apply writes the changes of a page of sync items.
@@ -436,16 +458,17 @@ func (r *run) apply(ctx context.Context, items []syncItem) error {
 	return nil
 }
 
-// skip counts an entry of a model the run does not fetch, and warns once
-// per content type the connector did not describe (created since the host
-// asked): the host learns of it at its next describe.
+// skip counts an entry of a model the run does not fetch, and says so once
+// per content type: the layer may select other models, or the content type
+// may be newer than the host's description of the source, which a reload
+// renews.
 func (r *run) skip(contentType, model string) {
 	r.skipped++
-	if _, known := r.names[contentType]; known || r.unknown[contentType] {
+	if r.unknown[contentType] {
 		return
 	}
 	r.unknown[contentType] = true
-	r.req.Logger.Warn("entries of a content type the source does not declare yet are skipped; reload the host and run a full sync (reset) to fetch them",
+	r.req.Logger.Info("skipping entries of a model this run does not fetch; if the content type is new, reload the host and reset the sync to fetch them",
 		"content_type", contentType, "model", model)
 }
 

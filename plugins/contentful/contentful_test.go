@@ -290,6 +290,11 @@ func TestFullAndIncrementalRuns(t *testing.T) {
 	if got := changes(res); got != "-:post-1 BlogPost:post-3" {
 		t.Fatalf("run of BlogPost only: %s", got)
 	}
+	if !slices.ContainsFunc(res.Logs, func(l string) bool {
+		return strings.Contains(l, "skipping entries of a model this run does not fetch") && strings.Contains(l, "model=Author")
+	}) {
+		t.Fatalf("the skipped Author entry is not logged: %v", res.Logs)
+	}
 }
 
 func TestRecordShape(t *testing.T) {
