@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -493,106 +492,6 @@ func TestCheck(t *testing.T) {
 		if _, err := h.Sync(t.Context(), sdktest.SyncOptions{Config: cfg, Sync: SyncName, Full: true}); err == nil || !strings.Contains(err.Error(), tc.want[0]) {
 			t.Errorf("sync with %v: %v", tc.set, err)
 		}
-	}
-}
-
-// TestFakeAPI checks the fake against the shapes of Contentful's
-// documentation that the connector does not look at.
-func TestFakeAPI(t *testing.T) {
-	api := space(t)
-	get := func(path string, header ...string) (int, map[string]any, http.Header) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", api.URL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+api.AccessToken())
-		for i := 0; i+1 < len(header); i += 2 {
-			req.Header.Set(header[i], header[i+1])
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body map[string]any
-		b, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(b, &body); err != nil {
-			t.Fatalf("%s: %v: %s", path, err, b)
-		}
-		return resp.StatusCode, body, resp.Header
-	}
-	base := "/spaces/" + api.SpaceID() + "/environments/master"
-
-	code, page, _ := get(base + "/sync?initial=true&limit=3")
-	items := page["items"].([]any)
-	if code != 200 || len(items) != 3 || page["nextPageUrl"] == nil || page["nextSyncUrl"] != nil {
-		t.Fatalf("initial page: %d %v", code, page)
-	}
-	entry := items[1].(map[string]any)
-	sys := entry["sys"].(map[string]any)
-	if sys["type"] != "Entry" || sys["id"] != "ada" || sys["revision"].(float64) != 1 ||
-		sys["contentType"].(map[string]any)["sys"].(map[string]any)["id"] != "author" ||
-		sys["environment"].(map[string]any)["sys"].(map[string]any)["id"] != "master" {
-		t.Fatalf("entry sys: %v", sys)
-	}
-	next := page["nextPageUrl"].(string)
-	if !strings.HasPrefix(next, api.URL+base+"/sync?sync_token=") {
-		t.Fatalf("nextPageUrl %s is not absolute", next)
-	}
-	_, page, _ = get(strings.TrimPrefix(next, api.URL))
-	if len(page["items"].([]any)) != 1 || page["nextSyncUrl"] == nil {
-		t.Fatalf("last page: %v", page)
-	}
-	api.DeleteEntry("post-2")
-	_, page, _ = get(strings.TrimPrefix(page["nextSyncUrl"].(string), api.URL))
-	deleted := page["items"].([]any)[0].(map[string]any)["sys"].(map[string]any)
-	if deleted["type"] != "DeletedEntry" || deleted["id"] != "post-2" || deleted["deletedAt"] == nil || page["items"].([]any)[0].(map[string]any)["fields"] != nil {
-		t.Fatalf("deletion: %v", page)
-	}
-	// An initial sync has no deletions; type filters.
-	_, page, _ = get(base + "/sync?initial=true&type=Deletion")
-	if len(page["items"].([]any)) != 0 {
-		t.Fatalf("initial sync of deletions: %v", page)
-	}
-	_, page, _ = get(base + "/sync?initial=true&type=Asset")
-	if len(page["items"].([]any)) != 1 {
-		t.Fatalf("initial sync of assets: %v", page)
-	}
-
-	code, body, _ := get(base + "/content_types?limit=1")
-	if code != 200 || body["total"].(float64) != 2 || len(body["items"].([]any)) != 1 {
-		t.Fatalf("content types: %d %v", code, body)
-	}
-	code, body, _ = get(base + "/content_types")
-	fields := body["items"].([]any)[1].(map[string]any)["fields"].([]any)
-	images := fields[4].(map[string]any)
-	if images["id"] != "images" || images["type"] != "Array" || images["items"].(map[string]any)["linkType"] != "Asset" {
-		t.Fatalf("content type fields: %v", fields)
-	}
-
-	code, body, _ = get(base+"/locales", "Authorization", "Bearer wrong")
-	if code != 401 || body["sys"].(map[string]any)["id"] != "AccessTokenInvalid" || body["requestId"] == nil || body["message"] == nil {
-		t.Fatalf("bad token: %d %v", code, body)
-	}
-	code, body, _ = get("/spaces/other/environments/master/sync?initial=true")
-	if code != 404 || body["sys"].(map[string]any)["id"] != "NotFound" {
-		t.Fatalf("unknown space: %d %v", code, body)
-	}
-	code, body, _ = get(base + "/sync?sync_token=garbage")
-	if code != 400 || body["sys"].(map[string]any)["id"] != "BadRequest" {
-		t.Fatalf("bad token: %d %v", code, body)
-	}
-	api.RateLimit(1, 3)
-	code, body, header := get(base + "/locales")
-	if code != 429 || header.Get("X-Contentful-RateLimit-Reset") != "3" || body["sys"].(map[string]any)["id"] != "RateLimitExceeded" {
-		t.Fatalf("rate limit: %d %v %v", code, header, body)
-	}
-	// access_token as a query parameter works too.
-	resp, err := http.Get(api.URL + base + "/locales?access_token=" + api.AccessToken())
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("access_token parameter: %d", resp.StatusCode)
 	}
 }
 
