@@ -83,8 +83,9 @@
 // and keeps to a rate limit; [CheckResponse] and [HTTPError] quote the start
 // of an error answer's body. The paginators [CursorPagination],
 // [OffsetPagination], [PageNumberPagination] and [LinkPagination] walk
-// lists, with [HTTPClient.Paginate] or step by step (the next page's URL is
-// a fine checkpoint); [Lookup] reads dot paths in decoded JSON.
+// lists, with [HTTPClient.Paginate] or step by step; a handler checkpoints
+// the next page's URL ([Page.Next]) and a retry resumes there with
+// [HTTPClient.PaginateFrom]. [Lookup] reads dot paths in decoded JSON.
 // [HMACSignature] signs and verifies webhook bodies (hex or base64,
 // prefixed forms like "sha256=", constant-time), and [CheckTimestamp]
 // rejects stale requests.

@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"crypto/sha1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -345,6 +346,121 @@ func TestCursorThatIsAURL(t *testing.T) {
 	next, err = sdk.CursorPagination{Param: "cursor", NextPath: "next"}.Next(&sdk.Page{URL: u, Body: []byte(`{"next":null}`)}, 1)
 	if err != nil || next != nil {
 		t.Fatalf("null cursor: %v %v", next, err)
+	}
+}
+
+func TestCursorThatIsARelativeURL(t *testing.T) {
+	u, _ := url.Parse("https://api.example.com/v1/x?cursor=a&limit=2")
+	next := func(p sdk.CursorPagination, value string) string {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"next": value})
+		got, err := p.Next(&sdk.Page{URL: u, Body: body}, 1)
+		if err != nil {
+			t.Fatalf("next %q: %v", value, err)
+		}
+		return got.String()
+	}
+	p := sdk.CursorPagination{Param: "cursor", NextPath: "next"}
+	for value, want := range map[string]string{
+		"/v1/x?cursor=b":  "https://api.example.com/v1/x?cursor=b",
+		"?cursor=c":       "https://api.example.com/v1/x?cursor=c",
+		"/other?after=d":  "https://api.example.com/other?after=d",
+		"/Zm9v+YmFy==":    "https://api.example.com/v1/x?cursor=%2FZm9v%2BYmFy%3D%3D&limit=2", // a base64 cursor
+		"eyJpZCI6NDJ9":    "https://api.example.com/v1/x?cursor=eyJpZCI6NDJ9&limit=2",
+		"https://b.io/x?": "https://b.io/x?",
+	} {
+		if got := next(p, value); got != want {
+			t.Errorf("next %q: %s, want %s", value, got, want)
+		}
+	}
+	p.NextIsURL = true
+	if got := next(p, "page/2"); got != "https://api.example.com/v1/page/2" {
+		t.Errorf("NextIsURL: %s", got)
+	}
+	// The same page again, spelt relatively, is a loop.
+	body := []byte(`{"next":"?cursor=a&limit=2"}`)
+	if _, err := p.Next(&sdk.Page{URL: u, Body: body}, 1); err == nil || !strings.Contains(err.Error(), "same next page") {
+		t.Fatalf("loop: %v", err)
+	}
+}
+
+// TestPaginateHandsTheNextPageToTheHandler: a handler checkpoints
+// Page.Next after each page; a walk cut short resumes there with
+// PaginateFrom, for every paginator, and fetches each page once.
+func TestPaginateHandsTheNextPageToTheHandler(t *testing.T) {
+	var reqs []string
+	srv := listServer(t, &reqs)
+	c := fastClient(t, sdk.HTTPClientOptions{})
+	for name, tc := range map[string]struct {
+		path, records string
+		p             sdk.Paginator
+	}{
+		"cursor": {"/cursor", "data", sdk.CursorPagination{Param: "cursor", NextPath: "meta.next"}},
+		"offset": {"/offset", "", sdk.OffsetPagination{Param: "offset", LimitParam: "limit", Limit: 3}},
+		"page":   {"/pages", "", sdk.PageNumberPagination{Param: "page"}},
+		"link":   {"/link", "", sdk.LinkPagination{}},
+	} {
+		reqs = nil
+		var items []string
+		var checkpoint string
+		interrupted := false
+		errStop := errors.New("the host died")
+		handle := func(pg *sdk.Page) (int, error) {
+			var body any
+			if err := pg.JSON(&body); err != nil {
+				return 0, err
+			}
+			list, _ := sdk.Lookup(body, tc.records)
+			n := len(list.([]any))
+			for _, x := range list.([]any) {
+				items = append(items, fmt.Sprint(x))
+			}
+			next, err := pg.Next(n)
+			if err != nil {
+				return 0, err
+			}
+			if next == nil {
+				checkpoint = ""
+				return n, nil
+			}
+			checkpoint = next.String()
+			if !interrupted {
+				interrupted = true
+				return 0, errStop // interrupted after the first page's checkpoint
+			}
+			return n, nil
+		}
+		if err := c.Paginate(t.Context(), srv.URL+tc.path, tc.p, handle); !errors.Is(err, errStop) {
+			t.Fatalf("%s: first walk: %v", name, err)
+		}
+		if checkpoint == "" {
+			t.Fatalf("%s: no next page after the first", name)
+		}
+		if err := c.PaginateFrom(t.Context(), checkpoint, tc.p, handle); err != nil {
+			t.Fatalf("%s: resumed walk: %v", name, err)
+		}
+		if got := strings.Join(items, ","); got != "1,2,3,4,5,6,7" {
+			t.Errorf("%s: items %s (requests %v)", name, got, reqs)
+		}
+		seen := map[string]bool{}
+		for _, r := range reqs {
+			if seen[r] {
+				t.Errorf("%s: %s fetched twice (requests %v)", name, r, reqs)
+			}
+			seen[r] = true
+		}
+	}
+	// A page from FetchPage has no paginator to ask.
+	u, _ := url.Parse(srv.URL + "/link")
+	pg, err := c.FetchPage(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pg.Next(3); err == nil || !strings.Contains(err.Error(), "only pages handed out by Paginate") {
+		t.Fatalf("Next on a fetched page: %v", err)
+	}
+	if err := c.PaginateFrom(t.Context(), "http://[::1", sdk.LinkPagination{}, nil); err == nil || !strings.Contains(err.Error(), "is not a URL") {
+		t.Fatalf("bad resume URL: %v", err)
 	}
 }
 

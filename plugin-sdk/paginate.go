@@ -34,6 +34,52 @@ type Page struct {
 	Body []byte
 	// Index counts the pages fetched by Paginate, from 0.
 	Index int
+
+	// pager and next serve Next on pages handed out by Paginate.
+	pager Paginator
+	next  *nextPage
+}
+
+// nextPage memoises the paginator's answer for a page.
+type nextPage struct {
+	n   int
+	u   *url.URL
+	err error
+}
+
+// Next returns the URL of the page after p given that p held n records,
+// or nil when p is the last page: the next position that Paginate and
+// PaginateFrom then follow. A handler checkpoints it (its String) after
+// writing the page's records, and a retry resumes the walk there with
+// PaginateFrom:
+//
+//	err := client.PaginateFrom(ctx, resumeURL, pager, func(page *sdk.Page) (int, error) {
+//		recs := … // decode and save the page's records
+//		next, err := page.Next(len(recs))
+//		if err != nil {
+//			return 0, err
+//		}
+//		cp := sdk.Checkpoint{"done": next == nil}
+//		if next != nil {
+//			cp["next"] = next.String()
+//		}
+//		return len(recs), w.Checkpoint(ctx, cp)
+//	})
+//
+// The answer is computed once per n. On a page that Paginate did not hand
+// out (one from FetchPage), Next is an error.
+func (p *Page) Next(n int) (*url.URL, error) {
+	if p.pager == nil {
+		return nil, errors.New("sdk: Page.Next: only pages handed out by Paginate or PaginateFrom know their paginator; call the Paginator's Next")
+	}
+	if p.next == nil || p.next.n != n {
+		u, err := p.pager.Next(p, n)
+		p.next = &nextPage{n: n, u: u, err: err}
+	}
+	if p.next.u == nil {
+		return nil, p.next.err
+	}
+	return cloneURL(p.next.u), p.next.err
 }
 
 // JSON decodes the page's body into v, with numbers as json.Number.
@@ -49,9 +95,15 @@ func (p *Page) JSON(v any) error {
 // CursorPagination follows a cursor found in each page's body: the next
 // page is the list's URL with ?Param=<cursor>, until the cursor is missing,
 // null or empty. The cursor is at the dot path NextPath
-// ("meta.next_cursor"), or given by NextFunc when set. A cursor that is an
-// absolute http(s) URL (APIs that answer "next": "https://…") is followed
-// as it is.
+// ("meta.next_cursor"), or given by NextFunc when set.
+//
+// Some APIs answer the next page's URL instead of a cursor value. A value
+// that is an absolute http(s) URL ("https://api…/items?after=x"), a query
+// ("?after=x") or a path with a query ("/v1/items?after=x") is followed as
+// a URL, resolved against the page's URL as a browser would (and as
+// LinkPagination does). Set NextIsURL when the next URL may lack a query
+// ("/v1/items/page/2"); a cursor value never holds a '?', so the default
+// does not mistake one for a URL.
 type CursorPagination struct {
 	// Param is the query parameter that carries the cursor.
 	Param string
@@ -60,6 +112,16 @@ type CursorPagination struct {
 	NextPath string
 	// NextFunc, when set, extracts the next cursor from the page instead.
 	NextFunc func(p *Page) (string, error)
+	// NextIsURL treats every next value as a URL, absolute or relative to
+	// the page's URL.
+	NextIsURL bool
+}
+
+// looksLikeURL tells a next-page URL from a cursor value (see
+// CursorPagination).
+func looksLikeURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") ||
+		strings.HasPrefix(s, "?") || (strings.HasPrefix(s, "/") && strings.Contains(s, "?"))
 }
 
 // First implements Paginator.
@@ -97,8 +159,8 @@ func (c CursorPagination) Next(p *Page, n int) (*url.URL, error) {
 	if next == "" {
 		return nil, nil
 	}
-	if strings.HasPrefix(next, "http://") || strings.HasPrefix(next, "https://") {
-		u, err := url.Parse(next)
+	if c.NextIsURL || looksLikeURL(next) {
+		u, err := p.URL.Parse(next)
 		if err != nil {
 			return nil, fmt.Errorf("GET %s: the next page %q is not a URL: %w", RedactURL(p.URL), next, err)
 		}
@@ -275,25 +337,45 @@ func splitLinks(s string) []string {
 
 // Paginate fetches every page of the list at rawURL with c, following p,
 // and calls handle with each; handle returns how many records the page
-// held (the paginator needs it to know where the list ends). Non-2xx
-// answers are *HTTPError. It stops at the first error.
+// held (the paginator needs it to know where the list ends). The handler
+// may ask the page for the next page's URL (Page.Next) to checkpoint it.
+// Non-2xx answers are *HTTPError. It stops at the first error.
 func (c *HTTPClient) Paginate(ctx context.Context, rawURL string, p Paginator, handle func(*Page) (int, error)) error {
 	base, err := url.Parse(rawURL)
 	if err != nil {
 		return err
 	}
 	u, err := p.First(base)
+	if err != nil {
+		return err
+	}
+	return c.walk(ctx, u, p, handle)
+}
+
+// PaginateFrom is Paginate resuming a walk: it starts at next, a URL that
+// Page.Next gave earlier (a checkpoint), as it is, without the
+// paginator's First.
+func (c *HTTPClient) PaginateFrom(ctx context.Context, next string, p Paginator, handle func(*Page) (int, error)) error {
+	u, err := url.Parse(next)
+	if err != nil {
+		return fmt.Errorf("sdk: PaginateFrom: the next page %q is not a URL: %w", next, err)
+	}
+	return c.walk(ctx, u, p, handle)
+}
+
+func (c *HTTPClient) walk(ctx context.Context, u *url.URL, p Paginator, handle func(*Page) (int, error)) error {
+	var err error
 	for i := 0; u != nil && err == nil; i++ {
 		var page *Page
 		if page, err = c.FetchPage(ctx, u); err != nil {
 			return err
 		}
-		page.Index = i
+		page.Index, page.pager = i, p
 		var n int
 		if n, err = handle(page); err != nil {
 			return err
 		}
-		u, err = p.Next(page, n)
+		u, err = page.Next(n)
 	}
 	return err
 }

@@ -359,6 +359,33 @@ func TestCheckpointFollowsItsChanges(t *testing.T) {
 	}
 }
 
+// TestDeleteByID: a delete by id alone goes out with an empty model, in
+// order with the other changes; an empty id is refused.
+func TestDeleteByID(t *testing.T) {
+	res := mustRun(t, func(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
+		if err := w.Save(ctx, "A", map[string]any{"id": "a1"}); err != nil {
+			return err
+		}
+		if err := w.DeleteByID(ctx, "x1", "x2"); err != nil {
+			return err
+		}
+		return w.Delete(ctx, "B", "b1")
+	})
+	var got []string
+	for _, c := range res.Changes {
+		got = append(got, fmt.Sprintf("%s/%s/%v/%d", c.Model, c.ID, c.Delete, len(c.Data)))
+	}
+	if s := strings.Join(got, " "); s != "A/a1/false/11 /x1/true/0 /x2/true/0 B/b1/true/0" {
+		t.Fatalf("changes: %s", s)
+	}
+	_, err := run(t, func(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
+		return w.DeleteByID(ctx, "ok", "")
+	})
+	if err == nil || !strings.Contains(err.Error(), "DeleteByID id 1: empty id") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func TestUndeclaredModelRejected(t *testing.T) {
 	_, err := run(t, func(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
 		return w.Save(ctx, "Nope", map[string]any{"id": "1"})

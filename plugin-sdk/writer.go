@@ -153,6 +153,29 @@ func (w *Writer) Delete(ctx context.Context, model string, ids ...string) error 
 	return nil
 }
 
+// DeleteByID marks records of this source as deleted by id alone, for an
+// upstream that reports a deletion without saying what kind of record it
+// was (Contentful's DeletedEntry, a tombstone feed). The host looks each id
+// up in its index and deletes the record with that id in every model of
+// the source that holds one, including models outside this run's sync;
+// an id no model holds is harmless. When the model is known, use Delete:
+// where ids repeat across models (numeric ids, say), DeleteByID deletes
+// them all.
+func (w *Writer) DeleteByID(ctx context.Context, ids ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if id == "" {
+			return fmt.Errorf("sdk: DeleteByID id %d: empty id", i)
+		}
+		if err := w.out.Add("", id, nil, true, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Checkpoint sends the pending changes, then cp. The host stores cp with
 // the changes before it, and a retry or the next incremental run of this
 // sync gets it back as SyncRequest.Checkpoint. Write one after each page or

@@ -417,9 +417,10 @@ func validate(in []plugin.Change, allowed map[string]bool) ([]store.Change, erro
 	for i := range in {
 		c := &in[i]
 		// Saves must be of a declared model. Deletes may name a model the
-		// connector no longer declares (a files source whose file vanished):
-		// they can only remove that source's own records.
-		if !allowed[c.Model] && (!c.Delete || c.Model == "") {
+		// connector no longer declares (a files source whose file vanished),
+		// or none at all (a delete by id, resolved across the source's
+		// models): they can only remove that source's own records.
+		if !allowed[c.Model] && !c.Delete {
 			return nil, fmt.Errorf("the connector sent a record of model %q, which this sync does not declare", c.Model)
 		}
 		if c.ID == "" {

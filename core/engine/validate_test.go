@@ -39,7 +39,8 @@ func TestValidate(t *testing.T) {
 		{"record over the limit", plugin.Change{Model: "Post", ID: "1", Data: big(MaxRecordBytes + 1)}, "more than the limit"},
 		{"delete", plugin.Change{Model: "Post", ID: "1", Delete: true}, ""},
 		{"delete of an undeclared model", plugin.Change{Model: "Gone", ID: "1", Delete: true}, ""},
-		{"delete without model", plugin.Change{Model: "", ID: "1", Delete: true}, "does not declare"},
+		{"delete by id alone (no model)", plugin.Change{Model: "", ID: "1", Delete: true}, ""},
+		{"save without model", plugin.Change{Model: "", ID: "1", Data: []byte(`{"id":"1"}`)}, "does not declare"},
 		{"delete without id", plugin.Change{Model: "Post", Delete: true}, "without an id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,14 +94,7 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			counts:  counts[b.Source],
 			written: func(key []byte, _ indexEntry) { changed = append(changed, key) },
 		}
-		for i := range b.Changes {
-			c := &b.Changes[i]
-			if inCommit >= commitChanges || bytesInCommit >= commitBytes {
-				if err := commitPart(); err != nil {
-					return err
-				}
-			}
-			a.w = txn
+		one := func(c *Change) error {
 			key := indexKey(b.Source, c.Model, c.ID)
 			cur, found, err := readIndex(txn, key)
 			if err != nil {
@@ -112,6 +105,28 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			}
 			inCommit++
 			bytesInCommit += len(c.Data) + len(key) + 64
+			return nil
+		}
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			if inCommit >= commitChanges || bytesInCommit >= commitBytes {
+				if err := commitPart(); err != nil {
+					return err
+				}
+			}
+			a.w = txn
+			cs := []Change{*c}
+			if byID(c) {
+				var err error
+				if cs, err = resolveByIDTxn(txn, b.Source, c.ID); err != nil {
+					return err
+				}
+			}
+			for j := range cs {
+				if err := one(&cs[j]); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}

@@ -218,6 +218,16 @@ func (w *StageWriter) apply(changes []Change) error {
 	}
 	for i := range changes {
 		c := &changes[i]
+		if byID(c) {
+			dels, err := w.resolveByID(c.ID)
+			if err == nil {
+				err = w.apply(dels)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		fresh, ok := w.fresh[c.Model]
 		if !ok {
 			var err error

@@ -296,3 +296,142 @@ func TestStopAfterCheckpoints(t *testing.T) {
 		t.Fatalf("checkpoint %v", res.Checkpoint)
 	}
 }
+
+// ---- deletes by id across models ----
+
+// feedEntry is one entry of a change feed whose deletions, like
+// Contentful's DeletedEntry, name no model.
+type feedEntry struct {
+	rev     int
+	model   string // empty for a deletion
+	id      string
+	deleted bool
+}
+
+// feed is an upstream of two models that lists changes since a revision.
+type feed struct {
+	mu      sync.Mutex
+	entries []feedEntry
+}
+
+func (f *feed) add(model, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries = append(f.entries, feedEntry{rev: len(f.entries) + 1, model: model, id: id})
+}
+
+func (f *feed) del(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries = append(f.entries, feedEntry{rev: len(f.entries) + 1, id: id, deleted: true})
+}
+
+// since lists the entries after rev; a full listing (rev 0) drops deleted
+// records and the deletions themselves, as a snapshot would.
+func (f *feed) since(rev int) []feedEntry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []feedEntry
+	if rev > 0 {
+		return append(out, f.entries[min(rev, len(f.entries)):]...)
+	}
+	gone := map[string]bool{}
+	for _, e := range f.entries {
+		if e.deleted {
+			gone[e.id] = true
+		}
+	}
+	for _, e := range f.entries {
+		if !e.deleted && !gone[e.id] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (f *feed) last() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.entries)
+}
+
+type feedConn struct{ up *feed }
+
+func (c *feedConn) Describe() sdk.Description {
+	return sdk.Description{
+		Name: "feed", Version: "1.0.0",
+		Models: []sdk.Model{{Name: "Post"}, {Name: "Author"}},
+		Syncs:  []sdk.SyncSpec{{Name: "all", Models: []string{"Post", "Author"}, Incremental: true}},
+	}
+}
+
+// Sync sends the feed after the checkpoint's revision (everything on a
+// full run), deleting by id alone, two entries per checkpoint.
+func (c *feedConn) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
+	rev, _ := req.Checkpoint.GetInt64("rev")
+	if req.Full {
+		rev = 0
+	}
+	last := c.up.last()
+	for i, e := range c.up.since(int(rev)) {
+		var err error
+		if e.deleted {
+			err = w.DeleteByID(ctx, e.id)
+		} else {
+			err = w.Save(ctx, e.model, map[string]any{"id": e.id, "rev": e.rev})
+		}
+		if err != nil {
+			return err
+		}
+		if (i+1)%2 == 0 {
+			if err := w.Checkpoint(ctx, sdk.Checkpoint{"rev": e.rev}); err != nil {
+				return err
+			}
+		}
+	}
+	return w.Checkpoint(ctx, sdk.Checkpoint{"rev": last})
+}
+
+// TestAcceptanceDeleteByID: an incremental run that deletes by id records
+// of both models, and an id the host never saw, passes the suite.
+func TestAcceptanceDeleteByID(t *testing.T) {
+	up := &feed{}
+	for _, id := range []string{"p1", "p2", "p3"} {
+		up.add("Post", id)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		up.add("Author", id)
+	}
+	rec := newRecorder(t)
+	Acceptance{
+		Change: func(t testing.TB, sync string) {
+			up.add("Post", "p4")
+			up.del("p2")
+			up.del("a1")
+			up.add("Author", "tmp")
+			up.del("tmp")
+			up.del("never-seen")
+		},
+	}.run(rec, &feedConn{up: up})
+	if len(*rec.errs) > 0 {
+		t.Fatalf("a connector deleting by id failed:\n%s", strings.Join(*rec.errs, "\n"))
+	}
+}
+
+// TestStateDeleteByID: the suite's model of the host resolves a delete by
+// id in every model holding the id and ignores an unknown id.
+func TestStateDeleteByID(t *testing.T) {
+	st := newState([]Change{
+		{Model: "Post", ID: "x", Data: []byte(`{"id":"x"}`)},
+		{Model: "Author", ID: "x", Data: []byte(`{"id":"x"}`)},
+		{Model: "Author", ID: "y", Data: []byte(`{"id":"y"}`)},
+		{ID: "x", Delete: true},
+		{ID: "nope", Delete: true},
+	})
+	if !st[key{"Post", "x"}].deleted || !st[key{"Author", "x"}].deleted || st[key{"Author", "y"}].deleted {
+		t.Fatalf("state after DeleteByID: %v", st.keys())
+	}
+	if len(st) != 3 {
+		t.Fatalf("an unknown id left an entry: %v", st.keys())
+	}
+}

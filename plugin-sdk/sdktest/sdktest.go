@@ -402,7 +402,9 @@ type Result struct {
 
 // Change is one saved or deleted record.
 type Change struct {
-	// Model and ID name the record.
+	// Model and ID name the record. Model is empty for a delete by id
+	// alone (Writer.DeleteByID), which the host resolves across the
+	// source's models.
 	Model string
 	ID    string
 	// Data is the record's JSON object; nil for a delete.

@@ -6,13 +6,15 @@
 // Tests build it with `go build -o <tmp>/synclayer-plugin-test` and name it in
 // a layer file as plugin = "test". Its config:
 //
-//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once | cp_fail_once
+//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once | cp_fail_once | notes | delete_by_id
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
 //	gate      = "/path"     # block: wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
 //	records   = 2           # how many Item records a run sends
 //
-// Models: Item. Syncs: items (Item).
+// Models: Item, Note. Syncs: items (Item, Note). Only the modes notes (the
+// Items of ok, then Notes n1 and n2) and delete_by_id (deletes of n1, 1 and
+// zz by id alone, with no model) send Notes or touch them.
 package main
 
 import (
@@ -56,8 +58,8 @@ func describe() *connectorv1.DescribeResponse {
 			{Name: "started", Type: str},
 			{Name: "records", Type: num},
 		},
-		Models: []*connectorv1.Model{{Name: "Item", Fields: []*connectorv1.ModelField{{Name: "n", Type: "number"}}}},
-		Syncs:  []*connectorv1.SyncSpec{{Name: "items", Models: []string{"Item"}, Incremental: true}},
+		Models: []*connectorv1.Model{{Name: "Item", Fields: []*connectorv1.ModelField{{Name: "n", Type: "number"}}}, {Name: "Note"}},
+		Syncs:  []*connectorv1.SyncSpec{{Name: "items", Models: []string{"Item", "Note"}, Incremental: true}},
 	}
 }
 
@@ -159,7 +161,13 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 			case <-time.After(5 * time.Millisecond):
 			}
 		}
-	case "ok":
+	case "delete_by_id":
+		return send(
+			&connectorv1.Change{Id: "n1", Delete: true},
+			&connectorv1.Change{Id: "1", Delete: true},
+			&connectorv1.Change{Id: "zz", Delete: true},
+		)
+	case "ok", "notes":
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
@@ -167,6 +175,11 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 	for i := 1; i <= cfg.Records; i++ {
 		id := fmt.Sprint(i)
 		changes = append(changes, &connectorv1.Change{Model: "Item", Id: id, Data: []byte(fmt.Sprintf(`{"id":%q,"n":%d}`, id, i))})
+	}
+	if mode == "notes" {
+		for _, id := range []string{"n1", "n2"} {
+			changes = append(changes, &connectorv1.Change{Model: "Note", Id: id, Data: []byte(fmt.Sprintf(`{"id":%q}`, id))})
+		}
 	}
 	if err := send(changes...); err != nil {
 		return err

@@ -911,8 +911,11 @@ func (x *RecordBatch) GetChanges() []*Change {
 
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Model string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
-	Id    string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The record's model. A delete may leave it empty: the host then deletes
+	// the record with this id in whichever of the source's models holds it
+	// (resolved by its index; an id no model holds is ignored).
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	Id    string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	// The record as a JSON object; empty for a delete.
 	Data          []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	Delete        bool   `protobuf:"varint,4,opt,name=delete,proto3" json:"delete,omitempty"`
