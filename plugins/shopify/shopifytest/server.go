@@ -422,12 +422,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if w.Header().Get("Content-Type") == "" {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	}
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	// Recorded before the answer goes, so that the log is in the order the
+	// client saw.
 	rec.Status = status
 	s.mu.Lock()
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // jsonBody renders an answer as Shopify does: no HTML escaping.
