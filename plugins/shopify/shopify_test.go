@@ -335,11 +335,13 @@ func TestCostBucketIsWaitedFor(t *testing.T) {
 }
 
 func TestThrottledQueryIsRetried(t *testing.T) {
-	srv := shopifytest.New(t, shopifytest.Options{BucketSize: 1000, RestoreRate: 20000})
+	// An empty bucket that takes about 1.4 s to hold a page's cost, which
+	// the connector does not know of before its first answer.
+	srv := newShop(t, shopifytest.Options{BucketSize: 1000, RestoreRate: 600})
 	srv.Seed(3)
-	srv.SetAvailable(0)
 	w := &waits{}
 	h := sdktest.New(t, fast(w))
+	srv.SetAvailable(0)
 	res := syncRun(t, h, config(srv), ProductsSync, true, nil)
 	if len(res.Changes) != 3 {
 		t.Fatalf("%d records", len(res.Changes))
