@@ -126,7 +126,7 @@ func explain(cfg *Config, err error) error {
 		}
 	}
 	if ge := asGraphQLError(err); ge != nil && ge.Has(CodeAccessDenied) {
-		return fmt.Errorf("the access token may not read products: give the app the read_products access scope and reinstall it: %w", err)
+		return fmt.Errorf("the access token lacks an access scope the query needs (read_products; read_inventory for inventory quantities): add it to the app's Admin API scopes and reinstall the app: %w", err)
 	}
 	return err
 }
