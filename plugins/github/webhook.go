@@ -88,7 +88,9 @@ func (g *GitHub) VerifyWebhook(ctx context.Context, req *sdk.WebhookRequest) err
 
 // HandleWebhook implements sdk.ConnectorWithWebhooks: it applies the
 // delivery's change at once. A ping, another event, or an event of a
-// repository the source does not sync changes nothing.
+// repository the source does not sync changes nothing. It does not check
+// the signature again: the host hands it only requests VerifyWebhook
+// accepted when they arrived (the secret may have been rotated since).
 func (g *GitHub) HandleWebhook(ctx context.Context, req *sdk.WebhookRequest, w *sdk.Writer) error {
 	cfg, err := decodeConfig(req.DecodeConfig)
 	if err != nil {
