@@ -141,7 +141,8 @@ type endpoint struct {
 	since bool
 	query url.Values
 	// record decodes an item into its record, id and updated_at; a nil
-	// record skips the item (a pull request in the issues list).
+	// record skips the item (a pull request in the issues list), which
+	// still counts for the high-water mark when it has an id.
 	record func(raw json.RawMessage, repo string) (rec any, id, updated string, err error)
 }
 
@@ -155,7 +156,9 @@ var endpoints = map[string]endpoint{
 				return nil, "", "", err
 			}
 			if is.isPull() {
-				return nil, "", timestamp(is.UpdatedAt), nil
+				// Not an Issue; it still moves the high-water mark, so
+				// that the next since skips it (the id only marks ties).
+				return nil, "pull:" + strconv.Itoa(is.Number), timestamp(is.UpdatedAt), nil
 			}
 			rec, err := issueRecord(&is, repo)
 			if err != nil {
@@ -370,12 +373,17 @@ func (wk *walker) walk(ctx context.Context, repo string, full bool) error {
 					older = true
 					break
 				}
-				if c == 0 && rec != nil && p.atBase[id] {
-					wk.skipped++
+				if c == 0 && p.atBase[id] {
+					if rec != nil {
+						wk.skipped++
+					}
 					continue
 				}
 			}
 			if rec == nil {
+				if id != "" && updated != "" {
+					p.see(id, updated)
+				}
 				continue
 			}
 			if err := wk.w.Save(ctx, wk.ep.model, rec); err != nil {

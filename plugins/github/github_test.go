@@ -244,14 +244,16 @@ func TestIncremental(t *testing.T) {
 	cfg := config(s)
 	cfg["repos"] = []string{repoA}
 	full := syncRun(t, h, cfg, SyncIssue, true, nil)
-	is1, _ := s.Issue(repoA, 1)
-	max := is1.UpdatedAt.Format(time.RFC3339)
+	// Pull request 4 was updated last (by its comment): not an Issue, it
+	// still moves the checkpoint, so that the next since skips it.
+	pr4, _ := s.Issue(repoA, 4)
+	max := pr4.UpdatedAt.Format(time.RFC3339)
 	rs := full.Checkpoint["repos"].(map[string]any)[repoA].(map[string]any)
-	if rs["since"] != max || mustJSON(rs["at_since"]) != `["octo-org/octo-repo#1"]` || rs["etag"] == nil {
+	if rs["since"] != max || mustJSON(rs["at_since"]) != `["pull:4"]` || rs["etag"] == nil {
 		t.Fatalf("checkpoint %v", full.Checkpoint)
 	}
 
-	// Nothing changed: GitHub answers issue 1 again (since is
+	// Nothing changed: GitHub answers pull request 4 again (since is
 	// inclusive); the connector skips it.
 	s.ResetRequests()
 	res := syncRun(t, h, cfg, SyncIssue, false, full.Checkpoint)
@@ -359,9 +361,16 @@ func TestFullRunsFindDeletes(t *testing.T) {
 	cfg := config(s)
 	first := syncRun(t, h, cfg, SyncIssue, true, nil)
 	s.DeleteIssue(repoA, 2)
+	s.ResetRequests()
 	res := syncRun(t, h, cfg, SyncIssue, true, first.Checkpoint)
 	if got := ids(res); got != "octo-org/octo-repo#1,octo-org/octo-repo#3,octo-org/other-repo#1" {
 		t.Fatalf("full run after a delete: %s", got)
+	}
+	// A full run needs every record: it never asks conditionally.
+	for _, r := range s.Requests() {
+		if r.IfNoneMatch != "" || r.Status != 200 {
+			t.Fatalf("full run request %+v", r)
+		}
 	}
 }
 
@@ -421,6 +430,28 @@ func TestRateLimitWaitEndsWithTheRun(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the connector waited for the deadline")
+	}
+}
+
+// TestSpentQuotaWaitsBeforeAsking: an answer that says the quota is spent
+// (X-RateLimit-Remaining: 0 on a 200) makes the next request wait for the
+// reset rather than be refused; here the reset is an hour away, past the
+// run's deadline, so the run fails at once without another request.
+func TestSpentQuotaWaitsBeforeAsking(t *testing.T) {
+	s := fixture(t)
+	s.AddToken("ghp_tinyQuotaT0ken", githubtest.TokenOptions{Limit: 2})
+	h := sdktest.New(t, fast())
+	cfg := config(s)
+	cfg["token"] = "ghp_tinyQuotaT0ken"
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	s.ResetRequests()
+	res, err := h.Sync(ctx, sdktest.SyncOptions{Config: cfg, Sync: SyncIssue, Full: true})
+	if err == nil || !strings.Contains(err.Error(), "the last answer said the primary rate limit is spent") {
+		t.Fatalf("got %v", err)
+	}
+	if reqs := s.Requests(); len(reqs) != 2 || reqs[1].Status != 200 || len(res.Checkpoints()) != 2 {
+		t.Fatalf("requests %+v, %d checkpoints", reqs, len(res.Checkpoints()))
 	}
 }
 
