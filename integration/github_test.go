@@ -136,9 +136,10 @@ func TestGitHubSourceEndToEnd(t *testing.T) {
 	}
 	pushed := h.waitRecord("dev", "model=Issue&ids="+strings.ReplaceAll("octo-org/octo-repo#4", "#", "%23"), func(r record) bool { return r["title"] == "Pushed" })
 
-	// The poll brings the same record: nothing changes.
+	// The poll brings the same record (the one issue newer than the
+	// checkpoint): it is saved unchanged.
 	run := h.syncAndWait("dev", map[string]any{"source": "gh", "sync": "issue"})
-	if c := run.Counts["gh"]["Issue"]; c["added"]+c["updated"]+c["deleted"] != 0 {
+	if c := run.Counts["gh"]["Issue"]; c["unchanged"] != 1 || c["added"]+c["updated"]+c["deleted"] != 0 {
 		t.Fatalf("the poll after the webhook changed %v", run.Counts)
 	}
 	polled := h.records("dev", "model=Issue&ids=octo-org/octo-repo%234")[0]
