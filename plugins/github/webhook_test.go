@@ -206,3 +206,32 @@ func extract(t *testing.T, body []byte, key string) string {
 	}
 	return mustJSON(m[key])
 }
+
+// FuzzParseDelivery: whatever the body and event, reading a delivery
+// returns a delivery or an error, never panics, and every change it makes
+// names a model and an id.
+func FuzzParseDelivery(f *testing.F) {
+	s := githubtest.New(f)
+	s.AddRepo(repoA)
+	is := s.CreateIssue(repoA, githubtest.IssueInput{Title: "t", Labels: []string{"bug"}})
+	pr := s.CreatePull(repoA, githubtest.IssueInput{Title: "p"})
+	c := s.AddComment(repoA, 1, "hubot", "c")
+	f.Add("issues", s.IssuesEvent("opened", repoA, is))
+	f.Add("issues", s.IssuesEvent("deleted", repoA, is))
+	f.Add("pull_request", s.PullRequestEvent("closed", repoA, pr))
+	f.Add("issue_comment", s.IssueCommentEvent("deleted", repoA, c))
+	f.Add("ping", s.PingEvent(repoA))
+	f.Add("issues", []byte(`{"action":"transferred","issue":{"number":1,"labels":["x"]},"repository":{"full_name":"octo-org/octo-repo"},"changes":{"new_issue":{"number":2},"new_repository":{"full_name":"OCTO-ORG/octo-repo"}}}`))
+	cfg := &Config{Token: "t", Repos: []string{repoA}, BaseURL: DefaultBaseURL}
+	f.Fuzz(func(t *testing.T, event string, body []byte) {
+		d, err := parseDelivery(cfg, http.Header{EventHeader: {event}}, body)
+		if err != nil {
+			return
+		}
+		for _, ch := range d.changes {
+			if ch.model == "" || ch.id == "" {
+				t.Fatalf("change %+v of %s %s", ch, event, body)
+			}
+		}
+	})
+}
