@@ -303,6 +303,9 @@ type progress struct {
 }
 
 func (p *progress) see(id, updated string) {
+	if updated == "" {
+		return
+	}
 	switch c := compareTimes(updated, p.max); {
 	case p.max == "" || c > 0:
 		p.max, p.atMax, p.tooMany = updated, map[string]bool{id: true}, false
@@ -381,7 +384,7 @@ func (wk *walker) walk(ctx context.Context, repo string, full bool) error {
 				}
 			}
 			if rec == nil {
-				if id != "" && updated != "" {
+				if id != "" {
 					p.see(id, updated)
 				}
 				continue
