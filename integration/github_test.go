@@ -35,8 +35,8 @@ layer "dev" {
 `, ghToken, ghRepo, baseURL, ghSecret)
 }
 
-// withoutMetadata is a record as the connector wrote it.
-func withoutMetadata(r record) string {
+// ghRecordData is a record as the connector wrote it.
+func ghRecordData(r record) string {
 	c := map[string]any{}
 	for k, v := range r {
 		if k != "_metadata" {
@@ -46,8 +46,8 @@ func withoutMetadata(r record) string {
 	return fmt.Sprint(c)
 }
 
-// waitRecord polls a record until ok accepts it.
-func (h *host) waitRecord(layer, query string, ok func(record) bool) record {
+// ghWaitRecord polls a record until ok accepts it.
+func ghWaitRecord(h *host, layer, query string, ok func(record) bool) record {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -61,7 +61,7 @@ func (h *host) waitRecord(layer, query string, ok func(record) bool) record {
 	}
 }
 
-func (h *host) syncAndWait(layer string, body map[string]any) runStatus {
+func ghSyncAndWait(h *host, layer string, body map[string]any) runStatus {
 	h.t.Helper()
 	var started struct {
 		Run string `json:"run"`
@@ -134,16 +134,16 @@ func TestGitHubSourceEndToEnd(t *testing.T) {
 	if code := deliver("issues", ghSecret, body); code != 202 {
 		t.Fatalf("signed delivery: %d", code)
 	}
-	pushed := h.waitRecord("dev", "model=Issue&ids="+strings.ReplaceAll("octo-org/octo-repo#4", "#", "%23"), func(r record) bool { return r["title"] == "Pushed" })
+	pushed := ghWaitRecord(h, "dev", "model=Issue&ids="+strings.ReplaceAll("octo-org/octo-repo#4", "#", "%23"), func(r record) bool { return r["title"] == "Pushed" })
 
 	// The poll brings the same record (the one issue newer than the
 	// checkpoint): it is saved unchanged.
-	run := h.syncAndWait("dev", map[string]any{"source": "gh", "sync": "issue"})
+	run := ghSyncAndWait(h, "dev", map[string]any{"source": "gh", "sync": "issue"})
 	if c := run.Counts["gh"]["Issue"]; c["unchanged"] != 1 || c["added"]+c["updated"]+c["deleted"] != 0 {
 		t.Fatalf("the poll after the webhook changed %v", run.Counts)
 	}
 	polled := h.records("dev", "model=Issue&ids=octo-org/octo-repo%234")[0]
-	if withoutMetadata(polled) != withoutMetadata(pushed) || polled.meta("cursor") != pushed.meta("cursor") {
+	if ghRecordData(polled) != ghRecordData(pushed) || polled.meta("cursor") != pushed.meta("cursor") {
 		t.Fatalf("poll and webhook differ:\n%v\n%v", polled, pushed)
 	}
 
@@ -155,12 +155,12 @@ func TestGitHubSourceEndToEnd(t *testing.T) {
 	if code := deliver("issue_comment", ghSecret, gh.IssueCommentEvent("deleted", ghRepo, c)); code != 202 {
 		t.Fatalf("comment deleted: %d", code)
 	}
-	h.waitRecord("dev", "model=Comment&ids="+cs[0]["id"].(string), func(r record) bool { return r.meta("last_action") == "DELETED" })
+	ghWaitRecord(h, "dev", "model=Comment&ids="+cs[0]["id"].(string), func(r record) bool { return r.meta("last_action") == "DELETED" })
 
 	// An issue deleted without a webhook: a full run (reset) with
 	// track_deletes finds it.
 	gh.DeleteIssue(ghRepo, 2)
-	h.syncAndWait("dev", map[string]any{"source": "gh", "sync": "issue", "reset": true})
+	ghSyncAndWait(h, "dev", map[string]any{"source": "gh", "sync": "issue", "reset": true})
 	gone := h.records("dev", "model=Issue&ids=octo-org/octo-repo%232")
 	if len(gone) != 1 || gone[0].meta("last_action") != "DELETED" {
 		t.Fatalf("after the full run: %v", gone)
