@@ -111,6 +111,10 @@ func (s *Store) LayerNames() ([]string, error) {
 	return out, nil
 }
 
+// Encrypted tells whether the store's backups are encrypted (it has an
+// encryption key).
+func (s *Store) Encrypted() bool { return len(s.opts.EncryptionKey) > 0 }
+
 // Backup writes every layer of the store to w, each consistent to one
 // revision: everything published up to the moment the layer's backup
 // starts, and nothing of a run still staging. It may run while the layers

@@ -149,7 +149,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken})
+	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken, Store: st})
 	if err != nil {
 		return err
 	}
