@@ -364,3 +364,45 @@ func TestBackupWhilePublishing(t *testing.T) {
 		s2.Close()
 	}
 }
+
+// blockingWriter accepts its first write, then blocks until release.
+type blockingWriter struct {
+	n       int
+	started chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.n++
+	if w.n == 2 {
+		close(w.started)
+		<-w.release
+	}
+	return len(p), nil
+}
+
+// Closing the store while a backup reads a layer waits for the backup,
+// which stops with ErrClosed instead of reading a closed database.
+func TestCloseDuringBackup(t *testing.T) {
+	defer func(n int) { backupPartSize = n }(backupPartSize)
+	backupPartSize = 1 << 10
+	s, l := openLayer(t, t.TempDir())
+	fillLayer(t, l)
+	w := &blockingWriter{started: make(chan struct{}), release: make(chan struct{})}
+	backupErr := make(chan error, 1)
+	go func() { backupErr <- s.Backup(w) }()
+	<-w.started
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	// Close marks the layer closed before it waits for the backup.
+	for !l.closed.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	close(w.release)
+	if err := <-backupErr; !errors.Is(err, ErrClosed) {
+		t.Fatalf("backup during close: %v, want ErrClosed", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -236,7 +236,11 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 			}
 			log.Info("shutting down", "signal", sig.String())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = srv.Shutdown(ctx)
+			if srv.Shutdown(ctx) != nil {
+				// Answers still streaming after the drain (a long backup,
+				// a slow reader) are cut: the store closes next.
+				srv.Close()
+			}
 			eng.Stop(ctx)
 			notifier.Stop(ctx)
 			cancel()
