@@ -41,6 +41,8 @@ type Options struct {
 	// AdminToken guards management and read paths; empty: open (the
 	// server then listens on loopback only).
 	AdminToken string
+	// Store is backed up by GET /v1/backup (nil: that route answers 503).
+	Store *store.Store
 }
 
 // Server is the HTTP handler.
@@ -105,6 +107,7 @@ func (s *Server) routes() {
 	s.hookRoutes()
 	s.deliveryRoutes()
 	s.openAPIRoutes()
+	s.backupRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

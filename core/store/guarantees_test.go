@@ -238,9 +238,14 @@ func TestBackupRestore(t *testing.T) {
 	if len(got) != 2 || got[1].Title != "2" {
 		t.Fatalf("restored revision 2 = %+v", got)
 	}
-	// A restore over an existing layer is refused.
-	if _, err := s2.Restore(bytes.NewReader(buf.Bytes())); err == nil {
-		t.Fatal("restore over an existing layer succeeded")
+	// The same restore run again finds the layer as it left it: skipped.
+	if names, err := s2.Restore(bytes.NewReader(buf.Bytes())); err != nil || len(names) != 0 {
+		t.Fatalf("restore run again = %v, %v", names, err)
+	}
+	// Once the layer changed, a restore over it is refused.
+	runChanges(t, l2, "run_3", save("M", "c", "3"))
+	if _, err := s2.Restore(bytes.NewReader(buf.Bytes())); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("restore over an existing layer: %v", err)
 	}
 }
 

@@ -192,6 +192,9 @@ type Layer struct {
 	// versions only older revisions needed. Persisted (m/discard).
 	discardTS uint64
 	stopGC    chan struct{}
+	// backups counts backups reading the layer: closing waits for them
+	// (they stop early once closed is set).
+	backups sync.WaitGroup
 	// closed is set when the layer closes: calls after it get ErrClosed
 	// instead of reaching Badger, which panics on a closed database.
 	closed atomic.Bool
@@ -221,6 +224,7 @@ func (l *Layer) close() error {
 	close(l.stopGC)
 	l.pub.Lock()
 	defer l.pub.Unlock()
+	l.backups.Wait()
 	return l.db.Close()
 }
 

@@ -149,7 +149,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken})
+	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken, Store: st})
 	if err != nil {
 		return err
 	}
@@ -236,7 +236,11 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 			}
 			log.Info("shutting down", "signal", sig.String())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = srv.Shutdown(ctx)
+			if srv.Shutdown(ctx) != nil {
+				// Answers still streaming after the drain (a long backup,
+				// a slow reader) are cut: the store closes next.
+				srv.Close()
+			}
 			eng.Stop(ctx)
 			notifier.Stop(ctx)
 			cancel()
