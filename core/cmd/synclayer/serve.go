@@ -22,6 +22,7 @@ import (
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/engine"
 	"github.com/synclayer/synclayer/core/internal/redact"
+	"github.com/synclayer/synclayer/core/notify"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -148,6 +149,10 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err := metrics.Register(reg); err != nil {
 		return err
 	}
+	deliveryMetrics := notify.NewMetrics()
+	if err := deliveryMetrics.Register(reg); err != nil {
+		return err
+	}
 	plugins := pluginManager(cfg, log)
 	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
 	if err != nil {
@@ -191,7 +196,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	}
 	// Outbound events: after the engine has started (and recovered its
 	// runs); stopped after it, before the store closes.
-	notifier, err := startNotifier(cfg, st, log)
+	notifier, err := startNotifier(cfg, st, log, deliveryMetrics)
 	if err != nil {
 		srv.Close()
 		eng.Stop(context.Background())
