@@ -235,7 +235,7 @@ func (s *Server) allowed(r *http.Request) []string {
 
 // socketPath matches the Unix socket paths that gRPC and go-plugin put in
 // their errors ("dial unix /tmp/plugin123: connect: ...").
-var socketPath = regexp.MustCompile(`\bunix(gram)?([: ]+)/[^\s"'\\,;)]+`)
+var socketPath = regexp.MustCompile(`\bunix(gram)?([: ]+)/[^\s"'\\,;):]+`)
 
 // scrubInternals takes host internals out of an error text shown to API
 // clients: plugin socket paths. The server log keeps the full text.
