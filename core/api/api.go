@@ -8,10 +8,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -39,10 +37,13 @@ type Options struct {
 	// Registry serves /metrics; the API adds its HTTP metrics to it.
 	Registry *prometheus.Registry
 	// AdminToken guards management and read paths; empty: open (the
-	// server then listens on loopback only).
+	// server then listens on loopback only). SetAdminToken changes it.
 	AdminToken string
 	// Store is backed up by GET /v1/backup (nil: that route answers 503).
 	Store *store.Store
+	// Limits bound connections and request reading; zero fields take
+	// their defaults.
+	Limits Limits
 }
 
 // Server is the HTTP handler.
@@ -53,9 +54,22 @@ type Server struct {
 	latency *prometheus.HistogramVec
 	engine  atomic.Pointer[engine.Engine]
 	// routeList holds every registered pattern, for Routes.
-	routeList []string
-	plugins   atomic.Pointer[plugin.Manager]
+	routeList  []string
+	plugins    atomic.Pointer[plugin.Manager]
+	adminToken atomic.Pointer[string]
+	conns      *connMetrics
 }
+
+// catchAll is the pattern of the route that answers 404 and 405.
+const catchAll = "/"
+
+// SetAdminToken replaces the admin token (a configuration reload): requests
+// with the old one get 401 from then on. Empty opens the server, which the
+// caller allows only on a loopback address.
+func (s *Server) SetAdminToken(token string) { s.adminToken.Store(&token) }
+
+// token is the admin token now.
+func (s *Server) token() string { return *s.adminToken.Load() }
 
 // eng is the engine requests go to now.
 func (s *Server) eng() *engine.Engine { return s.engine.Load() }
@@ -74,14 +88,22 @@ func New(opts Options) (*Server, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	opts.Limits.setDefaults()
 	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
 	s.SetEngine(opts.Engine, opts.Plugins)
+	s.SetAdminToken(opts.AdminToken)
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "synclayer_http_request_duration_seconds",
 		Help:    "HTTP request latency by route and status code.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route", "code"})
 	if err := opts.Registry.Register(s.latency); err != nil {
+		return nil, err
+	}
+	// Present from the start, as every documented family is.
+	s.latency.WithLabelValues("GET /healthz", "200")
+	var err error
+	if s.conns, err = newConnMetrics(opts.Registry); err != nil {
 		return nil, err
 	}
 	s.routes()
@@ -108,9 +130,7 @@ func (s *Server) routes() {
 	s.deliveryRoutes()
 	s.openAPIRoutes()
 	s.backupRoutes()
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	s.mux.HandleFunc(catchAll, s.noRoute)
 }
 
 // handle registers an authenticated route.
@@ -130,11 +150,30 @@ func (s *Server) public(pattern string, h http.HandlerFunc) {
 // in registration order.
 func (s *Server) Routes() []string { return append([]string(nil), s.routeList...) }
 
-// ServeHTTP serves a request with a body limit, panic recovery and metrics.
+// ServeHTTP serves a request with a body limit and pace, panic recovery
+// and metrics. On a reserve connection (see Limits) only health and
+// metrics are served.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	if r.Context().Value(reserveKey{}) != nil {
+		rec.Header().Set("Connection", "close")
+		if !isHealthPath(r) {
+			rec.Header().Set("Retry-After", "5")
+			writeError(rec, http.StatusServiceUnavailable, "overloaded", "the server has too many open connections; try again in a few seconds")
+			s.latency.WithLabelValues("unmatched", "503").Observe(time.Since(start).Seconds())
+			return
+		}
+	}
+	var paced *pacedBody
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		paced = newPacedBody(w, r, &s.opts.Limits)
+		r.Body = paced
+	}
 	defer func() {
+		if paced != nil {
+			paced.done()
+		}
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
@@ -145,7 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		route := r.Pattern
-		if route == "" {
+		if route == "" || route == catchAll {
 			route = "unmatched"
 		}
 		s.latency.WithLabelValues(route, strconv.Itoa(rec.status)).Observe(time.Since(start).Seconds())
@@ -172,6 +211,9 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// Unwrap gives http.ResponseController the connection's writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -181,7 +223,7 @@ func (r *statusRecorder) Flush() {
 // auth checks the admin token when one is set (constant time).
 func (s *Server) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.opts.AdminToken != "" && !s.isAdmin(r) {
+		if s.token() != "" && !s.isAdmin(r) {
 			unauthorized(w)
 			return
 		}
@@ -201,7 +243,8 @@ func bearer(r *http.Request) (string, bool) {
 // isAdmin tells whether the request carries the admin token.
 func (s *Server) isAdmin(r *http.Request) bool {
 	got, ok := bearer(r)
-	return ok && s.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminToken)) == 1
+	admin := s.token()
+	return ok && admin != "" && subtle.ConstantTimeCompare([]byte(got), []byte(admin)) == 1
 }
 
 // readScope is what a request may read of a layer's records: everything
@@ -218,7 +261,7 @@ type readScope struct {
 // With no admin token set the server is open (it then listens on loopback
 // only). ok is false when an answer was written.
 func (s *Server) authRead(w http.ResponseWriter, r *http.Request, layer string) (readScope, bool) {
-	if s.opts.AdminToken == "" || s.isAdmin(r) {
+	if s.token() == "" || s.isAdmin(r) {
 		return readScope{all: true}, true
 	}
 	got, ok := bearer(r)
@@ -273,28 +316,6 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// Error answers are {"error": {"code": ..., "message": ...}}.
-type errorBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	var b errorBody
-	b.Error.Code, b.Error.Message = code, msg
-	writeJSON(w, status, b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
 // engineError maps engine and store errors to answers.
 func (s *Server) engineError(w http.ResponseWriter, err error) {
 	switch {
@@ -310,28 +331,4 @@ func (s *Server) engineError(w http.ResponseWriter, err error) {
 		s.log.Error("request failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal", "internal error; see the server log")
 	}
-}
-
-// decodeBody reads an optional JSON object body into v.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than "+strconv.Itoa(MaxBodyBytes)+" bytes")
-			return false
-		}
-		writeError(w, http.StatusBadRequest, "bad_body", "could not read the request body")
-		return false
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return true
-	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_json", "the body is not the expected JSON object: "+err.Error())
-		return false
-	}
-	return true
 }

@@ -78,6 +78,3 @@ func (b *backupWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Unwrap gives http.ResponseController the connection's writer (for write
-// deadlines).
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

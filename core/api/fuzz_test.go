@@ -542,7 +542,10 @@ func FuzzHooks(f *testing.F) {
 		w := httptest.NewRecorder()
 		env.srv.ServeHTTP(w, r)
 		checkAnswer(t, fmt.Sprintf("%s %s", method, r.URL.EscapedPath()), w,
-			http.StatusAccepted, http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestEntityTooLarge)
+			http.StatusAccepted, http.StatusUnauthorized, http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge)
+		if w.Code == http.StatusMethodNotAllowed && w.Header().Get("Allow") != "POST" {
+			t.Errorf("%s %s: 405 with Allow %q, want POST", method, r.URL.EscapedPath(), w.Header().Get("Allow"))
+		}
 	})
 }
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 
@@ -44,14 +43,8 @@ func (s *Server) triggerHook(w http.ResponseWriter, r *http.Request) {
 
 // sourceHook is a payload webhook for a source (Nango real-time style).
 func (s *Server) sourceHook(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the request body is larger than the limit")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "bad_body", "could not read the request body")
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
 	if err := s.eng().ReceiveWebhook(r.Context(), r.PathValue("layer"), r.PathValue("source"), r, body); err != nil {
@@ -111,7 +104,7 @@ func (s *Server) addWebhook(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Name string `json:"name"`
 	}
-	if !decodeBody(w, r, &body) {
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	if len(body.Name) > 200 {

@@ -44,7 +44,7 @@ func (s *Server) triggerSync(w http.ResponseWriter, r *http.Request) {
 		Sync   string `json:"sync"`
 		Reset  bool   `json:"reset"`
 	}
-	if !decodeBody(w, r, &body) {
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	id, err := s.eng().Trigger(r.PathValue("layer"), engine.TriggerRequest{Source: body.Source, Sync: body.Sync, Reset: body.Reset, Trigger: engine.TriggerManual})
@@ -61,7 +61,9 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		s.engineError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, run)
+	view := *run
+	view.Error = scrubInternals(view.Error)
+	writeJSON(w, http.StatusOK, view)
 }
 
 // Limits of list endpoints.
@@ -104,6 +106,12 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.engineError(w, err)
 		return
+	}
+	for i := range evs {
+		evs[i].Message = scrubInternals(evs[i].Message)
+		for k, v := range evs[i].Fields {
+			evs[i].Fields[k] = scrubInternals(v)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 }
@@ -284,7 +292,7 @@ func (s *Server) pin(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Revision *int64 `json:"revision"`
 	}
-	if !decodeBody(w, r, &body) {
+	if !s.decodeBody(w, r, &body) {
 		return
 	}
 	if body.Revision == nil || *body.Revision < 1 {

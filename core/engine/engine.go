@@ -152,6 +152,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
 	e.ready = true
 	e.mu.Unlock()
+	e.metrics.observe(e)
 	return nil
 }
 
@@ -260,6 +261,7 @@ func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
 	if s.inst != nil && !s.inst.Exited() {
 		return s.inst, nil
 	}
+	restart := s.inst != nil
 	if s.inst != nil {
 		s.inst.Kill()
 		s.inst = nil
@@ -269,6 +271,9 @@ func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
 		return nil, fmt.Errorf("layer %q source %q: %w", s.l.cfg.Name, s.cfg.Name, err)
 	}
 	s.l.e.metrics.PluginStarts.WithLabelValues(s.cfg.Plugin).Inc()
+	if restart {
+		s.l.e.metrics.PluginRestarts.WithLabelValues(s.cfg.Plugin).Inc()
+	}
 	s.inst = inst
 	return inst, nil
 }

@@ -18,9 +18,10 @@ import (
 // state and makes every write to the outbox; attempts run in goroutines of
 // their own and report back on results.
 type layerLoop struct {
-	n   *Notifier
-	db  *store.Layer
-	log hclog.Logger
+	n    *Notifier
+	name string
+	db   *store.Layer
+	log  hclog.Logger
 
 	// hard is cancelled when stop runs out of time: attempts in flight
 	// are cut and left pending.
@@ -64,6 +65,7 @@ type target struct {
 type item struct {
 	id, event, endpoint string
 	nextAt              time.Time
+	created             time.Time
 	inflight            bool
 }
 
@@ -83,7 +85,7 @@ type result struct {
 
 func newLayerLoop(n *Notifier, db *store.Layer, lc *config.Layer) *layerLoop {
 	l := &layerLoop{
-		n: n, db: db, log: n.log.With("layer", lc.Name),
+		n: n, name: lc.Name, db: db, log: n.log.With("layer", lc.Name),
 		reloads: make(chan *config.Layer, 1), quit: make(chan struct{}), dead: make(chan struct{}),
 		results:   make(chan result),
 		endpoints: map[string]*endpoint{}, pending: map[string]*item{}, stoppedHere: map[string]bool{},
@@ -127,6 +129,7 @@ func (l *layerLoop) now() time.Time { return l.n.opts.Now().UTC() }
 
 func (l *layerLoop) run() {
 	defer close(l.dead)
+	defer l.n.metrics.dropQueue(l.name)
 	defer l.hardCancel()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -194,8 +197,8 @@ func (l *layerLoop) absorb(d *store.Delivery) {
 	id := d.ID()
 	it := l.pending[id]
 	if it != nil && it.inflight {
-		// The attempt's outcome settles it (a retry asked for by hand
-		// meanwhile is overtaken by that attempt).
+		// The attempt's outcome settles it; a retry asked for by hand
+		// meanwhile is taken in then (see settle).
 		return
 	}
 	if d.State != store.DeliveryPending {
@@ -214,7 +217,7 @@ func (l *layerLoop) absorb(d *store.Delivery) {
 		l.log.Info("notify endpoint started again: one of its deliveries was retried", "endpoint", d.Endpoint, "delivery", id)
 	}
 	if it == nil {
-		it = &item{id: id, event: d.EventID, endpoint: d.Endpoint}
+		it = &item{id: id, event: d.EventID, endpoint: d.Endpoint, created: d.Created}
 		l.pending[id] = it
 	}
 	it.nextAt = d.NextAt
@@ -224,9 +227,12 @@ func (l *layerLoop) absorb(d *store.Delivery) {
 // as their endpoints have room, and returns when the next one is due.
 func (l *layerLoop) dispatch() (time.Time, bool) {
 	now := l.now()
-	var next time.Time
+	var next, oldest time.Time
 	var due []*item
 	for _, it := range l.pending {
+		if oldest.IsZero() || it.created.Before(oldest) {
+			oldest = it.created
+		}
 		ep := l.endpoints[it.endpoint]
 		if it.inflight || ep == nil || ep.stopped || ep.removed || ep.inflight >= l.n.opts.Concurrency {
 			continue
@@ -239,6 +245,7 @@ func (l *layerLoop) dispatch() (time.Time, bool) {
 		}
 		due = append(due, it)
 	}
+	l.n.metrics.setQueue(l.name, len(l.pending), oldest)
 	slices.SortFunc(due, func(a, b *item) int {
 		return cmp.Or(cmp.Compare(a.event, b.event), cmp.Compare(a.endpoint, b.endpoint))
 	})
@@ -276,7 +283,11 @@ func (l *layerLoop) attempt(t *target, id string) {
 	}
 }
 
-// settle records an attempt and the delivery's next state.
+// settle records an attempt and the delivery's next state. The record is
+// written onto the stored delivery in one atomic step: a retry asked for
+// by hand while the attempt was in flight (its redelivery count moved)
+// stands, and the delivery stays pending, due when it was asked for,
+// whatever the attempt's outcome: the retry gets an attempt of its own.
 func (l *layerLoop) settle(r result) {
 	it := l.pending[r.id]
 	if it != nil {
@@ -294,34 +305,50 @@ func (l *layerLoop) settle(r result) {
 		l.reread(r.id)
 		return
 	}
-	d := r.d
-	ep := l.endpoints[d.Endpoint]
-	d.Attempts = append(d.Attempts, r.attempt)
-	d.NextAt = time.Time{}
-	switch n := len(d.Attempts); {
-	case r.ok:
-		d.State = store.DeliveryDelivered
-	case r.gone:
-		d.State = store.DeliveryStopped
-	case ep != nil && ep.stopped:
-		d.State = store.DeliveryStopped
-	case n > len(l.n.opts.Schedule):
-		d.State = store.DeliveryFailed
-		l.log.Warn("outbound event not delivered: every retry failed", "endpoint", d.Endpoint, "event", d.EventID, "type", d.Type, "attempts", n, "last_error", r.attempt.Error)
-	default:
-		d.State = store.DeliveryPending
-		d.NextAt = l.now().Add(l.n.backoff(n-1, r.retryAfter))
-		l.log.Debug("outbound event attempt failed; will retry", "endpoint", d.Endpoint, "event", d.EventID, "attempt", n, "error", r.attempt.Error, "next_attempt_at", d.NextAt)
-	}
-	if err := l.db.UpdateDelivery(d); err != nil {
+	l.n.metrics.attempt(l.name, r.endpoint, r.ok)
+	ep := l.endpoints[r.d.Endpoint]
+	var redelivered, exhausted bool
+	d, err := l.db.ModifyDelivery(r.id, func(d *store.Delivery) error {
+		redelivered = d.Redeliveries != r.d.Redeliveries
+		due := d.NextAt
+		d.Attempts = append(d.Attempts, r.attempt)
+		d.NextAt = time.Time{}
+		switch n := len(d.Attempts); {
+		case redelivered:
+			d.State, d.NextAt = store.DeliveryPending, due
+		case r.ok:
+			d.State = store.DeliveryDelivered
+		case r.gone:
+			d.State = store.DeliveryStopped
+		case ep != nil && ep.stopped:
+			d.State = store.DeliveryStopped
+		case n > len(l.n.opts.Schedule):
+			d.State, exhausted = store.DeliveryFailed, true
+		default:
+			d.State = store.DeliveryPending
+			d.NextAt = l.now().Add(l.n.backoff(n-1, r.retryAfter))
+		}
+		return nil
+	})
+	if err != nil {
 		l.log.Error("cannot record a delivery attempt", "delivery", r.id, "error", err)
+		l.reread(r.id)
+		return
+	}
+	switch {
+	case redelivered:
+		l.log.Info("a retry was asked for while an attempt was in flight: it gets an attempt of its own", "endpoint", d.Endpoint, "event", d.EventID, "attempt_ok", r.ok)
+	case exhausted:
+		l.log.Warn("outbound event not delivered: every retry failed", "endpoint", d.Endpoint, "event", d.EventID, "type", d.Type, "attempts", len(d.Attempts), "last_error", r.attempt.Error)
+	case d.State == store.DeliveryPending:
+		l.log.Debug("outbound event attempt failed; will retry", "endpoint", d.Endpoint, "event", d.EventID, "attempt", len(d.Attempts), "error", r.attempt.Error, "next_attempt_at", d.NextAt)
 	}
 	if d.State == store.DeliveryPending && it != nil {
 		it.nextAt = d.NextAt
 	} else {
 		delete(l.pending, r.id)
 	}
-	if r.gone && ep != nil && !ep.stopped {
+	if r.gone && ep != nil && !ep.stopped && !redelivered {
 		l.stopEndpoint(ep, d)
 	}
 }
@@ -405,6 +432,7 @@ func (l *layerLoop) configure(lc *config.Layer) {
 			}
 			t.signer = s
 		}
+		l.n.metrics.endpoint(l.name, nc.Name)
 		ep := &endpoint{target: t}
 		if old != nil {
 			ep.inflight = old.inflight

@@ -86,13 +86,17 @@ type Options struct {
 	// Rand returns a number in [0, 1) that sets a wait's jitter; nil:
 	// math/rand/v2. 0.5 means no jitter.
 	Rand func() float64
+	// Metrics receive the attempts and the queue of each layer; nil: a
+	// fresh set, registered nowhere.
+	Metrics *Metrics
 }
 
 // Notifier runs one delivery loop per layer of the configuration.
 type Notifier struct {
-	opts   Options
-	log    hclog.Logger
-	client *http.Client
+	opts    Options
+	log     hclog.Logger
+	client  *http.Client
+	metrics *Metrics
 
 	// hard is cancelled when Stop runs out of time: attempts in flight are
 	// cut and left pending.
@@ -129,12 +133,15 @@ func New(opts Options) *Notifier {
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
 	client := opts.Client
 	if client == nil {
 		client = cleanhttp.DefaultPooledClient()
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
-	n := &Notifier{opts: opts, log: opts.Logger, client: client, cfg: opts.Config, loops: map[string]*layerLoop{}}
+	n := &Notifier{opts: opts, log: opts.Logger, client: client, metrics: opts.Metrics, cfg: opts.Config, loops: map[string]*layerLoop{}}
 	n.hard, n.hardCancel = context.WithCancel(context.Background())
 	return n
 }

@@ -36,6 +36,9 @@ type Delivery struct {
 	State    string    `json:"state"`
 	NextAt   time.Time `json:"next_attempt_at,omitzero"`
 	Attempts []Attempt `json:"attempts"`
+	// Redeliveries counts the retries asked for by hand: a delivery worker
+	// that sees it change under an attempt in flight knows a retry came.
+	Redeliveries int `json:"redeliveries,omitempty"`
 }
 
 // ID is the delivery's id in the API: event id and endpoint.
@@ -186,14 +189,15 @@ func (l *Layer) UpdateDelivery(d *Delivery) error {
 	})
 }
 
-// RedeliverDelivery makes a delivery pending again, due now.
+// RedeliverDelivery makes a delivery pending again, due now, and counts
+// the redelivery, in one atomic step (see ModifyDelivery).
 func (l *Layer) RedeliverDelivery(id string) (*Delivery, error) {
-	d, err := l.GetDelivery(id)
+	d, err := l.ModifyDelivery(id, func(d *Delivery) error {
+		d.State, d.NextAt = DeliveryPending, time.Now().UTC()
+		d.Redeliveries++
+		return nil
+	})
 	if err != nil {
-		return nil, err
-	}
-	d.State, d.NextAt = DeliveryPending, time.Now().UTC()
-	if err := l.UpdateDelivery(d); err != nil {
 		return nil, err
 	}
 	l.signalOutbox()

@@ -22,6 +22,7 @@ import (
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/engine"
 	"github.com/synclayer/synclayer/core/internal/redact"
+	"github.com/synclayer/synclayer/core/notify"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -86,6 +87,7 @@ func isLoopback(addr string) bool {
 
 func serveCmd() *cobra.Command {
 	var cfgPath, listen, dataDir string
+	var limits api.Limits
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the layers of a configuration",
@@ -102,12 +104,14 @@ func serveCmd() *cobra.Command {
 			if dataDir != "" {
 				cfg.Service.DataDir = dataDir
 			}
-			return serve(cfg, cfgPath, fileService)
+			return serve(cfg, cfgPath, fileService, limits)
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "a layer file, or a folder of *.hcl files (required)")
 	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (overrides service.listen)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "where Badger keeps the data (overrides service.data_dir)")
+	cmd.Flags().IntVar(&limits.MaxConnections, "max-connections", api.DefaultMaxConnections, "HTTP connections served at once; past it, a reserve answers only health checks and metrics")
+	cmd.Flags().IntVar(&limits.ReserveConnections, "reserve-connections", api.DefaultReserveConnections, "connections past --max-connections kept for /healthz, /readyz and /metrics")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }
@@ -115,7 +119,7 @@ func serveCmd() *cobra.Command {
 // serve runs the host until a signal stops it. fileService is the service
 // block as the files say it, before flags override it: a reload compares
 // against it.
-func serve(cfg *config.Config, cfgPath string, fileService config.Service) error {
+func serve(cfg *config.Config, cfgPath string, fileService config.Service, limits api.Limits) error {
 	if os.Getenv("GOGC") == "" {
 		// Badger's memtables live on the Go heap: collecting at 1.5× the
 		// live heap rather than 2× keeps the host's memory flat for a
@@ -125,6 +129,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	secrets := redact.New()
 	configSecrets(cfg, secrets)
 	log := newLogger(cfg.Service, secrets)
+	systemd := newSDNotifier(log)
 	if cfg.Service.AdminToken == "" && !isLoopback(cfg.Service.Listen) {
 		return exitError{code: 1, msg: fmt.Sprintf("refusing to listen on %s without an admin token: set service { admin_token = ... } or listen on a loopback address", cfg.Service.Listen)}
 	}
@@ -144,12 +149,16 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	if err := metrics.Register(reg); err != nil {
 		return err
 	}
+	deliveryMetrics := notify.NewMetrics()
+	if err := deliveryMetrics.Register(reg); err != nil {
+		return err
+	}
 	plugins := pluginManager(cfg, log)
 	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken, Store: st})
+	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken, Store: st, Limits: limits})
 	if err != nil {
 		return err
 	}
@@ -157,9 +166,9 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Service.Listen, err)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := handler.HTTPServer()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(handler.Listener(ln)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "data_dir", cfg.Service.DataDir)
 	if addr := os.Getenv("SYNCLAYER_PPROF"); addr != "" {
 		// Profiling for benchmarks and support, on its own listener; never
@@ -187,13 +196,17 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	}
 	// Outbound events: after the engine has started (and recovered its
 	// runs); stopped after it, before the store closes.
-	notifier, err := startNotifier(cfg, st, log)
+	notifier, err := startNotifier(cfg, st, log, deliveryMetrics)
 	if err != nil {
 		srv.Close()
 		eng.Stop(context.Background())
 		return exitError{code: 1, msg: err.Error()}
 	}
 	log.Info("ready", "layers", len(cfg.Layers))
+	systemd.ready(fmt.Sprintf("serving %d layer(s) on %s", len(cfg.Layers), ln.Addr()))
+	watchdogStop := make(chan struct{})
+	defer close(watchdogStop)
+	systemd.startWatchdog(watchdogStop)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -201,11 +214,13 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 	for {
 		select {
 		case err := <-serveErr:
+			systemd.stopping()
 			eng.Stop(context.Background())
 			notifier.Stop(context.Background())
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				systemd.reloading()
 				if next := reload(cfgPath, cfg, fileService, st, metrics, log, secrets); next != nil {
 					eng.Stop(context.Background())
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -230,11 +245,14 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service) error
 					}
 					cfg, eng = next.cfg, next.eng
 					handler.SetEngine(next.eng, next.plugins)
+					handler.SetAdminToken(cfg.Service.AdminToken)
 					notifier.Reload(cfg)
 				}
+				systemd.ready(fmt.Sprintf("serving %d layer(s) on %s", len(cfg.Layers), ln.Addr()))
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String())
+			systemd.stopping()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			if srv.Shutdown(ctx) != nil {
 				// Answers still streaming after the drain (a long backup,
@@ -257,8 +275,9 @@ type loaded struct {
 
 // reload loads and checks the configuration again for SIGHUP. It returns
 // nil, after logging why, when the new files are invalid: the running
-// configuration then stays. Service settings (listen, data_dir, tokens)
-// need a restart.
+// configuration then stays. The admin token reloads with the rest; the
+// other service settings (listen, data_dir, encryption_key, logging) need
+// a restart.
 func reload(path string, running *config.Config, fileService config.Service, st *store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
 	log.Info("SIGHUP: reloading the configuration", "path", path)
 	cfg, diags := config.Load(path)
@@ -268,10 +287,20 @@ func reload(path string, running *config.Config, fileService config.Service, st 
 	}
 	a, b := cfg.Service, fileService
 	a.Range, b.Range = hcl.Range{}, hcl.Range{}
+	a.AdminToken, b.AdminToken = "", ""
 	if a != b {
-		log.Warn("reload: changes to the service block take effect at the next restart")
+		log.Warn("reload: changes to the service block other than admin_token take effect at the next restart")
+	}
+	token := cfg.Service.AdminToken
+	if token == "" && !isLoopback(running.Service.Listen) {
+		log.Error("reload refused; the running configuration stays: the new files set no admin_token, and the host listens on " + running.Service.Listen + ", not on a loopback address")
+		return nil
+	}
+	if token != running.Service.AdminToken {
+		log.Info("reload: the admin token changed; requests with the old one get 401 once the reload completes")
 	}
 	cfg.Service = running.Service
+	cfg.Service.AdminToken = token
 	configSecrets(cfg, secrets)
 	probe, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log.Named("engine"), Redactor: secrets})
 	if err == nil {
