@@ -1,6 +1,7 @@
 // Command hookplugin is a connector for the integration tests of triggers
 // and failing plugins: payload webhooks checked by a token header, a slow
-// webhook handler, a sync that exits the process, and one that eats memory.
+// webhook handler, a sync that exits the process, one that eats memory, and
+// one that hangs.
 // The tests build it as synclayer-plugin-hook.
 package main
 
@@ -24,6 +25,9 @@ type config struct {
 	HogMB         int    `config:"hog_mb"`
 	Records       int    `config:"records"`
 	Leak          bool   `config:"leak"`
+	// HangFile: while this file exists, a sync saves one record and then
+	// never returns nor sends anything, deaf to cancellation.
+	HangFile string `config:"hang_file"`
 }
 
 type hook struct{}
@@ -60,6 +64,17 @@ func (hook) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error
 		}
 		<-ctx.Done()
 		return ctx.Err()
+	}
+	if cfg.HangFile != "" {
+		if _, err := os.Stat(cfg.HangFile); err == nil {
+			if err := w.Save(ctx, "Post", map[string]any{"id": "hung", "title": "before the hang"}); err != nil {
+				return err
+			}
+			if err := w.Checkpoint(ctx, sdk.Checkpoint{"hung": true}); err != nil { // sends the record
+				return err
+			}
+			select {}
+		}
 	}
 	for i := 0; i < cfg.Records; i++ {
 		if cfg.ExitFile != "" && i == 1 {
