@@ -114,8 +114,12 @@ func (i *Instance) wrap(ctx context.Context, call string, err error, idle *watch
 	if idle.hasFired() {
 		return i.timedOut(call, fmt.Sprintf("no batch, checkpoint, progress or log message for %s (the sync's progress_timeout)", idle.d))
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return i.timedOut(call, context.Cause(ctx).Error())
+	if deadlinePassed(ctx, err) {
+		reason := "its deadline passed"
+		if ctx.Err() != nil {
+			reason = context.Cause(ctx).Error()
+		}
+		return i.timedOut(call, reason)
 	}
 	if s, ok := status.FromError(err); ok {
 		switch s.Code() {
@@ -140,6 +144,29 @@ func (i *Instance) wrap(ctx context.Context, call string, err error, idle *watch
 		return &ConnectorError{Plugin: i.spec.Plugin, Call: call, Message: s.Message()}
 	}
 	return fmt.Errorf("plugin %q: %s: %w", i.spec.Plugin, call, err)
+}
+
+// deadlinePassed tells whether a call failed because ctx's deadline
+// passed. The plugin sees the same deadline (gRPC propagates it) and may
+// answer DeadlineExceeded a moment before the host's own timer fires: then
+// wait for it, briefly, so that the cause is the host's.
+func deadlinePassed(ctx context.Context, err error) bool {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	if !ok || status.Code(err) != codes.DeadlineExceeded {
+		return false
+	}
+	if wait := time.Until(dl); wait < time.Second {
+		t := time.NewTimer(wait + 50*time.Millisecond)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	return true
 }
 
 // timedOut kills the plugin after a call timed out and returns the error.
