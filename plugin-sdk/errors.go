@@ -1,6 +1,9 @@
 package sdk
 
-import "errors"
+import (
+	"errors"
+	"net"
+)
 
 // Transient marks err as temporary: the upstream is down, overloaded or
 // rate-limiting, or could not be reached, and the same call may succeed
@@ -13,7 +16,8 @@ import "errors"
 //	}
 //
 // An *HTTPError of a 429 or 5xx answer (the HTTPClient's, after its own
-// retries) is transient without it. Transient(nil) is nil.
+// retries), and a network failure (connection refused or reset, a timeout,
+// a temporary DNS failure) are transient without it. Transient(nil) is nil.
 func Transient(err error) error {
 	if err == nil {
 		return nil
@@ -28,11 +32,26 @@ func (e *transientError) Unwrap() error   { return e.err }
 func (e *transientError) Transient() bool { return true }
 
 // IsTransient tells whether err, or an error it wraps, is temporary: marked
-// with Transient, or an *HTTPError whose Transient method says so. The SDK
-// answers the host with the same verdict.
+// with Transient, an *HTTPError whose Transient method says so, or a
+// network failure: a *net.OpError (connection refused, reset, …), a
+// net.Error that timed out, or a *net.DNSError that is temporary or timed
+// out (an unknown host is not). The SDK answers the host with the same
+// verdict.
 func IsTransient(err error) bool {
 	var t interface{ Transient() bool }
-	return errors.As(err, &t) && t.Transient()
+	if errors.As(err, &t) {
+		return t.Transient()
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return dns.IsTemporary || dns.IsTimeout
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Transient tells whether the answer is a temporary failure of the

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -122,6 +124,10 @@ func TestIsTransient(t *testing.T) {
 		{&sdk.HTTPError{StatusCode: 501}, false},
 		{&sdk.HTTPError{StatusCode: 404}, false},
 		{context.Canceled, false},
+		{fmt.Errorf("giving up after 4 attempts: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "nope.invalid", IsNotFound: true}}, false},
+		{&net.DNSError{Err: "server misbehaving", Name: "api.example", IsTemporary: true}, true},
+		{sdk.Transient(&sdk.HTTPError{StatusCode: 400}), true},
 	} {
 		if got := sdk.IsTransient(tc.err); got != tc.want {
 			t.Errorf("IsTransient(%v) = %v, want %v", tc.err, got, tc.want)

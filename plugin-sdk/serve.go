@@ -28,6 +28,7 @@ func init() {
 		}
 		return newHandler(conn)
 	}
+	wire.IsTransient = IsTransient
 }
 
 // Serve runs the connector as a synclayer plugin: it answers the host over

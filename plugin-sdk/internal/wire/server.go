@@ -214,21 +214,29 @@ func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes)}
 }
 
-// transient is implemented by errors that say whether they are temporary
-// (sdk.Transient, sdk.HTTPError).
-type transient interface{ Transient() bool }
+// IsTransient tells whether a handler's error is temporary. The sdk
+// package sets it (sdk.IsTransient); unset, an error is temporary when one
+// in its chain has a Transient method that returns true.
+var IsTransient func(error) bool
+
+func isTransient(err error) bool {
+	if IsTransient != nil {
+		return IsTransient(err)
+	}
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
+}
 
 // toStatus turns a handler's error into the call's status. A temporary
-// failure (an error in the chain whose Transient method returns true) is
-// codes.Aborted, which the host reads as "try again later"; a failure of
-// the connector's own is codes.Unknown, permanent.
+// failure (see IsTransient) is codes.Aborted, which the host reads as "try
+// again later"; a failure of the connector's own is codes.Unknown,
+// permanent.
 func toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	var pe *PanicError
 	var ia *InvalidArgumentError
-	var tr transient
 	switch {
 	case errors.As(err, &pe):
 		return status.Error(codes.Internal, err.Error())
@@ -238,7 +246,7 @@ func toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return status.Error(status.FromContextError(ctx.Err()).Code(), err.Error())
-	case errors.As(err, &tr) && tr.Transient():
+	case isTransient(err):
 		return status.Error(codes.Aborted, err.Error())
 	}
 	return status.Error(codes.Unknown, err.Error())
