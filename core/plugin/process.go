@@ -33,13 +33,14 @@ func (i *Instance) signalGroup() {
 	}
 }
 
-// memoryTick is how often a plugin's memory is measured; every
-// memoryFullScan ticks the whole process group is looked up in /proc,
-// else only the plugin's descendants (cheaper, but a process that left
-// its parent is not among them).
+// memoryTick is how often a plugin's memory is measured: the plugin and its
+// descendants, from their /proc children lists (about 0.1 ms). Every
+// memoryFullScan ticks (5 s) the whole process group is looked up instead,
+// reading every /proc/<pid>/stat (milliseconds on a busy machine), to count
+// a process that left its parent (a daemon that forked twice).
 const (
 	memoryTick     = 100 * time.Millisecond
-	memoryFullScan = 20
+	memoryFullScan = 50
 )
 
 // watchMemory kills the plugin's process group once the resident memory of
