@@ -115,6 +115,12 @@ type ConnectorWithConfiguredModels interface {
 // (POST /hooks/sources/{layer}/{source}): the upstream pushes changes, the
 // host asks the connector to verify the request, stores it durably, then
 // asks the connector to turn it into record changes.
+//
+// Which sources take them: every source of a connector that implements
+// ConnectorWithWebhooks, unless it also implements
+// ConnectorWithConfiguredWebhooks, whose WebhooksEnabled then decides per
+// configuration. For the other sources the host answers 404 and never calls
+// VerifyWebhook.
 type ConnectorWithWebhooks interface {
 	Connector
 	// VerifyWebhook returns nil when the request is authentic (signature,
@@ -125,6 +131,26 @@ type ConnectorWithWebhooks interface {
 	// may fetch more from the upstream. It may be called again with the same
 	// request after a crash, so it must be idempotent.
 	HandleWebhook(ctx context.Context, req *WebhookRequest, w *Writer) error
+}
+
+// ConnectorWithConfiguredWebhooks is a ConnectorWithWebhooks for which
+// only some configurations take payload webhooks: typically those with a
+// secret to verify them by, so that nobody who can reach the host writes
+// records unsigned. The host asks when it describes a configured source
+// (the description's webhook support is then WebhooksEnabled's answer) and
+// answers 404 to the webhooks of a source whose configuration does not
+// take them. The SDK also refuses VerifyWebhook and HandleWebhook for such
+// a configuration, should a host ask anyway.
+//
+// A connector that implements ConnectorWithWebhooks alone takes payload
+// webhooks for every configuration, as before this interface existed.
+type ConnectorWithConfiguredWebhooks interface {
+	ConnectorWithWebhooks
+	// WebhooksEnabled tells whether req's configuration takes payload
+	// webhooks. It should be cheap (decode the configuration, look at
+	// it) and must not reach the upstream. An error fails the host's
+	// Describe of the source, like an error of Configure.
+	WebhooksEnabled(ctx context.Context, req *ConfigRequest) (bool, error)
 }
 
 // ConnectorWithWatch is a Connector that can ask the host for runs: it

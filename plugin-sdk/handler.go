@@ -122,13 +122,51 @@ func (h *handler) watches(d *Description, configured bool) bool {
 	return true
 }
 
+// webhooks tells whether a configuration takes payload webhooks (see
+// ConnectorWithConfiguredWebhooks); without one (rc nil), whether the
+// connector takes them for some configurations.
+func (h *handler) webhooks(ctx context.Context, rc *wire.RunContext, log hclog.Logger) (bool, error) {
+	if _, ok := h.c.(ConnectorWithWebhooks); !ok {
+		return false, nil
+	}
+	cw, ok := h.c.(ConnectorWithConfiguredWebhooks)
+	if !ok || rc == nil {
+		return true, nil
+	}
+	on, err := cw.WebhooksEnabled(ctx, &ConfigRequest{Layer: rc.Layer, Source: rc.Source, Logger: log, config: rc.Config})
+	if err != nil {
+		return false, fmt.Errorf("WebhooksEnabled: %w", err)
+	}
+	return on, nil
+}
+
+// errNoWebhooks refuses a webhook call for a configuration that does not
+// take webhooks.
+var errNoWebhooks = errors.New("this source's configuration does not take payload webhooks (the connector's WebhooksEnabled says so)")
+
+// webhookAllowed returns errNoWebhooks when the call's configuration does
+// not take webhooks.
+func (h *handler) webhookAllowed(ctx context.Context, call *wire.WebhookCall) error {
+	on, err := h.webhooks(ctx, &call.RunContext, call.Logger)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return errNoWebhooks
+	}
+	return nil
+}
+
 // Describe implements wire.Handler.
 func (h *handler) Describe(ctx context.Context, rc *wire.RunContext, log hclog.Logger) (*wire.Description, error) {
 	d, err := h.describeFor(ctx, rc, log)
 	if err != nil {
 		return nil, err
 	}
-	_, webhooks := h.c.(ConnectorWithWebhooks)
+	webhooks, err := h.webhooks(ctx, rc, log)
+	if err != nil {
+		return nil, err
+	}
 	out := &wire.Description{Name: d.Name, Version: d.Version, Config: h.fields, Webhooks: webhooks, Watches: h.watches(d, rc != nil)}
 	for _, m := range d.Models {
 		wm := wire.Model{Name: m.Name, Description: m.Description}
@@ -212,6 +250,9 @@ func (h *handler) VerifyWebhook(ctx context.Context, call *wire.WebhookCall) err
 	if !ok {
 		return wire.ErrUnimplemented
 	}
+	if err := h.webhookAllowed(ctx, call); err != nil {
+		return err
+	}
 	return wc.VerifyWebhook(ctx, h.webhookRequest(call))
 }
 
@@ -220,6 +261,9 @@ func (h *handler) HandleWebhook(ctx context.Context, call *wire.WebhookCall, out
 	wc, ok := h.c.(ConnectorWithWebhooks)
 	if !ok {
 		return wire.ErrUnimplemented
+	}
+	if err := h.webhookAllowed(ctx, call); err != nil {
+		return err
 	}
 	d, err := h.describeFor(ctx, &call.RunContext, call.Logger)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 
 	"github.com/synclayer/synclayer/plugin-sdk/internal/wire"
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
@@ -27,6 +28,7 @@ func init() {
 		}
 		return newHandler(conn)
 	}
+	wire.IsTransient = IsTransient
 }
 
 // Serve runs the connector as a synclayer plugin: it answers the host over
@@ -69,8 +71,10 @@ func Serve(c Connector) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  connectorv1.Handshake,
 		VersionedPlugins: connectorv1.VersionedPlugins(wire.NewServer(h, log, level)),
-		GRPCServer:       plugin.DefaultGRPCServer,
-		Logger:           log.Named("go-plugin"),
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
+		},
+		Logger: log.Named("go-plugin"),
 	})
 	os.Exit(0)
 }

@@ -23,7 +23,13 @@ import (
 // a connector instead of running tests.
 const helperEnv = "SDK_TEST_HELPER_PLUGIN"
 
-type helperConn struct{ panicInDescribe bool }
+// helperConn is the connector of the helper plugin. mode (the helperEnv
+// value) changes its Sync: "transient" fails as an upstream 503,
+// "huge" saves a 17 MiB record; any other mode saves one record.
+type helperConn struct {
+	panicInDescribe bool
+	mode            string
+}
 
 func (c *helperConn) Describe() sdk.Description {
 	if c.panicInDescribe {
@@ -44,11 +50,19 @@ func (c *helperConn) Check(ctx context.Context, req *sdk.CheckRequest) error {
 
 func (c *helperConn) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error {
 	req.Logger.Info("syncing")
-	return w.Save(ctx, "A", map[string]any{"id": 1})
+	switch c.mode {
+	case "transient":
+		return fmt.Errorf("listing A: %w", &sdk.HTTPError{Method: "GET", URL: "http://upstream/a", StatusCode: 503, Status: "503 Service Unavailable"})
+	case "huge":
+		return w.Save(ctx, "A", map[string]any{"id": 1, "pad": strings.Repeat("x", 17<<20)})
+	}
+	pad, _ := req.Checkpoint["pad"].(string)
+	return w.Save(ctx, "A", map[string]any{"id": 1, "checkpoint_bytes": len(pad)})
 }
 
 func runHelperPlugin() {
-	sdk.Serve(&helperConn{panicInDescribe: os.Getenv(helperEnv) == "panic"})
+	mode := os.Getenv(helperEnv)
+	sdk.Serve(&helperConn{panicInDescribe: mode == "panic", mode: mode})
 }
 
 func helperCmd(mode string) *exec.Cmd {

@@ -77,4 +77,3 @@ func (b *backupWriter) Write(p []byte) (int, error) {
 	b.n += int64(n)
 	return n, err
 }
-

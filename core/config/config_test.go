@@ -130,6 +130,7 @@ layer "catalog" {
       track_deletes = false
       merging       = "ignore_if_modified_after"
       timeout       = "30m"
+      progress_timeout = "5m"
       retry {
         attempts = 5
         backoff  = "10s"
@@ -230,13 +231,14 @@ func TestLoadFullExample(t *testing.T) {
 	products := *s.Sync("products")
 	products.Range = hcl.Range{}
 	wantProducts := Sync{
-		Name:         "products",
-		Models:       []string{"Product"},
-		Every:        time.Hour,
-		Merging:      MergeIgnoreIfModifiedAfter,
-		Timeout:      30 * time.Minute,
-		Retry:        Retry{Attempts: 5, Backoff: 10 * time.Second, Max: 10 * time.Minute},
-		TrackDeletes: false,
+		Name:            "products",
+		Models:          []string{"Product"},
+		Every:           time.Hour,
+		Merging:         MergeIgnoreIfModifiedAfter,
+		Timeout:         30 * time.Minute,
+		ProgressTimeout: 5 * time.Minute,
+		Retry:           Retry{Attempts: 5, Backoff: 10 * time.Second, Max: 10 * time.Minute},
+		TrackDeletes:    false,
 	}
 	if !reflect.DeepEqual(products, wantProducts) {
 		t.Errorf("sync products = %+v\nwant %+v", products, wantProducts)
@@ -441,6 +443,7 @@ func TestLoadValidation(t *testing.T) {
 		{"every and cron", sourceWith("    sync \"a\" {\n      every = \"1h\"\n      cron = \"0 3 * * *\"\n    }\n"), "|cron =", "Conflicting schedules"},
 		{"bad every", sourceWith("    sync \"a\" {\n      every = \"hourly\"\n    }\n"), `|"hourly"`, "is not a duration"},
 		{"bad timeout", sourceWith("    sync \"a\" {\n      timeout = \"30 minutes\"\n    }\n"), `|"30 minutes"`, "is not a duration"},
+		{"zero progress_timeout", sourceWith("    sync \"a\" {\n      progress_timeout = \"0s\"\n    }\n"), `|"0s"`, "progress_timeout must be a positive duration"},
 		{"bad merging", sourceWith("    sync \"a\" {\n      merging = \"merge\"\n    }\n"), `|"merge"`, `"override" or "ignore_if_modified_after"`},
 		{"models not a list", sourceWith("    sync \"a\" {\n      models = \"Product\"\n    }\n"), `|"Product"`, "list of string required"},
 		{"empty model", sourceWith("    sync \"a\" {\n      models = [\"A\", \"\"]\n    }\n"), `"A", |""`, "must not be empty"},

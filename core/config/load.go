@@ -91,6 +91,7 @@ var (
 			{Name: "track_deletes"},
 			{Name: "merging"},
 			{Name: "timeout"},
+			{Name: "progress_timeout"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "retry"},
@@ -578,6 +579,9 @@ func (d *decoder) sync(b *hcl.Block) *Sync {
 	}
 	if v, _, ok := d.positiveDuration(a, "timeout"); ok {
 		y.Timeout = v
+	}
+	if v, _, ok := d.positiveDuration(a, "progress_timeout"); ok {
+		y.ProgressTimeout = v
 	}
 	var retryRange *hcl.Range
 	for _, blk := range content.Blocks {

@@ -130,9 +130,13 @@ type Sync struct {
 	Cron         string
 	TrackDeletes bool
 	Merging      string // MergeOverride (default) or MergeIgnoreIfModifiedAfter
-	Timeout      time.Duration
-	Retry        Retry
-	Range        hcl.Range
+	// Timeout bounds a run of the sync; 0: DefaultSyncTimeout.
+	Timeout time.Duration
+	// ProgressTimeout is how long the connector may send nothing during a
+	// run before the run fails as hung; 0: DefaultProgressTimeout.
+	ProgressTimeout time.Duration
+	Retry           Retry
+	Range           hcl.Range
 }
 
 // Retry is a sync's retry block. Attempts 0 means no retry.

@@ -138,13 +138,14 @@ func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName strin
 const (
 	inboxBatch        = 256
 	inboxBatchChanges = 20000
+	inboxBatchBytes   = 32 << 20
 )
 
 // inboxLoop publishes payload webhooks in arrival order.
 func (l *layer) inboxLoop() {
 	defer l.e.wg.Done()
 	in := &inbox{retry: map[uint64]time.Time{}}
-	for {
+	for l.e.ctx.Err() == nil {
 		sig := l.db.InboxSignal()
 		items, err := l.db.PendingInbox(in.after, inboxBatch)
 		if err != nil {
@@ -200,6 +201,21 @@ const (
 	webhookRetryMax    = time.Minute
 )
 
+// webhookError is a failed webhook's redacted error, with whether the
+// failure may pass (plugin.IsTransient of the original).
+type webhookError struct {
+	err       error
+	transient bool
+}
+
+func (e webhookError) Error() string   { return e.err.Error() }
+func (e webhookError) Transient() bool { return e.transient }
+
+// maxPermanentAttempts is how often a webhook that failed for a reason the
+// connector did not mark as passing is tried before it is set aside: a
+// few, since older connectors mark nothing.
+const maxPermanentAttempts = 3
+
 // errInvalidWebhook marks a webhook whose changes can never be published
 // (the connector's output is invalid, its source is gone): it is set aside
 // at once.
@@ -217,7 +233,7 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 	ctx := l.e.ctx
 	var batches []store.Batch
 	var consume []uint64
-	var changes int
+	var changes, bytes int
 	sources := map[string]bool{}
 	held := map[string]bool{} // sources whose earlier item waits for a retry
 	now := time.Now()
@@ -234,7 +250,7 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 			}
 			continue
 		}
-		if changes >= inboxBatchChanges {
+		if changes >= inboxBatchChanges || bytes >= inboxBatchBytes {
 			break
 		}
 		cs, err := l.handleWebhook(ctx, it)
@@ -244,7 +260,11 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 		if err != nil {
 			it.Attempts++
 			var invalid errInvalidWebhook
-			if errors.As(err, &invalid) || it.Attempts >= maxWebhookAttempts {
+			limit := maxWebhookAttempts
+			if !plugin.IsTransient(err) {
+				limit = maxPermanentAttempts
+			}
+			if errors.As(err, &invalid) || it.Attempts >= limit {
 				l.setAside(it, err)
 				delete(in.retry, it.Seq)
 				continue
@@ -268,6 +288,9 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 			batches = append(batches, store.Batch{Source: it.Source, Changes: cs})
 			sources[it.Source] = true
 			changes += len(cs)
+			for _, c := range cs {
+				bytes += len(c.Data)
+			}
 		}
 	}
 	if len(consume) == 0 {
@@ -385,10 +408,11 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 	if err != nil {
 		werr := fmt.Errorf("source %q webhook: %s", it.Source, l.e.redact.Replace(err.Error()))
 		var invalid errInvalidWebhook
-		if errors.As(err, &invalid) {
+		if errors.As(err, &invalid) || errors.Is(err, plugin.ErrTooLarge) {
 			return nil, errInvalidWebhook{werr}
 		}
-		return nil, werr
+		// The message is redacted; whether it may pass is kept.
+		return nil, webhookError{err: werr, transient: plugin.IsTransient(err)}
 	}
 	return out, nil
 }

@@ -289,13 +289,16 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	block := s.cfg.Sync(name)
 	models := spec.Models
 	opts := store.WriterOptions{}
-	var timeout time.Duration
+	var timeout, progressTimeout time.Duration
 	if block != nil {
 		if len(block.Models) > 0 {
 			models = block.Models
 		}
 		opts.IgnoreIfModifiedAfter = block.Merging == config.MergeIgnoreIfModifiedAfter
-		timeout = block.Timeout
+		timeout, progressTimeout = block.Timeout, block.ProgressTimeout
+	}
+	if timeout <= 0 {
+		timeout = config.DefaultSyncTimeout
 	}
 	// Resume from this run's own last checkpoint (a retry), else from the
 	// sync's committed one unless the run resets it.
@@ -358,6 +361,7 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	syncErr := inst.Sync(ctx, plugin.SyncRequest{
 		Layer: s.l.cfg.Name, Source: s.cfg.Name, Config: s.configRawLocked(),
 		Sync: name, Models: models, Full: full, Resume: own, Checkpoint: cp,
+		ProgressTimeout: progressTimeout,
 	}, func(m *plugin.Message) error {
 		switch {
 		case m.Changes != nil:

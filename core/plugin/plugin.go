@@ -26,6 +26,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -47,7 +48,33 @@ type Options struct {
 	SearchPaths []string
 	// StartTimeout bounds a plugin's start-up (default 20s).
 	StartTimeout time.Duration
+	// CallTimeout bounds Describe (and so the connector's Configure) and
+	// Check; default config.DefaultCallTimeout. A call past it fails with
+	// a *TimeoutError and the plugin is killed.
+	CallTimeout time.Duration
+	// MaxWebhookChanges and MaxWebhookBytes bound the changes one
+	// HandleWebhook may make (count, and bytes of model, id and data);
+	// defaults DefaultMaxWebhookChanges and DefaultMaxWebhookBytes.
+	MaxWebhookChanges int
+	MaxWebhookBytes   int64
 }
+
+// Limits on what crosses the wire between the host and a plugin.
+const (
+	// MaxMessageBytes caps one gRPC message either way (go-plugin's
+	// default is 2 GiB). A batch of changes is one message, so this also
+	// caps a batch's bytes; a record is at most 4 MiB, well within it.
+	MaxMessageBytes = 16 << 20
+	// MaxBatchChanges caps the changes of one batch (the SDK sends at most
+	// 1,000): a message of tiny changes would otherwise decode into a
+	// million Go values.
+	MaxBatchChanges = 10_000
+	// DefaultMaxWebhookChanges and DefaultMaxWebhookBytes bound the
+	// changes of one payload webhook, which the host holds in memory until
+	// it publishes them.
+	DefaultMaxWebhookChanges = 50_000
+	DefaultMaxWebhookBytes   = 32 << 20
+)
 
 // DefaultSearchPaths is where plugins are looked up when a plugin block
 // gives no path.
@@ -82,6 +109,15 @@ func NewManager(opts Options) *Manager {
 	}
 	if opts.StartTimeout == 0 {
 		opts.StartTimeout = 20 * time.Second
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = config.DefaultCallTimeout
+	}
+	if opts.MaxWebhookChanges <= 0 {
+		opts.MaxWebhookChanges = DefaultMaxWebhookChanges
+	}
+	if opts.MaxWebhookBytes <= 0 {
+		opts.MaxWebhookBytes = DefaultMaxWebhookBytes
 	}
 	return &Manager{opts: opts, log: opts.Logger, instances: map[*Instance]struct{}{}}
 }
@@ -186,8 +222,9 @@ type LaunchSpec struct {
 	// Dir is the plugin's working directory: the folder of the layer file,
 	// so that relative paths in a config block mean what the user sees.
 	Dir string
-	// MemoryLimit, when positive, is the resident memory (bytes) past which
-	// the process is killed; the call in progress fails with the reason.
+	// MemoryLimit, when positive, is the resident memory (bytes) of the
+	// plugin and every process it started (its process group) past which
+	// they are all killed; the call in progress fails with the reason.
 	MemoryLimit int64
 }
 
@@ -202,7 +239,8 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	cmd.Dir = spec.Dir
 	cmd.Env = pluginEnv()
 	// Own process group: a Ctrl-C at the terminal reaches the host, which
-	// then stops its plugins in order.
+	// then stops its plugins in order; and the host can kill the plugin
+	// with whatever it started (kill -PGID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cc := &goplugin.ClientConfig{
 		HandshakeConfig:  connectorv1.Handshake,
@@ -214,6 +252,11 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 		SkipHostEnv:      true,
 		StartTimeout:     m.opts.StartTimeout,
 		Logger:           log,
+		// Appended after go-plugin's own 2 GiB limits, so these win.
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+			grpc.MaxCallSendMsgSize(MaxMessageBytes),
+		)},
 	}
 	if found.SHA256 != "" {
 		want, err := hex.DecodeString(found.SHA256)
@@ -258,55 +301,16 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 		log:     log,
 		started: started,
 	}
+	if rc := client.ReattachConfig(); rc != nil {
+		inst.pid = rc.Pid
+	}
 	m.mu.Lock()
 	m.instances[inst] = struct{}{}
 	m.mu.Unlock()
-	if spec.MemoryLimit > 0 {
-		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
-			go inst.watchMemory(rc.Pid, spec.MemoryLimit)
-		}
+	if spec.MemoryLimit > 0 && inst.pid > 0 {
+		go inst.watchMemory(inst.pid, spec.MemoryLimit)
 	}
 	return inst, nil
-}
-
-// watchMemory kills the process once its resident memory passes limit.
-func (i *Instance) watchMemory(pid int, limit int64) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	for range t.C {
-		if i.client.Exited() {
-			return
-		}
-		rss, err := residentBytes(pid)
-		if err != nil {
-			return // the process is gone
-		}
-		if rss > limit {
-			reason := fmt.Sprintf("killed: its memory (%d MiB resident) passed the source's memory_limit of %d MiB", rss>>20, limit>>20)
-			i.killed.Store(&reason)
-			i.log.Error("plugin over its memory limit: killing it", "rss_bytes", rss, "limit_bytes", limit)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			return
-		}
-	}
-}
-
-// residentBytes reads a process's resident set size from /proc.
-func residentBytes(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			var kb int64
-			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
-				return 0, err
-			}
-			return kb << 10, nil
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
 
 func friendlyStartError(name, path string, err error) error {
@@ -333,7 +337,7 @@ func pluginEnv() []string {
 	return env
 }
 
-// Shutdown stops every plugin process.
+// Shutdown stops every plugin process (and whatever each started).
 func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closed = true
@@ -359,6 +363,7 @@ type Instance struct {
 	rpc     connectorv1.ConnectorClient
 	log     hclog.Logger
 	started time.Time
+	pid     int // also the id of its process group; 0 if unknown
 	// killed holds the reason when the host killed the process.
 	killed atomic.Pointer[string]
 }
@@ -369,12 +374,15 @@ func (i *Instance) Path() string { return i.path }
 // Started is when the instance was launched.
 func (i *Instance) Started() time.Time { return i.started }
 
-// Exited tells whether the process has ended.
-func (i *Instance) Exited() bool { return i.client.Exited() }
+// Exited tells whether the process has ended, or the host killed it (a call
+// timed out, the memory limit passed): launch a new instance then.
+func (i *Instance) Exited() bool { return i.killed.Load() != nil || i.client.Exited() }
 
-// Kill stops the process (gracefully first, as go-plugin does).
+// Kill stops the process (gracefully first, as go-plugin does), then
+// whatever it started and left behind in its process group.
 func (i *Instance) Kill() {
 	i.client.Kill()
+	i.signalGroup()
 	i.m.mu.Lock()
 	delete(i.m.instances, i)
 	i.m.mu.Unlock()
@@ -382,66 +390,6 @@ func (i *Instance) Kill() {
 
 // Logger is the instance's logger, tagged with plugin, layer and source.
 func (i *Instance) Logger() hclog.Logger { return i.log }
-
-// wrap turns a gRPC error into a plain error, noting a crashed process.
-func (i *Instance) wrap(call string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if ce := i.crashed(call, err); ce != nil {
-		return ce
-	}
-	if s, ok := status.FromError(err); ok {
-		switch s.Code() {
-		case codes.Unavailable:
-			// The connection dropped: most likely the process died and
-			// go-plugin has not noticed yet. Give it a moment.
-			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if ce := i.crashed(call, err); ce != nil {
-					return ce
-				}
-			}
-			return fmt.Errorf("plugin %q: %s: connection lost: %s", i.spec.Plugin, call, s.Message())
-		case codes.Canceled, codes.DeadlineExceeded:
-			return fmt.Errorf("plugin %q: %s: %w", i.spec.Plugin, call, context.Canceled)
-		}
-		return &ConnectorError{Plugin: i.spec.Plugin, Call: call, Message: s.Message()}
-	}
-	return fmt.Errorf("plugin %q: %s: %w", i.spec.Plugin, call, err)
-}
-
-// crashed returns a CrashError when the process is dead (with the host's
-// reason when the host killed it), else nil.
-func (i *Instance) crashed(call string, err error) error {
-	if reason := i.killed.Load(); reason != nil {
-		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: errors.New(*reason)}
-	}
-	if i.client.Exited() {
-		return &CrashError{Plugin: i.spec.Plugin, Call: call, Err: err}
-	}
-	return nil
-}
-
-// CrashError is a call that failed because the plugin process died.
-type CrashError struct {
-	Plugin, Call string
-	Err          error
-}
-
-func (e *CrashError) Error() string {
-	return fmt.Sprintf("plugin %q crashed during %s (the host will start it again for the next run): %v", e.Plugin, e.Call, e.Err)
-}
-
-func (e *CrashError) Unwrap() error { return e.Err }
-
-// ConnectorError is an error the connector itself reported.
-type ConnectorError struct {
-	Plugin, Call, Message string
-}
-
-func (e *ConnectorError) Error() string {
-	return fmt.Sprintf("%s: %s", e.Call, e.Message)
-}
 
 // Description is what a connector says about itself.
 type Description struct {
@@ -510,16 +458,25 @@ func (d *Description) Sensitive() []string {
 	return out
 }
 
+// callContext bounds a unary call by the manager's CallTimeout.
+func (i *Instance) callContext(ctx context.Context, call string) (context.Context, context.CancelFunc) {
+	d := i.m.opts.CallTimeout
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("no answer within %s (the host's timeout for %s)", d, call))
+}
+
 // Describe asks the connector for its description; with a config (JSON
-// object) the answer is for that configuration.
+// object) the answer is for that configuration. It times out after the
+// manager's CallTimeout (the plugin is then killed: see TimeoutError).
 func (i *Instance) Describe(ctx context.Context, layer, source string, cfg []byte) (*Description, error) {
 	req := &connectorv1.DescribeRequest{}
 	if cfg != nil {
 		req.Context = &connectorv1.RunContext{Layer: layer, Source: source, Config: cfg}
 	}
+	ctx, cancel := i.callContext(ctx, "Describe")
+	defer cancel()
 	resp, err := i.rpc.Describe(ctx, req)
 	if err != nil {
-		return nil, i.wrap("Describe", err)
+		return nil, i.wrap(ctx, "Describe", err, nil)
 	}
 	d := &Description{Name: resp.Name, Version: resp.Version, ProtocolVersion: resp.ProtocolVersion, Webhooks: resp.Webhooks, Watches: resp.Watches}
 	for _, f := range resp.Config {
@@ -556,10 +513,13 @@ func (i *Instance) Describe(ctx context.Context, layer, source string, cfg []byt
 }
 
 // Check asks the connector whether its configuration reaches the upstream.
+// It times out after the manager's CallTimeout, as Describe does.
 func (i *Instance) Check(ctx context.Context, layer, source string, cfg []byte) error {
+	ctx, cancel := i.callContext(ctx, "Check")
+	defer cancel()
 	resp, err := i.rpc.Check(ctx, &connectorv1.CheckRequest{Context: &connectorv1.RunContext{Layer: layer, Source: source, Config: cfg}})
 	if err != nil {
-		return i.wrap("Check", err)
+		return i.wrap(ctx, "Check", err, nil)
 	}
 	if !resp.Ok {
 		return &ConnectorError{Plugin: i.spec.Plugin, Call: "Check", Message: resp.Message}
@@ -577,6 +537,12 @@ type SyncRequest struct {
 	// Resume: Checkpoint was written by this same run in a failed attempt.
 	Resume     bool
 	Checkpoint []byte
+	// ProgressTimeout is how long the connector may send nothing (no
+	// batch, checkpoint, progress report or log line) before the sync
+	// fails with a *TimeoutError and the plugin is killed; 0:
+	// config.DefaultProgressTimeout. Time the host spends handling a
+	// message does not count. The sync's overall timeout is ctx's.
+	ProgressTimeout time.Duration
 }
 
 // Change is one record change sent by a connector.
@@ -610,9 +576,21 @@ type Progress struct {
 
 // Sync runs a sync and calls handle for each message, in order; handle's
 // error cancels the sync. Change slices passed to handle are not reused.
+// Messages are read one at a time: the next is not decoded before handle
+// returns, so a slow handle holds the plugin back (gRPC flow control)
+// rather than filling the host's memory.
+//
+// When ctx's deadline passes, or the connector sends nothing for
+// req.ProgressTimeout, Sync kills the plugin and returns a *TimeoutError.
 func (i *Instance) Sync(ctx context.Context, req SyncRequest, handle func(*Message) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	idle := req.ProgressTimeout
+	if idle <= 0 {
+		idle = config.DefaultProgressTimeout
+	}
+	w := newWatchdog(idle, cancel)
+	defer w.disarm()
 	stream, err := i.rpc.Sync(ctx, &connectorv1.SyncRequest{
 		Context:    &connectorv1.RunContext{Layer: req.Layer, Source: req.Source, Config: req.Config},
 		Sync:       req.Sync,
@@ -622,28 +600,64 @@ func (i *Instance) Sync(ctx context.Context, req SyncRequest, handle func(*Messa
 		Checkpoint: req.Checkpoint,
 	})
 	if err != nil {
-		return i.wrap("Sync", err)
+		return i.wrap(ctx, "Sync", err, w)
 	}
-	return i.pump("Sync", stream, handle)
+	return i.pump(ctx, "Sync", stream, handle, w, nil)
 }
 
 type messageStream interface {
 	Recv() (*connectorv1.SyncMessage, error)
 }
 
-func (i *Instance) pump(call string, stream messageStream, handle func(*Message) error) error {
+// budget bounds the changes of a whole stream (a webhook's).
+type budget struct {
+	maxChanges   int
+	maxBytes     int64
+	changes      int
+	bytes        int64
+	what, remedy string
+}
+
+// take counts a batch against the budget.
+func (b *budget) take(cs []*connectorv1.Change) error {
+	if b == nil {
+		return nil
+	}
+	b.changes += len(cs)
+	for _, c := range cs {
+		b.bytes += int64(len(c.Model) + len(c.Id) + len(c.Data))
+	}
+	if b.changes > b.maxChanges || b.bytes > b.maxBytes {
+		return fmt.Errorf("%s passed the limit of %d changes or %d MiB (%d changes, %d bytes so far); %s: %w",
+			b.what, b.maxChanges, b.maxBytes>>20, b.changes, b.bytes, b.remedy, ErrTooLarge)
+	}
+	return nil
+}
+
+// pump reads a stream of SyncMessages, one at a time, into handle. idle,
+// when set, is armed while waiting for each message; limit, when set,
+// bounds the stream's changes in all.
+func (i *Instance) pump(ctx context.Context, call string, stream messageStream, handle func(*Message) error, idle *watchdog, limit *budget) error {
 	var msg Message
 	for {
+		idle.arm()
 		in, err := stream.Recv()
+		idle.disarm()
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return i.wrap(call, err)
+			return i.wrap(ctx, call, err, idle)
 		}
 		msg = Message{}
 		switch k := in.Kind.(type) {
 		case *connectorv1.SyncMessage_Batch:
+			if n := len(k.Batch.Changes); n > MaxBatchChanges {
+				return fmt.Errorf("plugin %q: %s: a batch of %d changes, more than the %d one batch may hold: %w", i.spec.Plugin, call, n, MaxBatchChanges, ErrTooLarge)
+			}
+			if err := limit.take(k.Batch.Changes); err != nil {
+				return fmt.Errorf("plugin %q: %s: %w", i.spec.Plugin, call, err)
+			}
 			cs := make([]Change, len(k.Batch.Changes))
 			for j, c := range k.Batch.Changes {
 				cs[j] = Change{Model: c.Model, ID: c.Id, Data: c.Data, Delete: c.Delete}
@@ -709,24 +723,34 @@ func (w *Webhook) proto() *connectorv1.WebhookRequest {
 }
 
 // VerifyWebhook asks the connector whether a payload webhook is authentic;
-// it returns the connector's reason when it is not.
+// it returns the connector's reason when it is not. When ctx's deadline
+// passes, the plugin is killed and the error is a *TimeoutError.
 func (i *Instance) VerifyWebhook(ctx context.Context, w *Webhook) (ok bool, reason string, err error) {
 	resp, err := i.rpc.VerifyWebhook(ctx, w.proto())
 	if err != nil {
-		return false, "", i.wrap("VerifyWebhook", err)
+		return false, "", i.wrap(ctx, "VerifyWebhook", err, nil)
 	}
 	return resp.Ok, resp.Reason, nil
 }
 
 // HandleWebhook asks the connector to turn a verified webhook into changes.
+// The changes of one webhook are bounded (Options.MaxWebhookChanges and
+// MaxWebhookBytes): past them the call fails with an error wrapping
+// ErrTooLarge. When ctx's deadline passes, the plugin is killed and the
+// error is a *TimeoutError.
 func (i *Instance) HandleWebhook(ctx context.Context, w *Webhook, handle func(*Message) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := i.rpc.HandleWebhook(ctx, w.proto())
 	if err != nil {
-		return i.wrap("HandleWebhook", err)
+		return i.wrap(ctx, "HandleWebhook", err, nil)
 	}
-	return i.pump("HandleWebhook", stream, handle)
+	limit := &budget{
+		maxChanges: i.m.opts.MaxWebhookChanges, maxBytes: i.m.opts.MaxWebhookBytes,
+		what:   "the changes of one webhook",
+		remedy: "have the upstream send smaller webhooks, or have the connector trigger a sync for bulk changes",
+	}
+	return i.pump(ctx, "HandleWebhook", stream, handle, nil, limit)
 }
 
 // ErrWatchUnsupported is returned (wrapped: test with errors.Is) by
@@ -770,5 +794,5 @@ func (i *Instance) Watch(ctx context.Context, layer, source string, cfg []byte, 
 	case status.Code(err) == codes.Unimplemented && !i.client.Exited():
 		return fmt.Errorf("plugin %q: %w: %s", i.spec.Plugin, ErrWatchUnsupported, status.Convert(err).Message())
 	}
-	return i.wrap("Watch", err)
+	return i.wrap(ctx, "Watch", err, nil)
 }

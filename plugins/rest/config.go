@@ -20,7 +20,7 @@ const (
 type Config struct {
 	BaseURL       string                  `config:"base_url,required" doc:"Root URL of the API; each model's path is appended to it."`
 	Headers       map[string]string       `config:"headers,sensitive" doc:"Headers sent with every request, e.g. { Authorization = \"Bearer …\" }."`
-	WebhookSecret string                  `config:"webhook_secret,sensitive" doc:"When set, payload webhooks must carry X-Signature-256: sha256=<hex HMAC-SHA256 of the body>."`
+	WebhookSecret string                  `config:"webhook_secret,sensitive" doc:"Enables payload webhooks (POST /hooks/sources/{layer}/{source}), which must then carry X-Signature-256: sha256=<hex HMAC-SHA256 of the body>. Without it that path answers 404."`
 	Models        map[string]*ModelConfig `config:"models,required" doc:"One entry per model: { path, records, id, updated_at, since_param, page }. Each model is a sync of the same name."`
 }
 

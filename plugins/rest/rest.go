@@ -33,9 +33,10 @@ type Rest struct {
 }
 
 var (
-	_ sdk.ConnectorWithConfiguredModels = (*Rest)(nil)
-	_ sdk.ConnectorWithCheck            = (*Rest)(nil)
-	_ sdk.ConnectorWithWebhooks         = (*Rest)(nil)
+	_ sdk.ConnectorWithConfiguredModels   = (*Rest)(nil)
+	_ sdk.ConnectorWithCheck              = (*Rest)(nil)
+	_ sdk.ConnectorWithWebhooks           = (*Rest)(nil)
+	_ sdk.ConnectorWithConfiguredWebhooks = (*Rest)(nil)
 )
 
 // Describe implements sdk.Connector. The models come from the

@@ -227,16 +227,16 @@ func ids(res *sdktest.Result) string {
 func TestDescribe(t *testing.T) {
 	a := newAPI(t, 1)
 	h := sdktest.New(t, fast())
-	d, err := h.Describe(nil)
-	if err != nil || d.Name != "rest" || len(d.Models) != 0 {
-		t.Fatalf("%v %+v", err, d)
+	static, err := h.Describe(nil)
+	if err != nil || static.Name != "rest" || len(static.Models) != 0 {
+		t.Fatalf("%v %+v", err, static)
 	}
 	for name, sensitive := range map[string]bool{"base_url": false, "headers": true, "webhook_secret": true, "models": false} {
-		if f := d.Field(name); f == nil || f.Sensitive != sensitive {
+		if f := static.Field(name); f == nil || f.Sensitive != sensitive {
 			t.Errorf("config attribute %s: %+v", name, f)
 		}
 	}
-	d, err = h.Describe(a.config())
+	d, err := h.Describe(a.config())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,8 +247,17 @@ func TestDescribe(t *testing.T) {
 	if strings.Join(got, " ") != "Cursor:Cursor:true Link:Link:true Offset:Offset:true Page:Page:true Plain:Plain:false" {
 		t.Fatalf("syncs %v", got)
 	}
-	if !d.Webhooks {
-		t.Fatal("webhooks not advertised")
+	if !static.Webhooks {
+		t.Fatal("webhooks not advertised by the static description")
+	}
+	// Payload webhooks only with a webhook_secret (SPEC §11 rest).
+	if d.Webhooks {
+		t.Fatal("webhooks advertised for a source without webhook_secret")
+	}
+	signed := a.config()
+	signed["webhook_secret"] = "whsec-0123456789"
+	if d, err := h.Describe(signed); err != nil || !d.Webhooks {
+		t.Fatalf("a source with webhook_secret: %v, webhooks %v", err, d != nil && d.Webhooks)
 	}
 	if err := h.Check(t.Context(), a.config()); err != nil {
 		t.Fatalf("check: %v", err)
@@ -458,12 +467,18 @@ func TestWebhooks(t *testing.T) {
 		t.Fatal("tampered body accepted")
 	}
 
-	// Without a secret, unsigned changes are accepted; bad ones never.
+	// Without a secret, nothing is accepted, signed or not.
 	one := `{"model":"Page","action":"upsert","record":{"id":"x1"}}`
-	open := sdktest.WebhookOptions{Config: a.config(), Body: []byte(one)}
-	if err := h.VerifyWebhook(t.Context(), open); err != nil {
-		t.Fatalf("unsigned without a secret: %v", err)
+	for _, hdr := range []http.Header{nil, {"X-Signature-256": {sign("whsec-0123456789", one)}}} {
+		open := sdktest.WebhookOptions{Config: a.config(), Body: []byte(one), Header: hdr}
+		if err := h.VerifyWebhook(t.Context(), open); err == nil || !strings.Contains(err.Error(), "does not take payload webhooks") {
+			t.Fatalf("a webhook to a source without webhook_secret: %v", err)
+		}
+		if _, err := h.HandleWebhook(t.Context(), open); err == nil {
+			t.Fatal("HandleWebhook of a source without webhook_secret succeeded")
+		}
 	}
+	// Signed but unusable changes are refused too.
 	for body, want := range map[string]string{
 		`{"model":"Nope","action":"upsert","record":{"id":1}}`: `model "Nope" is not one of the config's models`,
 		`{"model":"Page","action":"upsert","record":{"x":1}}`:  `no id at "id"`,
@@ -471,7 +486,8 @@ func TestWebhooks(t *testing.T) {
 		`{"model":"Page","action":"delete"}`:                   `a delete needs "id"`,
 		`"hello"`:                                              `must be a change or an array of changes`,
 	} {
-		if err := h.VerifyWebhook(t.Context(), sdktest.WebhookOptions{Config: a.config(), Body: []byte(body)}); err == nil || !strings.Contains(err.Error(), want) {
+		req := sdktest.WebhookOptions{Config: cfg, Body: []byte(body), Header: http.Header{"X-Signature-256": {sign("whsec-0123456789", body)}}}
+		if err := h.VerifyWebhook(t.Context(), req); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", body, err, want)
 		}
 	}

@@ -23,20 +23,33 @@ type change struct {
 	ID     json.RawMessage `json:"id"`
 }
 
-// VerifyWebhook implements sdk.ConnectorWithWebhooks: with a
-// webhook_secret, the body must be signed (X-Signature-256: sha256=<hex
-// HMAC-SHA256>); and the body must be changes this connector can apply, so
-// that nothing unusable is stored.
+// WebhooksEnabled implements sdk.ConnectorWithConfiguredWebhooks: only a
+// source with a webhook_secret takes payload webhooks (SPEC §11 rest); for
+// the others the host answers 404, so that nobody writes records unsigned.
+func (r *Rest) WebhooksEnabled(ctx context.Context, req *sdk.ConfigRequest) (bool, error) {
+	cfg, err := decodeConfig(req.DecodeConfig)
+	if err != nil {
+		return false, err
+	}
+	return cfg.WebhookSecret != "", nil
+}
+
+// VerifyWebhook implements sdk.ConnectorWithWebhooks: the body must be
+// signed with the webhook_secret (X-Signature-256: sha256=<hex
+// HMAC-SHA256>), and must be changes this connector can apply, so that
+// nothing unusable is stored. Without a webhook_secret nothing is accepted
+// (the SDK already refuses: see WebhooksEnabled).
 func (r *Rest) VerifyWebhook(ctx context.Context, req *sdk.WebhookRequest) error {
 	cfg, err := decodeConfig(req.DecodeConfig)
 	if err != nil {
 		return err
 	}
-	if cfg.WebhookSecret != "" {
-		sig := sdk.HMACSignature{Secret: []byte(cfg.WebhookSecret), Prefix: "sha256="}
-		if err := sig.VerifyHeader(req.Header, SignatureHeader, req.Body); err != nil {
-			return err
-		}
+	if cfg.WebhookSecret == "" {
+		return errors.New("this source has no webhook_secret, so it takes no payload webhooks; set webhook_secret to take signed ones")
+	}
+	sig := sdk.HMACSignature{Secret: []byte(cfg.WebhookSecret), Prefix: "sha256="}
+	if err := sig.VerifyHeader(req.Header, SignatureHeader, req.Body); err != nil {
+		return err
 	}
 	_, err = parseChanges(cfg, req.Body)
 	return err

@@ -6,11 +6,27 @@
 // Tests build it with `go build -o <tmp>/synclayer-plugin-test` and name it in
 // a layer file as plugin = "test". Its config:
 //
-//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once | cp_fail_once | notes | delete_by_id
+//	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once |
+//	                        # cp_fail_once | notes | delete_by_id |
+//	                        # hang | hog | transient | big_batch | many_changes |
+//	                        # hang_describe | hang_check
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
 //	gate      = "/path"     # block: wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
-//	records   = 2           # how many Item records a run sends
+//	records   = 2           # how many Item records a run (or a webhook) sends
+//	pid_file  = "/path"     # hang, hog: the pid of the child process is written here
+//	hog_mib   = 128         # hog: MiB the child process allocates
+//
+// Modes that misbehave: hang starts a child process, sends one record and
+// then never answers again, ignoring cancellation; hog starts a child
+// process that takes hog_mib MiB of memory, then waits for cancellation;
+// transient fails as the SDK reports an upstream 503; big_batch sends one
+// batch of 20 MiB; many_changes one batch of 10,001 changes;
+// hang_describe and hang_check never answer Describe (with this config) or
+// Check.
+//
+// Payload webhooks: every request verifies; HandleWebhook sends records
+// Item changes, in batches of 1,000.
 //
 // Models: Item, Note. Syncs: items (Item, Note). Only the modes notes (the
 // Items of ok, then Notes n1 and n2) and delete_by_id (deletes of n1, 1 and
@@ -23,11 +39,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
 )
@@ -38,6 +58,56 @@ type config struct {
 	Gate     string `json:"gate"`
 	Started  string `json:"started"`
 	Records  int    `json:"records"`
+	PIDFile  string `json:"pid_file"`
+	HogMiB   int    `json:"hog_mib"`
+}
+
+// childEnv marks the child process hang and hog start: "sleep" or the MiB
+// to hold.
+const childEnv = "SYNCLAYER_TESTCONNECTOR_CHILD"
+
+// child is the child process of hang and hog: it holds mib MiB (touched,
+// so resident) and sleeps. It gives up after a minute by itself, so that a
+// host that fails to kill it does not leave it behind for long.
+func child(mib int) {
+	b := make([]byte, mib<<20)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	time.Sleep(time.Minute)
+	b[0] = 2
+	os.Exit(0)
+}
+
+// startChild starts the child process and writes its pid to pidFile.
+func startChild(pidFile string, mib int) error {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(mib))
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go cmd.Wait() //nolint:errcheck // reaps it, if it ends first
+	return os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
+}
+
+func decodeConfig(rc *connectorv1.RunContext) (config, error) {
+	var cfg config
+	if err := json.Unmarshal(rc.GetConfig(), &cfg); err != nil {
+		return cfg, fmt.Errorf("bad config: %w", err)
+	}
+	if cfg.Records == 0 {
+		cfg.Records = 2
+	}
+	return cfg, nil
+}
+
+func items(from, to int) []*connectorv1.Change {
+	var changes []*connectorv1.Change
+	for i := from; i <= to; i++ {
+		id := fmt.Sprint(i)
+		changes = append(changes, &connectorv1.Change{Model: "Item", Id: id, Data: []byte(fmt.Sprintf(`{"id":%q,"n":%d}`, id, i))})
+	}
+	return changes
 }
 
 type server struct {
@@ -63,21 +133,44 @@ func describe() *connectorv1.DescribeResponse {
 	}
 }
 
-func (server) Describe(context.Context, *connectorv1.DescribeRequest) (*connectorv1.DescribeResponse, error) {
+func (server) Describe(_ context.Context, req *connectorv1.DescribeRequest) (*connectorv1.DescribeResponse, error) {
+	if req.GetContext() != nil {
+		if cfg, _ := decodeConfig(req.GetContext()); cfg.Mode == "hang_describe" {
+			select {}
+		}
+	}
 	return describe(), nil
 }
 
-func (server) Check(context.Context, *connectorv1.CheckRequest) (*connectorv1.CheckResponse, error) {
+func (server) Check(_ context.Context, req *connectorv1.CheckRequest) (*connectorv1.CheckResponse, error) {
+	if cfg, _ := decodeConfig(req.GetContext()); cfg.Mode == "hang_check" {
+		select {}
+	}
 	return &connectorv1.CheckResponse{Ok: true}, nil
 }
 
-func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_SyncServer) error {
-	var cfg config
-	if err := json.Unmarshal(req.GetContext().GetConfig(), &cfg); err != nil {
-		return fmt.Errorf("bad config: %w", err)
+func (server) VerifyWebhook(context.Context, *connectorv1.WebhookRequest) (*connectorv1.VerifyWebhookResponse, error) {
+	return &connectorv1.VerifyWebhookResponse{Ok: true}, nil
+}
+
+func (server) HandleWebhook(req *connectorv1.WebhookRequest, stream connectorv1.Connector_HandleWebhookServer) error {
+	cfg, err := decodeConfig(req.GetContext())
+	if err != nil {
+		return err
 	}
-	if cfg.Records == 0 {
-		cfg.Records = 2
+	for from := 1; from <= cfg.Records; from += 1000 {
+		batch := items(from, min(from+999, cfg.Records))
+		if err := stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Batch{Batch: &connectorv1.RecordBatch{Changes: batch}}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_SyncServer) error {
+	cfg, err := decodeConfig(req.GetContext())
+	if err != nil {
+		return err
 	}
 	mode := cfg.Mode
 	if cfg.ModeFile != "" {
@@ -150,6 +243,32 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 	case "env":
 		b, _ := json.Marshal(map[string]any{"id": "env", "env": os.Environ()})
 		return send(&connectorv1.Change{Model: "Item", Id: "env", Data: b})
+	case "hang":
+		if err := startChild(cfg.PIDFile, 0); err != nil {
+			return err
+		}
+		if err := send(items(1, 1)...); err != nil {
+			return err
+		}
+		select {} // deaf to cancellation
+	case "hog":
+		if err := startChild(cfg.PIDFile, cfg.HogMiB); err != nil {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	case "transient":
+		// What plugin-sdk answers for an error marked temporary.
+		return status.Error(codes.Aborted, "GET http://upstream/items: 503 Service Unavailable")
+	case "big_batch":
+		var changes []*connectorv1.Change
+		for i := range 5 {
+			data := fmt.Sprintf(`{"id":"%d","pad":%q}`, i, strings.Repeat("x", 4<<20-64))
+			changes = append(changes, &connectorv1.Change{Model: "Item", Id: fmt.Sprint(i), Data: []byte(data)})
+		}
+		return send(changes...)
+	case "many_changes":
+		return send(items(1, 10_001)...)
 	case "block":
 		for {
 			if _, err := os.Stat(cfg.Gate); err == nil {
@@ -171,11 +290,7 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
-	var changes []*connectorv1.Change
-	for i := 1; i <= cfg.Records; i++ {
-		id := fmt.Sprint(i)
-		changes = append(changes, &connectorv1.Change{Model: "Item", Id: id, Data: []byte(fmt.Sprintf(`{"id":%q,"n":%d}`, id, i))})
-	}
+	changes := items(1, cfg.Records)
 	if mode == "notes" {
 		for _, id := range []string{"n1", "n2"} {
 			changes = append(changes, &connectorv1.Change{Model: "Note", Id: id, Data: []byte(fmt.Sprintf(`{"id":%q}`, id))})
@@ -189,6 +304,10 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 }
 
 func main() {
+	if v := os.Getenv(childEnv); v != "" {
+		mib, _ := strconv.Atoi(v)
+		child(mib)
+	}
 	// Exit when the host is gone, as plugin-sdk's Serve does.
 	go func(ppid int) {
 		for range time.Tick(200 * time.Millisecond) {

@@ -1,6 +1,7 @@
 // Command hookplugin is a connector for the integration tests of triggers
 // and failing plugins: payload webhooks checked by a token header, a slow
-// webhook handler, a sync that exits the process, and one that eats memory.
+// webhook handler, a sync that exits the process, one that eats memory, and
+// one that hangs.
 // The tests build it as synclayer-plugin-hook.
 package main
 
@@ -27,6 +28,9 @@ type config struct {
 	// FailFile, when it holds a number n > 0, makes the next n webhooks
 	// fail as an unavailable upstream would (the file counts down).
 	FailFile string `config:"fail_file"`
+	// HangFile: while this file exists, a sync saves one record and then
+	// never returns nor sends anything, deaf to cancellation.
+	HangFile string `config:"hang_file"`
 }
 
 type hook struct{}
@@ -63,6 +67,17 @@ func (hook) Sync(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer) error
 		}
 		<-ctx.Done()
 		return ctx.Err()
+	}
+	if cfg.HangFile != "" {
+		if _, err := os.Stat(cfg.HangFile); err == nil {
+			if err := w.Save(ctx, "Post", map[string]any{"id": "hung", "title": "before the hang"}); err != nil {
+				return err
+			}
+			if err := w.Checkpoint(ctx, sdk.Checkpoint{"hung": true}); err != nil { // sends the record
+				return err
+			}
+			select {}
+		}
 	}
 	for i := 0; i < cfg.Records; i++ {
 		if cfg.ExitFile != "" && i == 1 {
@@ -107,7 +122,7 @@ func (hook) HandleWebhook(ctx context.Context, req *sdk.WebhookRequest, w *sdk.W
 				if err := os.WriteFile(cfg.FailFile, []byte(fmt.Sprint(n-1)), 0o644); err != nil {
 					return err
 				}
-				return errors.New("upstream unavailable (503)")
+				return sdk.Transient(errors.New("upstream unavailable (503)"))
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -203,6 +204,34 @@ func (s *Server) guard(call string, f func() error) (err error) {
 	return f()
 }
 
+// MaxMessageBytes caps one gRPC message either way, as the host does (the
+// host's core/plugin.MaxMessageBytes); grpc-go's default for what a server
+// receives is 4 MiB, go-plugin's for the host 2 GiB.
+const MaxMessageBytes = 16 << 20
+
+// ServerOptions are the options of the plugin's gRPC server: the message
+// size limits.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes)}
+}
+
+// IsTransient tells whether a handler's error is temporary. The sdk
+// package sets it (sdk.IsTransient); unset, an error is temporary when one
+// in its chain has a Transient method that returns true.
+var IsTransient func(error) bool
+
+func isTransient(err error) bool {
+	if IsTransient != nil {
+		return IsTransient(err)
+	}
+	var t interface{ Transient() bool }
+	return errors.As(err, &t) && t.Transient()
+}
+
+// toStatus turns a handler's error into the call's status. A temporary
+// failure (see IsTransient) is codes.Aborted, which the host reads as "try
+// again later"; a failure of the connector's own is codes.Unknown,
+// permanent.
 func toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -218,6 +247,8 @@ func toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return status.Error(status.FromContextError(ctx.Err()).Code(), err.Error())
+	case isTransient(err):
+		return status.Error(codes.Aborted, err.Error())
 	}
 	return status.Error(codes.Unknown, err.Error())
 }

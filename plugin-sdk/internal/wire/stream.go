@@ -37,7 +37,8 @@ var ErrClosed = errors.New("the Writer was used after Sync (or HandleWebhook) re
 // its payload arena across batches. That is safe because grpc-go's
 // ServerStream.SendMsg marshals the message before it returns and the
 // server has no stats handler or tracing that keeps the message (the
-// plugin's server is go-plugin's DefaultGRPCServer).
+// plugin's server is a plain grpc.NewServer with go-plugin's options and
+// ServerOptions).
 type Stream struct {
 	mu       sync.Mutex
 	send     func(*connectorv1.SyncMessage) error
