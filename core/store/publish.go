@@ -56,6 +56,9 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			}
 		}
 	}
+	if err := l.indexDirect(txn, ts, start); err != nil {
+		return Revision{}, err
+	}
 	rev, err := l.commitRevision(txn, ts, info, counts)
 	if err != nil {
 		if err == badger.ErrTxnTooBig {

@@ -463,6 +463,9 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	if err := st.reconcile(txn, ts); err != nil {
 		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
 	}
+	if err := l.indexStaged(txn, st); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
 	if err := st.moveCheckpoints(txn); err != nil {
 		return Revision{}, err
 	}

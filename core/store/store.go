@@ -198,6 +198,8 @@ type Layer struct {
 	inboxSeq uint64
 	inMu     sync.Mutex
 	inSig    chan struct{}
+
+	fidx atomic.Pointer[fieldIndexes] // field indexes maintained at publish (fieldindex.go)
 }
 
 // Name is the layer's name.
@@ -326,7 +328,7 @@ func (l *Layer) rollbackAbove(pub, ts uint64) (int, error) {
 	wb := l.db.NewWriteBatchAt(ts)
 	defer wb.Cancel()
 	n := 0
-	for _, pfx := range []byte{pfxRecord, pfxIndex, pfxSeen} {
+	for _, pfx := range []byte{pfxRecord, pfxIndex, pfxSeen, pfxFieldIndex} {
 		iter := it.NewIterator(badger.IteratorOptions{AllVersions: true, SinceTs: pub, Prefix: []byte{pfx}})
 		var last []byte
 		for iter.Rewind(); iter.Valid(); iter.Next() {
