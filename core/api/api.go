@@ -41,6 +41,8 @@ type Options struct {
 	// AdminToken guards management and read paths; empty: open (the
 	// server then listens on loopback only).
 	AdminToken string
+	// GraphQLTimeLimit bounds one GraphQL request (default 10s).
+	GraphQLTimeLimit time.Duration
 }
 
 // Server is the HTTP handler.
@@ -53,6 +55,7 @@ type Server struct {
 	// routeList holds every registered pattern, for Routes.
 	routeList []string
 	plugins   atomic.Pointer[plugin.Manager]
+	gql       graphqlServices // graphql.go
 }
 
 // eng is the engine requests go to now.
@@ -105,6 +108,7 @@ func (s *Server) routes() {
 	s.hookRoutes()
 	s.deliveryRoutes()
 	s.openAPIRoutes()
+	s.graphqlRoutes()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"github.com/synclayer/synclayer/core/config"
+	"github.com/synclayer/synclayer/core/graphql"
+)
+
+// Models returns the models the connectors of a layer's sources declare,
+// by source, as the GraphQL schema builder takes them.
+func (e *Engine) Models(layerName string) (map[string][]graphql.Model, error) {
+	l, err := e.layer(layerName)
+	if err != nil {
+		return nil, err
+	}
+	return l.models(), nil
+}
+
+func (l *layer) models() map[string][]graphql.Model {
+	out := map[string][]graphql.Model{}
+	for _, s := range l.sources {
+		s.mu.Lock()
+		desc := s.desc
+		s.mu.Unlock()
+		if desc == nil {
+			continue
+		}
+		ms := make([]graphql.Model, 0, len(desc.Models))
+		for _, m := range desc.Models {
+			gm := graphql.Model{Name: m.Name}
+			for _, f := range m.Fields {
+				gm.Fields = append(gm.Fields, graphql.ModelField{Name: f.Name, Type: f.Type})
+			}
+			ms = append(ms, gm)
+		}
+		out[s.cfg.Name] = ms
+	}
+	return out
+}
+
+// LayerConfig returns a layer's configuration.
+func (e *Engine) LayerConfig(layerName string) (*config.Layer, error) {
+	l, ok := e.layers[layerName]
+	if !ok {
+		return nil, ErrUnknownLayer
+	}
+	return l.cfg, nil
+}
+
+// setFieldIndexes checks that the declared models make distinct GraphQL
+// types and has the store keep the field indexes the layer's index and
+// reference blocks need (building new ones over the current revision).
+func (l *layer) setFieldIndexes() error {
+	models := l.models()
+	if err := graphql.CheckTypeNames(l.cfg, models); err != nil {
+		return &ConfigError{Diags: err.Error()}
+	}
+	return l.db.SetFieldIndexes(graphql.FieldIndexes(l.cfg, models))
+}
