@@ -266,6 +266,7 @@ func TestLimits(t *testing.T) {
 		code    string
 	}{
 		{"depth", deep, nil, CodeDepthLimit},
+		{"introspection cycle", `{ __type(name: "Post") { fields { type { fields { type { fields { type { fields { name } } } } } } } } }`, nil, CodeDepthLimit},
 		{"nodes literal", `{ allPost(limit: 1001) { nodes { id } } }`, nil, CodeNodeLimit},
 		{"nodes variable", `query($n: Int) { allPost(limit: $n) { nodes { id } } }`, map[string]any{"n": 5000}, CodeNodeLimit},
 		{"reverse nodes", `{ author(id: "a1") { posts(limit: 2000) { id } } }`, nil, CodeNodeLimit},

@@ -150,7 +150,11 @@ func (h *harness) queryAs(rev int64, scope Scope, q string, vars map[string]any)
 	body, _ := json.Marshal(map[string]any{"query": q, "variables": vars})
 	r := httptest.NewRequest("POST", "/graphql", bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
-	return h.do(r, rev, scope)
+	a := h.do(r, rev, scope)
+	if a.Status == 200 && a.Data != nil { // executed: it passed parsing, validation and the limits
+		h.recordForJS(rev, scope, q)
+	}
+	return a
 }
 
 // ok runs a query that must succeed and returns its data.

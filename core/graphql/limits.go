@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 
@@ -37,6 +38,7 @@ type analysis struct {
 	lists     listFields
 	depthMemo map[string]int
 	costMemo  map[string]float64
+	introMemo map[string]bool
 	err       *codedError
 }
 
@@ -74,7 +76,7 @@ func countFields(doc *ast.Document) int {
 // limits given as literals or variables.
 func analyze(doc *ast.Document, opName string, vars map[string]any, lists listFields, maxCost int) *codedError {
 	a := &analysis{doc: doc, fragments: map[string]*ast.FragmentDefinition{}, vars: vars, lists: lists,
-		depthMemo: map[string]int{}, costMemo: map[string]float64{}}
+		depthMemo: map[string]int{}, costMemo: map[string]float64{}, introMemo: map[string]bool{}}
 	for _, d := range doc.Definitions {
 		switch x := d.(type) {
 		case *ast.OperationDefinition:
@@ -90,6 +92,9 @@ func analyze(doc *ast.Document, opName string, vars map[string]any, lists listFi
 	}
 	if d := a.depth(a.op.SelectionSet, map[string]bool{}); d > MaxDepth {
 		return errorf(CodeDepthLimit, "the query nests %d levels deep; at most %d are allowed", d, MaxDepth)
+	}
+	if err := a.introspection(a.op.SelectionSet, false, 0, 0, map[string]bool{}); err != nil {
+		return err
 	}
 	cost := a.cost(a.op.SelectionSet, map[string]bool{})
 	if a.err != nil {
@@ -110,7 +115,11 @@ func (a *analysis) depth(ss *ast.SelectionSet, visiting map[string]bool) int {
 		d := 0
 		switch x := s.(type) {
 		case *ast.Field:
-			d = 1 + a.depth(x.SelectionSet, visiting)
+			if x.Name.Value == "__schema" || x.Name.Value == "__type" {
+				d = 1 // introspection has its own bounds (see introspection)
+			} else {
+				d = 1 + a.depth(x.SelectionSet, visiting)
+			}
 		case *ast.InlineFragment:
 			d = a.depth(x.SelectionSet, visiting)
 		case *ast.FragmentSpread:
@@ -129,6 +138,61 @@ func (a *analysis) depth(ss *ast.SelectionSet, visiting map[string]bool) int {
 		}
 	}
 	return max
+}
+
+// Introspection bounds: the depth of an introspection selection, and how
+// often the list fields that make cycles (fields, inputFields, interfaces,
+// possibleTypes) nest in it, as graphql-js's MaxIntrospectionDepthRule
+// does. graphql-js's own introspection query nests 15 deep and those
+// lists 1 deep.
+const (
+	maxIntrospectionDepth = 20
+	maxIntrospectionLists = 3
+)
+
+var introspectionLists = map[string]bool{"fields": true, "inputFields": true, "interfaces": true, "possibleTypes": true}
+
+func (a *analysis) introspection(ss *ast.SelectionSet, in bool, depth, lists int, visiting map[string]bool) *codedError {
+	if ss == nil {
+		return nil
+	}
+	for _, s := range ss.Selections {
+		var err *codedError
+		switch x := s.(type) {
+		case *ast.Field:
+			name := x.Name.Value
+			inside := in || name == "__schema" || name == "__type"
+			d, l := depth, lists
+			if inside {
+				d++
+				if introspectionLists[name] {
+					l++
+				}
+				if d > maxIntrospectionDepth {
+					return errorf(CodeDepthLimit, "the introspection query nests more than %d levels deep", maxIntrospectionDepth)
+				}
+				if l > maxIntrospectionLists {
+					return errorf(CodeDepthLimit, "the introspection query nests fields, inputFields, interfaces or possibleTypes more than %d times", maxIntrospectionLists)
+				}
+			}
+			err = a.introspection(x.SelectionSet, inside, d, l, visiting)
+		case *ast.InlineFragment:
+			err = a.introspection(x.SelectionSet, in, depth, lists, visiting)
+		case *ast.FragmentSpread:
+			name := x.Name.Value
+			state := fmt.Sprintf("%s\x00%t\x00%d\x00%d", name, in, depth, lists)
+			if f := a.fragments[name]; f != nil && !visiting[name] && !a.introMemo[state] {
+				visiting[name] = true
+				err = a.introspection(f.SelectionSet, in, depth, lists, visiting)
+				delete(visiting, name)
+				a.introMemo[state] = true
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *analysis) cost(ss *ast.SelectionSet, visiting map[string]bool) float64 {
