@@ -46,13 +46,16 @@ func (e *Engine) LayerConfig(layerName string) (*config.Layer, error) {
 	return l.cfg, nil
 }
 
-// setFieldIndexes checks that the declared models make distinct GraphQL
-// types and has the store keep the field indexes the layer's index and
-// reference blocks need (building new ones over the current revision).
+// setFieldIndexes has the store keep the field indexes the layer's index
+// and reference blocks need (building new ones over the current
+// revision), and reports declared models of different sources that would
+// share a GraphQL type. That is logged as an error rather than refusing to
+// start: a layer that served REST reads before GraphQL existed keeps
+// working, and its GraphQL schema leaves the second type out, saying why.
 func (l *layer) setFieldIndexes() error {
 	models := l.models()
 	if err := graphql.CheckTypeNames(l.cfg, models); err != nil {
-		return &ConfigError{Diags: err.Error()}
+		l.log.Error("GraphQL types clash; the second of each is left out of the layer's GraphQL schema", "diagnostics", err.Error())
 	}
 	return l.db.SetFieldIndexes(graphql.FieldIndexes(l.cfg, models))
 }

@@ -37,7 +37,7 @@ layer "site" {
 `
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	layer  *store.Layer
 	cfg    *config.Layer
@@ -45,7 +45,7 @@ type harness struct {
 	svc    *Service
 }
 
-func newHarness(t *testing.T, hcl string, opts Options) *harness {
+func newHarness(t testing.TB, hcl string, opts Options) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "layer.hcl")
