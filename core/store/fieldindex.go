@@ -229,7 +229,11 @@ func (l *Layer) SetFieldIndexes(defs []FieldIndex) error {
 		if err != nil {
 			return fmt.Errorf("store: build field index %s/%s.%s: %w", d.Source, d.Model, d.Field, err)
 		}
-		l.log.Info("built a field index", "source", d.Source, "model", d.Model, "field", d.Field, "records", n, "took", time.Since(start).Round(time.Millisecond))
+		logf := l.log.Info
+		if n == 0 {
+			logf = l.log.Debug
+		}
+		logf("built a field index", "source", d.Source, "model", d.Model, "field", d.Field, "records", n, "took", time.Since(start).Round(time.Millisecond))
 	}
 	b, err := json.Marshal(defs)
 	if err != nil {
