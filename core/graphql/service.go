@@ -20,6 +20,7 @@ import (
 
 	"github.com/graphql-go/graphql"
 	"github.com/graphql-go/graphql/gqlerrors"
+	"github.com/graphql-go/graphql/language/ast"
 	"github.com/graphql-go/graphql/language/parser"
 	"github.com/graphql-go/graphql/language/source"
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,28 @@ type cachedSchema struct {
 	key   string
 	built *builtSchema
 	lists listFields
+
+	// docs are queries that parsed and validated against this schema, by
+	// text: a query sent again with other variables skips both.
+	docMu sync.Mutex
+	docs  map[string]*ast.Document
+}
+
+const docsKept = 256
+
+func (cs *cachedSchema) doc(q string) *ast.Document {
+	cs.docMu.Lock()
+	defer cs.docMu.Unlock()
+	return cs.docs[q]
+}
+
+func (cs *cachedSchema) keepDoc(q string, d *ast.Document) {
+	cs.docMu.Lock()
+	defer cs.docMu.Unlock()
+	if cs.docs == nil || len(cs.docs) >= docsKept {
+		cs.docs = map[string]*ast.Document{}
+	}
+	cs.docs[q] = d
 }
 
 const schemasKept = 16
@@ -426,15 +449,20 @@ func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Sna
 	coded := func(status int, err *codedError) (int, *response) {
 		return status, &response{noData: true, Errors: []responseError{{Message: err.msg, Extensions: map[string]any{"code": err.code}}}}
 	}
-	doc, err := parser.Parse(parser.ParseParams{Source: source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})})
-	if err != nil {
-		return http.StatusOK, &response{noData: true, Errors: formatErrors([]gqlerrors.FormattedError{gqlerrors.FormatError(err)}, CodeParseFailed)}
-	}
-	if n := countFields(doc); n > s.opts.MaxCost {
-		return coded(http.StatusOK, errorf(CodeCostLimit, "the query selects %d fields, above the cost ceiling of %d", n, s.opts.MaxCost))
-	}
-	if res := graphql.ValidateDocument(&cs.built.schema, doc, nil); !res.IsValid {
-		return http.StatusOK, &response{noData: true, Errors: formatErrors(res.Errors, CodeValidationFailed)}
+	doc := cs.doc(req.Query)
+	if doc == nil {
+		var err error
+		doc, err = parser.Parse(parser.ParseParams{Source: source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})})
+		if err != nil {
+			return http.StatusOK, &response{noData: true, Errors: formatErrors([]gqlerrors.FormattedError{gqlerrors.FormatError(err)}, CodeParseFailed)}
+		}
+		if n := countFields(doc); n > s.opts.MaxCost {
+			return coded(http.StatusOK, errorf(CodeCostLimit, "the query selects %d fields, above the cost ceiling of %d", n, s.opts.MaxCost))
+		}
+		if res := graphql.ValidateDocument(&cs.built.schema, doc, nil); !res.IsValid {
+			return http.StatusOK, &response{noData: true, Errors: formatErrors(res.Errors, CodeValidationFailed)}
+		}
+		cs.keepDoc(req.Query, doc)
 	}
 	if err := analyze(doc, req.OperationName, vars, cs.lists, s.opts.MaxCost); err != nil {
 		return coded(http.StatusOK, err)
