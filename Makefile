@@ -50,7 +50,8 @@ FUZZ_TARGETS := \
 	FuzzEncodeEntry:./core/store \
 	FuzzDecodeIndex:./core/store \
 	FuzzValidObject:./core/store \
-	FuzzParseCursor:./core/store
+	FuzzParseCursor:./core/store \
+	FuzzEndpoint:./core/graphql
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -16,6 +16,22 @@ layer "demo" {
     }
   }
 
+  source "people" {                 # the authors live in another source
+    plugin = "files"
+    config {
+      dir = "../examples/data/people"
+    }
+  }
+
+  # GraphQL (POST /v1/layers/demo/graphql): Post.author joins the two
+  # sources; Author.posts lists an author's posts; slug filters use an index.
+  reference "Post.author" {
+    field   = "author_id"
+    to      = "Author"
+    reverse = "posts"
+  }
+  index "Post" { fields = ["slug"] }
+
   source "gen" {
     plugin = "generator"
     config {

@@ -44,6 +44,8 @@ type Options struct {
 	// Limits bound connections and request reading; zero fields take
 	// their defaults.
 	Limits Limits
+	// GraphQLTimeLimit bounds one GraphQL request (default 10s).
+	GraphQLTimeLimit time.Duration
 }
 
 // Server is the HTTP handler.
@@ -58,6 +60,7 @@ type Server struct {
 	plugins    atomic.Pointer[plugin.Manager]
 	adminToken atomic.Pointer[string]
 	conns      *connMetrics
+	gql        graphqlServices // graphql.go
 }
 
 // catchAll is the pattern of the route that answers 404 and 405.
@@ -130,6 +133,7 @@ func (s *Server) routes() {
 	s.deliveryRoutes()
 	s.openAPIRoutes()
 	s.backupRoutes()
+	s.graphqlRoutes()
 	s.mux.HandleFunc(catchAll, s.noRoute)
 }
 

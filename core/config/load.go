@@ -71,12 +71,15 @@ var (
 			{Type: "source", LabelNames: []string{"name"}},
 			{Type: "notify", LabelNames: []string{"name"}},
 			{Type: "api_token", LabelNames: []string{"name"}},
+			{Type: "reference", LabelNames: []string{"name"}},
+			{Type: "index", LabelNames: []string{"name"}},
 		},
 	}
 	sourceSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "plugin", Required: true},
 			{Name: "memory_limit"},
+			{Name: "type_prefix"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "config"},
@@ -444,6 +447,9 @@ func (d *decoder) layer(b *hcl.Block) *Layer {
 		if blk.Type == "source" {
 			sourceBlocks++
 		}
+		if d.graphqlBlock(l, blk) {
+			continue
+		}
 		if !d.checkName(blk, blk.Type) {
 			continue
 		}
@@ -500,6 +506,7 @@ func (d *decoder) source(b *hcl.Block) *Source {
 			s.Plugin = v
 		}
 	}
+	d.typePrefix(a, s)
 	if v, attr, ok := d.str(a, "memory_limit"); ok {
 		n, err := humanize.ParseBytes(v)
 		switch {

@@ -84,6 +84,8 @@ type Layer struct {
 	Sources    []*Source
 	Notify     []*Notify
 	APITokens  []*APIToken
+	References []*Reference // GraphQL cross-references (graphql.go)
+	Indexes    []*Index     // GraphQL field indexes (graphql.go)
 	Range      hcl.Range
 }
 
@@ -109,7 +111,10 @@ type Source struct {
 	ConfigRange hcl.Range
 	EvalContext *hcl.EvalContext
 	Syncs       []*Sync
-	Range       hcl.Range
+	// TypePrefix is put before the source's model names to make their
+	// GraphQL type names ("Blog" + "Post").
+	TypePrefix string
+	Range      hcl.Range
 }
 
 // Sync returns the sync block with that name, or nil.

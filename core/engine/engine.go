@@ -136,6 +136,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, name := range e.order {
 		l := e.layers[name]
+		if err := l.setFieldIndexes(); err != nil {
+			return err
+		}
 		e.wg.Add(4)
 		go l.worker()
 		go l.pruneLoop()

@@ -154,6 +154,15 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			return fail(err)
 		}
 	}
+	if l.hasFieldIndexes() {
+		// Index writes go in parts of their own, after the changes.
+		if err := commitPart(); err != nil {
+			return fail(err)
+		}
+		if err := l.indexDirect(txn, ts, start); err != nil {
+			return fail(err)
+		}
+	}
 	rev, err := l.commitRevision(txn, ts, info, counts)
 	if err != nil {
 		return fail(err)

@@ -495,6 +495,9 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	}
 	txn := l.db.NewTransactionAt(readLatest, true)
 	defer txn.Discard()
+	if err := l.indexStaged(txn, st); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
 	if err := st.moveCheckpoints(txn); err != nil {
 		return Revision{}, err
 	}

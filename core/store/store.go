@@ -214,6 +214,8 @@ type Layer struct {
 	// bound), inHead is the sequence number below which all are done.
 	inDepth, inLimit atomic.Int64
 	inHead           atomic.Uint64
+
+	fidx atomic.Pointer[fieldIndexes] // field indexes maintained at publish (fieldindex.go)
 }
 
 // Name is the layer's name.
@@ -418,7 +420,7 @@ func (l *Layer) rollbackRange(pub, hi, ts uint64) (int, error) {
 	wb := l.db.NewWriteBatchAt(ts)
 	defer wb.Cancel()
 	n := 0
-	for _, pfx := range []byte{pfxRecord, pfxIndex, pfxSeen} {
+	for _, pfx := range []byte{pfxRecord, pfxIndex, pfxSeen, pfxFieldIndex} {
 		iter := it.NewIterator(badger.IteratorOptions{AllVersions: true, SinceTs: pub, Prefix: []byte{pfx}})
 		var last []byte
 		for iter.Rewind(); iter.Valid(); iter.Next() {

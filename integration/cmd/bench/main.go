@@ -73,6 +73,7 @@ func main() {
 	reads(h)
 	triggers(h)
 	h.stop()
+	graphqlBench(work)
 
 	pluginStart()
 	webhooks(work)

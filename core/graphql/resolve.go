@@ -1,0 +1,1037 @@
+package graphql
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/graphql-go/graphql"
+
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Error codes in extensions.code of GraphQL errors.
+const (
+	CodeQueryTooLarge     = "QUERY_TOO_LARGE"
+	CodeParseFailed       = "GRAPHQL_PARSE_FAILED"
+	CodeValidationFailed  = "GRAPHQL_VALIDATION_FAILED"
+	CodeDepthLimit        = "DEPTH_LIMIT_EXCEEDED"
+	CodeNodeLimit         = "NODE_LIMIT_EXCEEDED"
+	CodeCostLimit         = "COST_LIMIT_EXCEEDED"
+	CodeTimeout           = "TIMEOUT"
+	CodeBadUserInput      = "BAD_USER_INPUT"
+	CodeBadRequest        = "BAD_REQUEST"
+	CodeNotFound          = "NOT_FOUND"
+	CodeRevisionGone      = "REVISION_GONE"
+	CodeInternal          = "INTERNAL_SERVER_ERROR"
+	CodeOperationNotFound = "OPERATION_NOT_FOUND"
+)
+
+// codedError is an error GraphQL answers with extensions.code.
+type codedError struct {
+	code string
+	msg  string
+}
+
+func (e *codedError) Error() string { return e.msg }
+
+// Extensions implements gqlerrors.ExtendedError.
+func (e *codedError) Extensions() map[string]any { return map[string]any{"code": e.code} }
+
+func errorf(code, f string, a ...any) *codedError {
+	return &codedError{code: code, msg: fmt.Sprintf(f, a...)}
+}
+
+// reqCtx is what one request's resolvers share.
+type reqCtx struct {
+	ctx      context.Context // ends at the time limit
+	snap     *store.Snapshot // nil: nothing published yet
+	rev      int64
+	deadline time.Duration
+	// internal records the first store error, for the log; the answer
+	// carries a generic message.
+	mu       sync.Mutex
+	internal error
+}
+
+type ctxKey struct{}
+
+func reqOf(ctx context.Context) *reqCtx {
+	rc, _ := ctx.Value(ctxKey{}).(*reqCtx)
+	return rc
+}
+
+// check answers TIMEOUT once the request's time is up.
+func (rc *reqCtx) check() error {
+	if rc.ctx.Err() != nil {
+		return errorf(CodeTimeout, "the query ran past its time limit of %s; ask for fewer nodes or use an indexed filter", rc.deadline)
+	}
+	return nil
+}
+
+// fail turns a store error into an answer error, keeping it for the log.
+func (rc *reqCtx) fail(err error) error {
+	var ce *codedError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	rc.mu.Lock()
+	if rc.internal == nil {
+		rc.internal = err
+	}
+	rc.mu.Unlock()
+	return errorf(CodeInternal, "reading the store failed; see the server log")
+}
+
+// node is one record being resolved.
+type node struct {
+	t     *typeInfo
+	rec   store.StoredRecord // payload dropped once decoded
+	attrs map[string]any
+}
+
+func decodeAttrs(payload []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func newNode(t *typeInfo, r *store.StoredRecord) (*node, error) {
+	attrs, err := decodeAttrs(r.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("record %s/%s/%s: %w", r.Source, r.Model, r.ID, err)
+	}
+	n := &node{t: t, rec: *r, attrs: attrs}
+	n.rec.Payload = nil
+	return n, nil
+}
+
+func resolveID(p graphql.ResolveParams) (any, error) { return p.Source.(*node).rec.ID, nil }
+
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+func resolveMetadata(p graphql.ResolveParams) (any, error) {
+	r := p.Source.(*node).rec
+	m := map[string]any{
+		"source": r.Source, "model": r.Model, "connection": r.Connection,
+		"first_seen_at":    r.FirstSeenAt.UTC().Format(timeFormat),
+		"last_modified_at": r.LastModifiedAt.UTC().Format(timeFormat),
+		"last_action":      r.Action.String(),
+		"deleted_at":       nil,
+		"cursor":           r.Cursor.String(),
+		"revision":         r.Revision,
+	}
+	if r.Deleted() {
+		m["deleted_at"] = m["last_modified_at"]
+	}
+	return m, nil
+}
+
+// resolve returns an attribute's value as the field's scalar.
+func (f *fieldInfo) resolve(p graphql.ResolveParams) (any, error) {
+	v, ok := p.Source.(*node).attrs[f.Attr]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	switch f.Scalar {
+	case sString:
+		s, _ := v.(string)
+		if _, ok := v.(string); !ok {
+			return nil, nil
+		}
+		return s, nil
+	case sInt:
+		if n, ok := v.(json.Number); ok {
+			if i, err := n.Int64(); err == nil && i >= math.MinInt32 && i <= math.MaxInt32 {
+				return int(i), nil
+			}
+		}
+		return nil, nil
+	case sFloat:
+		if n, ok := v.(json.Number); ok {
+			if x, err := n.Float64(); err == nil {
+				return x, nil
+			}
+		}
+		return nil, nil
+	case sBoolean:
+		if b, ok := v.(bool); ok {
+			return b, nil
+		}
+		return nil, nil
+	}
+	return v, nil
+}
+
+// position is where a page starts: after an id (id order) or after a
+// number of matches (sorted order), on a revision.
+type position struct {
+	Rev    int64  `json:"r"`
+	After  string `json:"k,omitempty"`
+	Offset int    `json:"o,omitempty"`
+	Sorted bool   `json:"s,omitempty"`
+}
+
+func (p position) String() string {
+	b, _ := json.Marshal(p)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parsePosition(s string) (position, error) {
+	var p position
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || json.Unmarshal(b, &p) != nil || p.Rev <= 0 || p.Offset < 0 {
+		return p, errorf(CodeBadUserInput, "after is not an endCursor this server gave out")
+	}
+	return p, nil
+}
+
+// sortKey is one sort criterion.
+type sortKey struct {
+	attr string // "" for id
+	desc bool
+}
+
+// conn is an allX field being resolved.
+type conn struct {
+	t      *typeInfo
+	rc     *reqCtx
+	filter map[string]any
+	sort   []sortKey
+	limit  int
+	skip   int
+	after  *position
+	cn     *string // connection argument
+
+	once      sync.Once
+	nodes     []*node
+	hasNext   bool
+	endCursor *string
+	err       error
+}
+
+func intArg(args map[string]any, name string, def int) int {
+	if v, ok := args[name].(int); ok {
+		return v
+	}
+	return def
+}
+
+func (t *typeInfo) resolveAll(p graphql.ResolveParams) (any, error) {
+	rc := reqOf(p.Context)
+	if err := rc.check(); err != nil {
+		return nil, err
+	}
+	c := &conn{t: t, rc: rc, limit: intArg(p.Args, "limit", defaultLimit), skip: intArg(p.Args, "skip", 0)}
+	if c.limit < 0 || c.limit > MaxNodes {
+		return nil, errorf(CodeNodeLimit, "limit must be from 0 to %d (a list returns at most %d nodes); page with after", MaxNodes, MaxNodes)
+	}
+	if c.skip < 0 {
+		return nil, errorf(CodeBadUserInput, "skip must not be negative")
+	}
+	if f, ok := p.Args["filter"].(map[string]any); ok {
+		c.filter = f
+	}
+	if s, ok := p.Args["connection"].(string); ok {
+		c.cn = &s
+	}
+	if list, ok := p.Args["sort"].([]any); ok {
+		for _, x := range list {
+			m, _ := x.(map[string]any)
+			name, _ := m["field"].(string)
+			k := sortKey{desc: m["order"] == "DESC"}
+			if name != "id" {
+				f := t.byName[name]
+				if f == nil {
+					return nil, errorf(CodeBadUserInput, "cannot sort %s by %q", t.Name, name)
+				}
+				k.attr = f.Attr
+			}
+			c.sort = append(c.sort, k)
+		}
+	}
+	if a, ok := p.Args["after"].(string); ok && a != "" {
+		pos, err := parsePosition(a)
+		if err != nil {
+			return nil, err
+		}
+		if pos.Rev != rc.rev {
+			return nil, errorf(CodeBadUserInput, "this endCursor belongs to revision %d and this answer reads revision %d; finish the walk at /revisions/%d/graphql", pos.Rev, rc.rev, pos.Rev)
+		}
+		if pos.Sorted != (len(c.sort) > 0) {
+			return nil, errorf(CodeBadUserInput, "this endCursor was made for another sort order; pass the same sort as the page it came from")
+		}
+		c.after = &pos
+	}
+	return c, nil
+}
+
+func resolveNodes(p graphql.ResolveParams) (any, error) {
+	c := p.Source.(*conn)
+	c.once.Do(c.load)
+	return c.nodes, c.err
+}
+
+func resolvePageInfo(p graphql.ResolveParams) (any, error) {
+	c := p.Source.(*conn)
+	c.once.Do(c.load)
+	if c.err != nil {
+		return nil, c.err
+	}
+	return map[string]any{"hasNextPage": c.hasNext, "endCursor": c.endCursor}, nil
+}
+
+func resolveTotal(p graphql.ResolveParams) (any, error) {
+	c := p.Source.(*conn)
+	if c.filter == nil && (c.cn == nil || *c.cn == "") {
+		return int(c.t.Live), nil // the revision's statistics know it
+	}
+	n := 0
+	err := c.matches(func(*store.StoredRecord, *node) (bool, error) { n++; return true, nil }, "", false)
+	if err != nil {
+		return nil, c.rc.fail(err)
+	}
+	return n, nil
+}
+
+// matches calls fn with every record of the type that is not deleted and
+// matches the filter and connection, in id order, starting after afterID;
+// fn returns false to stop. With an index usable for the filter, only its
+// candidates are read.
+func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterID string, _ bool) error {
+	rc := c.rc
+	if rc.snap == nil {
+		return nil
+	}
+	t := c.t
+	i := 0
+	visit := func(r *store.StoredRecord) (bool, error) {
+		if i++; i%256 == 0 {
+			if err := rc.check(); err != nil {
+				return false, err
+			}
+		}
+		if r.Deleted() || (c.cn != nil && r.Connection != *c.cn) {
+			return true, nil
+		}
+		n, err := newNode(t, r)
+		if err != nil {
+			return false, err
+		}
+		if c.filter != nil && !t.match(n, c.filter) {
+			return true, nil
+		}
+		return fn(r, n)
+	}
+	if ids, ok, err := t.candidates(rc, c.filter); err != nil {
+		return err
+	} else if ok {
+		for _, id := range ids {
+			if afterID != "" && id <= afterID {
+				continue
+			}
+			r, found, err := rc.snap.Get(t.Source, t.Model, id)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue
+			}
+			more, err := visit(&r)
+			if err != nil || !more {
+				return err
+			}
+		}
+		return nil
+	}
+	return rc.snap.Scan(t.Source, t.Model, afterID, visit)
+}
+
+// maxSorted bounds the matches a sorted query orders in memory.
+const maxSorted = 200000
+
+// load computes the page.
+func (c *conn) load() {
+	rc := c.rc
+	if err := rc.check(); err != nil {
+		c.err = err
+		return
+	}
+	c.nodes = []*node{}
+	if len(c.sort) == 0 {
+		afterID := ""
+		if c.after != nil {
+			afterID = c.after.After
+		}
+		skip := c.skip
+		err := c.matches(func(_ *store.StoredRecord, n *node) (bool, error) {
+			if skip > 0 {
+				skip--
+				return true, nil
+			}
+			if len(c.nodes) == c.limit {
+				c.hasNext = true
+				return false, nil
+			}
+			c.nodes = append(c.nodes, n)
+			return true, nil
+		}, afterID, false)
+		if err != nil {
+			c.err = rc.fail(err)
+			return
+		}
+		if len(c.nodes) > 0 {
+			s := position{Rev: rc.rev, After: c.nodes[len(c.nodes)-1].rec.ID}.String()
+			c.endCursor = &s
+		} else if c.after != nil {
+			s := c.after.String()
+			c.endCursor = &s
+		}
+		return
+	}
+	// Sorted: order the keys of every match, then read the page.
+	type entry struct {
+		id   string
+		keys []any
+	}
+	var all []entry
+	err := c.matches(func(r *store.StoredRecord, n *node) (bool, error) {
+		if len(all) == maxSorted {
+			return false, errorf(CodeCostLimit, "more than %d records match this sorted query; narrow it with a filter", maxSorted)
+		}
+		e := entry{id: r.ID, keys: make([]any, len(c.sort))}
+		for i, k := range c.sort {
+			if k.attr == "" {
+				e.keys[i] = r.ID
+			} else {
+				e.keys[i] = normalize(n.attrs[k.attr])
+			}
+		}
+		all = append(all, e)
+		return true, nil
+	}, "", false)
+	if err != nil {
+		c.err = rc.fail(err)
+		return
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		for k, s := range c.sort {
+			d := compareSort(all[i].keys[k], all[j].keys[k])
+			if d != 0 {
+				if s.desc {
+					return d > 0
+				}
+				return d < 0
+			}
+		}
+		return all[i].id < all[j].id
+	})
+	start := c.skip
+	if c.after != nil {
+		start += c.after.Offset
+	}
+	if start > len(all) {
+		start = len(all)
+	}
+	end := min(start+c.limit, len(all))
+	c.hasNext = end < len(all)
+	for _, e := range all[start:end] {
+		if err := rc.check(); err != nil {
+			c.err = err
+			return
+		}
+		r, found, err := rc.snap.Get(c.t.Source, c.t.Model, e.id)
+		if err != nil {
+			c.err = rc.fail(err)
+			return
+		}
+		if !found {
+			continue
+		}
+		n, err := newNode(c.t, &r)
+		if err != nil {
+			c.err = rc.fail(err)
+			return
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	s := position{Rev: rc.rev, Offset: end, Sorted: true}.String()
+	c.endCursor = &s
+}
+
+func (t *typeInfo) resolveOne(p graphql.ResolveParams) (any, error) {
+	rc := reqOf(p.Context)
+	if err := rc.check(); err != nil {
+		return nil, err
+	}
+	if rc.snap == nil {
+		return nil, nil
+	}
+	id, _ := p.Args["id"].(string)
+	r, found, err := rc.snap.Get(t.Source, t.Model, id)
+	if err != nil {
+		return nil, rc.fail(err)
+	}
+	if !found || r.Deleted() {
+		return nil, nil
+	}
+	if cn, ok := p.Args["connection"].(string); ok && cn != r.Connection {
+		return nil, nil
+	}
+	n, err := newNode(t, &r)
+	if err != nil {
+		return nil, rc.fail(err)
+	}
+	return n, nil
+}
+
+// keyString is the id a reference value names: strings as they are,
+// numbers in their JSON form.
+func keyString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		return x.String(), true
+	case bool:
+		return strconv.FormatBool(x), true
+	}
+	return "", false
+}
+
+// lookupBy returns the records of t whose attribute attr (or id) equals
+// v, in id order: by the record index for id, a field index when the
+// revision has one, else a scan of t.
+func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]*node, error) {
+	var out []*node
+	get := func(id string) error {
+		r, found, err := rc.snap.Get(t.Source, t.Model, id)
+		if err != nil || !found || r.Deleted() {
+			return err
+		}
+		n, err := newNode(t, &r)
+		if err != nil {
+			return err
+		}
+		if attr != "id" && !holds(n.attrs[attr], v) {
+			return nil // a hashed long value that only looked equal
+		}
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		out = append(out, n)
+		return nil
+	}
+	if attr == "id" {
+		id, ok := keyString(v)
+		if !ok {
+			return nil, nil
+		}
+		return out, get(id)
+	}
+	if indexable(v) && rc.snap.Indexed(t.Source, t.Model, attr) {
+		ids, _, err := rc.snap.Lookup(t.Source, t.Model, attr, []any{v}, 0)
+		if err != nil {
+			return nil, err
+		}
+		for i, id := range ids {
+			if i%256 == 255 {
+				if err := rc.check(); err != nil {
+					return nil, err
+				}
+			}
+			if len(out) == limit {
+				break
+			}
+			if err := get(id); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	// No index at this revision (one built later, or an attribute holding
+	// objects): scan.
+	i := 0
+	err := rc.snap.Scan(t.Source, t.Model, "", func(r *store.StoredRecord) (bool, error) {
+		if i++; i%256 == 0 {
+			if err := rc.check(); err != nil {
+				return false, err
+			}
+		}
+		n, err := newNode(t, r)
+		if err != nil {
+			return false, err
+		}
+		if holds(n.attrs[attr], v) {
+			if skip > 0 {
+				skip--
+			} else {
+				out = append(out, n)
+			}
+		}
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// holds tells whether an attribute value equals v or is an array with an
+// element equal to v.
+func holds(attr, v any) bool {
+	if arr, ok := attr.([]any); ok {
+		for _, x := range arr {
+			if equal(x, v) {
+				return true
+			}
+		}
+		return false
+	}
+	return equal(attr, v)
+}
+
+func (r *refInfo) resolveForward(p graphql.ResolveParams) (any, error) {
+	rc := reqOf(p.Context)
+	if err := rc.check(); err != nil {
+		return nil, err
+	}
+	n := p.Source.(*node)
+	v := n.attrs[r.cfg.Field]
+	if v == nil {
+		return nil, nil
+	}
+	one := func(key any) (*node, error) {
+		ns, err := rc.lookupBy(r.to, r.cfg.By, key, 1, 0)
+		if err != nil || len(ns) == 0 {
+			return nil, err
+		}
+		return ns[0], nil
+	}
+	if arr, ok := v.([]any); ok {
+		if len(arr) > MaxNodes {
+			arr = arr[:MaxNodes]
+		}
+		out := []*node{}
+		for _, key := range arr {
+			x, err := one(key)
+			if err != nil {
+				return nil, rc.fail(err)
+			}
+			if x != nil {
+				out = append(out, x)
+			}
+		}
+		if !r.list {
+			if len(out) == 0 {
+				return nil, nil
+			}
+			return out[0], nil
+		}
+		return out, nil
+	}
+	x, err := one(v)
+	if err != nil {
+		return nil, rc.fail(err)
+	}
+	if x == nil {
+		return nil, nil
+	}
+	if r.list {
+		return []*node{x}, nil
+	}
+	return x, nil
+}
+
+func (r *refInfo) resolveReverse(p graphql.ResolveParams) (any, error) {
+	rc := reqOf(p.Context)
+	if err := rc.check(); err != nil {
+		return nil, err
+	}
+	limit, skip := intArg(p.Args, "limit", defaultLimit), intArg(p.Args, "skip", 0)
+	if limit < 0 || limit > MaxNodes {
+		return nil, errorf(CodeNodeLimit, "limit must be from 0 to %d (a list returns at most %d nodes)", MaxNodes, MaxNodes)
+	}
+	if skip < 0 {
+		return nil, errorf(CodeBadUserInput, "skip must not be negative")
+	}
+	n := p.Source.(*node)
+	var key any = n.rec.ID
+	if r.cfg.By != "id" {
+		key = n.attrs[r.cfg.By]
+	}
+	if key == nil || limit == 0 {
+		return []*node{}, nil
+	}
+	ns, err := rc.lookupBy(r.from, r.cfg.Field, key, limit, skip)
+	if err != nil {
+		return nil, rc.fail(err)
+	}
+	if ns == nil {
+		ns = []*node{}
+	}
+	return ns, nil
+}
+
+// Filters.
+
+// normalize turns JSON numbers and ints into float64, recursively, so that
+// values compare by what they mean.
+func normalize(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return x.String()
+		}
+		return f
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalize(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = normalize(e)
+		}
+		return out
+	}
+	return v
+}
+
+func equal(a, b any) bool { return reflect.DeepEqual(normalize(a), normalize(b)) }
+
+// compareSort orders values for sorting: missing first, then booleans,
+// numbers, strings, and other JSON by its text.
+func compareSort(a, b any) int {
+	rank := func(v any) int {
+		switch v.(type) {
+		case nil:
+			return 0
+		case bool:
+			return 1
+		case float64:
+			return 2
+		case string:
+			return 3
+		}
+		return 4
+	}
+	ra, rb := rank(a), rank(b)
+	if ra != rb {
+		return ra - rb
+	}
+	switch x := a.(type) {
+	case bool:
+		y := b.(bool)
+		switch {
+		case x == y:
+			return 0
+		case !x:
+			return -1
+		}
+		return 1
+	case float64:
+		y := b.(float64)
+		switch {
+		case x < y:
+			return -1
+		case x > y:
+			return 1
+		}
+		return 0
+	case string:
+		return strings.Compare(x, b.(string))
+	case nil:
+		return 0
+	}
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Compare(ja, jb)
+}
+
+// order compares a record value with a filter value: ok is false when they
+// are not both numbers or both strings.
+func order(v, x any) (int, bool) {
+	a, b := normalize(v), normalize(x)
+	switch y := a.(type) {
+	case float64:
+		if z, ok := b.(float64); ok {
+			return compareSort(y, z), true
+		}
+	case string:
+		if z, ok := b.(string); ok {
+			return strings.Compare(y, z), true
+		}
+	}
+	return 0, false
+}
+
+// match tells whether a node satisfies a filter object.
+func (t *typeInfo) match(n *node, filter map[string]any) bool {
+	for key, v := range filter {
+		switch key {
+		case "and":
+			list, _ := v.([]any)
+			for _, sub := range list {
+				m, _ := sub.(map[string]any)
+				if !t.match(n, m) {
+					return false
+				}
+			}
+		case "or":
+			list, _ := v.([]any)
+			if list == nil {
+				continue
+			}
+			anyOK := false
+			for _, sub := range list {
+				m, _ := sub.(map[string]any)
+				if t.match(n, m) {
+					anyOK = true
+					break
+				}
+			}
+			if !anyOK {
+				return false
+			}
+		case "id":
+			ops, _ := v.(map[string]any)
+			if !matchOps(n.rec.ID, true, ops) {
+				return false
+			}
+		default:
+			f := t.byName[key]
+			if f == nil {
+				return false
+			}
+			ops, _ := v.(map[string]any)
+			val, present := n.attrs[f.Attr]
+			if !matchOps(val, present && val != nil, ops) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// matchOps applies one field's operators to a record value.
+func matchOps(val any, present bool, ops map[string]any) bool {
+	for op, x := range ops {
+		if x == nil && op != "exists" {
+			continue // an operator given as null constrains nothing
+		}
+		switch op {
+		case "eq":
+			if !present || !equal(val, x) {
+				return false
+			}
+		case "ne":
+			if present && equal(val, x) {
+				return false
+			}
+		case "in", "nin":
+			list, _ := x.([]any)
+			found := false
+			if present {
+				for _, e := range list {
+					if equal(val, e) {
+						found = true
+						break
+					}
+				}
+			}
+			if found != (op == "in") {
+				return false
+			}
+		case "gt", "gte", "lt", "lte":
+			if !present {
+				return false
+			}
+			d, ok := order(val, x)
+			if !ok {
+				return false
+			}
+			switch {
+			case op == "gt" && d <= 0, op == "gte" && d < 0, op == "lt" && d >= 0, op == "lte" && d > 0:
+				return false
+			}
+		case "contains":
+			if !present {
+				return false
+			}
+			switch y := val.(type) {
+			case string:
+				s, ok := x.(string)
+				if !ok || !strings.Contains(y, s) {
+					return false
+				}
+			case []any:
+				if !holds(y, x) {
+					return false
+				}
+			default:
+				return false
+			}
+		case "exists":
+			want, _ := x.(bool)
+			if x == nil {
+				continue
+			}
+			if present != want {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// indexable tells whether an index can look v up.
+func indexable(v any) bool {
+	switch x := v.(type) {
+	case string, bool, int, int64, json.Number:
+		return true
+	case float64:
+		return !math.IsNaN(x) && !math.IsInf(x, 0)
+	}
+	return false
+}
+
+// candidates returns, when the filter has an eq or in on id or on an
+// indexed attribute (at top level or under and, or under or when every
+// branch has one), a superset of the matching ids in ascending order.
+func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool, error) {
+	if filter == nil {
+		return nil, false, nil
+	}
+	var sets [][]string
+	for key, v := range filter {
+		switch key {
+		case "and":
+			list, _ := v.([]any)
+			for _, sub := range list {
+				m, _ := sub.(map[string]any)
+				ids, ok, err := t.candidates(rc, m)
+				if err != nil {
+					return nil, false, err
+				}
+				if ok {
+					sets = append(sets, ids)
+				}
+			}
+		case "or":
+			list, _ := v.([]any)
+			if len(list) == 0 {
+				continue
+			}
+			union := map[string]bool{}
+			all := true
+			for _, sub := range list {
+				m, _ := sub.(map[string]any)
+				ids, ok, err := t.candidates(rc, m)
+				if err != nil {
+					return nil, false, err
+				}
+				if !ok {
+					all = false
+					break
+				}
+				for _, id := range ids {
+					union[id] = true
+				}
+			}
+			if all {
+				ids := make([]string, 0, len(union))
+				for id := range union {
+					ids = append(ids, id)
+				}
+				sort.Strings(ids)
+				sets = append(sets, ids)
+			}
+		default:
+			ops, _ := v.(map[string]any)
+			var values []any
+			if x, ok := ops["eq"]; ok && x != nil {
+				values = []any{x}
+			} else if x, ok := ops["in"].([]any); ok {
+				values = x
+			} else {
+				continue
+			}
+			usable := true
+			for _, x := range values {
+				usable = usable && indexable(x)
+			}
+			if !usable {
+				continue
+			}
+			if key == "id" {
+				ids := make([]string, 0, len(values))
+				for _, x := range values {
+					if s, ok := x.(string); ok {
+						ids = append(ids, s)
+					}
+				}
+				sort.Strings(ids)
+				sets = append(sets, slices.Compact(ids))
+				continue
+			}
+			f := t.byName[key]
+			if f == nil || !rc.snap.Indexed(t.Source, t.Model, f.Attr) {
+				continue
+			}
+			ids, _, err := rc.snap.Lookup(t.Source, t.Model, f.Attr, values, 0)
+			if err != nil {
+				return nil, false, err
+			}
+			sets = append(sets, ids)
+		}
+	}
+	if len(sets) == 0 {
+		return nil, false, nil
+	}
+	out := sets[0]
+	for _, s := range sets[1:] {
+		out = intersectSorted(out, s)
+	}
+	return out, true, nil
+}
+
+func intersectSorted(a, b []string) []string {
+	var out []string
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
+			if len(out) == 0 || out[len(out)-1] != a[i] {
+				out = append(out, a[i])
+			}
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return out
+}

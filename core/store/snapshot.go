@@ -1,0 +1,277 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Snapshot is a read view of one revision for readers that look records up
+// by id, walk a model in id order and use field indexes (GraphQL). Every
+// read of a snapshot sees the same revision. Close it when done; it is
+// safe for concurrent use until then.
+type Snapshot struct {
+	l    *Layer
+	rev  Revision
+	revs []revRef
+	txn  *badger.Txn
+}
+
+// StoredRecord is a record as a snapshot returns it: its payload (the
+// connector's JSON object) and its metadata.
+type StoredRecord struct {
+	Source string
+	Model  string
+	ID     string
+	// Connection is the connection the record belongs to; "" for records
+	// of a source without connections (today every record).
+	Connection     string
+	Payload        []byte
+	Action         Action
+	Cursor         Cursor
+	FirstSeenAt    time.Time
+	LastModifiedAt time.Time
+	// Revision is the revision that last changed the record.
+	Revision int64
+}
+
+// Deleted tells whether the record is soft-deleted.
+func (r *StoredRecord) Deleted() bool { return r.Action == Deleted }
+
+// OpenSnapshot opens a read view of revision n, or with n = 0 of the
+// revision readers see now (the pinned one, else the newest). ok is false
+// when n is 0 and nothing has been published yet. It fails with
+// ErrNoRevision or ErrRevisionGone as Records does.
+func (l *Layer) OpenSnapshot(n int64) (s *Snapshot, ok bool, err error) {
+	if l.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	rev, ok, err := l.revisionAt(n)
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	l.mu.RLock()
+	revs := l.refs // append-only: a snapshot of the slice header is safe
+	l.mu.RUnlock()
+	rev.Pinned = rev.Number == l.Pinned()
+	return &Snapshot{l: l, rev: rev, revs: revs, txn: l.db.NewTransactionAt(rev.TS, false)}, true, nil
+}
+
+// Revision is the revision the snapshot reads.
+func (s *Snapshot) Revision() Revision { return s.rev }
+
+// Retained tells whether the snapshot's revision is still kept. A reader
+// that derived something from an older snapshot checks it afterwards: a
+// revision that stopped being kept meanwhile may have lost versions.
+func (s *Snapshot) Retained() bool {
+	s.l.mu.RLock()
+	defer s.l.mu.RUnlock()
+	return s.l.readableLocked(s.l.refIndexLocked(s.rev.Number), time.Now())
+}
+
+// Close releases the snapshot.
+func (s *Snapshot) Close() { s.txn.Discard() }
+
+// revisionOf returns the revision whose commit includes timestamp ts.
+func (s *Snapshot) revisionOf(ts uint64) (Revision, bool) {
+	i := sort.Search(len(s.revs), func(i int) bool { return s.revs[i].ts >= ts })
+	if i == len(s.revs) {
+		return Revision{}, false
+	}
+	return s.revs[i].revision(), true
+}
+
+// fill decodes a record entry into r; payload is copied when copyPayload.
+func (s *Snapshot) fill(r *StoredRecord, c Cursor, v []byte, copyPayload bool) error {
+	e, err := decodeEntry(v)
+	if err != nil {
+		return err
+	}
+	mod, ok := s.revisionOf(c.ts())
+	if !ok {
+		return fmt.Errorf("store: record %s has no published revision", c)
+	}
+	first := mod
+	if e.firstSeen != c.ts() {
+		if f, ok := s.revisionOf(e.firstSeen); ok {
+			first = f
+		}
+	}
+	*r = StoredRecord{Source: string(e.source), Model: string(e.model), ID: string(e.id), Payload: e.payload,
+		Action: e.action, Cursor: c, FirstSeenAt: first.CreatedAt, LastModifiedAt: mod.CreatedAt, Revision: mod.Number}
+	if copyPayload {
+		r.Payload = append([]byte(nil), e.payload...)
+	}
+	return nil
+}
+
+// Get returns one record (deleted ones too) by source, model and id. Its
+// payload is a copy the caller may keep.
+func (s *Snapshot) Get(source, model, id string) (StoredRecord, bool, error) {
+	ie, found, err := readIndex(s.txn, indexKey(source, model, id))
+	if err != nil || !found {
+		return StoredRecord{}, false, err
+	}
+	item, err := s.txn.Get(recordKey(ie.cursor))
+	if err != nil {
+		return StoredRecord{}, false, fmt.Errorf("read record entry: %w", err)
+	}
+	var r StoredRecord
+	err = item.Value(func(v []byte) error { return s.fill(&r, ie.cursor, v, true) })
+	return r, err == nil, err
+}
+
+// ScanBatch is how many records Scan reads ahead: their entries are read
+// in cursor order, which costs less than one point read each.
+const scanBatch = 256
+
+// Scan calls fn with the records of one (source, model) that are not
+// deleted, in ascending id order, starting after afterID (all when empty).
+// The record passed to fn, its payload included, is only valid during the
+// call. fn returns false to stop.
+func (s *Snapshot) Scan(source, model, afterID string, fn func(r *StoredRecord) (bool, error)) error {
+	pfx := indexPrefix(source, model)
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+	defer it.Close()
+	start := pfx
+	if afterID != "" {
+		start = append(indexKey(source, model, afterID), 0)
+	}
+	type hit struct {
+		pos int
+		c   Cursor
+	}
+	batch := make([]hit, 0, scanBatch)
+	recs := make([]StoredRecord, 0, scanBatch)
+	vals := make([][]byte, scanBatch)
+	ri := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
+	defer ri.Close()
+	flush := func() (bool, error) {
+		// Read the batch's entries in cursor order, then hand them out in
+		// id order.
+		sorted := append([]hit(nil), batch...)
+		sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].c[:], sorted[j].c[:]) < 0 })
+		recs = recs[:len(batch)]
+		for _, h := range sorted {
+			k := recordKey(h.c)
+			ri.Seek(k)
+			if !ri.Valid() || !bytes.Equal(ri.Item().Key(), k) {
+				return false, fmt.Errorf("store: record entry %s of %s/%s missing", h.c, source, model)
+			}
+			var err error
+			vals[h.pos], err = ri.Item().ValueCopy(vals[h.pos][:0])
+			if err != nil {
+				return false, err
+			}
+			if err := s.fill(&recs[h.pos], h.c, vals[h.pos], false); err != nil {
+				return false, err
+			}
+		}
+		for i := range batch {
+			more, err := fn(&recs[i])
+			if err != nil || !more {
+				return false, err
+			}
+		}
+		batch = batch[:0]
+		return true, nil
+	}
+	for it.Seek(start); it.Valid(); it.Next() {
+		var ie indexEntry
+		if err := it.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+			return err
+		}
+		if ie.deleted {
+			continue
+		}
+		batch = append(batch, hit{len(batch), ie.cursor})
+		if len(batch) == scanBatch {
+			if more, err := flush(); err != nil || !more {
+				return err
+			}
+		}
+	}
+	if len(batch) > 0 {
+		_, err := flush()
+		return err
+	}
+	return nil
+}
+
+// Changes calls fn with every record (deleted ones too) whose latest change
+// was published after revision since (0: every record), in cursor order.
+// The record passed to fn is only valid during the call.
+func (s *Snapshot) Changes(since int64, fn func(r *StoredRecord) error) error {
+	start := []byte{pfxRecord}
+	if since > 0 {
+		i := sort.Search(len(s.revs), func(i int) bool { return s.revs[i].num >= since })
+		if i == len(s.revs) || s.revs[i].num != since {
+			return fmt.Errorf("%w: %d", ErrNoRevision, since)
+		}
+		start = recordKey(makeCursor(s.revs[i].ts+1, 0))
+	}
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
+	defer it.Close()
+	var r StoredRecord
+	for it.Seek(start); it.Valid(); it.Next() {
+		var c Cursor
+		copy(c[:], it.Item().Key()[1:])
+		if err := it.Item().Value(func(v []byte) error { return s.fill(&r, c, v, false) }); err != nil {
+			return err
+		}
+		if err := fn(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNotIndexed is returned by Lookup for a field without a complete index
+// at the snapshot's revision.
+var ErrNotIndexed = errors.New("store: field not indexed at this revision")
+
+// Indexed tells whether (source, model, field) has a complete field index
+// at the snapshot's revision.
+func (s *Snapshot) Indexed(source, model, field string) bool {
+	_, err := s.txn.Get(fieldIndexMarker(source, model, field))
+	return err == nil
+}
+
+// Lookup returns the ids of the records of (source, model) that are not
+// deleted and whose field equals one of values (a value that is a JSON
+// array matches each of its elements), in ascending order without
+// repeats. Values are strings, float64, json.Number, ints or bools; others
+// match nothing. It fails with ErrNotIndexed when the field has no
+// complete index at this revision. At most limit ids are returned (0: no
+// limit); more tells whether there were more.
+func (s *Snapshot) Lookup(source, model, field string, values []any, limit int) (ids []string, more bool, err error) {
+	if !s.Indexed(source, model, field) {
+		return nil, false, ErrNotIndexed
+	}
+	base := fieldIndexPrefix(source, model, field)
+	seen := map[string]bool{}
+	for _, v := range values {
+		k, ok := appendIndexValue(append([]byte(nil), base...), v)
+		if !ok {
+			continue
+		}
+		it := s.txn.NewIterator(badger.IteratorOptions{Prefix: k})
+		for it.Rewind(); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(k):])
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		it.Close()
+	}
+	sort.Strings(ids)
+	if limit > 0 && len(ids) > limit {
+		return ids[:limit], true, nil
+	}
+	return ids, false, nil
+}
