@@ -14,12 +14,12 @@ func (e *Engine) Pin(layerName string, n int64) error {
 	if err != nil {
 		return err
 	}
-	if err := l.db.Pin(n); err != nil {
+	ds := l.deliveries(&outEvent{Type: EventRevisionPinned, ID: newID("evt"), Layer: l.cfg.Name, Revision: n}, false)
+	if err := l.db.Pin(n, ds...); err != nil {
 		return err
 	}
 	l.audit("revision.pinned", map[string]string{"revision": fmt.Sprint(n)})
 	l.event(store.Event{Type: "revision.pinned", Message: fmt.Sprintf("revision %d", n)})
-	l.notifyEvent(&outEvent{Type: EventRevisionPinned, ID: newID("evt"), Layer: l.cfg.Name, Revision: n})
 	return nil
 }
 
@@ -30,14 +30,15 @@ func (e *Engine) Unpin(layerName string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	was, err := l.db.Unpin()
+	was, err := l.db.UnpinWith(func(was int64) []store.Delivery {
+		return l.deliveries(&outEvent{Type: EventRevisionUnpinned, ID: newID("evt"), Layer: l.cfg.Name, Revision: was}, false)
+	})
 	if err != nil {
 		return 0, err
 	}
 	if was != 0 {
 		l.audit("revision.unpinned", map[string]string{"revision": fmt.Sprint(was)})
 		l.event(store.Event{Type: "revision.unpinned", Message: fmt.Sprintf("revision %d", was)})
-		l.notifyEvent(&outEvent{Type: EventRevisionUnpinned, ID: newID("evt"), Layer: l.cfg.Name, Revision: was})
 	}
 	return was, nil
 }

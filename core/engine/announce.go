@@ -67,17 +67,6 @@ func (l *layer) deliveries(ev *outEvent, completedEmpty bool) []store.Delivery {
 	return out
 }
 
-// notifyEvent puts an event that announces no revision in the outbox.
-func (l *layer) notifyEvent(ev *outEvent) {
-	ds := l.deliveries(ev, false)
-	if len(ds) == 0 {
-		return
-	}
-	if err := l.db.Enqueue(ds); err != nil {
-		l.log.Error("could not queue an outbound event", "type", ev.Type, "error", err)
-	}
-}
-
 // runEvent starts the event of a run: who, what and how.
 func (l *layer) runEvent(typ string, p *pending) *outEvent {
 	ev := &outEvent{Type: typ, ID: newID("evt"), Layer: l.cfg.Name, Run: p.run.ID, Trigger: p.run.Trigger, SyncType: p.syncType}

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/synclayer/synclayer/core/store"
 	"testing"
 	"time"
 )
@@ -17,6 +18,7 @@ type sentEvent struct {
 	Revision      int64                      `json:"revision"`
 	ModifiedAfter string                     `json:"modifiedAfter"`
 	Results       map[string]json.RawMessage `json:"results"`
+	Error         string                     `json:"error"`
 }
 
 // outbox returns the events queued for an endpoint, oldest first (no
@@ -181,5 +183,72 @@ func TestCronSchedule(t *testing.T) {
 	}
 	if _, err := parseCron("61 * * * *"); err == nil {
 		t.Fatal("an invalid cron expression parsed")
+	}
+}
+
+// A run a crash left running is failed at the next start, and its
+// sync.failed goes out (its sync.started did); pin and unpin are announced.
+func TestCrashedRunAndPinsAreAnnounced(t *testing.T) {
+	env := newTestEnv(t, "")
+	env.writeFile("blog/Post.json", `[{"id":"p1"}]`)
+	env.writeConfig(fmt.Sprintf(`
+layer "cat" {
+  source "blog" {
+    plugin = "files"
+    config { dir = %q }
+  }
+  notify "all" {
+    url    = "http://127.0.0.1:9/all"
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  }
+}
+`, env.path("blog")))
+	e := env.start()
+	waitRunEnd(t, e, "cat", runs(t, e, "cat")[0].ID)
+	stopEngine(e)
+	// What a kill -9 in the middle of a run leaves: a run record that says
+	// running.
+	db, err := env.st.Layer("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().UTC()
+	crashed := &store.Run{ID: newID("run"), State: store.RunRunning, Trigger: TriggerManual, StartedAt: &started,
+		Syncs: []store.SyncRef{{Source: "blog", Sync: "files"}}, QueuedAt: started}
+	if err := db.PutRun(crashed); err != nil {
+		t.Fatal(err)
+	}
+	e = env.start()
+	var failed *sentEvent
+	waitUntil(t, "the crashed run's sync.failed", func() bool {
+		for _, ev := range outbox(t, e, "cat", "all") {
+			if ev.Type == EventSyncFailed && ev.Run == crashed.ID {
+				ev := ev
+				failed = &ev
+				return true
+			}
+		}
+		return false
+	})
+	if failed.Error == "" {
+		t.Errorf("sync.failed of the crashed run carries no error: %+v", failed)
+	}
+	if err := e.Pin("cat", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Unpin("cat"); err != nil {
+		t.Fatal(err)
+	}
+	var pinned, unpinned int
+	for _, ev := range outbox(t, e, "cat", "all") {
+		switch ev.Type {
+		case EventRevisionPinned:
+			pinned++
+		case EventRevisionUnpinned:
+			unpinned++
+		}
+	}
+	if pinned != 1 || unpinned != 1 {
+		t.Fatalf("pinned %d, unpinned %d events, want 1 each", pinned, unpinned)
 	}
 }

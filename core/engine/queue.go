@@ -215,7 +215,13 @@ func (l *layer) recoverRuns() error {
 		case store.RunRunning:
 			now := time.Now().UTC()
 			r.State, r.Error, r.FinishedAt = store.RunFailed, "interrupted: the host stopped during the run; its changes were not published and it was queued again", &now
-			if err := l.db.PutRun(r); err != nil {
+			// Its sync.started went out: so does its sync.failed, in the
+			// same commit as the failure.
+			p := &pending{run: r}
+			p.syncType = l.syncTypeOf(p)
+			ev := l.runEvent(EventSyncFailed, p)
+			ev.FinishedAt, ev.Error = fmtTime(now), r.Error
+			if err := l.db.PutRun(r, l.deliveries(ev, false)...); err != nil {
 				return err
 			}
 			l.event(store.Event{Type: "sync.failed", Run: r.ID, Message: r.Error})

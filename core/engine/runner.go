@@ -34,11 +34,11 @@ type atomicInt struct{ atomic.Int64 }
 // back. A run cut short by shutdown is left queued for the next start.
 func (l *layer) execute(p *pending) {
 	now := time.Now().UTC()
-	run := l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Attempt = store.RunRunning, &now, 1 })
+	p.syncType = l.syncTypeOf(p)
+	run := l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Attempt = store.RunRunning, &now, 1 },
+		func() *outEvent { return l.runEvent(EventSyncStarted, p) })
 	l.event(store.Event{Type: "sync.started", Run: run.ID, Message: run.Trigger})
 	l.log.Info("run started", "run", run.ID, "trigger", run.Trigger, "syncs", refsKey(run.Syncs))
-	p.syncType = l.syncTypeOf(p)
-	l.notifyEvent(l.runEvent(EventSyncStarted, p))
 
 	rev, err := l.stageAndPublish(p)
 	finished := time.Now().UTC()
@@ -48,16 +48,18 @@ func (l *layer) execute(p *pending) {
 		run = l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Error, r.RetryAt = store.RunQueued, nil, "", nil })
 		l.log.Info("run interrupted by shutdown; it will run again at the next start", "run", run.ID)
 	case err != nil:
+		msg := l.e.redact.Replace(err.Error())
 		run = l.updateRun(p, func(r *store.Run) {
 			r.FinishedAt = &finished
-			r.State, r.Error, r.RetryAt = store.RunFailed, l.e.redact.Replace(err.Error()), nil
+			r.State, r.Error, r.RetryAt = store.RunFailed, msg, nil
+		}, func() *outEvent {
+			ev := l.runEvent(EventSyncFailed, p)
+			ev.FinishedAt, ev.Error = fmtTime(finished), msg
+			return ev
 		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
-		ev := l.runEvent(EventSyncFailed, p)
-		ev.FinishedAt, ev.Error = fmtTime(finished), run.Error
-		l.notifyEvent(ev)
 	default:
 		run = l.updateRun(p, func(r *store.Run) {
 			r.FinishedAt = &finished
@@ -71,13 +73,18 @@ func (l *layer) execute(p *pending) {
 }
 
 // updateRun changes a run under the layer's lock (readers copy it under the
-// same lock), saves it, and returns a copy.
-func (l *layer) updateRun(p *pending, fn func(r *store.Run)) *store.Run {
+// same lock), saves it, and returns a copy. The outbound events of
+// announce (optional, built after fn) are committed with it.
+func (l *layer) updateRun(p *pending, fn func(r *store.Run), announce ...func() *outEvent) *store.Run {
 	l.mu.Lock()
 	fn(p.run)
 	c := copyRun(p.run)
 	l.mu.Unlock()
-	if err := l.db.PutRun(c); err != nil {
+	var ds []store.Delivery
+	for _, mk := range announce {
+		ds = append(ds, l.deliveries(mk(), false)...)
+	}
+	if err := l.db.PutRun(c, ds...); err != nil {
 		l.log.Error("could not record a run", "run", c.ID, "error", err)
 	}
 	return c

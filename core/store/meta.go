@@ -152,15 +152,20 @@ type Run struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 }
 
-// PutRun saves a run record. Queued and running runs are also indexed
-// (q/<run>), so that a start reads only those.
-func (l *Layer) PutRun(r *Run) error {
+// PutRun saves a run record, and in the same commit the outbound events
+// that announce its change (sync.started, sync.failed), so that one is
+// never on disk without the other. Queued and running runs are also
+// indexed (q/<run>), so that a start reads only those.
+func (l *Layer) PutRun(r *Run, announce ...Delivery) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return l.setLatest(func(txn *badger.Txn) error {
+	err = l.setLatest(func(txn *badger.Txn) error {
 		if err := txn.Set(strKey(pfxRun, r.ID), b); err != nil {
+			return err
+		}
+		if err := putDeliveries(txn, announce); err != nil {
 			return err
 		}
 		if r.State == RunQueued || r.State == RunRunning {
@@ -168,6 +173,10 @@ func (l *Layer) PutRun(r *Run) error {
 		}
 		return txn.Delete(strKey(pfxActiveRun, r.ID))
 	})
+	if err == nil && len(announce) > 0 {
+		l.signalOutbox()
+	}
+	return err
 }
 
 const metaActiveRuns = "activeruns"

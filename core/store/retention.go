@@ -227,7 +227,9 @@ func (l *Layer) Lease(n int64) {
 
 // Pin makes revision n the one readers see until Unpin. Syncs go on
 // publishing newer revisions meanwhile.
-func (l *Layer) Pin(n int64) error {
+//
+// announce are the outbound events of the pin, committed with it.
+func (l *Layer) Pin(n int64, announce ...Delivery) error {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	l.mu.RLock()
@@ -249,32 +251,54 @@ func (l *Layer) Pin(n int64) error {
 	if err := txn.Set(metaKey(metaPinned), []byte(strconv.FormatInt(n, 10))); err != nil {
 		return err
 	}
+	if err := putDeliveries(txn, announce); err != nil {
+		return err
+	}
 	if err := txn.CommitAt(l.nextTS(), nil); err != nil {
 		return err
 	}
 	l.mu.Lock()
 	l.pinned = n
 	l.mu.Unlock()
+	if len(announce) > 0 {
+		l.signalOutbox()
+	}
 	return nil
 }
 
 // Unpin lets readers see the newest revision again. It returns the
 // revision that was pinned (0: none).
-func (l *Layer) Unpin() (int64, error) {
+func (l *Layer) Unpin() (int64, error) { return l.UnpinWith(nil) }
+
+// UnpinWith is Unpin, with the outbound events that announce it (given
+// the revision that was pinned) committed with it.
+func (l *Layer) UnpinWith(announce func(was int64) []Delivery) (int64, error) {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	txn := l.db.NewTransactionAt(readLatest, true)
 	defer txn.Discard()
+	l.mu.RLock()
+	was := l.pinned
+	l.mu.RUnlock()
 	if err := txn.Delete(metaKey(metaPinned)); err != nil {
 		return 0, err
+	}
+	var ds []Delivery
+	if announce != nil && was != 0 {
+		ds = announce(was)
+		if err := putDeliveries(txn, ds); err != nil {
+			return 0, err
+		}
 	}
 	if err := txn.CommitAt(l.nextTS(), nil); err != nil {
 		return 0, err
 	}
 	l.mu.Lock()
-	was := l.pinned
 	l.pinned = 0
 	l.mu.Unlock()
+	if len(ds) > 0 {
+		l.signalOutbox()
+	}
 	if err := l.retainNow(); err != nil {
 		l.log.Warn("could not prune revisions", "error", err)
 	}
