@@ -209,7 +209,10 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	// Records stream out as they are read; the status is settled by the
 	// first write, so a query that fails before it still gets its error.
-	bw := bufio.NewWriterSize(w, 64<<10)
+	// Each 64 KiB must reach the client within recordsWriteTimeout: a slow
+	// reader must not hold the store's iterator (and with it old tables
+	// and value log files) as long as it likes.
+	bw := bufio.NewWriterSize(deadlineWriter{w: w, rc: http.NewResponseController(w)}, 64<<10)
 	n := 0
 	page, err := db.Records(q, func(rec []byte) error {
 		if n == 0 {
@@ -330,4 +333,21 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"audit": entries})
+}
+
+// recordsWriteTimeout bounds how long one buffered chunk of a records
+// answer may take to reach the client.
+var recordsWriteTimeout = 30 * time.Second
+
+// deadlineWriter sets the connection's write deadline before each write,
+// so that every chunk gets recordsWriteTimeout, however long the answer.
+type deadlineWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	// Without support (a test recorder) the write goes on without one.
+	_ = d.rc.SetWriteDeadline(time.Now().Add(recordsWriteTimeout))
+	return d.w.Write(p)
 }

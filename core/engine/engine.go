@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -120,6 +121,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		l.db = db
 		db.SetRetention(l.cfg.KeepRevisions, l.cfg.KeepFor)
 		db.SetInboxLimit(l.cfg.InboxLimit)
+		l.open.Store(true) // publishes l.db to handlers (see layer)
 		e.wg.Add(1)
 		go l.eventWriter()
 		if err := l.recoverRuns(); err != nil {
@@ -196,7 +198,9 @@ func (e *Engine) layer(name string) (*layer, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownLayer, name)
 	}
-	if l.db == nil {
+	if !l.open.Load() {
+		// Start has not opened its store yet (the HTTP server answers
+		// before the engine has started).
 		return nil, fmt.Errorf("%w: %q", ErrNotReady, name)
 	}
 	return l, nil
@@ -207,6 +211,9 @@ func (e *Engine) LayerNames() []string { return append([]string(nil), e.order...
 
 // layer is one configured layer at run time.
 type layer struct {
+	// open is set once Start has set db; handlers look it up through
+	// Engine.layer, which checks open first.
+	open    atomic.Bool
 	e       *Engine
 	cfg     *config.Layer
 	log     hclog.Logger

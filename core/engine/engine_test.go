@@ -740,3 +740,37 @@ func deref(b *bool) any {
 	}
 	return *b
 }
+
+// Handlers answer before the engine has started (the HTTP server listens
+// first): looking up a layer while Start opens it must be race-free and
+// say "not ready" until it is open (run with -race).
+func TestLayerLookupDuringStartIsRaceFree(t *testing.T) {
+	env := newTestEnv(t, "")
+	env.writeConfig(testConfig(modeSource(env, "src")))
+	e := env.engine()
+	stop := make(chan struct{})
+	looked := make(chan struct{})
+	go func() {
+		defer close(looked)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := e.Layer("lay"); err != nil && !errors.Is(err, ErrNotReady) {
+				t.Errorf("lookup during start: %v", err)
+				return
+			}
+		}
+	}()
+	if err := e.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-looked
+	if _, err := e.Layer("lay"); err != nil {
+		t.Fatalf("after start: %v", err)
+	}
+	stopEngine(e)
+}

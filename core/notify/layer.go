@@ -18,10 +18,13 @@ import (
 // state and makes every write to the outbox; attempts run in goroutines of
 // their own and report back on results.
 type layerLoop struct {
-	n    *Notifier
-	name string
-	db   *store.Layer
-	log  hclog.Logger
+	// pruned is closed when the prune loop has ended (at once without
+	// retention).
+	pruned chan struct{}
+	n      *Notifier
+	name   string
+	db     *store.Layer
+	log    hclog.Logger
 
 	// hard is cancelled when stop runs out of time: attempts in flight
 	// are cut and left pending.
@@ -87,6 +90,7 @@ func newLayerLoop(n *Notifier, db *store.Layer, lc *config.Layer) *layerLoop {
 	l := &layerLoop{
 		n: n, name: lc.Name, db: db, log: n.log.With("layer", lc.Name),
 		reloads: make(chan *config.Layer, 1), quit: make(chan struct{}), dead: make(chan struct{}),
+		pruned:    make(chan struct{}),
 		results:   make(chan result),
 		endpoints: map[string]*endpoint{}, pending: map[string]*item{}, stoppedHere: map[string]bool{},
 	}
@@ -111,6 +115,9 @@ func (l *layerLoop) stop(ctx context.Context) {
 	default:
 		close(l.quit)
 	}
+	// The prune loop ends at quit; a prune in progress finishes first
+	// (the store closes after Stop).
+	defer func() { <-l.pruned }()
 	select {
 	case <-l.dead:
 		return
@@ -459,6 +466,7 @@ func sameNotify(a, b *config.Notify) bool {
 
 // pruneLoop drops settled deliveries older than the retention, hourly.
 func (l *layerLoop) pruneLoop() {
+	defer close(l.pruned)
 	tick := time.NewTicker(time.Hour)
 	defer tick.Stop()
 	for {

@@ -175,6 +175,8 @@ func (n *Notifier) startLoop(lc *config.Layer) error {
 	go l.run()
 	if n.opts.Retention > 0 {
 		go l.pruneLoop()
+	} else {
+		close(l.pruned)
 	}
 	return nil
 }

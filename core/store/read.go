@@ -54,9 +54,10 @@ var ErrRevisionGone = errors.New("revision no longer retained")
 // emit as JSON objects with their _metadata. The slice passed to emit is
 // only valid during the call. All records come from one revision.
 func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
-	if l.closed.Load() {
-		return Page{}, ErrClosed
+	if err := l.enter(); err != nil {
+		return Page{}, err
 	}
+	defer l.exit()
 	rev, ok, err := l.revisionAt(q.Revision)
 	if err != nil {
 		return Page{}, err

@@ -47,11 +47,12 @@ func (r *StoredRecord) Deleted() bool { return r.Action == Deleted }
 // when n is 0 and nothing has been published yet. It fails with
 // ErrNoRevision or ErrRevisionGone as Records does.
 func (l *Layer) OpenSnapshot(n int64) (s *Snapshot, ok bool, err error) {
-	if l.closed.Load() {
-		return nil, false, ErrClosed
+	if err := l.enter(); err != nil {
+		return nil, false, err
 	}
 	rev, ok, err := l.revisionAt(n)
 	if err != nil || !ok {
+		l.exit()
 		return nil, ok, err
 	}
 	l.mu.RLock()
@@ -74,7 +75,13 @@ func (s *Snapshot) Retained() bool {
 }
 
 // Close releases the snapshot.
-func (s *Snapshot) Close() { s.txn.Discard() }
+func (s *Snapshot) Close() {
+	if s.txn != nil {
+		s.txn.Discard()
+		s.txn = nil
+		s.l.exit()
+	}
+}
 
 // revisionOf returns the revision whose commit includes timestamp ts.
 func (s *Snapshot) revisionOf(ts uint64) (Revision, bool) {

@@ -198,6 +198,8 @@ type Layer struct {
 	// closed is set when the layer closes: calls after it get ErrClosed
 	// instead of reaching Badger, which panics on a closed database.
 	closed atomic.Bool
+	// ops counts reads in progress (enter, exit); close waits for them.
+	ops atomic.Int64
 
 	eventSeq uint64
 	auditSeq uint64
@@ -227,8 +229,33 @@ func (l *Layer) close() error {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	l.backups.Wait()
+	// Reads that began before closed was set end first: Badger panics on
+	// a read of a closed database. They are short (a records page, a
+	// GraphQL request under its time limit); the wait is bounded anyway.
+	for deadline := time.Now().Add(closeWait); l.ops.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if n := l.ops.Load(); n > 0 {
+		l.log.Warn("closing the layer with reads still in progress", "reads", n)
+	}
 	return l.db.Close()
 }
+
+// closeWait bounds how long closing a layer waits for reads in progress.
+const closeWait = 15 * time.Second
+
+// enter registers a read of the database; it fails with ErrClosed once the
+// layer is closing. Every enter that succeeds is paired with exit.
+func (l *Layer) enter() error {
+	l.ops.Add(1)
+	if l.closed.Load() {
+		l.ops.Add(-1)
+		return ErrClosed
+	}
+	return nil
+}
+
+func (l *Layer) exit() { l.ops.Add(-1) }
 
 // load reads revisions and metadata, and rolls back any staging that a crash
 // interrupted: versions above the newest published timestamp were never
@@ -394,9 +421,10 @@ func (l *Layer) setLatestLocked(fn func(txn *badger.Txn) error) error {
 
 // viewLatest reads system keys at their newest version.
 func (l *Layer) viewLatest(fn func(txn *badger.Txn) error) error {
-	if l.closed.Load() {
-		return ErrClosed
+	if err := l.enter(); err != nil {
+		return err
 	}
+	defer l.exit()
 	txn := l.db.NewTransactionAt(readLatest, false)
 	defer txn.Discard()
 	return fn(txn)
