@@ -159,6 +159,10 @@ func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
 	}
 	l.inDepth.Add(1)
 	l.signalInbox()
+	// The caller answers 202 next: the webhook must survive a power cut.
+	if err := l.durable(); err != nil {
+		return 0, fmt.Errorf("store: sync the webhook inbox: %w", err)
+	}
 	return it.Seq, nil
 }
 

@@ -565,6 +565,12 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 	if err := txn.CommitAt(ts, nil); err != nil {
 		return Revision{}, err
 	}
+	// Readers see the revision next: it must survive a power cut first.
+	// (Its commit is in place; on a failed fsync the revision stays
+	// invisible until the next start finds it on disk.)
+	if err := l.durable(); err != nil {
+		return Revision{}, fmt.Errorf("sync the revision: %w", err)
+	}
 	l.appendRevision(rev)
 	l.inboxConsumed(len(info.Consume))
 	l.mu.Lock()

@@ -200,6 +200,8 @@ type Layer struct {
 	closed atomic.Bool
 	// ops counts reads in progress (enter, exit); close waits for them.
 	ops atomic.Int64
+	// syncer fsyncs what is acknowledged, in groups (durable.go).
+	syncer syncer
 
 	eventSeq uint64
 	auditSeq uint64

@@ -1,0 +1,68 @@
+package store
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A payload webhook and a revision are fsync'ed before AppendInbox and
+// publish return (that is, before the 202 and before readers see the
+// revision); waiting commits share fsyncs.
+func TestAcknowledgedWritesAreSyncedFirst(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	var syncs atomic.Int64
+	release := make(chan struct{})
+	var blocked atomic.Bool
+	testHookSync = func() {
+		syncs.Add(1)
+		if blocked.Load() {
+			<-release
+		}
+	}
+	defer func() { testHookSync = nil }()
+
+	blocked.Store(true)
+	returned := make(chan error, 1)
+	go func() {
+		_, err := l.AppendInbox(InboxItem{Source: "shop", Body: []byte("{}")})
+		returned <- err
+	}()
+	select {
+	case <-returned:
+		t.Fatal("AppendInbox returned while its fsync had not finished")
+	case <-time.After(200 * time.Millisecond):
+	}
+	blocked.Store(false)
+	close(release)
+	if err := <-returned; err != nil {
+		t.Fatal(err)
+	}
+
+	before := syncs.Load()
+	runChanges(t, l, "run_1", save("M", "a", "1"))
+	if syncs.Load() == before {
+		t.Fatal("a revision became readable without an fsync")
+	}
+
+	// Group commit: 50 concurrent webhooks need far fewer than 50 fsyncs.
+	before = syncs.Load()
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.AppendInbox(InboxItem{Source: "shop", Body: []byte("{}")}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := syncs.Load() - before; n < 1 || n >= 50 {
+		t.Fatalf("%d fsyncs for 50 webhooks", n)
+	} else {
+		t.Logf("%d fsyncs for 50 concurrent webhooks", n)
+	}
+}
