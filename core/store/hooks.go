@@ -139,7 +139,10 @@ func (l *Layer) InboxDepth() int { return int(l.inDepth.Load()) }
 // number. Items of a layer are processed in that order. It fails with
 // ErrInboxFull at the layer's inbox limit.
 func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
-	if lim := l.inLimit.Load(); lim > 0 && l.inDepth.Load() >= lim {
+	// Reserve the place first: concurrent requests must not all pass a
+	// check made before any of them is counted.
+	if n := l.inDepth.Add(1); l.inLimit.Load() > 0 && n > l.inLimit.Load() {
+		l.inDepth.Add(-1)
 		return 0, ErrInboxFull
 	}
 	err := l.setLatest(func(txn *badger.Txn) error {
@@ -155,9 +158,9 @@ func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
 		return txn.Set(u64Key(pfxInbox, it.Seq), b)
 	})
 	if err != nil {
+		l.inDepth.Add(-1)
 		return 0, err
 	}
-	l.inDepth.Add(1)
 	l.signalInbox()
 	// The caller answers 202 next: the webhook must survive a power cut.
 	if err := l.durable(); err != nil {
