@@ -160,13 +160,13 @@ func TestDescribe(t *testing.T) {
 	if got := strings.Join(fields, " "); got != "id:string title:string slug:string views:number author:string images:array tags:array created_at:timestamp updated_at:timestamp revision:number content_type:string" {
 		t.Fatalf("BlogPost fields: %s", got)
 	}
-	if d.Watches {
-		t.Fatal("a source without webhook_secret must not watch")
+	if d.Watches || d.Webhooks {
+		t.Fatal("a source without webhook_secret must not watch nor take payload webhooks (the host answers 404)")
 	}
 	withSecret := config(api)
 	withSecret["webhook_secret"] = testSecret
-	if d, err := h.Describe(withSecret); err != nil || !d.Watches {
-		t.Fatalf("a source with webhook_secret watches: %v %+v", err, d)
+	if d, err := h.Describe(withSecret); err != nil || !d.Watches || !d.Webhooks {
+		t.Fatalf("a source with webhook_secret watches and takes webhooks: %v %+v", err, d)
 	}
 }
 

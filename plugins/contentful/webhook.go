@@ -45,6 +45,17 @@ const (
 // one more incremental run, which changes nothing.
 const SignatureTolerance = 5 * time.Minute
 
+// WebhooksEnabled implements sdk.ConnectorWithConfiguredWebhooks: only a
+// source with a webhook_secret takes payload webhooks; for the others the
+// host answers 404 and never asks VerifyWebhook.
+func (c *Contentful) WebhooksEnabled(ctx context.Context, req *sdk.ConfigRequest) (bool, error) {
+	cfg, err := decodeConfig(req.DecodeConfig)
+	if err != nil {
+		return false, err
+	}
+	return cfg.WebhookSecret != "", nil
+}
+
 // VerifyWebhook implements sdk.ConnectorWithWebhooks: the source must have
 // a webhook_secret, and the call must carry Contentful's request
 // verification signed with it (see VerifySignature) and a topic.

@@ -156,7 +156,7 @@ func TestVerifyWebhook(t *testing.T) {
 	// Without webhook_secret, no payload webhook is accepted, signed or not.
 	off := config(api)
 	for _, secret := range []string{"", testSecret} {
-		if err := h.VerifyWebhook(t.Context(), webhookOpts(api, off, wh, secret, now)); err == nil || !strings.Contains(err.Error(), "set webhook_secret") {
+		if err := h.VerifyWebhook(t.Context(), webhookOpts(api, off, wh, secret, now)); err == nil || !strings.Contains(err.Error(), "does not take payload webhooks") {
 			t.Errorf("a source without webhook_secret: %v", err)
 		}
 	}

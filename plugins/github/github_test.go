@@ -115,6 +115,16 @@ func TestDescribe(t *testing.T) {
 			t.Errorf("config attribute %s: %+v", name, f)
 		}
 	}
+	// Payload webhooks only with a webhook_secret: the host answers 404
+	// for the others, so that nobody writes records unsigned.
+	cfg := map[string]any{"token": "ghp_x", "repos": []any{"octo-org/octo-repo"}}
+	if d, err := h.Describe(cfg); err != nil || d.Webhooks {
+		t.Fatalf("a source without webhook_secret: %v, webhooks %v", err, d != nil && d.Webhooks)
+	}
+	cfg["webhook_secret"] = "s3cret"
+	if d, err := h.Describe(cfg); err != nil || !d.Webhooks {
+		t.Fatalf("a source with webhook_secret: %v, webhooks %v", err, d != nil && d.Webhooks)
+	}
 	var got []string
 	for _, s := range d.Syncs {
 		got = append(got, s.Name+":"+strings.Join(s.Models, "+"))

@@ -66,6 +66,17 @@ type delivery struct {
 	ignored string
 }
 
+// WebhooksEnabled implements sdk.ConnectorWithConfiguredWebhooks: only a
+// source with a webhook_secret takes payload webhooks; for the others the
+// host answers 404 and never asks VerifyWebhook.
+func (g *GitHub) WebhooksEnabled(ctx context.Context, req *sdk.ConfigRequest) (bool, error) {
+	cfg, err := decodeConfig(req.DecodeConfig)
+	if err != nil {
+		return false, err
+	}
+	return cfg.WebhookSecret != "", nil
+}
+
 // VerifyWebhook implements sdk.ConnectorWithWebhooks: the source must
 // have a webhook_secret, the body must carry its signature
 // (X-Hub-Signature-256, compared in constant time), and it must be a

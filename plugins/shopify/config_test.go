@@ -54,6 +54,16 @@ func TestDescribe(t *testing.T) {
 	if f := d.Field("shop"); !f.Required {
 		t.Error("shop is not required")
 	}
+	// Payload webhooks only with a webhook_secret: the host answers 404
+	// for the others, so that nobody writes records unsigned.
+	cfg := map[string]any{"shop": "demo.myshopify.com", "access_token": "shpat_x"}
+	if d, err := h.Describe(cfg); err != nil || d.Webhooks {
+		t.Fatalf("a source without webhook_secret: %v, webhooks %v", err, d != nil && d.Webhooks)
+	}
+	cfg["webhook_secret"] = "app-secret"
+	if d, err := h.Describe(cfg); err != nil || !d.Webhooks {
+		t.Fatalf("a source with webhook_secret: %v, webhooks %v", err, d != nil && d.Webhooks)
+	}
 }
 
 // TestFullRunsFindDeletes: a full run writes every product the shop still

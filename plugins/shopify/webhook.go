@@ -35,6 +35,17 @@ func Signature(secret string) sdk.HMACSignature {
 	return sdk.HMACSignature{Secret: []byte(secret), Encoding: sdk.Base64}
 }
 
+// WebhooksEnabled implements sdk.ConnectorWithConfiguredWebhooks: only a
+// source with a webhook_secret takes payload webhooks; for the others the
+// host answers 404 and never asks VerifyWebhook.
+func (s *Shopify) WebhooksEnabled(ctx context.Context, req *sdk.ConfigRequest) (bool, error) {
+	cfg, err := decodeConfig(req.DecodeConfig)
+	if err != nil {
+		return false, err
+	}
+	return cfg.WebhookSecret != "", nil
+}
+
 // VerifyWebhook implements sdk.ConnectorWithWebhooks: the source must have
 // a webhook_secret, the request must carry Shopify's signature of its
 // body made with it, come from the configured shop, and be of a topic the

@@ -101,7 +101,7 @@ func TestWebhooksRefused(t *testing.T) {
 	noSecret := good
 	noSecret.Config = config(srv)
 	delete(noSecret.Config, "webhook_secret")
-	if err := h.VerifyWebhook(t.Context(), noSecret); err == nil || !strings.Contains(err.Error(), "payload webhooks are off for this source") {
+	if err := h.VerifyWebhook(t.Context(), noSecret); err == nil || !strings.Contains(err.Error(), "does not take payload webhooks") {
 		t.Fatalf("without a webhook_secret: %v", err)
 	}
 
