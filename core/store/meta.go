@@ -260,9 +260,16 @@ func (l *Layer) PruneRuns(before time.Time) (int, error) {
 		}
 		return nil
 	})
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return 0, err
 	}
+	return l.deleteKeys(keys, nil)
+}
+
+// deleteKeys deletes keys in commits of up to 1,000, calling also (when
+// set) in each commit with the chunk it deletes. It returns how many were
+// deleted.
+func (l *Layer) deleteKeys(keys [][]byte, also func(txn *badger.Txn, chunk [][]byte) error) (int, error) {
 	for i := 0; i < len(keys); i += 1000 {
 		chunk := keys[i:min(i+1000, len(keys))]
 		if err := l.setLatest(func(txn *badger.Txn) error {
@@ -270,6 +277,9 @@ func (l *Layer) PruneRuns(before time.Time) (int, error) {
 				if err := txn.Delete(k); err != nil {
 					return err
 				}
+			}
+			if also != nil {
+				return also(txn, chunk)
 			}
 			return nil
 		}); err != nil {
@@ -421,24 +431,13 @@ func (l *Layer) pruneLog(prefix byte, seqMeta string, before time.Time) (int, er
 		}
 		return nil
 	})
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return 0, err
 	}
-	for i := 0; i < len(keys); i += 1000 {
-		chunk := keys[i:min(i+1000, len(keys))]
-		if err := l.setLatest(func(txn *badger.Txn) error {
-			for _, k := range chunk {
-				if err := txn.Delete(k); err != nil {
-					return err
-				}
-			}
-			last := binary.BigEndian.Uint64(chunk[len(chunk)-1][1:])
-			return txn.Set(metaKey(seqMeta), []byte(strconv.FormatUint(last, 10)))
-		}); err != nil {
-			return i, err
-		}
-	}
-	return len(keys), nil
+	return l.deleteKeys(keys, func(txn *badger.Txn, chunk [][]byte) error {
+		last := binary.BigEndian.Uint64(chunk[len(chunk)-1][1:])
+		return txn.Set(metaKey(seqMeta), []byte(strconv.FormatUint(last, 10)))
+	})
 }
 
 // loadSeq returns the next-to-last sequence number of a log: the highest
