@@ -29,10 +29,14 @@ func addClientCommands(root *cobra.Command) {
 	if def == "" {
 		def = "http://127.0.0.1:8750"
 	}
-	root.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 	c.token = os.Getenv("SYNCLAYER_TOKEN")
-	root.AddCommand(c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(), c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false))
-	root.AddCommand(c.deliveriesCmd())
+	// --addr only on the commands that talk to a running host (and their
+	// subcommands), not on serve, validate, backup or restore.
+	for _, cmd := range []*cobra.Command{c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(),
+		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd()} {
+		cmd.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
+		root.AddCommand(cmd)
+	}
 }
 
 // apiError is an error answer of the host.
