@@ -34,6 +34,8 @@ type pending struct {
 	syncType string
 	// received counts the changes received so far while running.
 	received atomicInt
+	// progress is what the connectors last reported while running.
+	progress progressTable
 }
 
 // Trigger queues a run and returns its id. A trigger for syncs that a

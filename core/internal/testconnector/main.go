@@ -8,7 +8,7 @@
 //
 //	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once | notes | delete_by_id
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
-//	gate      = "/path"     # block: wait for this file before sending records
+//	gate      = "/path"     # block: report progress (0 of records), then wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
 //	records   = 2           # how many Item records a run sends
 //
@@ -120,6 +120,11 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 		b, _ := json.Marshal(map[string]any{"id": "env", "env": os.Environ()})
 		return send(&connectorv1.Change{Model: "Item", Id: "env", Data: b})
 	case "block":
+		// Report where it stands (nothing done yet) before waiting.
+		if err := stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Progress{
+			Progress: &connectorv1.Progress{Model: "Item", Done: 0, Total: int64(cfg.Records)}}}); err != nil {
+			return err
+		}
 		for {
 			if _, err := os.Stat(cfg.Gate); err == nil {
 				break
