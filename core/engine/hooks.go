@@ -141,6 +141,9 @@ func (l *layer) inboxLoop() {
 		}
 		if len(items) > 0 {
 			l.publishInbox(items)
+			if l.e.ctx.Err() != nil {
+				return // publishInbox gave up on the items: do not spin on them
+			}
 			continue
 		}
 		select {
