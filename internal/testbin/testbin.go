@@ -51,6 +51,7 @@ func Build(dir string, targets map[string]string) error {
 	}
 	sort.Strings(names)
 	prebuilt := os.Getenv("SYNCLAYER_BIN")
+	var build []string // names still to build
 	for _, name := range names {
 		if prebuilt != "" {
 			if ok, err := copyPrebuilt(prebuilt, targets[name], filepath.Join(dir, name)); err != nil {
@@ -59,10 +60,64 @@ func Build(dir string, targets map[string]string) error {
 				continue
 			}
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), targets[name])
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", targets[name], err, out)
+		build = append(build, name)
+	}
+	if len(build) > 1 {
+		return buildTogether(root, dir, build, targets)
+	}
+	for _, name := range build {
+		if err := goBuild(root, filepath.Join(dir, name), targets[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func goBuild(root, out string, pkgs ...string) error {
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", strings.Join(pkgs, " "), err, b)
+	}
+	return nil
+}
+
+// buildTogether builds several targets with one go command, which links
+// them in parallel, then names them; targets whose packages end in the
+// same folder name are built one by one.
+func buildTogether(root, dir string, names []string, targets map[string]string) error {
+	tmp, err := os.MkdirTemp(dir, ".build-")
+	if err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if tmp, err = os.MkdirTemp(dir, ".build-"); err != nil {
+			return err
+		}
+	}
+	defer os.RemoveAll(tmp)
+	base := map[string]string{} // package folder name -> binary name
+	var pkgs, alone []string
+	for _, name := range names {
+		b := filepath.Base(targets[name])
+		if _, dup := base[b]; dup {
+			alone = append(alone, name)
+			continue
+		}
+		base[b] = name
+		pkgs = append(pkgs, targets[name])
+	}
+	if err := goBuild(root, tmp+string(filepath.Separator), pkgs...); err != nil {
+		return err
+	}
+	for b, name := range base {
+		if err := os.Rename(filepath.Join(tmp, b), filepath.Join(dir, name)); err != nil {
+			return err
+		}
+	}
+	for _, name := range alone {
+		if err := goBuild(root, filepath.Join(dir, name), targets[name]); err != nil {
+			return err
 		}
 	}
 	return nil
