@@ -503,7 +503,7 @@ func (d *decoder) source(b *hcl.Block) *Source {
 		if !identRe.MatchString(v) {
 			d.invalid(attr, "%q is not a valid plugin name: use letters, digits, underscores and dashes, starting with a letter or an underscore.", v)
 		} else {
-			s.Plugin = v
+			s.Plugin, s.PluginRange = v, attr.Expr.Range()
 		}
 	}
 	d.typePrefix(a, s)

@@ -200,8 +200,9 @@ func sensitiveFromBody(src *Source, fields []Field, literals bool) []string {
 		v, _ := attr.Expr.Value(ctx)
 		c.cty(v)
 		if e, ok := attr.Expr.(hclsyntax.Expression); ok && literals {
+			names := nameLiterals(e)
 			hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
-				if lit, ok := n.(*hclsyntax.LiteralValueExpr); ok {
+				if lit, ok := n.(*hclsyntax.LiteralValueExpr); ok && !names[lit] {
 					c.cty(lit.Val)
 				}
 				return nil
@@ -209,6 +210,27 @@ func sensitiveFromBody(src *Source, fields []Field, literals bool) []string {
 		}
 	}
 	return c.list()
+}
+
+// nameLiterals returns the literals that name what env() and file() read
+// (their first argument): the name of a variable or a file is not secret,
+// and an error that it is unset or missing must say which.
+func nameLiterals(e hclsyntax.Expression) map[*hclsyntax.LiteralValueExpr]bool {
+	names := map[*hclsyntax.LiteralValueExpr]bool{}
+	hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
+		call, ok := n.(*hclsyntax.FunctionCallExpr)
+		if !ok || (call.Name != "env" && call.Name != "file") || len(call.Args) == 0 {
+			return nil
+		}
+		hclsyntax.VisitAll(call.Args[0], func(n hclsyntax.Node) hcl.Diagnostics {
+			if lit, ok := n.(*hclsyntax.LiteralValueExpr); ok {
+				names[lit] = true
+			}
+			return nil
+		})
+		return nil
+	})
+	return names
 }
 
 // recordingContext is a child of ctx whose functions (ctx's and its

@@ -117,6 +117,20 @@ func TestDecodeSourceConfig(t *testing.T) {
 			errAt:  `|env(`,
 			errHas: "environment variable CFG_TEST_NOT_SET is not set",
 		},
+		{
+			// A variable's name is not secret: it is how the user finds
+			// what to set.
+			name:   "unset env in a sensitive attribute",
+			body:   "    config {\n      base_url = \"http://x\"\n      webhook_secret = env(\"CFG_TEST_NOT_SET\")\n    }\n",
+			errAt:  `webhook_secret = |env(`,
+			errHas: "environment variable CFG_TEST_NOT_SET is not set",
+		},
+		{
+			name:   "unset short env in a sensitive map",
+			body:   "    config {\n      base_url = \"http://x\"\n      headers = { A = \"Bearer ${env(\"TOK\")}\" }\n    }\n",
+			errAt:  `|env("TOK")`,
+			errHas: "environment variable TOK is not set",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,8 +102,10 @@ func (l *Layer) Source(name string) *Source {
 // Source is a source block. Its config block is kept undecoded until the
 // connector's schema is known (see DecodeSourceConfig).
 type Source struct {
-	Name        string
-	Plugin      string
+	Name   string
+	Plugin string
+	// PluginRange is where the plugin attribute's value is written.
+	PluginRange hcl.Range
 	MemoryLimit int64 // bytes; 0: none
 	// ConfigBody is the raw config block (nil when absent), evaluated with
 	// EvalContext (the functions of the file that holds it).

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/internal/redact"
@@ -306,7 +307,9 @@ func (s *source) prepare(ctx context.Context) error {
 	s.l.e.redact.Add(config.SensitiveValues(s.cfg, schema.Config, raw)...)
 	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, raw)
 	if err != nil {
-		return fmt.Errorf("layer %q source %q: describe with its config: %s", s.l.cfg.Name, s.cfg.Name, s.l.e.redact.Replace(err.Error()))
+		// The connector refused the block: say where it is.
+		return &ConfigError{Diags: config.FormatDiagnostics(hcl.Diagnostics{config.SourceDiagnostic(s.cfg, "Invalid config",
+			fmt.Sprintf("Plugin %q refused the config block of source %q (layer %q): %s", s.cfg.Plugin, s.cfg.Name, s.l.cfg.Name, s.l.e.redact.Replace(err.Error())))})}
 	}
 	desc.Config = schema.Config
 	if err := checkSyncBlocks(s.cfg, desc); err != nil {
@@ -341,14 +344,14 @@ func checkSyncBlocks(sc *config.Source, d *plugin.Description) error {
 		}
 		spec := d.Sync(y.Name)
 		if spec == nil {
-			msgs = append(msgs, fmt.Sprintf("%s: error: Unknown sync; source %q (plugin %q) has no sync %q; its syncs are: %s",
-				rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), sc.Name, sc.Plugin, y.Name, strings.Join(names, ", ")))
+			msgs = append(msgs, fmt.Sprintf("%s: error: Unknown sync; source %q (plugin %q) has no sync %q; its syncs are: %s.%s",
+				rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), sc.Name, sc.Plugin, y.Name, strings.Join(names, ", "), config.DidYouMean(y.Name, names)))
 			continue
 		}
 		for _, m := range y.Models {
 			if !contains(spec.Models, m) {
-				msgs = append(msgs, fmt.Sprintf("%s: error: Unknown model; sync %q of source %q has no model %q; its models are: %s",
-					rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), y.Name, sc.Name, m, strings.Join(spec.Models, ", ")))
+				msgs = append(msgs, fmt.Sprintf("%s: error: Unknown model; sync %q of source %q has no model %q; its models are: %s.%s",
+					rangeString(y.Range.Filename, y.Range.Start.Line, y.Range.Start.Column), y.Name, sc.Name, m, strings.Join(spec.Models, ", "), config.DidYouMean(m, spec.Models)))
 			}
 		}
 	}

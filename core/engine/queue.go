@@ -35,6 +35,8 @@ type pending struct {
 	syncType string
 	// received counts the changes received so far while running.
 	received atomicInt
+	// progress is what the connectors last reported while running.
+	progress progressTable
 
 	fullMu sync.Mutex
 	// full records, per "source\x00sync", whether the run reads it in

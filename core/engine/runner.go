@@ -391,6 +391,8 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
+		case m.Progress != nil:
+			p.progress.set(s.cfg.Name, name, m.Progress.Model, m.Progress.Done, m.Progress.Total)
 		case m.Log != nil:
 			args := make([]interface{}, 0, len(m.Log.Fields))
 			for _, f := range m.Log.Fields {

@@ -98,6 +98,8 @@ type RunStatus struct {
 	*store.Run
 	// Received counts the changes received so far, while the run runs.
 	Received int64 `json:"received"`
+	// Progress is what the connectors last reported, while the run runs.
+	Progress []Progress `json:"progress,omitempty"`
 }
 
 // Run returns one run of a layer.
@@ -108,7 +110,7 @@ func (e *Engine) Run(layerName, id string) (*RunStatus, error) {
 	}
 	l.mu.Lock()
 	if l.running != nil && l.running.run.ID == id {
-		rs := &RunStatus{Run: copyRun(l.running.run), Received: l.running.received.Load()}
+		rs := &RunStatus{Run: copyRun(l.running.run), Received: l.running.received.Load(), Progress: l.running.progress.list()}
 		l.mu.Unlock()
 		return rs, nil
 	}

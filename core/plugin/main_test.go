@@ -10,14 +10,15 @@ import (
 	"github.com/synclayer/synclayer/internal/testbin"
 )
 
-// binDir holds synclayer-plugin-files and synclayer-plugin-test, built once
-// by TestMain.
+// binDir holds synclayer-plugin-files, synclayer-plugin-test and
+// synclayer-plugin-watch, built once by TestMain.
 var binDir string
 
 func TestMain(m *testing.M) {
 	testbin.Main(m, &binDir, map[string]string{
 		"synclayer-plugin-files": "./plugins/files",
 		"synclayer-plugin-test":  "./core/internal/testconnector",
+		"synclayer-plugin-watch": "./core/plugin/testdata/watchconn",
 	})
 }
 

@@ -234,7 +234,7 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	if err != nil {
 		return nil, err
 	}
-	log := m.log.Named("plugin").With("plugin", spec.Plugin, "layer", spec.Layer, "source", spec.Source)
+	log := dedupe(m.log.Named("plugin").With("plugin", spec.Plugin, "layer", spec.Layer, "source", spec.Source))
 	cmd := exec.Command(found.Path)
 	cmd.Dir = spec.Dir
 	cmd.Env = pluginEnv()

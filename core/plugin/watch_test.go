@@ -9,8 +9,6 @@ import (
 
 	"time"
 
-	"github.com/synclayer/synclayer/internal/testbin"
-
 	"github.com/synclayer/synclayer/core/plugin"
 )
 
@@ -18,11 +16,7 @@ import (
 // connector that asks for a run of sync "a" every 50ms, built here into a
 // temporary folder searched before binDir.
 func TestWatch(t *testing.T) {
-	dir := t.TempDir()
-	if err := testbin.Build(dir, map[string]string{plugin.BinaryPrefix + "watch": "./core/plugin/testdata/watchconn"}); err != nil {
-		t.Fatal(err)
-	}
-	m := plugin.NewManager(plugin.Options{SearchPaths: []string{dir, binDir}})
+	m := plugin.NewManager(plugin.Options{SearchPaths: []string{binDir}})
 	t.Cleanup(m.Shutdown)
 	launch := func(t *testing.T, name string) *plugin.Instance {
 		t.Helper()

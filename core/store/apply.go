@@ -38,6 +38,7 @@ type applier struct {
 	// written is called with every index entry written.
 	written func(key []byte, e indexEntry)
 	arena   []byte
+	compact []byte // a payload without its white space, until copied
 }
 
 // arenaChunk is the size of the chunks keys and values are cut from: one
@@ -130,9 +131,15 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 		}
 		// Readers get payloads spliced into JSON answers: only valid
 		// objects are stored. (An unchanged payload was checked when it
-		// was first stored.)
-		if !validObject(c.Data) {
+		// was first stored.) They are stored compact; the hash stays the
+		// connector's bytes', so a resend of them is still unchanged.
+		ok, ws := validObjectWS(c.Data)
+		if !ok {
 			return errNotObject
+		}
+		if ws {
+			a.compact = compactJSON(a.compact[:0], c.Data)
+			payload = a.compact
 		}
 	}
 	if found {

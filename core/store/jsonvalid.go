@@ -6,18 +6,65 @@ package store
 // encoding/json's byte-at-a-time state machine was a fifth of the host's
 // CPU during ingest; a fuzz test holds it to encoding/json's verdicts.
 func validObject(b []byte) bool {
+	ok, _ := validObjectWS(b)
+	return ok
+}
+
+// validObjectWS is validObject that also reports whether b holds
+// insignificant white space (between tokens, or around the object): whether
+// compactJSON would shorten it.
+func validObjectWS(b []byte) (ok, ws bool) {
 	i := skipWS(b, 0)
+	ws = i > 0
 	if i >= len(b) || b[i] != '{' {
-		return false
+		return false, ws
 	}
-	i, ok := value(b, i, 0)
+	i, ok = value(b, i, 0, &ws)
 	if !ok {
-		return false
+		return false, ws
 	}
-	return skipWS(b, i) == len(b)
+	if j := skipWS(b, i); j != i {
+		ws = true
+		i = j
+	}
+	return i == len(b), ws
+}
+
+// compactJSON appends valid JSON src to dst without its insignificant white
+// space, byte for byte what encoding/json.Compact writes (strings are left
+// as they are), without its byte-at-a-time state machine.
+func compactJSON(dst, src []byte) []byte {
+	start := 0 // of the run of bytes to copy
+	for i := 0; i < len(src); i++ {
+		switch src[i] {
+		case '"':
+			// Skip the string; src is valid, so it ends.
+			for i++; src[i] != '"'; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, src[start:i]...)
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
 }
 
 const maxDepth = 10000
+
+// skipWSNote is skipWS that sets *ws when it skips anything.
+func skipWSNote(b []byte, i int, ws *bool) int {
+	if i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			*ws = true
+			return skipWS(b, i+1)
+		}
+	}
+	return i
+}
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) {
@@ -33,13 +80,13 @@ func skipWS(b []byte, i int) int {
 
 // value parses the JSON value at b[i:] (no leading white space) and returns
 // the index after it.
-func value(b []byte, i, depth int) (int, bool) {
+func value(b []byte, i, depth int, ws *bool) (int, bool) {
 	if i >= len(b) || depth > maxDepth {
 		return i, false
 	}
 	switch c := b[i]; {
 	case c == '{':
-		i = skipWS(b, i+1)
+		i = skipWSNote(b, i+1, ws)
 		if i < len(b) && b[i] == '}' {
 			return i + 1, true
 		}
@@ -51,14 +98,14 @@ func value(b []byte, i, depth int) (int, bool) {
 			if i, ok = str(b, i); !ok {
 				return i, false
 			}
-			i = skipWS(b, i)
+			i = skipWSNote(b, i, ws)
 			if i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = value(b, skipWS(b, i+1), depth+1); !ok {
+			if i, ok = value(b, skipWSNote(b, i+1, ws), depth+1, ws); !ok {
 				return i, false
 			}
-			i = skipWS(b, i)
+			i = skipWSNote(b, i, ws)
 			if i >= len(b) {
 				return i, false
 			}
@@ -68,19 +115,19 @@ func value(b []byte, i, depth int) (int, bool) {
 			if b[i] != ',' {
 				return i, false
 			}
-			i = skipWS(b, i+1)
+			i = skipWSNote(b, i+1, ws)
 		}
 	case c == '[':
-		i = skipWS(b, i+1)
+		i = skipWSNote(b, i+1, ws)
 		if i < len(b) && b[i] == ']' {
 			return i + 1, true
 		}
 		for {
 			var ok bool
-			if i, ok = value(b, i, depth+1); !ok {
+			if i, ok = value(b, i, depth+1, ws); !ok {
 				return i, false
 			}
-			i = skipWS(b, i)
+			i = skipWSNote(b, i, ws)
 			if i >= len(b) {
 				return i, false
 			}
@@ -90,7 +137,7 @@ func value(b []byte, i, depth int) (int, bool) {
 			if b[i] != ',' {
 				return i, false
 			}
-			i = skipWS(b, i+1)
+			i = skipWSNote(b, i+1, ws)
 		}
 	case c == '"':
 		return str(b, i)

@@ -680,7 +680,36 @@ func diffStates(t suiteT, label string, want, got state, limit int) bool {
 }
 
 // canonical re-encodes a JSON value with sorted keys, numbers as written.
+// The suite compares the same records over and over (every resume point
+// replays runs), so results are remembered, up to canonMemoBytes.
 func canonical(b []byte) string {
+	canonMu.Lock()
+	c, ok := canonMemo[string(b)]
+	canonMu.Unlock()
+	if ok {
+		return c
+	}
+	c = canonicalize(b)
+	canonMu.Lock()
+	defer canonMu.Unlock()
+	if canonBytes += len(b) + len(c); canonBytes > canonMemoBytes {
+		clear(canonMemo)
+		canonBytes = len(b) + len(c)
+	}
+	canonMemo[string(b)] = c
+	return c
+}
+
+// canonMemoBytes bounds the memory of canonical's memo.
+const canonMemoBytes = 64 << 20
+
+var (
+	canonMu    sync.Mutex
+	canonMemo  = map[string]string{}
+	canonBytes int
+)
+
+func canonicalize(b []byte) string {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()

@@ -8,6 +8,6 @@ import (
 
 func TestAcceptance(t *testing.T) {
 	sdktest.Acceptance{
-		Config: map[string]any{"records": 25000, "payload_bytes": 100, "models": []string{"A", "B"}},
+		Config: map[string]any{"records": 2500, "payload_bytes": 100, "models": []string{"A", "B"}},
 	}.Run(t, &Generator{})
 }

@@ -20,6 +20,10 @@ const SyncName = "generate"
 // checkpoints.
 const CheckpointEvery = 10_000
 
+// checkpointEvery is CheckpointEvery; tests lower it to see many
+// checkpoints in a few records.
+var checkpointEvery int64 = CheckpointEvery
+
 // Config is the connector's configuration (SPEC §11 generator).
 type Config struct {
 	Records      int      `config:"records" doc:"Records per model (default 1000)."`
@@ -174,7 +178,7 @@ func fullRun(ctx context.Context, req *sdk.SyncRequest, w *sdk.Writer, models []
 				return err
 			}
 			pos++
-			if pos%CheckpointEvery == 0 {
+			if pos%checkpointEvery == 0 {
 				if err := w.Checkpoint(ctx, sdk.Checkpoint{"generation": gen, "done": pos}); err != nil {
 					return err
 				}

@@ -14,7 +14,13 @@ import (
 	"github.com/synclayer/synclayer/plugin-sdk/sdktest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	// A checkpoint every 1000 records: the checkpoint and resume logic is
+	// the same as at 10000, with a tenth of the records (and of the time
+	// under -race).
+	checkpointEvery = 1000
+	goleak.VerifyTestMain(m)
+}
 
 type record struct {
 	ID      string `json:"id"`
@@ -98,13 +104,14 @@ func TestCountsAndShape(t *testing.T) {
 func TestPayloadSize(t *testing.T) {
 	for _, size := range []int{200, 1024, 4096} {
 		h := sdktest.New(t, &Generator{})
-		res := syncGen(t, h, map[string]any{"records": 2000, "payload_bytes": size, "change_ratio": 0.5}, true, nil)
+		cfg := map[string]any{"records": 400, "payload_bytes": size, "change_ratio": 0.5}
+		res := syncGen(t, h, cfg, true, nil)
 		// Move some records to later versions too.
 		cp := res.Checkpoint
 		for range 3 {
-			cp = syncGen(t, h, map[string]any{"records": 2000, "payload_bytes": size, "change_ratio": 0.5}, false, cp).Checkpoint
+			cp = syncGen(t, h, cfg, false, cp).Checkpoint
 		}
-		res = syncGen(t, h, map[string]any{"records": 2000, "payload_bytes": size, "change_ratio": 0.5}, true, cp)
+		res = syncGen(t, h, cfg, true, cp)
 		for _, c := range res.Changes {
 			if d := math.Abs(float64(len(c.Data)-size)) / float64(size); d > 0.05 {
 				t.Fatalf("payload_bytes %d: record %s is %d bytes", size, c.ID, len(c.Data))
@@ -114,7 +121,7 @@ func TestPayloadSize(t *testing.T) {
 }
 
 func TestDeterminism(t *testing.T) {
-	cfg := map[string]any{"records": 3000, "seed": 42, "models": []string{"Item", "Thing"}}
+	cfg := map[string]any{"records": 600, "seed": 42, "models": []string{"Item", "Thing"}}
 	a := syncGen(t, sdktest.New(t, &Generator{}), cfg, true, nil)
 	b := syncGen(t, sdktest.New(t, &Generator{}), cfg, true, nil)
 	if len(a.Changes) != len(b.Changes) {
@@ -186,13 +193,13 @@ func TestIncremental(t *testing.T) {
 
 func TestCheckpointsAndResume(t *testing.T) {
 	h := sdktest.New(t, &Generator{})
-	cfg := map[string]any{"records": 25_000, "payload_bytes": 100, "models": []string{"A", "B"}}
+	cfg := map[string]any{"records": 2500, "payload_bytes": 100, "models": []string{"A", "B"}}
 	res := syncGen(t, h, cfg, true, nil)
 	var dones []string
 	for _, cp := range res.Checkpoints() {
 		dones = append(dones, fmt.Sprint(cp["done"]))
 	}
-	if strings.Join(dones, ",") != "10000,20000,30000,40000,50000,<nil>" {
+	if strings.Join(dones, ",") != "1000,2000,3000,4000,5000,<nil>" {
 		t.Fatalf("checkpoints %v", dones)
 	}
 	progress := 0
@@ -205,12 +212,12 @@ func TestCheckpointsAndResume(t *testing.T) {
 		t.Fatal("no progress reported")
 	}
 	// A retried full run resumes after the last "done".
-	resumed := syncGen(t, h, cfg, true, sdk.Checkpoint{"generation": 0, "done": 30_000})
-	if len(resumed.Changes) != 20_000 || resumed.Changes[0].ID != "b-000005000" {
+	resumed := syncGen(t, h, cfg, true, sdk.Checkpoint{"generation": 0, "done": 3000})
+	if len(resumed.Changes) != 2000 || resumed.Changes[0].ID != "b-000000500" {
 		t.Fatalf("%d changes, first %s", len(resumed.Changes), resumed.Changes[0].ID)
 	}
 	for i, c := range resumed.Changes {
-		if !bytes.Equal(c.Data, res.Changes[30_000+i].Data) {
+		if !bytes.Equal(c.Data, res.Changes[3000+i].Data) {
 			t.Fatalf("resumed record %s differs", c.ID)
 		}
 	}

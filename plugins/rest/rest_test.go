@@ -1,15 +1,10 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +14,7 @@ import (
 
 	sdk "github.com/synclayer/synclayer/plugin-sdk"
 	"github.com/synclayer/synclayer/plugin-sdk/sdktest"
+	"github.com/synclayer/synclayer/plugin-sdk/sdktest/fakeapi"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,36 +28,47 @@ type post struct {
 	UpdatedAt string `json:"updated_at"`
 }
 
-// fakeAPI serves /posts/{cursor,offset,page,link,plain} from one list,
-// filtered by ?updated_since= (inclusive) and ordered by id, two records
-// per page. It records every request and can be told to fail some.
+// fakeAPI serves /api/posts/{cursor,offset,page,link,plain} from one list
+// of posts, filtered by ?updated_since= (inclusive) and ordered by id, two
+// records per page, behind a bearer token (sdktest/fakeapi records every
+// request and injects failures).
 type fakeAPI struct {
-	t        *testing.T
-	srv      *httptest.Server
-	mu       sync.Mutex
-	posts    map[int]post
-	clock    time.Time
-	requests []string
-	times    []time.Time
-	// failures answers the next requests with these statuses, in order.
-	failures []failure
-}
-
-type failure struct {
-	on     string // fails only a request whose URI contains it ("" any)
-	status int
-	body   string
-	header map[string]string
+	*fakeapi.Server
+	mu    sync.Mutex
+	posts map[int]post
+	clock time.Time
 }
 
 func newAPI(t *testing.T, n int) *fakeAPI {
-	a := &fakeAPI{t: t, posts: map[int]post{}, clock: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)}
+	a := &fakeAPI{Server: fakeapi.New(t), posts: map[int]post{}, clock: time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)}
 	for i := 1; i <= n; i++ {
 		a.set(i, fmt.Sprintf("post %d", i))
 	}
-	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
-	t.Cleanup(a.srv.Close)
+	a.RequireBearer(strings.TrimPrefix(token, "Bearer "))
+	a.List("/api/posts/cursor", fakeapi.List{Items: a.list, Paging: fakeapi.Cursor, Param: "after", RecordsPath: "data", NextPath: "meta.next_cursor"})
+	a.List("/api/posts/offset", fakeapi.List{Items: a.list, Paging: fakeapi.Offset})
+	a.List("/api/posts/page", fakeapi.List{Items: a.list, Paging: fakeapi.PageNumber, RecordsPath: "result.items"})
+	a.List("/api/posts/link", fakeapi.List{Items: a.list, Paging: fakeapi.Link, Param: "p"})
+	a.List("/api/posts/plain", fakeapi.List{Items: a.list})
 	return a
+}
+
+// list is the posts a request asks for.
+func (a *fakeAPI) list(r *http.Request) []any {
+	a.mu.Lock()
+	var list []post
+	for _, p := range a.posts {
+		if s := r.URL.Query().Get("updated_since"); s == "" || p.UpdatedAt >= s {
+			list = append(list, p)
+		}
+	}
+	a.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	out := make([]any, len(list))
+	for i, p := range list {
+		out[i] = p
+	}
+	return out
 }
 
 // set adds or updates a post with the next second as its updated_at.
@@ -87,88 +94,10 @@ func (a *fakeAPI) remove(id int) {
 	delete(a.posts, id)
 }
 
-func (a *fakeAPI) failNext(f ...failure) {
+func (a *fakeAPI) updatedAt(id int) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.failures = append(a.failures, f...)
-}
-
-func (a *fakeAPI) log() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.requests...)
-}
-
-func (a *fakeAPI) resetLog() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.requests, a.times = nil, nil
-}
-
-func (a *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	a.requests = append(a.requests, r.URL.RequestURI())
-	a.times = append(a.times, time.Now())
-	if r.Header.Get("Authorization") != token {
-		a.mu.Unlock()
-		http.Error(w, `{"error":"bad token"}`, http.StatusUnauthorized)
-		return
-	}
-	if len(a.failures) > 0 && strings.Contains(r.URL.RequestURI(), a.failures[0].on) {
-		f := a.failures[0]
-		a.failures = a.failures[1:]
-		a.mu.Unlock()
-		for k, v := range f.header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(f.status)
-		fmt.Fprint(w, f.body)
-		return
-	}
-	q := r.URL.Query()
-	var list []post
-	for _, p := range a.posts {
-		if s := q.Get("updated_since"); s == "" || p.UpdatedAt >= s {
-			list = append(list, p)
-		}
-	}
-	a.mu.Unlock()
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	from := func(i, n int) []post {
-		if i >= len(list) {
-			return []post{}
-		}
-		return list[i:min(i+n, len(list))]
-	}
-	enc := json.NewEncoder(w)
-	switch r.URL.Path {
-	case "/api/posts/cursor":
-		i, _ := strconv.Atoi(q.Get("after"))
-		next := ""
-		if i+2 < len(list) {
-			next = strconv.Itoa(i + 2)
-		}
-		enc.Encode(map[string]any{"data": from(i, 2), "meta": map[string]any{"next_cursor": next}})
-	case "/api/posts/offset":
-		off, _ := strconv.Atoi(q.Get("offset"))
-		lim, _ := strconv.Atoi(q.Get("limit"))
-		enc.Encode(from(off, lim))
-	case "/api/posts/page":
-		p, _ := strconv.Atoi(q.Get("page"))
-		enc.Encode(map[string]any{"result": map[string]any{"items": from((p-1)*2, 2)}})
-	case "/api/posts/link":
-		p, _ := strconv.Atoi(q.Get("p"))
-		if (p+1)*2 < len(list) {
-			nq := r.URL.Query()
-			nq.Set("p", strconv.Itoa(p+1))
-			w.Header().Set("Link", fmt.Sprintf(`<%s?%s>; rel="next"`, r.URL.Path, nq.Encode()))
-		}
-		enc.Encode(from(p*2, 2))
-	case "/api/posts/plain":
-		enc.Encode(list)
-	default:
-		http.NotFound(w, r)
-	}
+	return a.posts[id].UpdatedAt
 }
 
 // models is the config's models: one per page type, and one without.
@@ -191,7 +120,7 @@ func models() map[string]any {
 
 func (a *fakeAPI) config() map[string]any {
 	return map[string]any{
-		"base_url": a.srv.URL + "/api/",
+		"base_url": a.URL + "/api/",
 		"headers":  map[string]any{"Authorization": token},
 		"models":   models(),
 	}
@@ -293,16 +222,16 @@ func TestPageTypes(t *testing.T) {
 		"Cursor": {"/api/posts/cursor", "/api/posts/cursor?after=2", "/api/posts/cursor?after=4"},
 		"Offset": {"/api/posts/offset?limit=2&offset=0", "/api/posts/offset?limit=2&offset=2", "/api/posts/offset?limit=2&offset=4"},
 		"Page":   {"/api/posts/page?page=1", "/api/posts/page?page=2", "/api/posts/page?page=3", "/api/posts/page?page=4"},
-		"Link":   {"/api/posts/link", "/api/posts/link?p=1", "/api/posts/link?p=2"},
+		"Link":   {"/api/posts/link", "/api/posts/link?p=2", "/api/posts/link?p=3"},
 		"Plain":  {"/api/posts/plain"},
 	}
 	for model, want := range cases {
-		a.resetLog()
+		a.ResetRequests()
 		res := syncRun(t, h, a.config(), model, true, nil)
 		if got := ids(res); got != "1,2,3,4,5" {
 			t.Errorf("%s: ids %s", model, got)
 		}
-		if got := a.log(); strings.Join(got, " ") != strings.Join(want, " ") {
+		if got := a.URIs(); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("%s: requests\n%s\nwant\n%s", model, strings.Join(got, " "), strings.Join(want, " "))
 		}
 		for _, c := range res.Changes {
@@ -327,20 +256,20 @@ func TestIncremental(t *testing.T) {
 			a := newAPI(t, 5)
 			h := sdktest.New(t, fast())
 			full := syncRun(t, h, a.config(), model, true, nil)
-			max := a.posts[5].UpdatedAt
+			max := a.updatedAt(5)
 			if s, _ := full.Checkpoint.GetString("since"); s != max {
 				t.Fatalf("checkpoint %v, want since %s", full.Checkpoint, max)
 			}
 
 			// Nothing changed: the API answers post 5 again (its since is
 			// inclusive); the connector skips it.
-			a.resetLog()
+			a.ResetRequests()
 			res := syncRun(t, h, a.config(), model, false, full.Checkpoint)
 			if ids(res) != "" {
 				t.Fatalf("unchanged upstream: %s", ids(res))
 			}
-			if !strings.Contains(a.log()[0], "updated_since="+strings.ReplaceAll(max, ":", "%3A")) {
-				t.Fatalf("no since param: %v", a.log())
+			if !strings.Contains(a.URIs()[0], "updated_since="+strings.ReplaceAll(max, ":", "%3A")) {
+				t.Fatalf("no since param: %v", a.URIs())
 			}
 
 			// Post 2 updated, post 7 new, post 6 new with the same
@@ -370,36 +299,37 @@ func TestResumeFromTheNextPage(t *testing.T) {
 	if next, _ := part.Checkpoint.GetString("next"); !strings.HasSuffix(next, "/api/posts/cursor?after=2") {
 		t.Fatalf("checkpoint %v", part.Checkpoint)
 	}
-	a.resetLog()
+	a.ResetRequests()
 	res := syncRun(t, h, a.config(), "Cursor", true, part.Checkpoint)
-	if ids(res) != "3,4,5" || a.log()[0] != "/api/posts/cursor?after=2" {
-		t.Fatalf("resumed: %s after %v", ids(res), a.log())
+	if ids(res) != "3,4,5" || a.URIs()[0] != "/api/posts/cursor?after=2" {
+		t.Fatalf("resumed: %s after %v", ids(res), a.URIs())
 	}
-	if s, _ := res.Checkpoint.GetString("since"); s != a.posts[5].UpdatedAt {
+	if s, _ := res.Checkpoint.GetString("since"); s != a.updatedAt(5) {
 		t.Fatalf("final checkpoint %v", res.Checkpoint)
 	}
 }
 
 func TestRetryAfter429(t *testing.T) {
 	a := newAPI(t, 3)
-	a.failNext(failure{status: 429, body: "slow down", header: map[string]string{"Retry-After": "1"}})
+	a.FailNext(fakeapi.TooManyRequests(time.Second))
 	h := sdktest.New(t, fast())
 	res := syncRun(t, h, a.config(), "Plain", true, nil)
-	if ids(res) != "1,2,3" || len(a.times) != 2 {
-		t.Fatalf("%s after %d requests", ids(res), len(a.times))
+	reqs := a.Requests()
+	if ids(res) != "1,2,3" || len(reqs) != 2 {
+		t.Fatalf("%s after %d requests", ids(res), len(reqs))
 	}
-	if gap := a.times[1].Sub(a.times[0]); gap < 900*time.Millisecond {
+	if gap := reqs[1].Time.Sub(reqs[0].Time); gap < 900*time.Millisecond {
 		t.Fatalf("retried after %s despite Retry-After: 1", gap)
 	}
 }
 
 func TestServerErrorsAreRetried(t *testing.T) {
 	a := newAPI(t, 3)
-	a.failNext(failure{status: 500, body: "oops"}, failure{status: 503, body: "busy"})
+	a.FailNext(fakeapi.ServerError(500), fakeapi.ServerError(503))
 	h := sdktest.New(t, fast())
 	res := syncRun(t, h, a.config(), "Offset", true, nil)
-	if ids(res) != "1,2,3" || len(a.log()) != 4 {
-		t.Fatalf("%s after %v", ids(res), a.log())
+	if ids(res) != "1,2,3" || len(a.URIs()) != 4 {
+		t.Fatalf("%s after %v", ids(res), a.URIs())
 	}
 }
 
@@ -408,25 +338,21 @@ func TestClientErrorFailsTheRunWithTheBody(t *testing.T) {
 	body := `{"error":"forbidden: plan does not include posts"}` + strings.Repeat(".", 600) + "END"
 	h := sdktest.New(t, fast())
 	// The second page fails: the first is saved and checkpointed.
-	a.failNext(failure{on: "after=2", status: 403, body: body})
+	a.FailNext(fakeapi.Failure{Match: "after=2", Status: 403, Body: body})
 	res, err := h.Sync(t.Context(), sdktest.SyncOptions{Config: a.config(), Sync: "Cursor", Full: true})
 	if err == nil {
 		t.Fatal("a 403 did not fail the run")
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, "model Cursor: GET "+a.srv.URL+"/api/posts/cursor: 403 Forbidden: "+body[:100]) || strings.Contains(msg, "END") {
+	if !strings.Contains(msg, "model Cursor: GET "+a.URL+"/api/posts/cursor: 403 Forbidden: "+body[:100]) || strings.Contains(msg, "END") {
 		t.Fatalf("error %q", msg)
 	}
-	if ids(res) != "1,2" || len(res.Checkpoints()) != 1 || len(a.log()) != 2 {
-		t.Fatalf("saved %s; requests %v", ids(res), a.log())
+	if ids(res) != "1,2" || len(res.Checkpoints()) != 1 || len(a.URIs()) != 2 {
+		t.Fatalf("saved %s; requests %v", ids(res), a.URIs())
 	}
 }
 
-func sign(secret, body string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(body))
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
+func sign(secret, body string) string { return fakeapi.SignHex(secret, []byte(body), "sha256=") }
 
 func TestWebhooks(t *testing.T) {
 	a := newAPI(t, 1)
@@ -507,10 +433,10 @@ func TestFullRunsFindDeletes(t *testing.T) {
 }
 
 func TestIDPathAndNumbers(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := fakeapi.New(t)
+	srv.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"items":[{"meta":{"uid":12345678901234567890},"n":1.50}]}`)
-	}))
-	defer srv.Close()
+	})
 	h := sdktest.New(t, fast())
 	cfg := map[string]any{"base_url": srv.URL, "models": map[string]any{"Thing": map[string]any{"path": "/", "records": "items", "id": "meta.uid"}}}
 	res := syncRun(t, h, cfg, "Thing", true, nil)

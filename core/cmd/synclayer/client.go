@@ -21,18 +21,27 @@ type client struct {
 	addr  string
 	token string
 	http  *http.Client
+	// poll is how often sync --wait asks for the run; every how often it
+	// prints a progress line when stderr is not a terminal.
+	poll, every time.Duration
+	// stdout and stderr are where sync --wait writes.
+	stdout, stderr io.Writer
 }
 
 func addClientCommands(root *cobra.Command) {
-	c := &client{http: &http.Client{Timeout: 5 * time.Minute}}
+	c := &client{http: &http.Client{Timeout: 5 * time.Minute}, poll: 200 * time.Millisecond, every: 5 * time.Second, stderr: os.Stderr, stdout: os.Stdout}
 	def := os.Getenv("SYNCLAYER_ADDR")
 	if def == "" {
 		def = "http://127.0.0.1:8750"
 	}
-	root.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 	c.token = os.Getenv("SYNCLAYER_TOKEN")
-	root.AddCommand(c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(), c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false))
-	root.AddCommand(c.deliveriesCmd())
+	// --addr only on the commands that talk to a running host (and their
+	// subcommands), not on serve, validate, backup or restore.
+	for _, cmd := range []*cobra.Command{c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(),
+		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd()} {
+		cmd.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
+		root.AddCommand(cmd)
+	}
 }
 
 // apiError is an error answer of the host.
@@ -97,6 +106,20 @@ type runView struct {
 	Counts     map[string]map[string]map[string]int64 `json:"counts"`
 	StartedAt  *time.Time                             `json:"started_at"`
 	FinishedAt *time.Time                             `json:"finished_at"`
+	Syncs      []struct {
+		Source string `json:"source"`
+		Sync   string `json:"sync"`
+	} `json:"syncs"`
+	Progress []progressView `json:"progress"`
+}
+
+// progressView is a connector's progress report on a running sync.
+type progressView struct {
+	Source string `json:"source"`
+	Sync   string `json:"sync"`
+	Model  string `json:"model"`
+	Done   int64  `json:"done"`
+	Total  int64  `json:"total"`
 }
 
 func (c *client) syncCmd() *cobra.Command {
@@ -133,52 +156,6 @@ func (c *client) syncCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the run to end, showing its progress")
 	cmd.Flags().BoolVar(&reset, "reset", false, "drop the checkpoints and sync from scratch")
 	return cmd
-}
-
-// waitRun polls a run until it ends, drawing a progress line on a terminal.
-func (c *client) waitRun(layer, id string) error {
-	tty := isTerminal(os.Stderr)
-	start := time.Now()
-	last := ""
-	for {
-		var r runView
-		if err := c.do("GET", "/v1/layers/"+layer+"/runs/"+url.PathEscape(id), nil, &r); err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s %s: %s records received, %s", id, r.State, humanInt(r.Received), time.Since(start).Round(100*time.Millisecond))
-		if r.State == "completed" || r.State == "failed" {
-			if tty {
-				fmt.Fprint(os.Stderr, "\r\033[K")
-			}
-			return printRunResult(&r)
-		}
-		if tty {
-			fmt.Fprint(os.Stderr, "\r\033[K"+line)
-		} else if r.State != last {
-			fmt.Fprintln(os.Stderr, line)
-		}
-		last = r.State
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func printRunResult(r *runView) error {
-	took := ""
-	if r.StartedAt != nil && r.FinishedAt != nil {
-		took = " in " + r.FinishedAt.Sub(*r.StartedAt).Round(time.Millisecond).String()
-	}
-	if r.State == "failed" {
-		return exitError{code: 1, msg: fmt.Sprintf("%s failed%s: %s", r.Run, took, r.Error)}
-	}
-	fmt.Printf("%s completed%s: revision %d\n", r.Run, took, r.Revision)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tMODEL\tADDED\tUPDATED\tDELETED\tUNCHANGED")
-	for src, models := range r.Counts {
-		for model, n := range models {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", src, model, n["added"], n["updated"], n["deleted"], n["unchanged"])
-		}
-	}
-	return tw.Flush()
 }
 
 func isTerminal(f *os.File) bool {

@@ -72,6 +72,35 @@ func pluginManager(cfg *config.Config, log hclog.Logger) *plugin.Manager {
 	return plugin.NewManager(plugin.Options{Logger: log, Declared: cfg.Plugins})
 }
 
+// preflight checks what needs no plugin process: that every source's
+// plugin is installed, and that the env() and file() calls of config
+// blocks succeed. Its diagnostics carry file:line:col.
+func preflight(cfg *config.Config, pm *plugin.Manager) error {
+	var available []string
+	for _, f := range pm.List() {
+		available = append(available, f.Name)
+	}
+	diags := config.CheckPlugins(cfg, func(name string) error { _, err := pm.Find(name); return err }, available)
+	for _, l := range cfg.Layers {
+		for _, s := range l.Sources {
+			diags = append(diags, config.CheckConfigFunctions(s)...)
+		}
+	}
+	if diags.HasErrors() {
+		return exitError{code: 1, msg: stripNewline(config.FormatDiagnostics(diags))}
+	}
+	return nil
+}
+
+// sourceCount is the number of sources of a configuration.
+func sourceCount(cfg *config.Config) int {
+	n := 0
+	for _, l := range cfg.Layers {
+		n += len(l.Sources)
+	}
+	return n
+}
+
 // isLoopback tells whether a listen address only accepts local connections.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
@@ -137,6 +166,10 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err != nil {
 		return err
 	}
+	plugins := pluginManager(cfg, log)
+	if err := preflight(cfg, plugins); err != nil {
+		return err // before anything opens or listens: a missing plugin ends serve at once
+	}
 	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store")})
 	if err != nil {
 		return err
@@ -153,7 +186,6 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err := deliveryMetrics.Register(reg); err != nil {
 		return err
 	}
-	plugins := pluginManager(cfg, log)
 	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
 	if err != nil {
 		return err
@@ -302,6 +334,10 @@ func reload(path string, running *config.Config, fileService config.Service, st 
 	cfg.Service = running.Service
 	cfg.Service.AdminToken = token
 	configSecrets(cfg, secrets)
+	if err := preflight(cfg, pluginManager(cfg, log)); err != nil {
+		log.Error("reload refused; the running configuration stays:\n" + err.Error())
+		return nil
+	}
 	probe, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log.Named("engine"), Redactor: secrets})
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -344,26 +380,36 @@ func validateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !noPlugins {
-				secrets := redact.New()
-				configSecrets(cfg, secrets)
-				log := newLogger(config.Service{LogLevel: "warn", LogFormat: cfg.Service.LogFormat}, secrets)
-				eng, err := engine.New(engine.Options{Config: cfg, Plugins: pluginManager(cfg, log), Logger: log, Redactor: secrets})
-				if err != nil {
-					return err
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				if err := eng.Validate(ctx); err != nil {
-					return exitError{code: 1, msg: err.Error()}
-				}
+			secrets := redact.New()
+			configSecrets(cfg, secrets)
+			log := newLogger(config.Service{LogLevel: "warn", LogFormat: cfg.Service.LogFormat}, secrets)
+			pm := pluginManager(cfg, log)
+			if err := preflight(cfg, pm); err != nil {
+				return err
+			}
+			if noPlugins {
+				// Say plainly what was not checked: only a connector knows
+				// its config attributes.
+				fmt.Printf("%d file(s), %d layer(s): HCL, plugins installed and env()/file() calls OK; "+
+					"not checked without --no-plugins: %d config block(s) against their connectors' schemas\n",
+					len(cfg.Files), len(cfg.Layers), sourceCount(cfg))
+				return nil
+			}
+			eng, err := engine.New(engine.Options{Config: cfg, Plugins: pm, Logger: log, Redactor: secrets})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := eng.Validate(ctx); err != nil {
+				return exitError{code: 1, msg: stripNewline(err.Error())}
 			}
 			fmt.Printf("%d file(s), %d layer(s): valid\n", len(cfg.Files), len(cfg.Layers))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&cfgPath, "config", "", "a layer file, or a folder of *.hcl files (required)")
-	cmd.Flags().BoolVar(&noPlugins, "no-plugins", false, "check the HCL only; do not start plugins to check config blocks")
+	cmd.Flags().BoolVar(&noPlugins, "no-plugins", false, "start no plugin: check the HCL, that plugins are installed and env()/file() calls, not config blocks against their schemas")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
 }

@@ -11,7 +11,7 @@
 //	                        # hang | hog | transient | big_batch | many_changes |
 //	                        # hang_describe | hang_check
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
-//	gate      = "/path"     # block: wait for this file before sending records
+//	gate      = "/path"     # block: report progress (0 of records), then wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
 //	records   = 2           # how many Item records a run (or a webhook) sends
 //	pid_file  = "/path"     # hang, hog: the pid of the child process is written here
@@ -270,6 +270,11 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 	case "many_changes":
 		return send(items(1, 10_001)...)
 	case "block":
+		// Report where it stands (nothing done yet) before waiting.
+		if err := stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Progress{
+			Progress: &connectorv1.Progress{Model: "Item", Done: 0, Total: int64(cfg.Records)}}}); err != nil {
+			return err
+		}
 		for {
 			if _, err := os.Stat(cfg.Gate); err == nil {
 				break
