@@ -1,0 +1,216 @@
+package ui_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/synclayer/synclayer/core/ui"
+)
+
+// TestSignInAndSessions: pages need a session signed in with the admin
+// token; a wrong token is refused; the cookie carries its flags; a session
+// ends at sign-out, at expiry and when the admin token changes.
+func TestSignInAndSessions(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	f := newFixture(t, fixtureOpts{token: testToken, now: clock})
+	c := f.client()
+
+	a := c.get("/ui/layers/shop/records?model=Product")
+	if a.status != http.StatusSeeOther || a.header.Get("Location") != "/ui/signin?next="+url.QueryEscape("/ui/layers/shop/records?model=Product") {
+		t.Fatalf("signed out: %d %q", a.status, a.header.Get("Location"))
+	}
+	page := c.get("/ui/signin")
+	token := csrf(t, page.body)
+
+	// No CSRF token: 403, whatever the password.
+	if a := c.post("/ui/signin", url.Values{"token": {testToken}}); a.status != http.StatusForbidden {
+		t.Fatalf("sign-in without CSRF: %d", a.status)
+	}
+	a = c.post("/ui/signin", url.Values{"csrf": {token}, "token": {"wrong"}})
+	if a.status != http.StatusUnauthorized || !strings.Contains(a.body, "not the admin token") {
+		t.Fatalf("wrong token: %d %s", a.status, a.body)
+	}
+	if strings.Contains(a.body, testToken) {
+		t.Fatal("the sign-in page shows the admin token")
+	}
+	a = c.post("/ui/signin", url.Values{"csrf": {token}, "token": {testToken}, "next": {"https://evil.example/"}})
+	if a.status != http.StatusSeeOther || a.header.Get("Location") != "/ui/" {
+		t.Fatalf("sign-in with a foreign next: %d %q", a.status, a.header.Get("Location"))
+	}
+	cookie := a.header.Get("Set-Cookie")
+	for _, flag := range []string{"HttpOnly", "SameSite=Strict", "Path=/ui/", "Max-Age=43200"} {
+		if !strings.Contains(cookie, flag) {
+			t.Errorf("session cookie %q lacks %s", cookie, flag)
+		}
+	}
+	if strings.Contains(cookie, "Secure") {
+		t.Errorf("session cookie %q is Secure over plain HTTP", cookie)
+	}
+	over := c.get("/ui/")
+	if over.status != http.StatusOK || !strings.Contains(over.body, `href="/ui/layers/shop"`) || !strings.Contains(over.body, `href="/ui/layers/blog"`) {
+		t.Fatalf("overview: %d", over.status)
+	}
+	for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options"} {
+		if over.header.Get(h) == "" {
+			t.Errorf("no %s header", h)
+		}
+	}
+
+	// Behind a TLS proxy the cookie is Secure.
+	tls := f.client()
+	a = tls.do("GET", "/ui/signin", nil, http.Header{"X-Forwarded-Proto": {"https"}})
+	if c := a.header.Get("Set-Cookie"); !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Strict") {
+		t.Errorf("cookie over TLS: %q", c)
+	}
+
+	// Expiry.
+	mu.Lock()
+	now = now.Add(ui.DefaultSessionLifetime + time.Minute)
+	mu.Unlock()
+	if a := c.get("/ui/"); a.status != http.StatusSeeOther {
+		t.Fatalf("an expired session still works: %d", a.status)
+	}
+
+	// A new admin token ends the sessions of the old one.
+	c.signIn(testToken)
+	f.dash.SetAdminToken("another-token-entirely-0123")
+	if a := c.get("/ui/"); a.status != http.StatusSeeOther {
+		t.Fatalf("a session of the old token still works: %d", a.status)
+	}
+	f.dash.SetAdminToken(testToken)
+
+	// Sign-out.
+	tok := c.signIn(testToken)
+	a = c.post("/ui/signout", url.Values{"csrf": {tok}})
+	if a.status != http.StatusSeeOther || !strings.Contains(a.header.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("sign-out: %d %q", a.status, a.header.Get("Set-Cookie"))
+	}
+	if a := c.get("/ui/"); a.status != http.StatusSeeOther {
+		t.Fatalf("signed out, still in: %d", a.status)
+	}
+}
+
+// TestCSRF: every POST needs the session's CSRF token.
+func TestCSRF(t *testing.T) {
+	f := newFixture(t, fixtureOpts{token: testToken})
+	c := f.client()
+	tok := c.signIn(testToken)
+	for _, path := range []string{"/ui/layers/shop/sync", "/ui/layers/shop/pin", "/ui/layers/shop/unpin", "/ui/layers/shop/hooks",
+		"/ui/layers/shop/hooks/delete", "/ui/layers/shop/deliveries/retry", "/ui/layers/shop/graphql", "/ui/signout"} {
+		for _, form := range []url.Values{{"revision": {"1"}}, {"csrf": {"forged"}}, {"csrf": {tok + "x"}}} {
+			if a := c.post(path, form); a.status != http.StatusForbidden || !strings.Contains(a.body, "CSRF") {
+				t.Errorf("POST %s with %v: %d, want 403", path, form, a.status)
+			}
+		}
+	}
+	// Another browser's token does not work either.
+	other := f.client()
+	otherTok := other.signIn(testToken)
+	if a := c.post("/ui/layers/shop/sync", url.Values{"csrf": {otherTok}}); a.status != http.StatusForbidden {
+		t.Errorf("another session's token: %d", a.status)
+	}
+	if a := c.post("/ui/layers/shop/unpin", url.Values{"csrf": {tok}}); a.status != http.StatusSeeOther {
+		t.Errorf("with the token: %d %s", a.status, a.body)
+	}
+	if audit, _ := f.eng.Audit("shop", 100); len(audit) != 0 {
+		t.Errorf("refused forms left audit entries: %+v", audit)
+	}
+}
+
+// TestOpenDashboard: with no admin token the dashboard is open, as the
+// API is, and forms still need their CSRF token.
+func TestOpenDashboard(t *testing.T) {
+	f := newFixture(t, fixtureOpts{})
+	c := f.client()
+	a := c.get("/ui/layers/blog")
+	if a.status != http.StatusOK {
+		t.Fatalf("open dashboard: %d", a.status)
+	}
+	if strings.Contains(a.body, "Sign out") {
+		t.Error("an open dashboard offers sign-out")
+	}
+	if a := c.post("/ui/layers/blog/sync", url.Values{}); a.status != http.StatusForbidden {
+		t.Fatalf("POST without CSRF on an open dashboard: %d", a.status)
+	}
+	a = c.post("/ui/layers/blog/sync", url.Values{"csrf": {csrf(t, a.body)}})
+	if a.status != http.StatusSeeOther || !strings.Contains(a.header.Get("Location"), "run=run_") {
+		t.Fatalf("Sync now: %d %q", a.status, a.header.Get("Location"))
+	}
+	if a := c.get("/ui/signin"); a.status != http.StatusSeeOther {
+		t.Errorf("sign-in page of an open dashboard: %d", a.status)
+	}
+}
+
+// TestActionsAudited: the dashboard's actions are audited as the API's
+// are, and no page shows a hook's id after the one that adds it.
+func TestActionsAudited(t *testing.T) {
+	f := newFixture(t, fixtureOpts{token: testToken})
+	c := f.client()
+	tok := c.signIn(testToken)
+	form := func(kv ...string) url.Values {
+		v := url.Values{"csrf": {tok}}
+		for i := 0; i < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	if a := c.post("/ui/layers/shop/sync", form()); a.status != http.StatusSeeOther {
+		t.Fatalf("sync: %d", a.status)
+	}
+	if a := c.post("/ui/layers/shop/pin", form("revision", "1")); a.status != http.StatusSeeOther {
+		t.Fatalf("pin: %d %s", a.status, a.body)
+	}
+	if a := c.post("/ui/layers/shop/unpin", form()); a.status != http.StatusSeeOther {
+		t.Fatalf("unpin: %d", a.status)
+	}
+	if a := c.post("/ui/layers/shop/pause", form("source", "catalog", "sync", "files")); a.status != http.StatusSeeOther {
+		t.Fatalf("pause: %d %s", a.status, a.body)
+	}
+	if a := c.post("/ui/layers/shop/resume", form("source", "catalog", "sync", "files")); a.status != http.StatusSeeOther {
+		t.Fatalf("resume: %d", a.status)
+	}
+	a := c.post("/ui/layers/shop/hooks", form("name", "cms"))
+	if a.status != http.StatusCreated {
+		t.Fatalf("add hook: %d", a.status)
+	}
+	hooks, _ := f.eng.Webhooks("shop")
+	if len(hooks) != 1 || !strings.Contains(a.body, "/hooks/layers/shop/"+hooks[0].ID) {
+		t.Fatalf("the new hook's URL is not shown: %v", hooks)
+	}
+	list := c.get("/ui/layers/shop/hooks")
+	if strings.Contains(list.body, hooks[0].ID) {
+		t.Fatal("the hooks page shows a hook's id")
+	}
+	handle := regexpFind(t, list.body, `name="hook" value="([0-9a-f]+)"`)
+	if a := c.post("/ui/layers/shop/hooks/delete", form("hook", handle)); a.status != http.StatusSeeOther {
+		t.Fatalf("delete hook: %d %s", a.status, a.body)
+	}
+	var actions []string
+	audit, err := f.eng.Audit("shop", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range audit {
+		actions = append(actions, e.Action)
+	}
+	want := "sync.triggered revision.pinned revision.unpinned sync.paused sync.resumed webhook.added webhook.deleted"
+	if got := strings.Join(actions, " "); got != want {
+		t.Errorf("audit: %s\nwant:  %s", got, want)
+	}
+}
+
+func regexpFind(t *testing.T, s, expr string) string {
+	t.Helper()
+	m := regexp.MustCompile(expr).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("%s not found in:\n%s", expr, s)
+	}
+	return m[1]
+}
