@@ -48,7 +48,7 @@ const (
 //
 //	shop: source catalog (files), Product p00…p30; notify "app" to a
 //	      receiver that fails (500) until receiverOK is set
-//	blog: source posts (files), Post a, b
+//	blog: source posts (files), Post a, b; synced hourly
 type fixture struct {
 	t          *testing.T
 	dir        string
@@ -120,6 +120,7 @@ layer "blog" {
   source "posts" {
     plugin = "files"
     config { dir = %q }
+    sync "files" { every = "1h" }
   }
 }
 `, filepath.Join(f.dir, "catalog"), receiver.URL+"/hook", notifySecret, filepath.Join(f.dir, "posts")))
