@@ -252,6 +252,24 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("layer page follows changes made elsewhere", func(t *testing.T) {
+		p.t = t
+		p.open("/ui/layers/blog")
+		p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
+		row := `document.querySelector('tr[data-sync="posts/files"]').textContent`
+		if err := f.eng.Pause("blog", "posts", "files"); err != nil {
+			t.Fatal(err)
+		}
+		p.waitJS("the paused state", row+`.includes("paused")`)
+		if err := f.eng.Resume("blog", "posts", "files"); err != nil {
+			t.Fatal(err)
+		}
+		p.waitJS("the resumed state", `!`+row+`.includes("paused")`)
+		if !eval[bool](p, `window.__sameDocument === true`) {
+			t.Fatal("the page reloaded")
+		}
+	})
+
 	t.Run("pin and unpin", func(t *testing.T) {
 		p.t = t
 		p.open("/ui/layers/shop/revisions")
@@ -452,29 +470,3 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
-// TestLookDev writes screenshots of every page at two widths to
-// SYNCLAYER_LOOK_DIR, for looking at the design by eye. Without the
-// variable it has nothing to do and says so.
-func TestLookDev(t *testing.T) {
-	dir := os.Getenv("SYNCLAYER_LOOK_DIR")
-	if dir == "" {
-		t.Log("SYNCLAYER_LOOK_DIR is not set: no screenshots to write")
-		return
-	}
-	f := newFixture(t, fixtureOpts{})
-	p := &page{t: t, ctx: browser(t), f: f}
-	for _, w := range []int64{1200, 375} {
-		p.do("size", chromedp.EmulateViewport(w, 900))
-		for i, path := range []string{"/ui/", "/ui/layers/shop", "/ui/layers/shop/activity", "/ui/layers/shop/revisions",
-			"/ui/layers/shop/records?model=Product&limit=10", "/ui/layers/shop/hooks", "/ui/layers/shop/deliveries", "/ui/layers/shop/graphql"} {
-			p.open(path)
-			shot, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d-%d.png", w, i)), shot, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}

@@ -34,17 +34,35 @@
     return s;
   }
 
+  // One event stream per layer and page, shared by everything that
+  // listens to it: browsers allow few connections per host.
+  var streams = {};
+  function listen(layer, after, fn) {
+    var st = streams[layer];
+    if (!st) {
+      st = streams[layer] = { fns: [], es: new EventSource("/ui/layers/" + encodeURIComponent(layer) + "/events?after=" + encodeURIComponent(after)) };
+      st.es.onmessage = function (m) {
+        var ev;
+        try { ev = JSON.parse(m.data); } catch (e) { return; }
+        st.fns.slice().forEach(function (f) { f(ev); });
+      };
+    }
+    st.fns.push(fn);
+    return function () {
+      st.fns = st.fns.filter(function (f) { return f !== fn; });
+      if (st.fns.length === 0) { st.es.close(); delete streams[layer]; }
+    };
+  }
+
+  // What changes the live regions of a page.
+  var changes = /^(sync\.(started|completed|failed|paused|resumed)|revision\.(pinned|unpinned))$/;
+
   // follow shows a run's progress in its box until it ends.
   function follow(box, layer, run, after) {
     var state = box.querySelector(".runstate");
     if (!state) { return; }
-    var es = new EventSource("/ui/layers/" + encodeURIComponent(layer) + "/events?after=" + encodeURIComponent(after));
-    es.onmessage = function (m) {
-      var ev;
-      try { ev = JSON.parse(m.data); } catch (e) { return; }
-      if (ev.type === "sync.started" || ev.type === "sync.completed" || ev.type === "sync.failed" || ev.type === "sync.paused" || ev.type === "sync.resumed") {
-        scheduleRefresh();
-      }
+    var stop = listen(layer, after, function (ev) {
+      if (changes.test(ev.type)) { scheduleRefresh(); }
       if (ev.run !== run) { return; }
       var s = null;
       if (ev.type === "sync.started") { s = "running"; }
@@ -57,9 +75,9 @@
         box.dataset.done = s;
         var r = box.querySelector(".refresh");
         if (r) { r.remove(); }
-        es.close();
+        stop();
       }
-    };
+    });
   }
 
   function showRun(layer, run, url, after) {
@@ -158,6 +176,14 @@
   document.addEventListener("DOMContentLoaded", function () {
     wire(document);
     activity();
+    // A layer's page stays live: runs started elsewhere (schedules, hooks,
+    // the API) show up as they happen.
+    var live = document.querySelector("[data-follow]");
+    if (live) {
+      listen(live.dataset.follow, live.dataset.after, function (ev) {
+        if (changes.test(ev.type)) { scheduleRefresh(); }
+      });
+    }
     // A run started without script (the page came back with ?run=): follow it.
     document.querySelectorAll(".runbox[data-run]").forEach(function (box) {
       if (/queued|running/.test(box.textContent)) {
