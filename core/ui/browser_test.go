@@ -469,4 +469,3 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 }
-
