@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,6 +92,8 @@ func (p *page) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 func (p *page) open(path string) {
 	p.t.Helper()
 	p.do("open "+path, chromedp.Navigate(p.f.srv.URL+path), chromedp.WaitReady(chromedp.CSS("body")))
+	// The page's script has wired its forms.
+	p.waitJS("the page's script", `document.documentElement.dataset.js === "ready"`)
 }
 
 // click clicks and waits for the page it loads.
@@ -144,6 +147,24 @@ func (p *page) location() string {
 func TestBrowser(t *testing.T) {
 	f := newFixture(t, fixtureOpts{token: testToken})
 	p := &page{t: t, ctx: browser(t), f: f}
+	// Script errors and Content-Security-Policy violations, over the whole
+	// suite. Network errors are expected: the tests get 401 and 403 on
+	// purpose.
+	var consoleMu sync.Mutex
+	var problems []string
+	console := chromedp.Console(p.ctx)
+	go func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Source == "security" || (m.Type == chromedp.ConsoleError && m.Source != "network") {
+				consoleMu.Lock()
+				problems = append(problems, fmt.Sprintf("%s %s: %s (%s:%d)", m.Type, m.Source, m.Text, m.URL, m.Line))
+				consoleMu.Unlock()
+			}
+		}
+	}()
 
 	// The delivery of the first revision fails: the receiver is down.
 	db := f.db("shop")
@@ -236,6 +257,7 @@ func TestBrowser(t *testing.T) {
 		// A changed file: the run publishes revision 2.
 		writeFile(t, filepath.Join(f.dir, "catalog", "Product.json"), productsJSON(products, `,{"id":"p99","title":"New"}`))
 		p.open("/ui/layers/shop")
+		runs := len(f.runsOf("shop", ""))
 		p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
 		p.do("click Sync now", chromedp.Click(chromedp.CSS(`button[aria-label="Sync layer shop now"]`)))
 		p.waitJS("the run to complete", `document.querySelector("#run-shop").dataset.done === "completed"`)
@@ -244,6 +266,9 @@ func TestBrowser(t *testing.T) {
 		}
 		if s := p.text("#run-shop"); !strings.Contains(s, "completed") || !strings.Contains(s, "revision 2") {
 			t.Errorf("run box: %q", s)
+		}
+		if got := len(f.runsOf("shop", "")); got != runs+1 {
+			t.Errorf("one click started %d runs", got-runs)
 		}
 		// The live regions follow: the revision shown is 2.
 		p.waitJS("the revision to update", `document.querySelector("[data-testid=revision]").textContent.trim() === "2"`)
@@ -453,6 +478,26 @@ func TestBrowser(t *testing.T) {
 		p.click(`form[action$="/graphql"] button`)
 		if s := p.text("#result"); !strings.Contains(s, `"totalCount": 2`) || !strings.Contains(s, `"title": "A"`) {
 			t.Errorf("result: %s", s)
+		}
+	})
+
+	t.Run("no script errors or CSP violations", func(t *testing.T) {
+		p.t = t
+		// A violation now must show: inline script is refused by the policy.
+		p.do("break the policy", chromedp.Evaluate[chromedp.Void](`
+			const s = document.createElement("script"); s.textContent = "window.__inline = 1"; document.body.append(s);`))
+		if eval[bool](p, `window.__inline === 1`) {
+			t.Error("inline script ran: the Content-Security-Policy is not applied")
+		}
+		waitUntil(t, "the violation of the test to be reported", func() bool {
+			consoleMu.Lock()
+			defer consoleMu.Unlock()
+			return len(problems) > 0
+		})
+		consoleMu.Lock()
+		defer consoleMu.Unlock()
+		if len(problems) != 1 || !strings.Contains(problems[0], "Content Security Policy") {
+			t.Errorf("console problems:\n%s", strings.Join(problems, "\n"))
 		}
 	})
 

@@ -156,6 +156,9 @@ func ago(now time.Time, t any) string {
 		return "—"
 	}
 	d := now.Sub(tt)
+	if d > -time.Second && d < time.Second {
+		return "just now"
+	}
 	if d < 0 {
 		return "in " + roughly(-d)
 	}
@@ -164,8 +167,6 @@ func ago(now time.Time, t any) string {
 
 func roughly(d time.Duration) string {
 	switch {
-	case d < time.Second:
-		return "now"
 	case d < time.Minute:
 		return fmt.Sprintf("%ds", int(d.Seconds()))
 	case d < time.Hour:

@@ -25,6 +25,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,7 +298,11 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 
 // fail renders an error page.
 func (u *UI) fail(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	u.render(w, r, status, "error", view{Title: http.StatusText(status), Error: msg, Layer: r.PathValue("layer")})
+	v := view{Title: http.StatusText(status), Error: msg}
+	if l := r.PathValue("layer"); l != "" && slices.Contains(u.eng().LayerNames(), l) {
+		v.Layer = l // the layer's navigation, for a layer that exists
+	}
+	u.render(w, r, status, "error", v)
 }
 
 func (u *UI) notFound(w http.ResponseWriter, r *http.Request) {

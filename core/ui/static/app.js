@@ -36,22 +36,33 @@
 
   // One event stream per layer and page, shared by everything that
   // listens to it: browsers allow few connections per host.
+  // A listener that joins late gets the events after its own starting
+  // point that the stream has already seen (a run can finish before the
+  // answer that names it arrives).
   var streams = {};
   function listen(layer, after, fn) {
     var st = streams[layer];
     if (!st) {
-      st = streams[layer] = { fns: [], es: new EventSource("/ui/layers/" + encodeURIComponent(layer) + "/events?after=" + encodeURIComponent(after)) };
+      st = streams[layer] = { fns: [], seen: [], es: new EventSource("/ui/layers/" + encodeURIComponent(layer) + "/events?after=" + encodeURIComponent(after)) };
       st.es.onmessage = function (m) {
         var ev;
         try { ev = JSON.parse(m.data); } catch (e) { return; }
+        st.seen.push(ev);
+        if (st.seen.length > 500) { st.seen.shift(); }
         st.fns.slice().forEach(function (f) { f(ev); });
       };
     }
-    st.fns.push(fn);
-    return function () {
-      st.fns = st.fns.filter(function (f) { return f !== fn; });
+    var on = true;
+    function off() {
+      if (!on) { return; }
+      on = false;
+      st.fns = st.fns.filter(function (f) { return f !== call; });
       if (st.fns.length === 0) { st.es.close(); delete streams[layer]; }
-    };
+    }
+    function call(ev) { if (on) { fn(ev, off); } }
+    st.seen.forEach(function (ev) { if (ev.seq > +after) { call(ev); } });
+    if (on) { st.fns.push(call); }
+    return off;
   }
 
   // What changes the live regions of a page.
@@ -61,7 +72,7 @@
   function follow(box, layer, run, after) {
     var state = box.querySelector(".runstate");
     if (!state) { return; }
-    var stop = listen(layer, after, function (ev) {
+    listen(layer, after, function (ev, stop) {
       if (changes.test(ev.type)) { scheduleRefresh(); }
       if (ev.run !== run) { return; }
       var s = null;
@@ -101,10 +112,13 @@
       f.addEventListener("submit", function (e) {
         e.preventDefault();
         var body = new URLSearchParams(new FormData(f));
+        // Only when the request could not be sent does the form go the
+        // plain way: a run started once must not start twice.
         fetch(f.action, { method: "POST", body: body, credentials: "same-origin",
           headers: { Accept: "application/json", "X-CSRF-Token": body.get("csrf") } })
-          .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+          .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); }, function () { f.submit(); return null; })
           .then(function (x) {
+            if (!x) { return; }
             if (!x.ok) {
               var box = document.getElementById("run-" + f.dataset.layer);
               if (box) { box.textContent = x.j.error || "The run could not be started."; }
@@ -113,7 +127,10 @@
             showRun(x.j.layer, x.j.run, x.j.url, x.j.after);
             scheduleRefresh();
           })
-          .catch(function () { f.submit(); });
+          .catch(function (err) {
+            var box = document.getElementById("run-" + f.dataset.layer);
+            if (box) { box.textContent = "The run was asked for; reload the page to follow it (" + err + ")."; }
+          });
       });
     });
     root.querySelectorAll("form[data-confirm]:not([data-wired])").forEach(function (f) {
@@ -174,6 +191,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    document.documentElement.dataset.js = "ready";
     wire(document);
     activity();
     // A layer's page stays live: runs started elsewhere (schedules, hooks,
