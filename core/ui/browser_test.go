@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -478,6 +479,47 @@ func TestBrowser(t *testing.T) {
 		p.click(`form[action$="/graphql"] button`)
 		if s := p.text("#result"); !strings.Contains(s, `"totalCount": 2`) || !strings.Contains(s, `"title": "A"`) {
 			t.Errorf("result: %s", s)
+		}
+	})
+
+	t.Run("works without JavaScript", func(t *testing.T) {
+		p.t = t
+		setScript := func(off bool) {
+			if _, err := chromedp.Call(p.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: off}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setScript(true)
+		defer setScript(false)
+		p.do("open the layer", chromedp.Navigate(f.srv.URL+"/ui/layers/blog"), chromedp.WaitReady(chromedp.CSS("body")))
+		if eval[bool](p, `document.documentElement.dataset.js === "ready"`) {
+			t.Fatal("the page's script ran")
+		}
+		runs := len(f.runsOf("blog", ""))
+		p.click(`button[aria-label="Sync layer blog now"]`)
+		if l := p.location(); !strings.HasPrefix(l, "/ui/layers/blog?run=run_") {
+			t.Fatalf("after Sync now: %s", l)
+		}
+		if got := len(f.runsOf("blog", "")); got != runs+1 {
+			t.Fatalf("Sync now started %d runs", got-runs)
+		}
+		run := strings.TrimPrefix(p.location(), "/ui/layers/blog?run=")
+		if s := p.text("#run-blog"); !strings.Contains(s, run) {
+			t.Errorf("run box: %q", s)
+		}
+		// Refreshing (the link, or the browser's) shows where it got to.
+		waitUntil(t, "the run", func() bool {
+			r, err := f.eng.Run("blog", run)
+			return err == nil && r.State == store.RunCompleted
+		})
+		p.do("refresh", chromedp.Reload())
+		if s := p.text("#run-blog"); !strings.Contains(s, "completed") {
+			t.Errorf("run box after a refresh: %q", s)
+		}
+		// The activity page lists without a stream.
+		p.do("open the activity", chromedp.Navigate(f.srv.URL+"/ui/layers/blog/activity"), chromedp.WaitReady(chromedp.CSS("body")))
+		if s := p.text("#events"); !strings.Contains(s, run) {
+			t.Errorf("activity without script lacks the run: %q", s)
 		}
 	})
 
