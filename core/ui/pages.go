@@ -247,7 +247,17 @@ func (u *UI) syncNow(w http.ResponseWriter, r *http.Request) {
 	if wantsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
-			w.WriteHeader(http.StatusConflict)
+			status := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, engine.ErrUnknownLayer), errors.Is(err, engine.ErrUnknownSource), errors.Is(err, engine.ErrUnknownSync):
+				status = http.StatusNotFound
+			case errors.Is(err, engine.ErrNotReady):
+				status = http.StatusServiceUnavailable
+			default:
+				u.log.Error("dashboard: sync now failed", "layer", layer, "error", err)
+				err = errors.New("the run could not be queued; the server log has the details")
+			}
+			w.WriteHeader(status)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 			return
 		}
