@@ -214,3 +214,91 @@ func regexpFind(t *testing.T, s, expr string) string {
 	}
 	return m[1]
 }
+
+// TestPages: every page renders for a signed-in browser, bad input gets
+// a readable error with a fitting status, and no page shows a secret.
+func TestPages(t *testing.T) {
+	f := newFixture(t, fixtureOpts{token: testToken})
+	c := f.client()
+	tok := c.signIn(testToken)
+	if a := c.post("/ui/layers/shop/hooks", url.Values{"csrf": {tok}, "name": {"cms"}}); a.status != http.StatusCreated {
+		t.Fatalf("add hook: %d", a.status)
+	}
+	hooks, _ := f.eng.Webhooks("shop")
+	db := f.db("shop")
+	waitUntil(t, "a delivery", func() bool { ds, _ := db.Deliveries("", 1, false); return len(ds) == 1 })
+	runs := f.runsOf("shop", "")
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/ui/", 200, "Sync now"},
+		{"/ui/layers/shop", 200, "Records per model"},
+		{"/ui/layers/shop/runs/" + runs[0].ID, 200, "Product"},
+		{"/ui/layers/shop/runs/run_nope", 404, "unknown run"},
+		{"/ui/layers/shop/activity", 200, "sync.completed"},
+		{"/ui/layers/shop/activity?before=2", 200, "run.queued"},
+		{"/ui/layers/shop/activity?before=x", 400, "before must be"},
+		{"/ui/layers/shop/revisions", 200, "Pin revision 1"},
+		{"/ui/layers/shop/records?model=Product&limit=10", 200, "Next page"},
+		{"/ui/layers/shop/records?action=added&action=deleted", 200, "p00"},
+		{"/ui/layers/shop/records?action=bogus", 400, "action is one of"},
+		{"/ui/layers/shop/records?cursor=zzz", 400, "not one this server gave out"},
+		{"/ui/layers/shop/records?modified_after=yesterday", 400, "RFC 3339"},
+		{"/ui/layers/shop/hooks", 200, "cms"},
+		{"/ui/layers/shop/deliveries", 200, "sync.completed"},
+		{"/ui/layers/shop/deliveries?state=failed", 200, "Redeliver"},
+		{"/ui/layers/shop/deliveries?state=bogus", 400, "state is one of"},
+		{"/ui/layers/shop/graphql", 200, "Run query"},
+		{"/ui/layers/nope", 404, "unknown layer"},
+		{"/ui/layers/nope/records", 404, "unknown layer"},
+		{"/ui/nothing/here", 404, "no page"},
+		{"/ui", 301, ""},
+	} {
+		a := c.get(tc.path)
+		if a.status != tc.status || !strings.Contains(a.body, tc.want) {
+			t.Errorf("GET %s: %d, want %d with %q:\n%.2000s", tc.path, a.status, tc.status, tc.want, a.body)
+		}
+		for _, secret := range []string{testToken, notifySecret, hooks[0].ID} {
+			if strings.Contains(a.body, secret) {
+				t.Errorf("GET %s shows a secret", tc.path)
+			}
+		}
+	}
+	// The records pages join up.
+	first := c.get("/ui/layers/shop/records?model=Product&limit=25")
+	next := regexpFind(t, first.body, `href="(\?[^"]*cursor=[^"]+)" rel="next"`)
+	second := c.get("/ui/layers/shop/records" + strings.ReplaceAll(next, "&amp;", "&"))
+	if second.status != 200 || !strings.Contains(second.body, "p25") || strings.Contains(second.body, "p24<") || strings.Contains(second.body, `rel="next"`) {
+		t.Errorf("second page: %d\n%s", second.status, second.body)
+	}
+	// The explorer: a query, bad variables.
+	a := c.post("/ui/layers/shop/graphql", url.Values{"csrf": {tok}, "query": {`{ allProduct(limit: 1) { totalCount } }`}})
+	if a.status != 200 || !strings.Contains(a.body, "&#34;totalCount&#34;: 31") {
+		t.Errorf("explorer: %d\n%s", a.status, a.body)
+	}
+	a = c.post("/ui/layers/shop/graphql", url.Values{"csrf": {tok}, "query": {`{ allProduct { totalCount } }`}, "variables": {"{nope"}})
+	if a.status != 200 || !strings.Contains(a.body, "variables are not JSON") {
+		t.Errorf("explorer with bad variables: %d\n%s", a.status, a.body)
+	}
+	// Sync now from script gets JSON, errors too.
+	js := c.do("POST", "/ui/layers/shop/sync", url.Values{"source": {"nope"}}, http.Header{"Accept": {"application/json"}, "X-Csrf-Token": {tok}})
+	if js.status != 404 || !strings.Contains(js.body, `"error"`) {
+		t.Errorf("sync now of an unknown source: %d %s", js.status, js.body)
+	}
+	js = c.do("POST", "/ui/layers/shop/sync", url.Values{}, http.Header{"Accept": {"application/json"}, "X-Csrf-Token": {tok}})
+	if js.status != 202 || !strings.Contains(js.body, `"run":"run_`) || !strings.Contains(js.body, `"after":`) {
+		t.Errorf("sync now: %d %s", js.status, js.body)
+	}
+	// Deleting a hook that is gone.
+	if a := c.post("/ui/layers/shop/hooks/delete", url.Values{"csrf": {tok}, "hook": {"0123456789abcdef01234567"}}); a.status != 404 {
+		t.Errorf("delete an unknown hook: %d", a.status)
+	}
+	if a := c.post("/ui/layers/shop/pin", url.Values{"csrf": {tok}, "revision": {"x"}}); a.status != 400 {
+		t.Errorf("pin x: %d", a.status)
+	}
+	if a := c.post("/ui/layers/shop/pin", url.Values{"csrf": {tok}, "revision": {"99"}}); a.status != 404 {
+		t.Errorf("pin 99: %d", a.status)
+	}
+}
