@@ -114,6 +114,9 @@ func Scrub(ev *store.Event) {
 func Serve(w http.ResponseWriter, r *http.Request, db *store.Layer, after uint64, opts Options) {
 	opts.setDefaults()
 	rc := http.NewResponseController(w)
+	// The connection may serve other requests after the stream: it must
+	// not keep the last write's deadline.
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

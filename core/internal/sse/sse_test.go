@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,4 +235,44 @@ func TestStreamBacklog(t *testing.T) {
 		}
 	}
 	cancel()
+}
+
+// TestStreamLeavesConnectionUsable: once a stream ends, its connection
+// serves the next request, however long after the last write it comes.
+func TestStreamLeavesConnectionUsable(t *testing.T) {
+	db := openLayer(t)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/plain" {
+			w.Write([]byte("ok"))
+			return
+		}
+		sse.Serve(w, r, db, 0, sse.Options{Lifetime: 50 * time.Millisecond, WriteTimeout: 20 * time.Millisecond})
+	}))
+	var newConns atomic.Int32
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			newConns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+	resp, err := client.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	time.Sleep(100 * time.Millisecond) // past the last write's deadline
+	resp, err = client.Get(srv.URL + "/plain")
+	if err != nil {
+		t.Fatalf("the next request on the connection: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := newConns.Load(); string(b) != "ok" || n != 1 {
+		t.Fatalf("next answer %q over %d connection(s), want ok over 1", b, n)
+	}
 }
