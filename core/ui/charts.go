@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/synclayer/synclayer/core/graphql"
 	"github.com/synclayer/synclayer/core/store"
 )
 
@@ -40,14 +39,14 @@ const (
 )
 
 // recordsChart: live records per model of the revision readers see.
-func recordsChart(counts []graphql.ModelCount) *chart {
+func recordsChart(counts []store.ModelCount) *chart {
 	c := &chart{W: chartW, Caption: "Records per model (not deleted)"}
 	if len(counts) == 0 {
 		c.Empty = "No records yet."
 		return c
 	}
 	counts = slices.Clone(counts)
-	slices.SortStableFunc(counts, func(a, b graphql.ModelCount) int { return int(min(max(b.Live-a.Live, -1), 1)) })
+	slices.SortStableFunc(counts, func(a, b store.ModelCount) int { return int(min(max(b.Live-a.Live, -1), 1)) })
 	if len(counts) > maxModels {
 		counts = counts[:maxModels]
 	}

@@ -182,7 +182,7 @@ func (u *UI) layerPage(w http.ResponseWriter, r *http.Request) {
 		u.engineError(w, r, err)
 		return
 	}
-	rev, counts, err := u.graphqlService(name).ModelCounts(db, 0)
+	rev, counts, err := u.counts.get(name, db)
 	if err != nil && !errors.Is(err, store.ErrRevisionGone) {
 		u.engineError(w, r, err)
 		return

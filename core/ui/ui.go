@@ -86,6 +86,8 @@ type UI struct {
 
 	gqlMu sync.Mutex
 	gql   map[string]*graphql.Service
+
+	counts recordCounts
 }
 
 // New builds the dashboard. It serves nothing useful until SetEngine.
@@ -105,6 +107,7 @@ func New(opts Options) (*UI, error) {
 	u := &UI{opts: opts, log: opts.Logger, mux: http.NewServeMux(), gql: map[string]*graphql.Service{},
 		signins: rate.NewLimiter(rate.Every(time.Second), 10), handleKey: make([]byte, 32)}
 	u.sessions.m = map[string]*session{}
+	u.counts.m = map[string]*layerCounts{}
 	if _, err := rand.Read(u.handleKey); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package ui_test
 import (
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -301,4 +302,26 @@ func TestPages(t *testing.T) {
 	if a := c.post("/ui/layers/shop/pin", url.Values{"csrf": {tok}, "revision": {"99"}}); a.status != 404 {
 		t.Errorf("pin 99: %d", a.status)
 	}
+
+	// The records chart counts each revision: the first by a walk, then
+	// from the changes; a pin shows the pinned revision's counts.
+	chart := func(want string) {
+		t.Helper()
+		if a := c.get("/ui/layers/shop"); !strings.Contains(a.body, want) {
+			t.Errorf("layer page lacks %q", want)
+		}
+	}
+	chart("Product (source catalog): 31 records")
+	waitUntil(t, "the runs to end", func() bool { return len(f.runsOf("shop", "queued"))+len(f.runsOf("shop", "running")) == 0 })
+	writeFile(t, filepath.Join(f.dir, "catalog", "Product.json"), productsJSON(products-2, `,{"id":"n1"},{"id":"n2"},{"id":"n3"}`))
+	run, err := f.eng.Trigger("shop", engineManual())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the run", func() bool { r, err := f.eng.Run("shop", run); return err == nil && r.State == "completed" })
+	chart("Product (source catalog): 32 records")
+	if err := f.eng.Pin("shop", 1); err != nil {
+		t.Fatal(err)
+	}
+	chart("Product (source catalog): 31 records")
 }
