@@ -329,8 +329,9 @@ func (u *UI) engineError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// graphqlService is the GraphQL service of a layer, for the explorer and
-// the records-per-model chart.
+// graphqlService is the GraphQL service of a layer, for the explorer. It
+// caches schemas as the API's does (a second cache: the dashboard cannot
+// reach the API's).
 func (u *UI) graphqlService(layer string) *graphql.Service {
 	u.gqlMu.Lock()
 	defer u.gqlMu.Unlock()
