@@ -12,7 +12,7 @@ BENCH_RECORDS ?= 1000000
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 
-.PHONY: all build run test test-deps test-short fuzz proto lint bench clean
+.PHONY: all build run test test-deps test-short fuzz proto lint bench clean screenshot
 
 all: build
 
@@ -92,6 +92,11 @@ lint:
 
 bench: build
 	SYNCLAYER_BIN=$(BIN) BENCH_RECORDS=$(BENCH_RECORDS) $(GO) run ./integration/cmd/bench
+
+# The README's picture of the dashboard's overview (docs/img/dashboard.png),
+# taken by the browser test in a real headless Chromium.
+screenshot:
+	SYNCLAYER_SCREENSHOT=$(CURDIR)/docs/img/dashboard.png $(GO) test -count=1 -run '^TestBrowser$$' ./core/ui
 
 clean:
 	rm -rf $(BIN) $(TOOLS)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/synclayer/synclayer/core/engine"
+	"github.com/synclayer/synclayer/core/internal/sse"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -46,6 +48,21 @@ type Options struct {
 	Limits Limits
 	// GraphQLTimeLimit bounds one GraphQL request (default 10s).
 	GraphQLTimeLimit time.Duration
+	// Events tunes the Server-Sent Events of GET …/events?follow=1.
+	Events sse.Options
+	// Dashboard, when set, is served at /ui/ (core/ui). It is no part of
+	// the /v1 API: not in Routes, not in openapi.json. The server passes
+	// it the engine and the admin token whenever they change.
+	Dashboard Dashboard
+}
+
+// Dashboard is the web dashboard (core/ui) as the server mounts it.
+type Dashboard interface {
+	http.Handler
+	// SetEngine switches the dashboard to another engine (a reload).
+	SetEngine(*engine.Engine)
+	// SetAdminToken sets the token that signs in; empty: open.
+	SetAdminToken(string)
 }
 
 // Server is the HTTP handler.
@@ -61,6 +78,10 @@ type Server struct {
 	adminToken atomic.Pointer[string]
 	conns      *connMetrics
 	gql        graphqlServices // graphql.go
+	// streamsStop closes when the HTTP server shuts down: event streams
+	// end then instead of holding the drain until its deadline.
+	streamsStop     chan struct{}
+	streamsStopOnce sync.Once
 }
 
 // catchAll is the pattern of the route that answers 404 and 405.
@@ -69,7 +90,12 @@ const catchAll = "/"
 // SetAdminToken replaces the admin token (a configuration reload): requests
 // with the old one get 401 from then on. Empty opens the server, which the
 // caller allows only on a loopback address.
-func (s *Server) SetAdminToken(token string) { s.adminToken.Store(&token) }
+func (s *Server) SetAdminToken(token string) {
+	s.adminToken.Store(&token)
+	if s.opts.Dashboard != nil {
+		s.opts.Dashboard.SetAdminToken(token)
+	}
+}
 
 // token is the admin token now.
 func (s *Server) token() string { return *s.adminToken.Load() }
@@ -81,7 +107,14 @@ func (s *Server) eng() *engine.Engine { return s.engine.Load() }
 func (s *Server) SetEngine(e *engine.Engine, p *plugin.Manager) {
 	s.engine.Store(e)
 	s.plugins.Store(p)
+	if s.opts.Dashboard != nil {
+		s.opts.Dashboard.SetEngine(e)
+	}
 }
+
+// StopStreams ends the event streams being served and those that start
+// later. HTTPServer's server calls it when it shuts down.
+func (s *Server) StopStreams() { s.streamsStopOnce.Do(func() { close(s.streamsStop) }) }
 
 // New builds the API handler.
 func New(opts Options) (*Server, error) {
@@ -92,7 +125,7 @@ func New(opts Options) (*Server, error) {
 		opts.Registry = prometheus.NewRegistry()
 	}
 	opts.Limits.setDefaults()
-	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{opts: opts, log: opts.Logger, mux: http.NewServeMux(), streamsStop: make(chan struct{})}
 	s.SetEngine(opts.Engine, opts.Plugins)
 	s.SetAdminToken(opts.AdminToken)
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -134,6 +167,15 @@ func (s *Server) routes() {
 	s.openAPIRoutes()
 	s.backupRoutes()
 	s.graphqlRoutes()
+	if d := s.opts.Dashboard; d != nil {
+		// Not in routeList: the dashboard is no part of the /v1 API. It
+		// authenticates by its own session; its live streams end at
+		// shutdown as the API's do.
+		s.mux.Handle("/ui/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			d.ServeHTTP(w, r.WithContext(sse.WithStop(r.Context(), s.streamsStop)))
+		}))
+		s.mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
 	s.mux.HandleFunc(catchAll, s.noRoute)
 }
 

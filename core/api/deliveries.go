@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/synclayer/synclayer/core/engine"
 	"github.com/synclayer/synclayer/core/store"
 )
 
@@ -15,7 +16,7 @@ import (
 const MaxDeliveriesLimit = 1000
 
 // AuditDeliveryRetried is the audit action of a redelivery asked for by hand.
-const AuditDeliveryRetried = "delivery.retried"
+const AuditDeliveryRetried = engine.AuditDeliveryRetried
 
 var deliveryStates = []string{store.DeliveryPending, store.DeliveryDelivered, store.DeliveryFailed, store.DeliveryStopped}
 
@@ -116,12 +117,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 // with the same webhook-id. 202: the attempt itself comes later.
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	layer, id := r.PathValue("layer"), r.PathValue("id")
-	db, err := s.eng().Store(layer)
-	if err != nil {
-		s.engineError(w, err)
-		return
-	}
-	d, err := db.RedeliverDelivery(id)
+	d, err := s.eng().Redeliver(layer, id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "layer "+layer+" has no delivery "+id+"; GET /v1/layers/"+layer+"/deliveries lists them")
 		return
@@ -129,11 +125,6 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.engineError(w, err)
 		return
-	}
-	if _, err := db.AppendAudit(store.AuditEntry{Action: AuditDeliveryRetried, Details: map[string]string{
-		"delivery": d.ID(), "event": d.EventID, "endpoint": d.Endpoint, "type": d.Type,
-	}}); err != nil {
-		s.log.Error("cannot write the audit entry of a redelivery", "layer", layer, "delivery", id, "error", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"delivery": viewDelivery(d)})
 }

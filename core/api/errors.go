@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/synclayer/synclayer/core/internal/redact"
 )
 
 // Every error answer is the JSON envelope
@@ -233,18 +235,9 @@ func (s *Server) allowed(r *http.Request) []string {
 	return out
 }
 
-// socketPath matches the Unix socket paths that gRPC and go-plugin put in
-// their errors ("dial unix /tmp/plugin123: connect: ...").
-var socketPath = regexp.MustCompile(`\bunix(gram)?([: ]+)/[^\s"'\\,;):]+`)
-
 // scrubInternals takes host internals out of an error text shown to API
 // clients: plugin socket paths. The server log keeps the full text.
-func scrubInternals(s string) string {
-	if !strings.Contains(s, "unix") {
-		return s
-	}
-	return socketPath.ReplaceAllString(s, "unix${1}${2}[plugin socket]")
-}
+func scrubInternals(s string) string { return redact.Internals(s) }
 
 // rawServerError matches an answer net/http writes straight to the
 // connection when it cannot parse a request (before any handler): a status

@@ -2,12 +2,14 @@ package api
 
 import (
 	"bufio"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/synclayer/synclayer/core/engine"
+	"github.com/synclayer/synclayer/core/internal/sse"
 	"github.com/synclayer/synclayer/core/store"
 )
 
@@ -94,6 +96,10 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		s.engineError(w, err)
 		return
 	}
+	if f := r.URL.Query().Get("follow"); f == "1" || f == "true" {
+		s.followEvents(w, r, db)
+		return
+	}
 	after, ok := intParam(w, r, "after", 0, 0, 1<<62)
 	if !ok {
 		return
@@ -108,10 +114,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i := range evs {
-		evs[i].Message = scrubInternals(evs[i].Message)
-		for k, v := range evs[i].Fields {
-			evs[i].Fields[k] = scrubInternals(v)
-		}
+		sse.Scrub(&evs[i])
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
 }
@@ -350,4 +353,21 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 	// Without support (a test recorder) the write goes on without one.
 	_ = d.rc.SetWriteDeadline(time.Now().Add(recordsWriteTimeout))
 	return d.w.Write(p)
+}
+
+// followEvents answers GET …/events?follow=1: the event log as Server-Sent
+// Events, from after Last-Event-ID (a reconnection), else after=, else
+// from now on. The stream ends after its lifetime or when the server shuts
+// down; EventSource clients reconnect and resume.
+func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, db *store.Layer) {
+	after, err := sse.Resume(r, db)
+	if errors.Is(err, sse.ErrBadResume) {
+		writeError(w, http.StatusBadRequest, "bad_after", err.Error())
+		return
+	}
+	if err != nil {
+		s.engineError(w, err)
+		return
+	}
+	sse.Serve(w, r.WithContext(sse.WithStop(r.Context(), s.streamsStop)), db, after, s.opts.Events)
 }

@@ -115,7 +115,7 @@ func newConnMetrics(r prometheus.Registerer) (*connMetrics, error) {
 // and JSON answers to malformed requests.
 func (s *Server) HTTPServer() *http.Server {
 	lim := s.opts.Limits
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: lim.ReadHeaderTimeout,
 		IdleTimeout:       lim.IdleTimeout,
@@ -130,6 +130,10 @@ func (s *Server) HTTPServer() *http.Server {
 		// host's log, at warn.
 		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{ForceLevel: hclog.Warn}),
 	}
+	// Shutdown waits for answers in flight; event streams would never
+	// finish on their own.
+	srv.RegisterOnShutdown(s.StopStreams)
+	return srv
 }
 
 type reserveKey struct{}

@@ -228,6 +228,10 @@ type layer struct {
 	queue   []*pending // waiting runs, oldest first
 	running *pending
 	wake    chan struct{}
+
+	// nextAt is when each scheduled sync is due next (dashboard.go).
+	nextMu sync.Mutex
+	nextAt map[store.SyncRef]time.Time
 }
 
 func (l *layer) source(name string) *source {

@@ -101,6 +101,7 @@ func (l *layer) scheduleLoop() {
 	if len(scheds) == 0 {
 		return
 	}
+	l.setNextRuns(nextAt)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -129,6 +130,7 @@ func (l *layer) scheduleLoop() {
 				l.log.Error("scheduled trigger failed", "source", ref.Source, "sync", ref.Sync, "error", err)
 			}
 		}
+		l.setNextRuns(nextAt)
 	}
 }
 

@@ -81,6 +81,7 @@ func (l *Layer) AppendEvent(e Event) (Event, error) {
 // AppendEvents adds events to the log in one commit, setting their
 // sequence numbers and (when zero) times.
 func (l *Layer) AppendEvents(es []Event) error {
+	defer l.signalEvents()
 	return l.setLatest(func(txn *badger.Txn) error {
 		for i := range es {
 			e := &es[i]

@@ -209,6 +209,9 @@ type Layer struct {
 	outMu  sync.Mutex
 	outSig chan struct{}
 
+	evMu  sync.Mutex
+	evSig chan struct{} // closed when events are appended (tail.go)
+
 	hookMu   sync.RWMutex
 	hooks    map[[32]byte]Webhook
 	inboxSeq uint64

@@ -25,6 +25,7 @@ import (
 	"github.com/synclayer/synclayer/core/notify"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
+	"github.com/synclayer/synclayer/core/ui"
 )
 
 func loadConfig(path string) (*config.Config, error) {
@@ -190,7 +191,11 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken, Store: st, Limits: limits})
+	dashboard, err := ui.New(ui.Options{Logger: log.Named("ui")})
+	if err != nil {
+		return err
+	}
+	handler, err := api.New(api.Options{Engine: eng, Plugins: plugins, Logger: log.Named("api"), Registry: reg, AdminToken: cfg.Service.AdminToken, Store: st, Limits: limits, Dashboard: dashboard})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,107 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ModelCount is how many records one model of one source holds in a
+// revision.
+type ModelCount struct {
+	Source, Model string
+	// Live counts the records not deleted; Deleted the soft-deleted ones.
+	Live, Deleted int64
+}
+
+// CountRecords counts the records of each (source, model) in the
+// snapshot's revision, in source and model order. It walks the record
+// index only (keys and their small values, no payload), so it costs a
+// fraction of reading the records, but still in proportion to their
+// number: callers that show it often cache it per revision.
+func (s *Snapshot) CountRecords() ([]ModelCount, error) {
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxIndex}, PrefetchValues: true, PrefetchSize: 1000})
+	defer it.Close()
+	var out []ModelCount
+	var cur *ModelCount
+	var curPfx []byte // r/<source>\0<model>\0 of cur
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		if cur == nil || !bytes.HasPrefix(key, curPfx) {
+			source, model, _ := splitIndexKey(key)
+			out = append(out, ModelCount{Source: source, Model: model})
+			cur = &out[len(out)-1]
+			curPfx = indexPrefix(source, model)
+		}
+		var deleted bool
+		if err := it.Item().Value(func(v []byte) error {
+			e, err := decodeIndex(v)
+			deleted = e.deleted
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if deleted {
+			cur.Deleted++
+		} else {
+			cur.Live++
+		}
+	}
+	return out, nil
+}
+
+// CountChanges derives the counts of the snapshot's revision from the
+// counts of an older snapshot's (from CountRecords or CountChanges): it
+// walks only the records changed since the older revision, so it costs in
+// proportion to the change, not to the layer.
+func (s *Snapshot) CountChanges(old *Snapshot, oldCounts []ModelCount) ([]ModelCount, error) {
+	if old.rev.Number > s.rev.Number {
+		return nil, fmt.Errorf("store: counts of revision %d cannot come from a later one (%d)", s.rev.Number, old.rev.Number)
+	}
+	byModel := map[[2]string]*ModelCount{}
+	for _, c := range oldCounts {
+		c := c
+		byModel[[2]string{c.Source, c.Model}] = &c
+	}
+	err := s.Changes(old.rev.Number, func(r *StoredRecord) error {
+		k := [2]string{r.Source, r.Model}
+		mc := byModel[k]
+		if mc == nil {
+			mc = &ModelCount{Source: r.Source, Model: r.Model}
+			byModel[k] = mc
+		}
+		was, found, err := readIndex(old.txn, indexKey(r.Source, r.Model, r.ID))
+		if err != nil {
+			return err
+		}
+		if found && was.deleted {
+			mc.Deleted--
+		} else if found {
+			mc.Live--
+		}
+		if r.Deleted() {
+			mc.Deleted++
+		} else {
+			mc.Live++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ModelCount, 0, len(byModel))
+	for _, c := range byModel {
+		if c.Live != 0 || c.Deleted != 0 {
+			out = append(out, *c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Model < out[j].Model
+	})
+	return out, nil
+}
