@@ -189,6 +189,10 @@ func TestOnlineBackupAndRestore(t *testing.T) {
 	gate, reached := make(chan struct{}), make(chan struct{})
 	api.gate, api.reached = gate, reached
 	api.mu.Unlock()
+	// Released on every way out: a failure below must not leave the
+	// fake's handler blocked, which would hang srv.Close.
+	release := sync.OnceFunc(func() { close(gate) })
+	defer release()
 	out, err := tokenCLI(t, h, "sync", "blog", "--reset")
 	if err != nil {
 		t.Fatalf("sync: %v\n%s", err, out)
@@ -205,7 +209,7 @@ func TestOnlineBackupAndRestore(t *testing.T) {
 	if err != nil || !strings.Contains(out, "from the host at") || !strings.Contains(out, "encrypted") {
 		t.Fatalf("online backup: %v\n%s\nhost log:\n%s", err, out, h.logs())
 	}
-	close(gate)
+	release()
 	var r runStatus
 	waitFor(t, h, "run "+run, func() bool {
 		authGet(t, h, "/v1/layers/blog/runs/"+run, &r)

@@ -130,6 +130,7 @@ backup is encrypted when the service has an encryption key.`,
 	cmd.Flags().StringVar(&cfgPath, "config", "", "layer file(s) whose service block names the data dir (and the encryption key)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the data dir (default ./data, or the configuration's)")
 	cmd.Flags().BoolVar(&offline, "offline", false, "read the data dir even if a host answers at --addr")
+	cmd.Flags().String("addr", defaultAddr(), "address of the running host to back up (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 	return cmd
 }
 

@@ -30,18 +30,25 @@ type client struct {
 
 func addClientCommands(root *cobra.Command) {
 	c := &client{http: &http.Client{Timeout: 5 * time.Minute}, poll: 200 * time.Millisecond, every: 5 * time.Second, stderr: os.Stderr, stdout: os.Stdout}
-	def := os.Getenv("SYNCLAYER_ADDR")
-	if def == "" {
-		def = "http://127.0.0.1:8750"
-	}
+	def := defaultAddr()
 	c.token = os.Getenv("SYNCLAYER_TOKEN")
 	// --addr only on the commands that talk to a running host (and their
-	// subcommands), not on serve, validate, backup or restore.
+	// subcommands), and on backup (which asks a running host first); not on
+	// serve, validate or restore.
 	for _, cmd := range []*cobra.Command{c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(),
 		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd()} {
 		cmd.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 		root.AddCommand(cmd)
 	}
+}
+
+// defaultAddr is --addr's default: $SYNCLAYER_ADDR, else the default
+// listen address.
+func defaultAddr() string {
+	if a := os.Getenv("SYNCLAYER_ADDR"); a != "" {
+		return a
+	}
+	return "http://127.0.0.1:8750"
 }
 
 // apiError is an error answer of the host.
