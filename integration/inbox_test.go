@@ -85,7 +85,7 @@ func TestBigWebhookDoesNotStallTheInbox(t *testing.T) {
 func TestWebhookFailuresRetriedOrSetAside(t *testing.T) {
 	dir := t.TempDir()
 	failFile := filepath.Join(dir, "fail")
-	writeFile(t, failFile, "4") // more than a permanent error is tried: it is marked transient
+	writeFile(t, failFile, "3") // as often as a permanent error is tried: it is marked transient, so it goes on
 	cfg := filepath.Join(dir, "layer.hcl")
 	writeFile(t, cfg, hookLayer(hookPlugin(t), fmt.Sprintf(`    config {
       token     = "tok"
