@@ -103,12 +103,16 @@ func BadgerOptions(dir string) badger.Options {
 	// memory, and bigger tables deep in the tree made the host's memory
 	// grow with the layer's size.
 	opts.TableSizeMultiplier = 1
+	// Memtables of 8 MiB: each is a skiplist arena of its size plus a
+	// table builder of up to twice it when flushed, allocated anew each
+	// time; at 16 MiB the host's peak heap during an ingest grew from
+	// ~52 MiB at 30,000 records to ~115 MiB at 300,000.
 	return opts.
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false).
 		WithValueThreshold(256).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(5).
 		WithNumLevelZeroTablesStall(15).

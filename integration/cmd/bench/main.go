@@ -6,6 +6,8 @@
 //	make bench BENCH_RECORDS=100000  # a quick look
 //
 // SYNCLAYER_BIN names the folder of the binaries (make bench sets it).
+// BENCH_ONLY=ingest stops after the ingest scenarios (the bound, the two
+// ingests and their memory), for quick iterations on the write path.
 // BENCH_CPUPROFILE=DIR writes a CPU and heap profile of the host for each
 // scenario into DIR (through the host's SYNCLAYER_PPROF listener).
 package main
@@ -58,8 +60,10 @@ func main() {
 	defer os.RemoveAll(work)
 	fmt.Fprintf(os.Stderr, "bench: %d records, work dir %s\n", records, work)
 
+	// The bound is measured before and after the ingests and the better
+	// of the two kept: on a shared machine a single measurement may fall
+	// in a busy moment and flatter ingest_ratio.
 	bound := badgerBound(filepath.Join(work, "bound"))
-	set("badger_bound_rps", bound, "(the bound)", "")
 
 	// rss_growth compares the peak anonymous RSS of a 1/10 ingest with the
 	// full one's, both sampled after the same warm-up: the first
@@ -71,17 +75,25 @@ func main() {
 
 	h := newHost(work, "big", records)
 	h.warmAt = warm
-	ingest(h, bound, rssSmall)
-	unchanged(h, bound)
-	incremental(h)
-	reads(h)
-	triggers(h)
+	took := h.ingest()
+	if again := badgerBound(filepath.Join(work, "bound")); again > bound {
+		bound = again
+	}
+	set("badger_bound_rps", bound, "(the bound)", "")
+	ingest(h, took, bound, rssSmall)
+	if os.Getenv("BENCH_ONLY") != "ingest" {
+		unchanged(h, bound)
+		incremental(h)
+		reads(h)
+		triggers(h)
+	}
 	h.stop()
-	graphqlBench(work)
-
-	parallel(work)
-	pluginStart()
-	webhooks(work)
+	if os.Getenv("BENCH_ONLY") != "ingest" {
+		graphqlBench(work)
+		parallel(work)
+		pluginStart()
+		webhooks(work)
+	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tvalue\tgoal\tverdict\t")
@@ -367,8 +379,13 @@ func (h *host) warmPeak() float64 {
 	return float64(p)
 }
 
-func ingest(h *host, bound, rssSmall float64) {
+// ingest waits for the startup run (the full ingest) of a fresh host.
+func (h *host) ingest() time.Duration {
 	_, took := h.firstRun()
+	return took
+}
+
+func ingest(h *host, took time.Duration, bound, rssSmall float64) {
 	rps := float64(records) / took.Seconds()
 	set("ingest_rps", rps, "", "")
 	set("ingest_ratio", rps/bound, "≥ 0.60", verdict(rps/bound >= 0.60))
