@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,7 +69,13 @@ func Serve(c Connector) {
 
 	go watchParent(log, os.Getppid(), time.Second)
 
+	tlsConfig, err := serverTLS()
+	if err != nil {
+		log.Error("the host's TLS settings are unusable", "error", err.Error())
+		os.Exit(1)
+	}
 	plugin.Serve(&plugin.ServeConfig{
+		TLSProvider:      func() (*tls.Config, error) { return tlsConfig, nil },
 		HandshakeConfig:  connectorv1.Handshake,
 		VersionedPlugins: connectorv1.VersionedPlugins(wire.NewServer(h, log, level)),
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {

@@ -1,6 +1,6 @@
 // Package plugin finds, checks, launches and talks to connector plugin
 // processes. Each source runs in its own process, driven over gRPC through
-// hashicorp/go-plugin with a versioned handshake and AutoMTLS. Protocol
+// hashicorp/go-plugin with a versioned handshake and mutual TLS (tls.go). Protocol
 // messages are turned into this package's own types here, so the rest of the
 // host never sees generated code.
 package plugin
@@ -242,12 +242,17 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	// then stops its plugins in order; and the host can kill the plugin
 	// with whatever it started (kill -PGID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	tlsConfig, tlsEnv, err := launchTLS()
+	if err != nil {
+		return nil, fmt.Errorf("plugin %q: %w", spec.Plugin, err)
+	}
+	cmd.Env = append(cmd.Env, tlsEnv...)
 	cc := &goplugin.ClientConfig{
 		HandshakeConfig:  connectorv1.Handshake,
 		VersionedPlugins: connectorv1.VersionedPlugins(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
-		AutoMTLS:         true,
+		TLSConfig:        tlsConfig,
 		Managed:          false,
 		SkipHostEnv:      true,
 		StartTimeout:     m.opts.StartTimeout,

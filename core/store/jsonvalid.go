@@ -1,5 +1,7 @@
 package store
 
+import "encoding/binary"
+
 // validObject reports whether b is exactly one JSON object (surrounding
 // white space allowed), by the grammar of RFC 8259 as encoding/json.Valid
 // reads it. It exists because records are validated on every write and
@@ -160,10 +162,35 @@ func literal(b []byte, i int, lit string) (int, bool) {
 	return i + len(lit), true
 }
 
+// SWAR constants: one in each byte, and each byte's high bit.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 tells whether none of the 8 bytes in x (one per byte) is '"', '\\'
+// or a control character below 0x20, the bytes that end or change a
+// string's plain run. Each test is the classic "has a byte less than n"
+// word trick, exact as to whether such a byte exists.
+func plain8(x uint64) bool {
+	quote := x ^ ('"' * lsb)
+	bslash := x ^ ('\\' * lsb)
+	special := ((quote - lsb) &^ quote) | ((bslash - lsb) &^ bslash) | ((x - 0x20*lsb) &^ x)
+	return special&msb == 0
+}
+
 // str parses a string starting at the opening quote b[i].
 func str(b []byte, i int) (int, bool) {
 	i++
 	for i < len(b) {
+		// Runs of plain bytes, 8 at a time: the payloads of records are
+		// mostly long strings.
+		for len(b)-i >= 8 && plain8(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':

@@ -44,6 +44,11 @@ type Options struct {
 	Logger        hclog.Logger
 	// InMemory keeps everything in memory (tests only).
 	InMemory bool
+	// MappedBudget bounds the host's file-backed resident memory: above
+	// it, the layers' memory-mapped Badger files are paged out (Linux,
+	// maptrim_linux.go). 0 means DefaultMappedBudget; a negative value
+	// turns trimming off.
+	MappedBudget int64
 }
 
 // Store holds the layers' databases.
@@ -53,6 +58,7 @@ type Store struct {
 	mu     sync.Mutex
 	layers map[string]*Layer
 	closed bool
+	trim   *mapTrimmer
 }
 
 // Errors returned by the store.
@@ -75,7 +81,15 @@ func Open(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("store: create data dir: %w", err)
 		}
 	}
-	return &Store{opts: opts, log: opts.Logger, layers: map[string]*Layer{}}, nil
+	s := &Store{opts: opts, log: opts.Logger, layers: map[string]*Layer{}}
+	if !opts.InMemory && opts.MappedBudget >= 0 {
+		budget := opts.MappedBudget
+		if budget == 0 {
+			budget = DefaultMappedBudget
+		}
+		s.trim = startMapTrimmer(opts.Dir, budget)
+	}
+	return s, nil
 }
 
 // BadgerOptions are the Badger options of a layer database. They are chosen
@@ -89,12 +103,16 @@ func BadgerOptions(dir string) badger.Options {
 	// memory, and bigger tables deep in the tree made the host's memory
 	// grow with the layer's size.
 	opts.TableSizeMultiplier = 1
+	// Memtables of 8 MiB: each is a skiplist arena of its size plus a
+	// table builder of up to twice it when flushed, allocated anew each
+	// time; at 16 MiB the host's peak heap during an ingest grew from
+	// ~52 MiB at 30,000 records to ~115 MiB at 300,000.
 	return opts.
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		WithDetectConflicts(false).
 		WithValueThreshold(256).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(3).
 		WithNumLevelZeroTables(5).
 		WithNumLevelZeroTablesStall(15).
@@ -153,6 +171,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.trim != nil {
+		s.trim.close()
+	}
 	var errs []error
 	for _, l := range s.layers {
 		errs = append(errs, l.close())

@@ -1,0 +1,4 @@
+package plugin
+
+// LaunchTLS exposes launchTLS to the external tests.
+var LaunchTLS = launchTLS

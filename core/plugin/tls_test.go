@@ -1,0 +1,80 @@
+package plugin_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synclayer/synclayer/core/plugin"
+	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+)
+
+// A plugin built with the SDK serves with the certificate the host made for
+// it (no P-521 certificate of its own in the handshake line) and accepts
+// only the host's certificate as a client.
+func TestPluginServesTheHostsCertificate(t *testing.T) {
+	cfg, env, err := plugin.LaunchTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "synclayer-plugin-files"))
+	cmd.Env = append(env, connectorv1.Handshake.MagicCookieKey+"="+connectorv1.Handshake.MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	// core|protocol|network|address|grpc|server certificate
+	parts := strings.Split(strings.TrimSpace(line), "|")
+	if len(parts) < 5 || parts[2] != "unix" {
+		t.Fatalf("handshake line %q", line)
+	}
+	if len(parts) > 5 && parts[5] != "" {
+		t.Fatalf("the plugin made its own certificate instead of the host's: %q", line)
+	}
+	dial := func(c *tls.Config) error {
+		raw, err := net.DialTimeout("unix", parts[3], 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer raw.Close()
+		c = c.Clone()
+		c.NextProtos = []string{"h2"} // gRPC's ALPN
+		conn := tls.Client(raw, c)
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := conn.Handshake(); err != nil {
+			return err
+		}
+		// TLS 1.3 reports a refused client certificate on the first read.
+		conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+		_, err = conn.Read(make([]byte, 1))
+		return err
+	}
+	if err := dial(cfg); err != nil {
+		t.Fatalf("the host's TLS configuration: %v", err)
+	}
+	anon := cfg.Clone()
+	anon.Certificates = nil
+	if err := dial(anon); err == nil {
+		t.Fatal("the plugin accepted a client without the host's certificate")
+	}
+	other, _, err := plugin.LaunchTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(other); err == nil {
+		t.Fatal("the plugin accepted another launch's certificates")
+	}
+}
