@@ -37,7 +37,10 @@ type applier struct {
 	counts  map[string]Counts
 	// written is called with every index entry written.
 	written func(key []byte, e indexEntry)
-	arena   []byte
+	// vlog counts the bytes written to the value log (garbage collection
+	// paces itself on them).
+	vlog  *vlogWrites
+	arena []byte
 }
 
 // arenaChunk is the size of the chunks keys and values are cut from: one
@@ -152,6 +155,7 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 	if err := a.w.Set(a.recordKey(cursor), val); err != nil {
 		return err
 	}
+	a.vlog.add(val)
 	if err := a.w.Set(key, ie.appendTo(a.alloc(indexValueLen))); err != nil {
 		return err
 	}
