@@ -77,6 +77,7 @@ func main() {
 
 	pluginStart()
 	webhooks(work)
+	soak(work)
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tvalue\tgoal\tverdict\t")
