@@ -339,9 +339,6 @@ const (
 	// their live data. Lower ratios bound the disk closer to the live data
 	// but copy more to free less (0.25: three live bytes per freed one).
 	gcDiscardRatio = 0.5
-	// gcMaxRewrites bounds the files one pass rewrites, so that a pass
-	// stays short; the next check goes on if more is due.
-	gcMaxRewrites = 4
 )
 
 // vlogWrites counts the bytes a layer writes to its value log: values at
@@ -375,7 +372,8 @@ func (l *Layer) gcLoop(stop <-chan struct{}, done chan<- struct{}, check time.Du
 		if l.vlog.n.Load() < every {
 			continue
 		}
-		sinceFlatten += l.vlog.n.Swap(0)
+		written := l.vlog.n.Swap(0)
+		sinceFlatten += written
 		// Badger learns of garbage only when a compaction drops the
 		// versions that pointed at it, and by itself compacts level 0
 		// only once it holds several tables: hundreds of megabytes of
@@ -383,27 +381,35 @@ func (l *Layer) gcLoop(stop <-chan struct{}, done chan<- struct{}, check time.Du
 		// written so far known, at the cost of rewriting the tree's
 		// tables (keys and pointers, small next to the payloads): done
 		// at most once per the tree's size of value-log writes, so it
-		// costs at most as much as the writes themselves.
+		// costs at most as much as the writes themselves. (Flatten
+		// merges level 0 into the levels below it; while the whole tree
+		// is in level 0 it does nothing, so it is not called.)
 		var lsm int64
+		used := 0
 		levels := l.db.Levels()
 		for _, lv := range levels {
 			lsm += lv.Size
+			if lv.NumTables > 0 {
+				used++
+			}
 		}
-		if len(levels) > 0 && levels[0].NumTables > 0 && sinceFlatten >= lsm {
+		if used > 1 && levels[0].NumTables > 0 && sinceFlatten >= lsm {
 			sinceFlatten = 0
 			if err := l.db.Flatten(1); err != nil {
 				l.log.Warn("could not compact the tree before collecting value-log garbage", "error", err)
 			}
 		}
-		l.collectValueLog(stop)
+		// A rewrite frees at least gcDiscardRatio of a file: this many
+		// keep up with what was written, and one pass stays short.
+		l.collectValueLog(stop, int(written/int64(gcDiscardRatio*float64(l.db.Opts().ValueLogFileSize)))+1)
 	}
 }
 
 // collectValueLog rewrites value-log files while one has enough garbage,
-// up to gcMaxRewrites of them. It returns how many it rewrote.
-func (l *Layer) collectValueLog(stop <-chan struct{}) int {
+// up to most of them. It returns how many it rewrote.
+func (l *Layer) collectValueLog(stop <-chan struct{}, most int) int {
 	n := 0
-	for ; n < gcMaxRewrites; n++ {
+	for ; n < most; n++ {
 		select {
 		case <-stop:
 			return n

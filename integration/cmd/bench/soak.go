@@ -121,7 +121,9 @@ layer "churn" {
 	os.Unsetenv("SYNCLAYER_PPROF")
 	defer h.stop()
 	s := &soaker{h: h, secret: secret, pprof: pprofAddr,
-		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+		// Uncompressed answers: the host's gzip writers for /metrics
+		// stay pooled across a collection and would count as growth.
+		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}}
 	s.waitIdle("churn")
 	s.waitIdle("soak")
 
@@ -151,9 +153,9 @@ layer "churn" {
 	part := steady / 5
 	fmt.Fprintf(os.Stderr, "bench: soak: steady phase, %d webhooks over %s\n", steady, length)
 	lat = append(lat, s.load(burst, part, length/5)...)
-	heap1, rev1 := s.heap(), s.revisions()
+	heap1, rev1 := s.heap("warm"), s.revisions()
 	lat = append(lat, s.load(burst+part, steady-part, length-length/5)...)
-	heap2, rev2 := s.heap(), s.revisions()
+	heap2, rev2 := s.heap("end"), s.revisions()
 	fmt.Fprintf(os.Stderr, "bench: soak: aged burst of %d webhooks\n", burst)
 	aged := s.burst(burst+steady, burst)
 	live := s.liveBytes("soak") + s.liveBytes("churn")
@@ -289,6 +291,7 @@ func (s *soaker) drain() {
 // burst sends n webhooks from 8 clients and returns how many per second
 // were published, from the first sent to the inbox empty again.
 func (s *soaker) burst(from, n int) float64 {
+	s.quiet()
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -439,10 +442,51 @@ func (s *soaker) waitIdle(layer string) {
 	}
 }
 
-// heap is the host's live heap after a forced collection, lowest of three
-// readings a second apart.
-func (s *soaker) heap() int64 {
-	time.Sleep(2 * time.Second)
+// quiet waits (up to a minute) until the host uses less than a tenth of
+// a core over half a second: compactions and value-log collections that a
+// phase started are over, so that they do not weigh on the next.
+func (s *soaker) quiet() {
+	cpu := func() float64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.h.cmd.Process.Pid))
+		must(err)
+		// utime and stime are fields 14 and 15; the command name (field
+		// 2) may hold spaces but ends at the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		u, _ := strconv.ParseFloat(f[11], 64)
+		st, _ := strconv.ParseFloat(f[12], 64)
+		return (u + st) / 100 // clock ticks (USER_HZ)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for prev := cpu(); time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		cur := cpu()
+		if cur-prev < 0.05 {
+			return
+		}
+		prev = cur
+	}
+}
+
+// heap is the host's live heap after forced collections, lowest of three
+// readings a second apart, on a quiet host. Two collections first empty
+// the sync.Pools (a pooled object outlives one collection).
+// With BENCH_CPUPROFILE=DIR it also writes the host's heap profile to
+// DIR/soak-heap-NAME.pb.gz (compare with go tool pprof -base).
+func (s *soaker) heap(name string) int64 {
+	s.quiet()
+	for i := 0; i < 2; i++ {
+		resp, err := s.client.Get("http://" + s.pprof + "/debug/pprof/heap?gc=1")
+		must(err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	if d := os.Getenv("XHEAPDIR"); d != "" {
+		resp, err := s.client.Get("http://" + s.pprof + "/debug/pprof/heap?gc=1")
+		must(err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		os.WriteFile(filepath.Join(d, fmt.Sprintf("heap-%d.pb.gz", time.Now().Unix())), b, 0o644)
+	}
 	best := int64(-1)
 	for i := 0; i < 3; i++ {
 		resp, err := s.client.Get("http://" + s.pprof + "/debug/pprof/heap?gc=1&debug=1")
@@ -464,6 +508,14 @@ func (s *soaker) heap() int64 {
 			best = v
 		}
 		time.Sleep(time.Second)
+	}
+	if d := os.Getenv("BENCH_CPUPROFILE"); d != "" {
+		resp, err := s.client.Get("http://" + s.pprof + "/debug/pprof/heap?gc=1")
+		must(err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		must(err)
+		must(os.WriteFile(filepath.Join(d, "soak-heap-"+name+".pb.gz"), b, 0o644))
 	}
 	return best
 }
