@@ -37,6 +37,9 @@ type applier struct {
 	counts  map[string]Counts
 	// written is called with every index entry written.
 	written func(key []byte, e indexEntry)
+	// vlog counts the bytes written to the value log (garbage collection
+	// paces itself on them).
+	vlog    *vlogWrites
 	arena   []byte
 	compact []byte // a payload without its white space, until copied
 }
@@ -159,6 +162,7 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 	if err := a.w.Set(a.recordKey(cursor), val); err != nil {
 		return err
 	}
+	a.vlog.add(val)
 	if err := a.w.Set(key, ie.appendTo(a.alloc(indexValueLen))); err != nil {
 		return err
 	}

@@ -155,6 +155,7 @@ func (l *Layer) AppendInbox(it InboxItem) (uint64, error) {
 		if err != nil {
 			return err
 		}
+		l.vlog.add(b)
 		return txn.Set(u64Key(pfxInbox, it.Seq), b)
 	})
 	if err != nil {

@@ -93,6 +93,7 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			payload: func(c Cursor) ([]byte, error) { return readPayload(txn, c) },
 			counts:  counts[b.Source],
 			written: func(key []byte, _ indexEntry) { changed = append(changed, key) },
+			vlog:    &l.vlog,
 		}
 		one := func(c *Change) error {
 			key := indexKey(b.Source, c.Model, c.ID)

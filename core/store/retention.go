@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -343,30 +344,111 @@ func (l *Layer) loadRetention() error {
 	})
 }
 
-// gcLoop reclaims value log space now and then, until stop closes.
-func (l *Layer) gcLoop(stop <-chan struct{}, every time.Duration) {
-	t := time.NewTicker(every)
+// Value-log garbage collection. A record payload (and an inbox item) is
+// written once to the value log; when a newer version replaces it and no
+// retained revision needs the old one any more, a compaction of the LSM
+// tree drops the old pointer and tells the value log that its bytes are
+// garbage. RunValueLogGC then rewrites the file with the most garbage, if
+// at least gcDiscardRatio of it is, and deletes it. Collection is paced by
+// what the layer writes, not by the clock: garbage can only come from
+// writes, so a layer that writes a lot is collected often (and each pass is
+// short), and an idle layer costs nothing.
+const (
+	// gcCheckEvery is how often the loop looks at the bytes written.
+	gcCheckEvery = 10 * time.Second
+	// gcDiscardRatio is the share of a value-log file that must be known
+	// garbage before it is rewritten. At 0.5 a rewrite copies at most as
+	// many live bytes as it frees (a write amplification of at most 2),
+	// and the files other than the one being written hold at most twice
+	// their live data. Lower ratios bound the disk closer to the live data
+	// but copy more to free less (0.25: three live bytes per freed one).
+	gcDiscardRatio = 0.5
+)
+
+// vlogWrites counts the bytes a layer writes to its value log: values at
+// or above Badger's value threshold (smaller ones stay in the LSM tree).
+type vlogWrites struct {
+	threshold int64
+	n         atomic.Int64
+}
+
+// add counts a value written. A nil counter counts nothing.
+func (w *vlogWrites) add(v []byte) {
+	if w != nil && int64(len(v)) >= w.threshold {
+		w.n.Add(int64(len(v)))
+	}
+}
+
+// gcLoop collects value-log garbage until stop closes: every check, once
+// the layer has written at least every bytes to its value log since the
+// last pass. It closes done when it returns.
+func (l *Layer) gcLoop(stop <-chan struct{}, done chan<- struct{}, check time.Duration, every int64) {
+	defer close(done)
+	t := time.NewTicker(check)
 	defer t.Stop()
+	var sinceFlatten int64
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		for i := 0; i < 10; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := l.db.RunValueLogGC(0.5); err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					l.log.Warn("value log garbage collection failed", "error", err)
-				}
-				break
+		if l.vlog.n.Load() < every {
+			continue
+		}
+		written := l.vlog.n.Swap(0)
+		sinceFlatten += written
+		// Badger learns of garbage only when a compaction drops the
+		// versions that pointed at it, and by itself compacts level 0
+		// only once it holds several tables: hundreds of megabytes of
+		// value log later. Compacting the tree first makes the garbage
+		// written so far known, at the cost of rewriting the tree's
+		// tables (keys and pointers, small next to the payloads): done
+		// at most once per the tree's size of value-log writes, so it
+		// costs at most as much as the writes themselves. (Flatten
+		// merges level 0 into the levels below it; while the whole tree
+		// is in level 0 it does nothing, so it is not called.)
+		var lsm int64
+		used := 0
+		levels := l.db.Levels()
+		for _, lv := range levels {
+			lsm += lv.Size
+			if lv.NumTables > 0 {
+				used++
 			}
 		}
+		if used > 1 && levels[0].NumTables > 0 && sinceFlatten >= lsm {
+			sinceFlatten = 0
+			if err := l.db.Flatten(1); err != nil {
+				l.log.Warn("could not compact the tree before collecting value-log garbage", "error", err)
+			}
+		}
+		// A rewrite frees at least gcDiscardRatio of a file: this many
+		// keep up with what was written, and one pass stays short.
+		l.collectValueLog(stop, int(written/int64(gcDiscardRatio*float64(l.db.Opts().ValueLogFileSize)))+1)
 	}
+}
+
+// collectValueLog rewrites value-log files while one has enough garbage,
+// up to most of them. It returns how many it rewrote.
+func (l *Layer) collectValueLog(stop <-chan struct{}, most int) int {
+	n := 0
+	for ; n < most; n++ {
+		select {
+		case <-stop:
+			return n
+		default:
+		}
+		start := time.Now()
+		if err := l.db.RunValueLogGC(gcDiscardRatio); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				l.log.Warn("value log garbage collection failed", "error", err)
+			}
+			break
+		}
+		l.log.Debug("value log file rewritten", "took", time.Since(start))
+	}
+	return n
 }
 
 // AuditEntry is one entry of the audit log: who changed what, when.

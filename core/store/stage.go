@@ -158,6 +158,7 @@ func (st *Staging) Writer(source string, opts WriterOptions) *StageWriter {
 		payload: w.entryPayload,
 		counts:  w.counts,
 		written: func(key []byte, e indexEntry) { w.pending[xxhash.Sum64(key)] = pendingEntry{key, e} },
+		vlog:    &st.l.vlog,
 	}
 	return w
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -151,13 +152,16 @@ func (s *Store) Layer(name string) (*Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open layer %q: %w", name, err)
 	}
-	l := &Layer{name: name, db: db, log: s.log.With("layer", name), keep: 10, stopGC: make(chan struct{})}
+	l := &Layer{name: name, db: db, log: s.log.With("layer", name), keep: 10, stopGC: make(chan struct{}),
+		vlog: vlogWrites{threshold: opts.ValueThreshold}}
 	if err := l.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: load layer %q: %w", name, err)
 	}
 	if !s.opts.InMemory {
-		go l.gcLoop(l.stopGC, 5*time.Minute)
+		// Collect once a quarter of a value-log file was written.
+		l.gcDone = make(chan struct{})
+		go l.gcLoop(l.stopGC, l.gcDone, gcCheckEvery, opts.ValueLogFileSize/4)
 	}
 	s.layers[name] = l
 	return l, nil
@@ -213,6 +217,8 @@ type Layer struct {
 	// versions only older revisions needed. Persisted (m/discard).
 	discardTS uint64
 	stopGC    chan struct{}
+	gcDone    chan struct{} // closed when gcLoop returns (nil: none runs)
+	vlog      vlogWrites    // bytes written to the value log since the last collection
 	// backups counts backups reading the layer: closing waits for them
 	// (they stop early once closed is set).
 	backups sync.WaitGroup
@@ -252,6 +258,9 @@ func (l *Layer) Name() string { return l.name }
 func (l *Layer) close() error {
 	l.closed.Store(true)
 	close(l.stopGC)
+	if l.gcDone != nil {
+		<-l.gcDone // a collection in progress ends first
+	}
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	l.backups.Wait()
@@ -540,7 +549,25 @@ func (l *Layer) revisionAt(n int64) (rev Revision, ok bool, err error) {
 
 type badgerLogger struct{ l hclog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...interface{})   { b.l.Error(fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Warningf(f string, a ...interface{}) { b.l.Warn(fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Infof(f string, a ...interface{})    { b.l.Debug(fmt.Sprintf(f, a...)) }
-func (b badgerLogger) Debugf(f string, a ...interface{})   { b.l.Trace(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Errorf(f string, a ...interface{}) { b.l.Error(fmt.Sprintf(f, a...)) }
+
+// Warningf logs Badger's warnings, except its block-cache advice: Badger
+// warns every minute that the block cache "might be too small" when blocks
+// live less than 10 s in it and under 40% of reads hit it. Cursor walks over
+// a layer larger than the cache read each block once, so they always hit
+// about 1% whatever the cache's size, and that is not a fault: measured on
+// 100,000 records of 1 KiB, walks read 526-725 k records/s with 24 MiB
+// (0.2-0.4% hits), 448-666 k/s with 96 MiB (0.8-0.9% hits), and 175-312 k/s
+// without a cache. The warning and the life-expectancy line that follows it
+// go to DEBUG.
+func (b badgerLogger) Warningf(f string, a ...interface{}) {
+	msg := fmt.Sprintf(f, a...)
+	if strings.HasPrefix(msg, "Block cache might be too small") || strings.HasPrefix(msg, "Cache life expectancy") {
+		b.l.Debug(msg)
+		return
+	}
+	b.l.Warn(msg)
+}
+
+func (b badgerLogger) Infof(f string, a ...interface{})  { b.l.Debug(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...interface{}) { b.l.Trace(fmt.Sprintf(f, a...)) }

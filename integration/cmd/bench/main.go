@@ -93,6 +93,7 @@ func main() {
 		parallel(work)
 		pluginStart()
 		webhooks(work)
+		soak(work)
 	}
 
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
