@@ -542,16 +542,24 @@ func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Sna
 	if cs.built.fastOK && !s.graphqlGo && !usesIntrospection(doc, req.OperationName) {
 		schema = cs.built.fast
 	}
-	res := graphql.Execute(graphql.ExecuteParams{
-		Schema:        schema,
-		AST:           doc,
-		OperationName: req.OperationName,
-		Args:          vars,
-		Context:       context.WithValue(context.WithoutCancel(ctx), ctxKey{}, rc),
-	})
+	resp := run(ctx, schema, doc, req.OperationName, vars, rc)
 	if rc.internal != nil {
 		s.log.Error("graphql: query failed reading the store", "revision", rev, "error", rc.internal)
 	}
+	return http.StatusOK, resp, rc
+}
+
+// run executes a validated document on schema (the served one, or the one
+// whose root fields the executor answers) and makes the answer: the errors
+// of graphql-go, then those of the executor.
+func run(ctx context.Context, schema graphql.Schema, doc *ast.Document, opName string, vars map[string]any, rc *reqCtx) *response {
+	res := graphql.Execute(graphql.ExecuteParams{
+		Schema:        schema,
+		AST:           doc,
+		OperationName: opName,
+		Args:          vars,
+		Context:       context.WithValue(context.WithoutCancel(ctx), ctxKey{}, rc),
+	})
 	errs := res.Errors
 	for _, e := range rc.errs {
 		errs = append(errs, gqlerrors.FormatError(e))
@@ -560,7 +568,7 @@ func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Sna
 	if res.Data == nil {
 		resp.noData = true
 	}
-	return http.StatusOK, resp, rc
+	return resp
 }
 
 // formatErrors turns graphql-go errors into answer errors, each with an
