@@ -51,6 +51,7 @@ FUZZ_TARGETS := \
 	FuzzDecodeIndex:./core/store \
 	FuzzValidObject:./core/store \
 	FuzzParseCursor:./core/store \
+	FuzzScanObject:./core/graphql \
 	FuzzEndpoint:./core/graphql
 
 fuzz:

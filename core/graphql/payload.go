@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -50,7 +51,7 @@ func scanObject(p []byte, dst []rawField) ([]rawField, error) {
 			return dst, err
 		}
 		f := rawField{k0: int32(i + 1), k1: int32(end - 1)}
-		if esc {
+		if esc || !utf8.Valid(p[i+1:end-1]) { // decoded as encoding/json does
 			var s string
 			if err := json.Unmarshal(p[i:end], &s); err != nil {
 				return dst, err
@@ -223,6 +224,17 @@ func lookupRaw(p []byte, fields []rawField, name string) ([]byte, bool) {
 // plainASCII tells whether a string's text (between its quotes) can be
 // copied to an answer as it is: printable ASCII without escapes.
 func plainASCII(s []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(s) >= 8 {
+		w := binary.LittleEndian.Uint64(s)
+		q, bs := w^(lo*'"'), w^(lo*'\\')
+		if w&hi != 0 || // a byte ≥ 0x80
+			(w-lo*0x20)&^w&hi != 0 || // a byte < 0x20
+			(q-lo)&^q&hi != 0 || (bs-lo)&^bs&hi != 0 { // a quote or a backslash
+			break // the bytes are looked at one by one below
+		}
+		s = s[8:]
+	}
 	for _, c := range s {
 		if c < 0x20 || c >= 0x80 || c == '\\' || c == '"' {
 			return false
