@@ -606,11 +606,15 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 		}
 		return out, get(id)
 	}
-	if indexable(v) && rc.snap.Indexed(t.Source, t.Model, attr) {
-		ids, _, err := rc.snap.Lookup(t.Source, t.Model, attr, []any{v}, 0)
-		if err != nil {
-			return nil, err
-		}
+	var ids []string
+	err := store.ErrNotIndexed
+	if indexable(v) { // Lookup fails with ErrNotIndexed without an index
+		ids, _, err = rc.snap.Lookup(t.Source, t.Model, attr, []any{v}, 0)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotIndexed) {
+		return nil, err
+	}
+	if err == nil {
 		for i, id := range ids {
 			if i%256 == 255 {
 				if err := rc.check(); err != nil {
@@ -629,7 +633,7 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 	// No index at this revision (one built later, or an attribute holding
 	// objects): scan.
 	i := 0
-	err := rc.snap.Scan(t.Source, t.Model, "", func(r *store.StoredRecord) (bool, error) {
+	err = rc.snap.Scan(t.Source, t.Model, "", func(r *store.StoredRecord) (bool, error) {
 		if i++; i%256 == 0 {
 			if err := rc.check(); err != nil {
 				return false, err
@@ -1066,10 +1070,13 @@ func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool
 				continue
 			}
 			f := t.byName[key]
-			if f == nil || !rc.snap.Indexed(t.Source, t.Model, f.Attr) {
+			if f == nil {
 				continue
 			}
 			ids, _, err := rc.snap.Lookup(t.Source, t.Model, f.Attr, values, 0)
+			if errors.Is(err, store.ErrNotIndexed) {
+				continue
+			}
 			if err != nil {
 				return nil, false, err
 			}
