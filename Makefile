@@ -57,6 +57,7 @@ FUZZ_TARGETS := \
 	FuzzDecodeIndex:./core/store \
 	FuzzValidObject:./core/store \
 	FuzzParseCursor:./core/store \
+	FuzzScanObject:./core/graphql \
 	FuzzEndpoint:./core/graphql
 
 # make test fuzzes each of these for 3 s. core/api's two targets drive a

@@ -2,6 +2,7 @@ package graphql
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -34,20 +35,29 @@ func FuzzEndpoint(f *testing.F) {
 	f.Add(uint8(2), `{ allPost { totalCount } }`, `null`, int8(9))
 	f.Add(uint8(1), `{ allPost { totalCount } }`, `{"x": 1e400}`, int8(-1))
 	f.Fuzz(func(t *testing.T, how uint8, query, variables string, rev int8) {
-		var r = httptest.NewRequest("GET", "/graphql?query="+url.QueryEscape(query)+"&variables="+url.QueryEscape(variables), nil)
-		switch how % 3 {
-		case 1:
-			body, _ := json.Marshal(map[string]any{"query": query, "variables": json.RawMessage(variables)})
-			if !json.Valid([]byte(variables)) {
-				body, _ = json.Marshal(map[string]any{"query": query})
+		mk := func() *http.Request {
+			var r = httptest.NewRequest("GET", "/graphql?query="+url.QueryEscape(query)+"&variables="+url.QueryEscape(variables), nil)
+			switch how % 3 {
+			case 1:
+				body, _ := json.Marshal(map[string]any{"query": query, "variables": json.RawMessage(variables)})
+				if !json.Valid([]byte(variables)) {
+					body, _ = json.Marshal(map[string]any{"query": query})
+				}
+				r = httptest.NewRequest("POST", "/graphql", strings.NewReader(string(body)))
+			case 2:
+				r = httptest.NewRequest("POST", "/graphql", strings.NewReader(query))
+				r.Header.Set("Content-Type", "application/graphql")
 			}
-			r = httptest.NewRequest("POST", "/graphql", strings.NewReader(string(body)))
-		case 2:
-			r = httptest.NewRequest("POST", "/graphql", strings.NewReader(query))
-			r.Header.Set("Content-Type", "application/graphql")
+			return r
 		}
+		env := Env{Config: h.cfg, Models: h.models, Store: h.layer}
 		w := httptest.NewRecorder()
-		h.svc.ServeHTTP(w, r, Env{Config: h.cfg, Models: h.models, Store: h.layer}, int64(rev%4), Scope{All: true})
+		h.svc.ServeHTTP(w, mk(), env, int64(rev%4), Scope{All: true})
+		ref := httptest.NewRecorder()
+		h.ref.ServeHTTP(ref, mk(), env, int64(rev%4), Scope{All: true})
+		if err := sameAnswer(ref, w.Code, w.Header().Get("ETag"), w.Body.Bytes(), query); err != nil {
+			t.Fatalf("%v\nquery %q variables %q", err, query, variables)
+		}
 		if w.Code >= 500 {
 			t.Fatalf("%d for %q %q: %s", w.Code, query, variables, w.Body.String())
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ type harness struct {
 	cfg    *config.Layer
 	models map[string][]Model
 	svc    *Service
+	// ref runs every query on graphql-go's executor alone: the answers of
+	// svc are compared with its answers (sameAnswer).
+	ref *Service
 }
 
 func newHarness(t testing.TB, hcl string, opts Options) *harness {
@@ -65,7 +69,9 @@ func newHarness(t testing.TB, hcl string, opts Options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, st: st, layer: l, cfg: cfg.Layers[0], svc: New(opts),
+	ref := New(opts)
+	ref.graphqlGo = true
+	h := &harness{t: t, st: st, layer: l, cfg: cfg.Layers[0], svc: New(opts), ref: ref,
 		models: map[string][]Model{
 			"blog":   {{Name: "Post", Fields: []ModelField{{Name: "title", Type: "string"}, {Name: "views", Type: "integer"}}}},
 			"people": {{Name: "Author", Fields: []ModelField{{Name: "name", Type: "string"}}}},
@@ -148,9 +154,17 @@ func (h *harness) query(rev int64, q string, vars map[string]any) *answer {
 func (h *harness) queryAs(rev int64, scope Scope, q string, vars map[string]any) *answer {
 	h.t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": q, "variables": vars})
-	r := httptest.NewRequest("POST", "/graphql", bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	a := h.do(r, rev, scope)
+	mk := func() *http.Request {
+		r := httptest.NewRequest("POST", "/graphql", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	a := h.do(mk(), rev, scope)
+	w := httptest.NewRecorder()
+	h.ref.ServeHTTP(w, mk(), Env{Config: h.cfg, Models: h.models, Store: h.layer}, rev, scope)
+	if err := sameAnswer(w, a.Status, a.ETag, []byte(a.Raw), q); err != nil {
+		h.t.Fatalf("%s\nquery: %s %v", err, q, vars)
+	}
 	if a.Status == 200 && a.Data != nil { // executed: it passed parsing, validation and the limits
 		h.recordForJS(rev, scope, q)
 	}
@@ -165,6 +179,58 @@ func (h *harness) ok(rev int64, q string, vars map[string]any) map[string]any {
 		h.t.Fatalf("query failed (%d):\n%s\n%s", a.Status, q, a.Raw)
 	}
 	return a.Data
+}
+
+// sameAnswer compares an answer with graphql-go's answer to the same
+// request (ref): status, ETag, data and errors (message, path and code;
+// in any order), whatever order the answers write object members in.
+// Queries that introspect run on graphql-go alone either way (and it
+// lists types in map order), so only their status and ETag are compared.
+func sameAnswer(ref *httptest.ResponseRecorder, status int, etag string, body []byte, query string) error {
+	refBody := ref.Body.Bytes()
+	if strings.Contains(query, "__schema") || strings.Contains(query, "__type") {
+		body, refBody = nil, nil
+	}
+	if ref.Code != status || ref.Header().Get("ETag") != etag {
+		return fmt.Errorf("status %d etag %q, graphql-go answered %d %q", status, etag, ref.Code, ref.Header().Get("ETag"))
+	}
+	norm := func(b []byte) (string, error) {
+		var v struct {
+			Data       any `json:"data"`
+			Extensions any `json:"extensions"`
+			Error      any `json:"error"`
+			Errors     []struct {
+				Message    string         `json:"message"`
+				Path       []any          `json:"path"`
+				Locations  any            `json:"locations"`
+				Extensions map[string]any `json:"extensions"`
+			} `json:"errors"`
+		}
+		if len(b) == 0 {
+			return "", nil
+		}
+		if err := json.Unmarshal(b, &v); err != nil {
+			return "", fmt.Errorf("answer is not JSON: %v: %s", err, b)
+		}
+		var errs []string
+		for _, e := range v.Errors {
+			errs = append(errs, js([]any{e.Message, e.Path, e.Locations, e.Extensions}))
+		}
+		sort.Strings(errs)
+		return js([]any{v.Data, v.Extensions, v.Error, errs}), nil
+	}
+	got, err := norm(body)
+	if err != nil {
+		return err
+	}
+	want, err := norm(refBody)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("the answer differs from graphql-go's:\n got: %s\nwant: %s\nraw: %s\nref raw: %s", got, want, body, refBody)
+	}
+	return nil
 }
 
 // js renders a value as compact JSON, for comparisons.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/graphql-go/graphql"
+	"github.com/graphql-go/graphql/gqlerrors"
 
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -63,6 +64,10 @@ type reqCtx struct {
 	// carries a generic message.
 	mu       sync.Mutex
 	internal error
+	// errs are the errors of fields the executor answered (exec.go).
+	errs []*gqlerrors.Error
+	// bufs are answer buffers to reuse once the answer is written.
+	bufs [][]byte
 }
 
 type ctxKey struct{}
@@ -94,31 +99,73 @@ func (rc *reqCtx) fail(err error) error {
 	return errorf(CodeInternal, "reading the store failed; see the server log")
 }
 
-// node is one record being resolved.
+// node is one record being resolved. Its payload is scanned once for
+// where its attributes are; values are decoded when a query uses them.
 type node struct {
-	t     *typeInfo
-	rec   store.StoredRecord // payload dropped once decoded
-	attrs map[string]any
+	t      *typeInfo
+	rec    store.StoredRecord
+	fields []rawField
+	owned  bool // rec.Payload is the node's own copy
+	// err is the first attribute value that did not decode.
+	err   error
+	small [8]rawField
 }
 
-func decodeAttrs(payload []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-func newNode(t *typeInfo, r *store.StoredRecord) (*node, error) {
-	attrs, err := decodeAttrs(r.Payload)
+// newNode scans a record's payload; the node refers to r.Payload until own
+// is called (owned says it already is the caller's copy).
+func newNode(t *typeInfo, r *store.StoredRecord, owned bool) (*node, error) {
+	n := &node{t: t, rec: *r, owned: owned}
+	fields, err := scanObject(r.Payload, n.small[:0])
 	if err != nil {
 		return nil, fmt.Errorf("record %s/%s/%s: %w", r.Source, r.Model, r.ID, err)
 	}
-	n := &node{t: t, rec: *r, attrs: attrs}
-	n.rec.Payload = nil
+	n.fields = fields
 	return n, nil
+}
+
+// own copies the payload a node refers to, so that the node outlives the
+// buffer it was read into.
+func (n *node) own() *node {
+	if !n.owned {
+		n.rec.Payload = append([]byte(nil), n.rec.Payload...)
+		n.owned = true
+	}
+	return n
+}
+
+// raw returns an attribute's value as JSON text.
+func (n *node) raw(attr string) ([]byte, bool) {
+	return lookupRaw(n.rec.Payload, n.fields, attr)
+}
+
+// attr returns an attribute's value decoded (strings, json.Number, bools,
+// nil, []any, map[string]any); present is false when the record does not
+// have it. A value that does not decode is reported in n.err.
+func (n *node) attr(attr string) (v any, present bool) {
+	raw, ok := n.raw(attr)
+	if !ok {
+		return nil, false
+	}
+	v, err := decodeRaw(raw)
+	if err != nil {
+		n.valueError(attr, err)
+		return nil, false
+	}
+	return v, true
+}
+
+// valueError records that attribute attr's value did not decode.
+func (n *node) valueError(attr string, err error) error {
+	if n.err == nil {
+		n.err = fmt.Errorf("record %s/%s/%s: attribute %q: %w", n.rec.Source, n.rec.Model, n.rec.ID, attr, err)
+	}
+	return n.err
+}
+
+// value is attr without presence.
+func (n *node) value(attr string) any {
+	v, _ := n.attr(attr)
+	return v
 }
 
 func resolveID(p graphql.ResolveParams) (any, error) { return p.Source.(*node).rec.ID, nil }
@@ -144,7 +191,11 @@ func resolveMetadata(p graphql.ResolveParams) (any, error) {
 
 // resolve returns an attribute's value as the field's scalar.
 func (f *fieldInfo) resolve(p graphql.ResolveParams) (any, error) {
-	v, ok := p.Source.(*node).attrs[f.Attr]
+	n := p.Source.(*node)
+	v, ok := n.attr(f.Attr)
+	if n.err != nil {
+		return nil, reqOf(p.Context).fail(n.err)
+	}
 	if !ok || v == nil {
 		return nil, nil
 	}
@@ -311,7 +362,8 @@ func resolveTotal(p graphql.ResolveParams) (any, error) {
 
 // matches calls fn with every record of the type that is not deleted and
 // matches the filter and connection, in id order, starting after afterID;
-// fn returns false to stop. With an index usable for the filter, only its
+// fn returns false to stop. The node passed to fn may refer to a buffer
+// that is reused after the call: fn calls own on a node it keeps. With an index usable for the filter, only its
 // candidates are read.
 func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterID string, _ bool) error {
 	rc := c.rc
@@ -320,7 +372,7 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 	}
 	t := c.t
 	i := 0
-	visit := func(r *store.StoredRecord) (bool, error) {
+	visit := func(r *store.StoredRecord, owned bool) (bool, error) {
 		if i++; i%256 == 0 {
 			if err := rc.check(); err != nil {
 				return false, err
@@ -329,12 +381,18 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 		if r.Deleted() || (c.cn != nil && r.Connection != *c.cn) {
 			return true, nil
 		}
-		n, err := newNode(t, r)
+		n, err := newNode(t, r, owned)
 		if err != nil {
 			return false, err
 		}
-		if c.filter != nil && !t.match(n, c.filter) {
-			return true, nil
+		if c.filter != nil {
+			ok := t.match(n, c.filter)
+			if n.err != nil {
+				return false, n.err
+			}
+			if !ok {
+				return true, nil
+			}
 		}
 		return fn(r, n)
 	}
@@ -352,14 +410,14 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 			if !found {
 				continue
 			}
-			more, err := visit(&r)
+			more, err := visit(&r, true)
 			if err != nil || !more {
 				return err
 			}
 		}
 		return nil
 	}
-	return rc.snap.Scan(t.Source, t.Model, afterID, visit)
+	return rc.snap.Scan(t.Source, t.Model, afterID, func(r *store.StoredRecord) (bool, error) { return visit(r, false) })
 }
 
 // maxSorted bounds the matches a sorted query orders in memory.
@@ -388,7 +446,7 @@ func (c *conn) load() {
 				c.hasNext = true
 				return false, nil
 			}
-			c.nodes = append(c.nodes, n)
+			c.nodes = append(c.nodes, n.own())
 			return true, nil
 		}, afterID, false)
 		if err != nil {
@@ -419,8 +477,11 @@ func (c *conn) load() {
 			if k.attr == "" {
 				e.keys[i] = r.ID
 			} else {
-				e.keys[i] = normalize(n.attrs[k.attr])
+				e.keys[i] = normalize(n.value(k.attr))
 			}
+		}
+		if n.err != nil {
+			return false, n.err
 		}
 		all = append(all, e)
 		return true, nil
@@ -463,7 +524,7 @@ func (c *conn) load() {
 		if !found {
 			continue
 		}
-		n, err := newNode(c.t, &r)
+		n, err := newNode(c.t, &r, true)
 		if err != nil {
 			c.err = rc.fail(err)
 			return
@@ -493,7 +554,7 @@ func (t *typeInfo) resolveOne(p graphql.ResolveParams) (any, error) {
 	if cn, ok := p.Args["connection"].(string); ok && cn != r.Connection {
 		return nil, nil
 	}
-	n, err := newNode(t, &r)
+	n, err := newNode(t, &r, true)
 	if err != nil {
 		return nil, rc.fail(err)
 	}
@@ -524,12 +585,12 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 		if err != nil || !found || r.Deleted() {
 			return err
 		}
-		n, err := newNode(t, &r)
+		n, err := newNode(t, &r, true)
 		if err != nil {
 			return err
 		}
-		if attr != "id" && !holds(n.attrs[attr], v) {
-			return nil // a hashed long value that only looked equal
+		if attr != "id" && !holds(n.value(attr), v) {
+			return n.err // a hashed long value that only looked equal
 		}
 		if skip > 0 {
 			skip--
@@ -545,11 +606,15 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 		}
 		return out, get(id)
 	}
-	if indexable(v) && rc.snap.Indexed(t.Source, t.Model, attr) {
-		ids, _, err := rc.snap.Lookup(t.Source, t.Model, attr, []any{v}, 0)
-		if err != nil {
-			return nil, err
-		}
+	var ids []string
+	err := store.ErrNotIndexed
+	if indexable(v) { // Lookup fails with ErrNotIndexed without an index
+		ids, _, err = rc.snap.Lookup(t.Source, t.Model, attr, []any{v}, 0)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotIndexed) {
+		return nil, err
+	}
+	if err == nil {
 		for i, id := range ids {
 			if i%256 == 255 {
 				if err := rc.check(); err != nil {
@@ -568,22 +633,25 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 	// No index at this revision (one built later, or an attribute holding
 	// objects): scan.
 	i := 0
-	err := rc.snap.Scan(t.Source, t.Model, "", func(r *store.StoredRecord) (bool, error) {
+	err = rc.snap.Scan(t.Source, t.Model, "", func(r *store.StoredRecord) (bool, error) {
 		if i++; i%256 == 0 {
 			if err := rc.check(); err != nil {
 				return false, err
 			}
 		}
-		n, err := newNode(t, r)
+		n, err := newNode(t, r, false)
 		if err != nil {
 			return false, err
 		}
-		if holds(n.attrs[attr], v) {
+		if holds(n.value(attr), v) {
 			if skip > 0 {
 				skip--
 			} else {
-				out = append(out, n)
+				out = append(out, n.own())
 			}
+		}
+		if n.err != nil {
+			return false, n.err
 		}
 		return len(out) < limit, nil
 	})
@@ -610,7 +678,10 @@ func (r *refInfo) resolveForward(p graphql.ResolveParams) (any, error) {
 		return nil, err
 	}
 	n := p.Source.(*node)
-	v := n.attrs[r.cfg.Field]
+	v := n.value(r.cfg.Field)
+	if n.err != nil {
+		return nil, rc.fail(n.err)
+	}
 	if v == nil {
 		return nil, nil
 	}
@@ -671,7 +742,10 @@ func (r *refInfo) resolveReverse(p graphql.ResolveParams) (any, error) {
 	n := p.Source.(*node)
 	var key any = n.rec.ID
 	if r.cfg.By != "id" {
-		key = n.attrs[r.cfg.By]
+		key = n.value(r.cfg.By)
+		if n.err != nil {
+			return nil, rc.fail(n.err)
+		}
 	}
 	if key == nil || limit == 0 {
 		return []*node{}, nil
@@ -825,7 +899,7 @@ func (t *typeInfo) match(n *node, filter map[string]any) bool {
 				return false
 			}
 			ops, _ := v.(map[string]any)
-			val, present := n.attrs[f.Attr]
+			val, present := n.attr(f.Attr)
 			if !matchOps(val, present && val != nil, ops) {
 				return false
 			}
@@ -996,10 +1070,13 @@ func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool
 				continue
 			}
 			f := t.byName[key]
-			if f == nil || !rc.snap.Indexed(t.Source, t.Model, f.Attr) {
+			if f == nil {
 				continue
 			}
 			ids, _, err := rc.snap.Lookup(t.Source, t.Model, f.Attr, values, 0)
+			if errors.Is(err, store.ErrNotIndexed) {
+				continue
+			}
 			if err != nil {
 				return nil, false, err
 			}

@@ -49,6 +49,8 @@ type typeInfo struct {
 	conn      *graphql.Object
 	refs      []*refInfo // forward references from this type
 	reverses  []*refInfo // reverse lists on this type
+	// nodeFields are the object's fields by name, for the executor.
+	nodeFields map[string]nodeField
 }
 
 // refInfo is one reference block resolved against a revision's types.
@@ -64,6 +66,11 @@ type builtSchema struct {
 	schema   graphql.Schema
 	types    map[string]*typeInfo
 	warnings []string
+	// fast is schema with the root fields answered by the executor
+	// (exec.go); fastOK is false when it could not be made to accept
+	// exactly the variables schema does.
+	fast   graphql.Schema
+	fastOK bool
 }
 
 // reserved are the names of the schema's own types.
@@ -434,8 +441,19 @@ func (b *builtSchema) makeSchema() error {
 		t.makeObject()
 	}
 	query := graphql.Fields{}
+	fast := graphql.Fields{}
 	for _, n := range names {
 		t := b.types[n]
+		t.nodeFields = map[string]nodeField{"id": {kind: nfID}, "_metadata": {kind: nfMetadata}}
+		for _, f := range t.Fields {
+			t.nodeFields[f.Name] = nodeField{kind: nfAttr, attr: f}
+		}
+		for _, r := range t.refs {
+			t.nodeFields[r.cfg.Name] = nodeField{kind: nfForward, ref: r}
+		}
+		for _, r := range t.reverses {
+			t.nodeFields[r.cfg.Reverse] = nodeField{kind: nfReverse, ref: r}
+		}
 		query["all"+t.Name] = &graphql.Field{
 			Type:        graphql.NewNonNull(t.conn),
 			Description: fmt.Sprintf("Records of model %s of source %s that are not deleted.", t.Model, t.Source),
@@ -458,6 +476,10 @@ func (b *builtSchema) makeSchema() error {
 			},
 			Resolve: t.resolveOne,
 		}
+		all, one := *query["all"+t.Name], *query[lowerFirst(t.Name)]
+		all.Type, all.Resolve = graphql.NewNonNull(renderedScalar), t.fastAll
+		one.Type, one.Resolve = renderedScalar, t.fastOne
+		fast["all"+t.Name], fast[lowerFirst(t.Name)] = &all, &one
 	}
 	desc := "The records of one revision of the layer."
 	if len(b.warnings) > 0 {
@@ -469,6 +491,7 @@ func (b *builtSchema) makeSchema() error {
 			Description: "This revision has no records yet; types appear with their first records.",
 			Resolve:     func(graphql.ResolveParams) (any, error) { return nil, nil },
 		}
+		fast["_empty"] = query["_empty"]
 	}
 	s, err := graphql.NewSchema(graphql.SchemaConfig{
 		Query: graphql.NewObject(graphql.ObjectConfig{Name: "Query", Description: desc, Fields: query}),
@@ -478,6 +501,25 @@ func (b *builtSchema) makeSchema() error {
 		return fmt.Errorf("graphql: build schema: %w", err)
 	}
 	b.schema = s
+	b.fast, err = graphql.NewSchema(graphql.SchemaConfig{
+		Query: graphql.NewObject(graphql.ObjectConfig{Name: "Query", Fields: fast}),
+		Types: []graphql.Type{jsonScalar},
+	})
+	// Variables are coerced by the types the executing schema knows: the
+	// executor is used only when every input type of the served schema is
+	// the same in fast.
+	b.fastOK = err == nil
+	if b.fastOK {
+		ft := b.fast.TypeMap()
+		for name, typ := range s.TypeMap() {
+			switch typ.(type) {
+			case *graphql.InputObject, *graphql.Scalar, *graphql.Enum:
+				if ft[name] != typ {
+					b.fastOK = false
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -50,6 +50,9 @@ type Service struct {
 	opts  Options
 	log   hclog.Logger
 	stats statsCache
+	// graphqlGo runs every query on graphql-go's executor alone (tests
+	// compare the two).
+	graphqlGo bool
 
 	mu      sync.Mutex
 	schemas []*cachedSchema // most recent last
@@ -159,12 +162,70 @@ type responseError struct {
 
 func writeResponse(w http.ResponseWriter, status int, r *response) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	b, err := marshal(r)
+	parts, err := marshalParts(r)
 	if err != nil {
-		b = []byte(`{"errors":[{"message":"the answer could not be encoded","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}`)
+		parts = [][]byte{[]byte(`{"errors":[{"message":"the answer could not be encoded","extensions":{"code":"INTERNAL_SERVER_ERROR"}}]}` + "\n")}
 	}
-	w.Write(b)
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	w.WriteHeader(status)
+	for _, p := range parts {
+		if _, err := w.Write(p); err != nil {
+			return
+		}
+	}
+}
+
+// marshalParts encodes an answer as encoding/json would, in parts: the
+// fragments the executor rendered (rawJSON values of data) are written as
+// they are, not copied or checked again.
+func marshalParts(r *response) ([][]byte, error) {
+	m, ok := r.Data.(map[string]any)
+	if r.noData || r.Data == nil || !ok {
+		b, err := marshal(r)
+		return [][]byte{b}, err
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts [][]byte
+	b := []byte(`{"data":{`)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(appendString(b, k), ':')
+		if raw, ok := m[k].(rawJSON); ok {
+			parts = append(parts, b, raw)
+			b = nil
+			continue
+		}
+		var err error
+		if b, err = appendJSON(b, m[k]); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, '}')
+	if len(r.Errors) > 0 {
+		var err error
+		b = append(b, `,"errors":`...)
+		if b, err = appendJSON(b, r.Errors); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.Extensions) > 0 {
+		var err error
+		b = append(b, `,"extensions":`...)
+		if b, err = appendJSON(b, r.Extensions); err != nil {
+			return nil, err
+		}
+	}
+	return append(parts, append(b, '}', '\n')), nil
 }
 
 func marshal(r *response) ([]byte, error) {
@@ -336,12 +397,15 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request, env Env, rev
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	status, resp := s.execute(r.Context(), cs, snap, number, req, vars)
+	status, resp, rc := s.execute(r.Context(), cs, snap, number, req, vars)
 	resp.Extensions = map[string]any{"revision": number}
 	if status == http.StatusOK && len(resp.Errors) == 0 {
 		w.Header().Set("ETag", etag)
 	}
 	writeResponse(w, status, resp)
+	if rc != nil {
+		rc.release()
+	}
 }
 
 // etagOf is the answer's ETag: the revision, the schema (configuration,
@@ -445,22 +509,22 @@ func modelsKey(models map[string][]Model) string {
 }
 
 // execute parses, validates, checks the limits of, and runs a query.
-func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Snapshot, rev int64, req *request, vars map[string]any) (int, *response) {
-	coded := func(status int, err *codedError) (int, *response) {
-		return status, &response{noData: true, Errors: []responseError{{Message: err.msg, Extensions: map[string]any{"code": err.code}}}}
+func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Snapshot, rev int64, req *request, vars map[string]any) (int, *response, *reqCtx) {
+	coded := func(status int, err *codedError) (int, *response, *reqCtx) {
+		return status, &response{noData: true, Errors: []responseError{{Message: err.msg, Extensions: map[string]any{"code": err.code}}}}, nil
 	}
 	doc := cs.doc(req.Query)
 	if doc == nil {
 		var err error
 		doc, err = parser.Parse(parser.ParseParams{Source: source.NewSource(&source.Source{Body: []byte(req.Query), Name: "GraphQL request"})})
 		if err != nil {
-			return http.StatusOK, &response{noData: true, Errors: formatErrors([]gqlerrors.FormattedError{gqlerrors.FormatError(err)}, CodeParseFailed)}
+			return http.StatusOK, &response{noData: true, Errors: formatErrors([]gqlerrors.FormattedError{gqlerrors.FormatError(err)}, CodeParseFailed)}, nil
 		}
 		if n := countFields(doc); n > s.opts.MaxCost {
 			return coded(http.StatusOK, errorf(CodeCostLimit, "the query selects %d fields, above the cost ceiling of %d", n, s.opts.MaxCost))
 		}
 		if res := graphql.ValidateDocument(&cs.built.schema, doc, nil); !res.IsValid {
-			return http.StatusOK, &response{noData: true, Errors: formatErrors(res.Errors, CodeValidationFailed)}
+			return http.StatusOK, &response{noData: true, Errors: formatErrors(res.Errors, CodeValidationFailed)}, nil
 		}
 		cs.keepDoc(req.Query, doc)
 	}
@@ -474,21 +538,37 @@ func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Sna
 	// resolvers running; they stop at the time limit by themselves
 	// (reqCtx.check), so execution is given a context that does not end,
 	// and the snapshot outlives every resolver.
-	res := graphql.Execute(graphql.ExecuteParams{
-		Schema:        cs.built.schema,
-		AST:           doc,
-		OperationName: req.OperationName,
-		Args:          vars,
-		Context:       context.WithValue(context.WithoutCancel(ctx), ctxKey{}, rc),
-	})
+	schema := cs.built.schema
+	if cs.built.fastOK && !s.graphqlGo && !usesIntrospection(doc, req.OperationName) {
+		schema = cs.built.fast
+	}
+	resp := run(ctx, schema, doc, req.OperationName, vars, rc)
 	if rc.internal != nil {
 		s.log.Error("graphql: query failed reading the store", "revision", rev, "error", rc.internal)
 	}
-	resp := &response{Data: res.Data, Errors: formatErrors(res.Errors, "")}
+	return http.StatusOK, resp, rc
+}
+
+// run executes a validated document on schema (the served one, or the one
+// whose root fields the executor answers) and makes the answer: the errors
+// of graphql-go, then those of the executor.
+func run(ctx context.Context, schema graphql.Schema, doc *ast.Document, opName string, vars map[string]any, rc *reqCtx) *response {
+	res := graphql.Execute(graphql.ExecuteParams{
+		Schema:        schema,
+		AST:           doc,
+		OperationName: opName,
+		Args:          vars,
+		Context:       context.WithValue(context.WithoutCancel(ctx), ctxKey{}, rc),
+	})
+	errs := res.Errors
+	for _, e := range rc.errs {
+		errs = append(errs, gqlerrors.FormatError(e))
+	}
+	resp := &response{Data: res.Data, Errors: formatErrors(errs, "")}
 	if res.Data == nil {
 		resp.noData = true
 	}
-	return http.StatusOK, resp
+	return resp
 }
 
 // formatErrors turns graphql-go errors into answer errors, each with an

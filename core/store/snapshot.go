@@ -136,6 +136,10 @@ func (s *Snapshot) Get(source, model, id string) (StoredRecord, bool, error) {
 // in cursor order, which costs less than one point read each.
 const scanBatch = 256
 
+// scanSteps is how many entries Scan steps over to reach the next record
+// of a batch before it seeks.
+const scanSteps = 8
+
 // Scan calls fn with the records of one (source, model) that are not
 // deleted, in ascending id order, starting after afterID (all when empty).
 // The record passed to fn, its payload included, is only valid during the
@@ -157,6 +161,7 @@ func (s *Snapshot) Scan(source, model, afterID string, fn func(r *StoredRecord) 
 	vals := make([][]byte, scanBatch)
 	ri := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
 	defer ri.Close()
+	positioned := false
 	flush := func() (bool, error) {
 		// Read the batch's entries in cursor order, then hand them out in
 		// id order.
@@ -165,7 +170,20 @@ func (s *Snapshot) Scan(source, model, afterID string, fn func(r *StoredRecord) 
 		recs = recs[:len(batch)]
 		for _, h := range sorted {
 			k := recordKey(h.c)
-			ri.Seek(k)
+			// Records written in id order have neighbouring cursors: a
+			// few Next cost less than a Seek.
+			found := false
+			for step := 0; positioned && step < scanSteps && ri.Valid(); step++ {
+				d := bytes.Compare(ri.Item().Key(), k)
+				if found = d == 0; d >= 0 {
+					break
+				}
+				ri.Next()
+			}
+			if !found {
+				ri.Seek(k)
+				positioned = true
+			}
 			if !ri.Valid() || !bytes.Equal(ri.Item().Key(), k) {
 				return false, fmt.Errorf("store: record entry %s of %s/%s missing", h.c, source, model)
 			}

@@ -53,8 +53,34 @@ layer "gql" {
 }
 `, data)
 	must(os.WriteFile(filepath.Join(h.dir, "layer.hcl"), []byte(cfg), 0o644))
+	profDir := os.Getenv("BENCH_CPUPROFILE")
+	pprofAddr := freeAddr()
+	if profDir != "" {
+		os.Setenv("SYNCLAYER_PPROF", pprofAddr)
+	}
 	h.start()
+	os.Unsetenv("SYNCLAYER_PPROF")
 	defer h.stop()
+	// profile takes a CPU profile of the host's first 10 s of a phase into
+	// BENCH_CPUPROFILE/graphql-<name>.pprof; wait for it after the phase.
+	profile := func(name string) (wait func()) {
+		if profDir == "" {
+			return func() {}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=10")
+			must(err)
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(profDir, "graphql-"+name+".pprof"))
+			must(err)
+			_, err = io.Copy(f, resp.Body)
+			must(err)
+			must(f.Close())
+		}()
+		return func() { <-done }
+	}
 	h.firstRun()
 
 	query := func(q string, vars map[string]any) ([]byte, time.Duration) {
@@ -92,15 +118,18 @@ layer "gql" {
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 		return float64(lat[len(lat)*99/100].Microseconds()) / 1000
 	}
+	wait := profile("latency")
 	id := p99(`query($id: ID!) { post(id: $id) { id slug title views } }`,
 		func(i int) map[string]any { return map[string]any{"id": fmt.Sprintf("post-%07d", i)} })
 	set("graphql_id_p99_ms", id, "≤ 5", verdict(id <= 5))
 	filter := p99(`query($s: String) { allPost(filter: {slug: {eq: $s}}, limit: 10) { nodes { id slug title views } } }`,
 		func(i int) map[string]any { return map[string]any{"s": fmt.Sprintf("slug-%07d", i)} })
 	set("graphql_filter_p99_ms", filter, "≤ 5", verdict(filter <= 5))
+	wait()
 
 	// Every field of every Post, page by page, as the records walk reads
 	// whole records.
+	wait = profile("walk")
 	start := time.Now()
 	seen := 0
 	var after any
@@ -129,6 +158,7 @@ layer "gql" {
 		must(fmt.Errorf("graphql walk read %d posts, want %d", seen, n))
 	}
 	rps := float64(seen) / time.Since(start).Seconds()
+	wait()
 	fmt.Fprintf(os.Stderr, "bench: graphql walk %s posts/s\n", strconv.FormatFloat(rps, 'f', 0, 64))
 	ratio := rps / results["read_rps"]
 	set("graphql_scan_ratio", ratio, "≥ 0.5", verdict(ratio >= 0.5))
