@@ -56,7 +56,7 @@ func NewMetrics() *Metrics {
 		revision: prometheus.NewDesc("synclayer_revision",
 			"The current revision of a layer (the pinned one when pinned); 0 before the first.", []string{"layer"}, nil),
 		revisionsKept: prometheus.NewDesc("synclayer_revisions_kept",
-			"Revisions a layer keeps readable (keep_revisions, plus a pinned one).", []string{"layer"}, nil),
+			"Revisions a layer keeps readable (keep_revisions, those younger than keep_for, the pinned one, those being paged).", []string{"layer"}, nil),
 		inboxPending: prometheus.NewDesc("synclayer_inbox_pending",
 			"Payload webhooks accepted (202) and not yet published, by layer.", []string{"layer"}, nil),
 		inboxOldest: prometheus.NewDesc("synclayer_inbox_oldest_age_seconds",
@@ -139,7 +139,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 			rev = float64(r.Number)
 		}
 		gauge(m.revision, rev, name)
-		gauge(m.revisionsKept, float64(len(db.Revisions())), name)
+		gauge(m.revisionsKept, float64(db.KeptRevisions()), name)
 		if n, oldest, err := db.InboxStats(); err == nil {
 			age := 0.0
 			if n > 0 && !oldest.IsZero() {

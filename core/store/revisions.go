@@ -229,3 +229,13 @@ func (l *Layer) appendRevision(r Revision) {
 	l.refs = append(l.refs, refOf(r))
 	l.mu.Unlock()
 }
+
+// KeptRevisions counts the revision records on disk: the readable
+// revisions (keep_revisions, keep_for, the pinned one, those being paged)
+// and those the next publish prunes. It reads no record (a metric is
+// scraped often).
+func (l *Layer) KeptRevisions() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return len(l.stored)
+}
