@@ -148,7 +148,7 @@ layer "churn" {
 	}()
 
 	fmt.Fprintf(os.Stderr, "bench: soak: fresh burst of %d webhooks\n", burst)
-	fresh := s.burst(0, burst)
+	fresh := s.burst("fresh", 0, burst)
 	var lat []timed
 	part := steady / 5
 	fmt.Fprintf(os.Stderr, "bench: soak: steady phase, %d webhooks over %s\n", steady, length)
@@ -157,7 +157,7 @@ layer "churn" {
 	lat = append(lat, s.load(burst+part, steady-part, length-length/5)...)
 	heap2, rev2 := s.heap("end"), s.revisions()
 	fmt.Fprintf(os.Stderr, "bench: soak: aged burst of %d webhooks\n", burst)
-	aged := s.burst(burst+steady, burst)
+	aged := s.burst("aged", burst+steady, burst)
 	live := s.liveBytes("soak") + s.liveBytes("churn")
 	close(diskDone)
 	diskWG.Wait()
@@ -282,16 +282,35 @@ func (s *soaker) metric(name string) float64 {
 }
 
 // drain waits until every accepted webhook of the soak layer is published.
+// It polls /metrics every 100 ms: a scrape reads every kept revision record
+// (synclayer_revisions_kept), so polling harder would load the host in
+// proportion to its history and bias what is measured.
 func (s *soaker) drain() {
 	for s.metric(`synclayer_inbox_pending{layer="soak"}`) > 0 {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
 // burst sends n webhooks from 8 clients and returns how many per second
 // were published, from the first sent to the inbox empty again.
-func (s *soaker) burst(from, n int) float64 {
+// With BENCH_CPUPROFILE=DIR it writes the host's CPU profile of the
+// burst's first 3 s to DIR/soak-cpu-NAME.pb.gz.
+func (s *soaker) burst(name string, from, n int) float64 {
 	s.quiet()
+	var prof sync.WaitGroup
+	if d := os.Getenv("BENCH_CPUPROFILE"); d != "" {
+		prof.Add(1)
+		go func() {
+			defer prof.Done()
+			resp, err := s.client.Get("http://" + s.pprof + "/debug/pprof/profile?seconds=3")
+			must(err)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			must(err)
+			must(os.WriteFile(filepath.Join(d, "soak-cpu-"+name+".pb.gz"), b, 0o644))
+		}()
+	}
+	defer prof.Wait()
 	start := time.Now()
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -438,7 +457,7 @@ func (s *soaker) waitIdle(layer string) {
 		if q == 0 && r == 0 {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
