@@ -56,7 +56,8 @@ func errorf(code, f string, a ...any) *codedError {
 
 // reqCtx is what one request's resolvers share.
 type reqCtx struct {
-	ctx      context.Context // ends at the time limit
+	ctx      context.Context // the request's: ends when its client is gone
+	until    time.Time       // the time limit; zero: none
 	snap     *store.Snapshot // nil: nothing published yet
 	rev      int64
 	deadline time.Duration
@@ -77,9 +78,10 @@ func reqOf(ctx context.Context) *reqCtx {
 	return rc
 }
 
-// check answers TIMEOUT once the request's time is up.
+// check answers TIMEOUT once the request's time is up (or the request is
+// gone).
 func (rc *reqCtx) check() error {
-	if rc.ctx.Err() != nil {
+	if (!rc.until.IsZero() && time.Now().After(rc.until)) || rc.ctx.Err() != nil {
 		return errorf(CodeTimeout, "the query ran past its time limit of %s; ask for fewer nodes or use an indexed filter", rc.deadline)
 	}
 	return nil
