@@ -56,7 +56,8 @@ func errorf(code, f string, a ...any) *codedError {
 
 // reqCtx is what one request's resolvers share.
 type reqCtx struct {
-	ctx      context.Context // ends at the time limit
+	ctx      context.Context // the request's: ends when its client is gone
+	until    time.Time       // the time limit; zero: none
 	snap     *store.Snapshot // nil: nothing published yet
 	rev      int64
 	deadline time.Duration
@@ -77,9 +78,10 @@ func reqOf(ctx context.Context) *reqCtx {
 	return rc
 }
 
-// check answers TIMEOUT once the request's time is up.
+// check answers TIMEOUT once the request's time is up (or the request is
+// gone).
 func (rc *reqCtx) check() error {
-	if rc.ctx.Err() != nil {
+	if (!rc.until.IsZero() && time.Now().After(rc.until)) || rc.ctx.Err() != nil {
 		return errorf(CodeTimeout, "the query ran past its time limit of %s; ask for fewer nodes or use an indexed filter", rc.deadline)
 	}
 	return nil
@@ -114,13 +116,51 @@ type node struct {
 // newNode scans a record's payload; the node refers to r.Payload until own
 // is called (owned says it already is the caller's copy).
 func newNode(t *typeInfo, r *store.StoredRecord, owned bool) (*node, error) {
-	n := &node{t: t, rec: *r, owned: owned}
+	n := &node{}
+	if err := n.init(t, r, owned); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *node) init(t *typeInfo, r *store.StoredRecord, owned bool) error {
+	*n = node{t: t, rec: *r, owned: owned}
 	fields, err := scanObject(r.Payload, n.small[:0])
 	if err != nil {
-		return nil, fmt.Errorf("record %s/%s/%s: %w", r.Source, r.Model, r.ID, err)
+		return fmt.Errorf("record %s/%s/%s: %w", r.Source, r.Model, r.ID, err)
 	}
 	n.fields = fields
-	return n, nil
+	return nil
+}
+
+// nodeArena keeps the nodes of a page, and copies of their payloads, in a
+// few large allocations rather than two per record.
+type nodeArena struct {
+	nodes []node
+	bytes []byte
+}
+
+// keep returns a copy of n that owns its payload.
+func (a *nodeArena) keep(n *node) *node {
+	if len(a.nodes) == cap(a.nodes) {
+		a.nodes = make([]node, 0, 64)
+	}
+	a.nodes = append(a.nodes, *n)
+	m := &a.nodes[len(a.nodes)-1]
+	if len(n.fields) <= len(n.small) { // they are in n.small
+		m.fields = m.small[:len(n.fields)]
+	}
+	if !m.owned {
+		p := n.rec.Payload
+		if cap(a.bytes)-len(a.bytes) < len(p) {
+			a.bytes = make([]byte, 0, max(128<<10, len(p)))
+		}
+		start := len(a.bytes)
+		a.bytes = append(a.bytes, p...)
+		m.rec.Payload = a.bytes[start:len(a.bytes):len(a.bytes)]
+		m.owned = true
+	}
+	return m
 }
 
 // own copies the payload a node refers to, so that the node outlives the
@@ -270,6 +310,7 @@ type conn struct {
 	cn     *string // connection argument
 
 	once      sync.Once
+	arena     nodeArena
 	nodes     []*node
 	hasNext   bool
 	endCursor *string
@@ -362,8 +403,9 @@ func resolveTotal(p graphql.ResolveParams) (any, error) {
 
 // matches calls fn with every record of the type that is not deleted and
 // matches the filter and connection, in id order, starting after afterID;
-// fn returns false to stop. The node passed to fn may refer to a buffer
-// that is reused after the call: fn calls own on a node it keeps. With an index usable for the filter, only its
+// fn returns false to stop. The node passed to fn, and the buffer its
+// payload is in, are reused after the call: fn keeps a node through
+// c.arena. With an index usable for the filter, only its
 // candidates are read.
 func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterID string, _ bool) error {
 	rc := c.rc
@@ -372,6 +414,7 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 	}
 	t := c.t
 	i := 0
+	var scratch node // the node of the record being visited
 	visit := func(r *store.StoredRecord, owned bool) (bool, error) {
 		if i++; i%256 == 0 {
 			if err := rc.check(); err != nil {
@@ -381,8 +424,8 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 		if r.Deleted() || (c.cn != nil && r.Connection != *c.cn) {
 			return true, nil
 		}
-		n, err := newNode(t, r, owned)
-		if err != nil {
+		n := &scratch
+		if err := n.init(t, r, owned); err != nil {
 			return false, err
 		}
 		if c.filter != nil {
@@ -430,7 +473,7 @@ func (c *conn) load() {
 		c.err = err
 		return
 	}
-	c.nodes = []*node{}
+	c.nodes = make([]*node, 0, c.limit)
 	if len(c.sort) == 0 {
 		afterID := ""
 		if c.after != nil {
@@ -446,7 +489,7 @@ func (c *conn) load() {
 				c.hasNext = true
 				return false, nil
 			}
-			c.nodes = append(c.nodes, n.own())
+			c.nodes = append(c.nodes, c.arena.keep(n))
 			return true, nil
 		}, afterID, false)
 		if err != nil {

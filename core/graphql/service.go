@@ -496,15 +496,17 @@ func modelsKey(models map[string][]Model) string {
 		srcs = append(srcs, k)
 	}
 	sort.Strings(srcs)
+	var b []byte // written once: this runs for every request
 	for _, src := range srcs {
-		fmt.Fprintf(h, "%s\x00", src)
+		b = append(append(b, src...), 0)
 		for _, m := range models[src] {
-			fmt.Fprintf(h, "%s\x01", m.Name)
+			b = append(append(b, m.Name...), 1)
 			for _, f := range m.Fields {
-				fmt.Fprintf(h, "%s\x02%s\x03", f.Name, f.Type)
+				b = append(append(append(append(b, f.Name...), 2), f.Type...), 3)
 			}
 		}
 	}
+	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
@@ -531,9 +533,7 @@ func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Sna
 	if err := analyze(doc, req.OperationName, vars, cs.lists, s.opts.MaxCost); err != nil {
 		return coded(http.StatusOK, err)
 	}
-	limited, cancel := context.WithTimeout(ctx, s.opts.TimeLimit)
-	defer cancel()
-	rc := &reqCtx{ctx: limited, snap: snap, rev: rev, deadline: s.opts.TimeLimit}
+	rc := &reqCtx{ctx: ctx, until: time.Now().Add(s.opts.TimeLimit), snap: snap, rev: rev, deadline: s.opts.TimeLimit}
 	// graphql-go gives up waiting when its context ends but leaves the
 	// resolvers running; they stop at the time limit by themselves
 	// (reqCtx.check), so execution is given a context that does not end,
