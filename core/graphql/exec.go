@@ -118,7 +118,9 @@ type pathElem struct {
 	idx int
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// bufPool keeps answer buffers: small to start with (most answers are),
+// grown ones are kept up to maxPooled.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // maxPooled bounds the buffers kept for reuse.
 const maxPooled = 8 << 20
