@@ -47,22 +47,47 @@ func TestAcknowledgedWritesAreSyncedFirst(t *testing.T) {
 		t.Fatal("a revision became readable without an fsync")
 	}
 
-	// Group commit: 50 concurrent webhooks need far fewer than 50 fsyncs.
+	// Group commit: while one fsync runs, the webhooks committed meanwhile
+	// wait for the next one, which covers them all.
 	before = syncs.Load()
+	hold := make(chan struct{})
+	blocked.Store(true)
+	release = hold
+	testHookSync = func() {
+		syncs.Add(1)
+		if blocked.Load() {
+			<-release
+		}
+	}
 	var wg sync.WaitGroup
+	append1 := func() {
+		defer wg.Done()
+		if _, err := l.AppendInbox(InboxItem{Source: "shop", Body: []byte("{}")}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go append1() // its fsync is held
+	for syncs.Load() == before {
+		time.Sleep(time.Millisecond)
+	}
+	requested := func() uint64 {
+		l.syncer.mu.Lock()
+		defer l.syncer.mu.Unlock()
+		return l.syncer.requested
+	}
+	base := requested()
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := l.AppendInbox(InboxItem{Source: "shop", Body: []byte("{}")}); err != nil {
-				t.Error(err)
-			}
-		}()
+		go append1()
 	}
+	for requested() < base+50 { // all 50 committed and waiting
+		time.Sleep(time.Millisecond)
+	}
+	blocked.Store(false)
+	close(hold)
 	wg.Wait()
-	if n := syncs.Load() - before; n < 1 || n >= 50 {
-		t.Fatalf("%d fsyncs for 50 webhooks", n)
-	} else {
-		t.Logf("%d fsyncs for 50 concurrent webhooks", n)
+	if n := syncs.Load() - before; n != 2 {
+		t.Fatalf("%d fsyncs for 51 webhooks, 50 of them committed while the first fsync ran: want 2", n)
 	}
 }
