@@ -1,35 +1,22 @@
 package store
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 // Read-only figures for the host's metrics.
 
 // InboxStats returns how many payload webhooks wait in the layer's inbox
-// and when the oldest of them was received (zero when none waits). It
-// reads keys only, plus the value of the oldest item.
+// and when the oldest of them was received (zero when none waits). The
+// count is the layer's counter and the oldest item is one seek from the
+// processed position: a scrape costs nothing like a walk of the inbox
+// (whose deleted items a walk would step over).
 func (l *Layer) InboxStats() (pending int, oldest time.Time, err error) {
-	err = l.viewLatest(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxInbox}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			if pending == 0 {
-				var item InboxItem
-				if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &item) }); err != nil {
-					return fmt.Errorf("decode inbox item: %w", err)
-				}
-				oldest = item.Received
-			}
-			pending++
-		}
-		return nil
-	})
-	return pending, oldest, err
+	if l.closed.Load() {
+		return 0, time.Time{}, ErrClosed
+	}
+	oldest, _ = l.OldestInbox()
+	return l.InboxDepth(), oldest, nil
 }
 
 // DiskSize returns the bytes the layer's database takes on disk: its LSM
