@@ -152,6 +152,12 @@ func TestPruneEvents(t *testing.T) {
 	e := env.start()
 	waitRunEnd(t, e, "cat", runs(t, e, "cat")[0].ID)
 	db, _ := e.Store("cat")
+	// The event log is written in batches after the run: wait for its last
+	// event before pruning.
+	waitUntil(t, "the run's sync.completed event", func() bool {
+		evs, _ := db.Events(0, 1000)
+		return len(evs) > 0 && evs[len(evs)-1].Type == "sync.completed"
+	})
 	if n, err := db.PruneEvents(time.Now().Add(-5 * 24 * time.Hour)); err != nil || n != 0 {
 		t.Fatalf("pruning before 5 days ago removed %d fresh events (%v)", n, err)
 	}

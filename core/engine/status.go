@@ -110,7 +110,12 @@ func (e *Engine) Run(layerName, id string) (*RunStatus, error) {
 	}
 	l.mu.Lock()
 	if l.running != nil && l.running.run.ID == id {
-		rs := &RunStatus{Run: copyRun(l.running.run), Received: l.running.received.Load(), Progress: l.running.progress.list()}
+		rs := &RunStatus{Run: copyRun(l.running.run), Received: l.running.received.Load()}
+		if rs.State == store.RunRunning {
+			// A run that has just ended is still l.running until its
+			// worker moves on: its progress is over.
+			rs.Progress = l.running.progress.list()
+		}
 		l.mu.Unlock()
 		return rs, nil
 	}
