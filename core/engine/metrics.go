@@ -121,7 +121,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		l := e.layers[name]
 		l.mu.Lock()
 		queued, running := len(l.queue), 0
-		if l.running != nil {
+		if l.activeLocked() != nil {
 			running = 1
 		}
 		l.mu.Unlock()

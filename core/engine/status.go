@@ -53,8 +53,8 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 	l.mu.Lock()
 	running := map[store.SyncRef]bool{}
 	queued := map[store.SyncRef]bool{}
-	if l.running != nil {
-		for _, r := range l.running.run.Syncs {
+	if p := l.activeLocked(); p != nil {
+		for _, r := range p.run.Syncs {
 			running[r] = true
 		}
 	}
@@ -91,6 +91,16 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 		st.Sources = append(st.Sources, ss)
 	}
 	return st, nil
+}
+
+// activeLocked returns the run the layer's worker is running, nil when
+// none is. A run that has just ended is still l.running until its worker
+// moves on: it counts as over. l.mu must be held.
+func (l *layer) activeLocked() *pending {
+	if p := l.running; p != nil && p.run.State != store.RunCompleted && p.run.State != store.RunFailed {
+		return p
+	}
+	return nil
 }
 
 // RunStatus is a run with its live progress.
