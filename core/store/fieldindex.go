@@ -56,7 +56,9 @@ func (ix *fieldIndexes) fields(source, model []byte) []string {
 	if ix == nil {
 		return nil
 	}
-	return ix.by[[2]string{string(source), string(model)}]
+	// A connection's records are indexed as its source's are.
+	src, _ := splitSourceBytes(source)
+	return ix.by[[2]string{string(src), string(model)}]
 }
 
 func fieldIndexPrefix(source, model, field string) []byte {

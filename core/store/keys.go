@@ -26,6 +26,15 @@ import (
 //	t/<ts:8>                     revision ref: number and commit time (kept for good)
 //	q/<run>                      a queued or running run (index of u/)
 //	x/<seq:8>                    a payload webhook set aside: it could not be processed
+//	g/<run>\0c<seq:8>            a change of a run staging privately (see private.go)
+//	g/<run>\0s<src>\0<model>\0<id> seen by a run staging privately (track_deletes)
+//	j/<source>\0<connection>     a connection of a source (its config sealed)
+//
+// <source> in record keys (c/ entries, r/, k/, p/, s/) is a source key: the
+// source's name, or for a connection's records the name, 0x1f and the
+// connection's id (SourceKey), so that a connection's records, checkpoints
+// and seen markers sort together under their source and a source without
+// connections keeps the keys it always had.
 //
 // Record entries (c/) and the record index (r/) are the only keys that readers
 // look at through a revision's timestamp; they are written exclusively at a
@@ -48,7 +57,43 @@ const (
 	pfxRevRef     = 't'
 	pfxActiveRun  = 'q'
 	pfxSetAside   = 'x'
+	pfxPrivate    = 'g'
+	pfxConnection = 'j'
 )
+
+// connSep separates a source's name from a connection's id in a source key.
+const connSep = '\x1f'
+
+// SourceKey is how the store names the records of one connection of a
+// source (connection "" : the source itself, for a source without
+// connections). Every per-source argument of the store (Writer, Checkpoint,
+// Query.Source with Query.Connection, …) takes it.
+func SourceKey(source, connection string) string {
+	if connection == "" {
+		return source
+	}
+	return source + string(connSep) + connection
+}
+
+// SplitSourceKey is the inverse of SourceKey.
+func SplitSourceKey(key string) (source, connection string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == connSep {
+			return key[:i], key[i+1:]
+		}
+	}
+	return key, ""
+}
+
+// splitSourceBytes is SplitSourceKey on bytes, without copying.
+func splitSourceBytes(key []byte) (source, connection []byte) {
+	for i, c := range key {
+		if c == connSep {
+			return key[:i], key[i+1:]
+		}
+	}
+	return key, nil
+}
 
 // cursorLen is the length of a decoded cursor: the commit timestamp of the
 // staging that wrote the change and a sequence number within it.

@@ -27,6 +27,9 @@ type Query struct {
 	Revision int64
 	Model    string // empty: every model
 	Source   string // empty: every source
+	// Connection keeps the records of one connection (of Source, or of
+	// any source when Source is empty).
+	Connection string
 	// After starts after this cursor (exclusive).
 	After *Cursor
 	// ModifiedAfter keeps records whose last_modified_at is at or after it.
@@ -155,8 +158,14 @@ func (q *Query) matches(e *entry) bool {
 	if q.Model != "" && string(e.model) != q.Model {
 		return false
 	}
-	if q.Source != "" && string(e.source) != q.Source {
-		return false
+	if q.Source != "" || q.Connection != "" {
+		src, conn := splitSourceBytes(e.source)
+		if q.Source != "" && string(src) != q.Source {
+			return false
+		}
+		if q.Connection != "" && string(conn) != q.Connection {
+			return false
+		}
 	}
 	if q.Actions != 0 && q.Actions&(1<<e.action) == 0 {
 		return false
@@ -173,6 +182,8 @@ func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, page *P
 	}
 	var hits []Cursor
 	for _, src := range sources {
+		// A connection's records are found by its source key.
+		src = SourceKey(src, q.Connection)
 		for _, id := range q.IDs {
 			item, err := txn.Get(indexKey(src, q.Model, id))
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -300,8 +311,13 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	if len(trimSpace(p[1:len(p)-1])) > 0 {
 		b = append(b, ',')
 	}
+	src, conn := splitSourceBytes(e.source)
 	b = append(b, `"_metadata":{"source":`...)
-	b = appendJSONString(b, e.source)
+	b = appendJSONString(b, src)
+	if conn != nil {
+		b = append(b, `,"connection":`...)
+		b = appendJSONString(b, conn)
+	}
 	b = append(b, `,"model":`...)
 	b = appendJSONString(b, e.model)
 	b = append(b, `,"first_seen_at":"`...)

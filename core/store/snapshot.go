@@ -108,7 +108,8 @@ func (s *Snapshot) fill(r *StoredRecord, c Cursor, v []byte, copyPayload bool) e
 			first = f
 		}
 	}
-	*r = StoredRecord{Source: string(e.source), Model: string(e.model), ID: string(e.id), Payload: e.payload,
+	src, conn := splitSourceBytes(e.source)
+	*r = StoredRecord{Source: string(src), Connection: string(conn), Model: string(e.model), ID: string(e.id), Payload: e.payload,
 		Action: e.action, Cursor: c, FirstSeenAt: first.CreatedAt, LastModifiedAt: mod.CreatedAt, Revision: mod.Number}
 	if copyPayload {
 		r.Payload = append([]byte(nil), e.payload...)

@@ -27,7 +27,8 @@ type Change struct {
 // see them until Publish commits the revision record; Abort restores every
 // key it touched. A staging survives a failed attempt of its run: the retry
 // writes on top of it (NextAttempt) and resumes from the run's checkpoints.
-// At most one staging is active per layer.
+// At most one staging is in place per layer; runs that begin while it is
+// open stage privately (private.go), so any number of runs stage at once.
 type Staging struct {
 	l     *Layer
 	run   string
@@ -49,10 +50,19 @@ type Staging struct {
 	// ignore are the (source, model) pairs whose sync merges with
 	// ignore_if_modified_after (model "": every model of the source).
 	ignore map[[2]string]bool
+
+	// private is set for a staging that keeps its changes aside until it
+	// publishes (private.go); gts is the timestamp of its writes, gseq
+	// numbers its changes, opts are its writers' options by source key.
+	private bool
+	gts     uint64
+	gseq    atomic.Uint64
+	opts    map[string]WriterOptions
 }
 
-// BeginStaging starts staging a run's changes. It fails with ErrBusy while
-// another run stages in this layer.
+// BeginStaging starts staging a run's changes: in place when no other run
+// does, else privately. Runs stage concurrently; each publishes as its own
+// revision.
 func (l *Layer) BeginStaging(run string) (*Staging, error) {
 	if l.closed.Load() {
 		return nil, ErrClosed
@@ -60,7 +70,9 @@ func (l *Layer) BeginStaging(run string) (*Staging, error) {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	if l.staging != nil {
-		return nil, fmt.Errorf("%w (run %s)", ErrBusy, l.staging.run)
+		return &Staging{l: l, run: run, private: true, gts: l.nextTS(), start: l.publishedTS(),
+			counts: map[string]map[string]Counts{}, tracked: map[[2]string]bool{}, ignore: map[[2]string]bool{},
+			opts: map[string]WriterOptions{}}, nil
 	}
 	txn := l.db.NewTransactionAt(readLatest, true)
 	defer txn.Discard()
@@ -140,6 +152,9 @@ func (st *Staging) Writer(source string, opts WriterOptions) *StageWriter {
 	}
 	st.mu.Lock()
 	st.writers = append(st.writers, w)
+	if st.private {
+		st.opts[source] = opts
+	}
 	for _, m := range opts.TrackDeletes {
 		st.tracked[[2]string{source, m}] = true
 	}
@@ -191,6 +206,8 @@ type StageWriter struct {
 	track   map[string]bool
 	err     error
 	closed  bool
+	// staged counts the changes a private writer wrote since its last flush.
+	staged int
 	// it walks the record index for lookups (see lookup).
 	it    *badger.Iterator
 	itTxn *badger.Txn
@@ -205,7 +222,11 @@ func (w *StageWriter) Apply(changes []Change) error {
 	if w.closed {
 		return errors.New("store: writer closed")
 	}
-	if err := w.apply(changes); err != nil {
+	apply := w.apply
+	if w.st.private {
+		apply = w.applyPrivate
+	}
+	if err := apply(changes); err != nil {
 		w.err = err
 		return err
 	}
@@ -479,6 +500,9 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 		if err := w.Close(); err != nil {
 			return Revision{}, fmt.Errorf("store: publish run %s: source %s: %w", st.run, w.source, err)
 		}
+	}
+	if st.private {
+		return st.publishPrivate(info)
 	}
 	if err := st.deleteUnseen(); err != nil {
 		return Revision{}, fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err)
@@ -803,6 +827,9 @@ func (st *Staging) Abort() error {
 	st.mu.Unlock()
 	for _, w := range writers {
 		w.Close() // errors are moot: everything is rolled back
+	}
+	if st.private {
+		return st.abortPrivate()
 	}
 	l := st.l
 	l.pub.Lock()

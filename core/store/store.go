@@ -370,6 +370,12 @@ func (l *Layer) load() error {
 			return err
 		}
 	}
+	// No run stages when the store opens: what private stagings and
+	// pending checkpoints were left behind belongs to runs that will be
+	// queued again from their committed checkpoints.
+	if err := l.dropKeysLocked([]byte{pfxPrivate}, []byte{pfxPendingCP}); err != nil {
+		return fmt.Errorf("drop the leftovers of interrupted runs: %w", err)
+	}
 	return nil
 }
 
