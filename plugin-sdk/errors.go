@@ -59,3 +59,50 @@ func IsTransient(err error) bool {
 func (e *HTTPError) Transient() bool {
 	return e.StatusCode == 429 || (e.StatusCode >= 500 && e.StatusCode != 501)
 }
+
+// ErrUnauthorized is an authentication failure: the upstream refused the
+// credentials of the config (a bad, expired or revoked token, missing
+// permissions). Return it, or an error made with Unauthorized, from Sync,
+// Check or HandleWebhook; the host then marks the connection that ran as
+// needing attention (connection.needs_attention) instead of retrying a run
+// that cannot succeed until someone fixes its credentials. An *HTTPError of
+// a 401 or 403 answer is one without it.
+var ErrUnauthorized = errors.New("the upstream refused the credentials")
+
+// Unauthorized marks err as an authentication failure (see
+// ErrUnauthorized):
+//
+//	if resp.StatusCode == http.StatusUnauthorized {
+//		return sdk.Unauthorized(fmt.Errorf("crm: token refused: %s", body))
+//	}
+//
+// Unauthorized(nil) is nil.
+func Unauthorized(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &unauthorizedError{err}
+}
+
+type unauthorizedError struct{ err error }
+
+func (e *unauthorizedError) Error() string      { return e.err.Error() }
+func (e *unauthorizedError) Unwrap() error      { return e.err }
+func (e *unauthorizedError) Unauthorized() bool { return true }
+
+// IsUnauthorized tells whether err, or an error it wraps, is an
+// authentication failure: ErrUnauthorized, marked with Unauthorized, or an
+// *HTTPError of a 401 or 403 answer.
+func IsUnauthorized(err error) bool {
+	if errors.Is(err, ErrUnauthorized) {
+		return true
+	}
+	var u interface{ Unauthorized() bool }
+	return errors.As(err, &u) && u.Unauthorized()
+}
+
+// Unauthorized tells whether the answer refused the credentials: 401
+// Unauthorized or 403 Forbidden.
+func (e *HTTPError) Unauthorized() bool {
+	return e.StatusCode == 401 || e.StatusCode == 403
+}

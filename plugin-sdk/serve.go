@@ -30,6 +30,7 @@ func init() {
 		return newHandler(conn)
 	}
 	wire.IsTransient = IsTransient
+	wire.IsUnauthorized = IsUnauthorized
 }
 
 // Serve runs the connector as a synclayer plugin: it answers the host over

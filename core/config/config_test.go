@@ -182,12 +182,14 @@ func TestLoadFullExample(t *testing.T) {
 	svc := cfg.Service
 	svc.Range = hcl.Range{}
 	wantSvc := Service{
-		Listen:        "127.0.0.1:9999",
-		DataDir:       filepath.Join(dir, "state"),
-		EncryptionKey: "key-0123456789",
-		AdminToken:    "admin-secret",
-		LogLevel:      "debug",
-		LogFormat:     "json",
+		Listen:            "127.0.0.1:9999",
+		DataDir:           filepath.Join(dir, "state"),
+		EncryptionKey:     "key-0123456789",
+		AdminToken:        "admin-secret",
+		LogLevel:          "debug",
+		LogFormat:         "json",
+		MaxConcurrentRuns: DefaultHostConcurrentRuns,
+		PluginIdleTimeout: DefaultPluginIdleTimeout,
 	}
 	if svc != wantSvc {
 		t.Errorf("Service = %+v\nwant %+v", svc, wantSvc)
@@ -317,7 +319,8 @@ layer "l" {
 }
 `)
 	cfg := mustLoad(t, path)
-	want := Service{Listen: DefaultListen, DataDir: DefaultDataDir, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat}
+	want := Service{Listen: DefaultListen, DataDir: DefaultDataDir, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
+		MaxConcurrentRuns: DefaultHostConcurrentRuns, PluginIdleTimeout: DefaultPluginIdleTimeout}
 	if cfg.Service != want {
 		t.Errorf("Service = %+v, want defaults %+v", cfg.Service, want)
 	}

@@ -52,6 +52,8 @@ var (
 			{Name: "admin_token"},
 			{Name: "log_level"},
 			{Name: "log_format"},
+			{Name: "max_concurrent_runs"},
+			{Name: "plugin_idle_timeout"},
 		},
 	}
 	pluginSchema = &hcl.BodySchema{
@@ -80,6 +82,8 @@ var (
 			{Name: "plugin", Required: true},
 			{Name: "memory_limit"},
 			{Name: "type_prefix"},
+			{Name: "connections"},
+			{Name: "max_concurrent_runs"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "config"},
@@ -121,6 +125,7 @@ var (
 			{Name: "token_sha256", Required: true},
 			{Name: "models"},
 			{Name: "sources"},
+			{Name: "connections"},
 		},
 	}
 )
@@ -339,6 +344,12 @@ func (s *Service) applyDefaults() {
 	if s.LogFormat == "" {
 		s.LogFormat = DefaultLogFormat
 	}
+	if s.MaxConcurrentRuns == 0 {
+		s.MaxConcurrentRuns = DefaultHostConcurrentRuns
+	}
+	if s.PluginIdleTimeout == 0 {
+		s.PluginIdleTimeout = DefaultPluginIdleTimeout
+	}
 }
 
 func (d *decoder) service(b *hcl.Block, dir string) Service {
@@ -371,6 +382,16 @@ func (d *decoder) service(b *hcl.Block, dir string) Service {
 	}
 	if v, attr, ok := d.str(a, "log_format"); ok && d.oneOf(attr, v, logFormats) {
 		s.LogFormat = v
+	}
+	if v, attr, ok := d.integer(a, "max_concurrent_runs"); ok {
+		if v < 1 {
+			d.invalid(attr, "max_concurrent_runs must be at least 1; omit it for the default %d.", DefaultHostConcurrentRuns)
+		} else {
+			s.MaxConcurrentRuns = v
+		}
+	}
+	if v, _, ok := d.positiveDuration(a, "plugin_idle_timeout"); ok {
+		s.PluginIdleTimeout = v
 	}
 	return s
 }
@@ -507,6 +528,17 @@ func (d *decoder) source(b *hcl.Block) *Source {
 		}
 	}
 	d.typePrefix(a, s)
+	if v, ok := d.boolean(a, "connections"); ok {
+		s.Connections = v
+	}
+	s.MaxConcurrentRuns = DefaultSourceConcurrentRuns
+	if v, attr, ok := d.integer(a, "max_concurrent_runs"); ok {
+		if v < 1 {
+			d.invalid(attr, "max_concurrent_runs must be at least 1; omit it for the default %d.", DefaultSourceConcurrentRuns)
+		} else {
+			s.MaxConcurrentRuns = v
+		}
+	}
 	if v, attr, ok := d.str(a, "memory_limit"); ok {
 		n, err := humanize.ParseBytes(v)
 		switch {
@@ -720,6 +752,9 @@ func (d *decoder) apiToken(b *hcl.Block, t *APIToken, sources map[string]*Source
 	}
 	if v, _, ok := d.strList(a, "models"); ok {
 		t.Models = v
+	}
+	if v, _, ok := d.strList(a, "connections"); ok {
+		t.Connections = v
 	}
 	if v, attr, ok := d.strList(a, "sources"); ok {
 		for i, s := range v {

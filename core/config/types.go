@@ -24,6 +24,13 @@ const (
 	DefaultInboxLimit = 10000
 	DefaultLogLevel   = "info"
 	DefaultLogFormat  = "text"
+	// DefaultSourceConcurrentRuns bounds the runs of one source (of its
+	// connections) at once; DefaultHostConcurrentRuns those of the host.
+	DefaultSourceConcurrentRuns = 8
+	DefaultHostConcurrentRuns   = 32
+	// DefaultPluginIdleTimeout stops a plugin process nothing used for
+	// that long; it starts again on demand.
+	DefaultPluginIdleTimeout = 5 * time.Minute
 )
 
 // Merging strategies of a sync (SPEC §4).
@@ -60,7 +67,11 @@ type Service struct {
 	AdminToken    string // sensitive
 	LogLevel      string
 	LogFormat     string
-	Range         hcl.Range
+	// MaxConcurrentRuns bounds the runs in progress on the host.
+	MaxConcurrentRuns int
+	// PluginIdleTimeout stops idle plugin processes.
+	PluginIdleTimeout time.Duration
+	Range             hcl.Range
 }
 
 // Plugin is a plugin block: where a connector binary lives and its checksum.
@@ -107,6 +118,12 @@ type Source struct {
 	// PluginRange is where the plugin attribute's value is written.
 	PluginRange hcl.Range
 	MemoryLimit int64 // bytes; 0: none
+	// Connections makes the source a template: its instances, connections,
+	// are created at run time (SPEC §12); it has none at start.
+	Connections bool
+	// MaxConcurrentRuns bounds the runs of this source (of its
+	// connections) in progress at once.
+	MaxConcurrentRuns int
 	// ConfigBody is the raw config block (nil when absent), evaluated with
 	// EvalContext (the functions of the file that holds it).
 	ConfigBody  hcl.Body
@@ -170,6 +187,9 @@ type APIToken struct {
 	TokenSHA256 string // lower-case hex
 	Models      []string
 	Sources     []string
+	// Connections limits the token to the records of these connections
+	// (empty: every connection and the sources without any).
+	Connections []string
 	Range       hcl.Range
 }
 

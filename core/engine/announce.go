@@ -28,6 +28,7 @@ type outEvent struct {
 	Layer          string  `json:"layer"`
 	Source         *string `json:"source,omitempty"`
 	Sync           *string `json:"sync,omitempty"`
+	Connection     *string `json:"connection,omitempty"`
 	Run            string  `json:"run,omitempty"`
 	Trigger        string  `json:"trigger,omitempty"`
 	SyncType       string  `json:"syncType,omitempty"`
@@ -75,6 +76,9 @@ func (l *layer) runEvent(typ string, p *pending) *outEvent {
 		if sync != "" {
 			ev.Sync = &sync
 		}
+	}
+	if c := connectionOf(p.run.Syncs); c != "" {
+		ev.Connection = &c
 	}
 	if p.run.StartedAt != nil {
 		ev.StartedAt = fmtTime(*p.run.StartedAt)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"maps"
 	"time"
 
 	"github.com/synclayer/synclayer/core/store"
@@ -37,12 +36,11 @@ func (e *Engine) NextRuns(layerName string) (map[store.SyncRef]time.Time, error)
 	}
 	l.nextMu.Lock()
 	defer l.nextMu.Unlock()
-	return maps.Clone(l.nextAt), nil
-}
-
-// setNextRuns publishes the schedule loop's due times for NextRuns.
-func (l *layer) setNextRuns(next map[store.SyncRef]time.Time) {
-	l.nextMu.Lock()
-	defer l.nextMu.Unlock()
-	l.nextAt = maps.Clone(next)
+	out := map[store.SyncRef]time.Time{}
+	for ref, it := range l.sched {
+		if ref.Connection == "" { // connections: GetConnection
+			out[ref] = it.at
+		}
+	}
+	return out, nil
 }

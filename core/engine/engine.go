@@ -21,6 +21,7 @@ import (
 
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/internal/redact"
+	"github.com/synclayer/synclayer/core/internal/seal"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -49,6 +50,11 @@ type Engine struct {
 
 	layers map[string]*layer
 	order  []string
+	// limits bounds the runs in progress on the host and per source.
+	limits *limiter
+	// sealer seals connection configs at rest (nil until a source with
+	// connections needs it).
+	sealer *seal.Sealer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -70,6 +76,8 @@ var (
 	ErrUnknownSync   = errors.New("unknown sync")
 	ErrUnknownRun    = errors.New("unknown run")
 	ErrNotReady      = errors.New("layer is not ready")
+	// ErrUnknownConnection: no such connection of the source.
+	ErrUnknownConnection = errors.New("unknown connection")
 )
 
 // New builds an engine for a loaded configuration. Nothing starts until
@@ -93,8 +101,10 @@ func New(opts Options) (*Engine, error) {
 		redact:  opts.Redactor,
 		layers:  map[string]*layer{},
 	}
+	e.limits = newLimiter(opts.Config.Service.MaxConcurrentRuns, e.kickAll)
 	for _, lc := range opts.Config.Layers {
-		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1), events: make(chan store.Event, 4096)}
+		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1), events: make(chan store.Event, 4096),
+			running: map[string]*pending{}, schedWake: make(chan struct{}, 1)}
 		for _, sc := range lc.Sources {
 			l.sources = append(l.sources, &source{l: l, cfg: sc, log: l.log.With("source", sc.Name)})
 		}
@@ -132,6 +142,11 @@ func (e *Engine) Start(ctx context.Context) error {
 			if err := s.prepare(ctx); err != nil {
 				errs = append(errs, err)
 			}
+			if s.cfg.Connections {
+				if err := s.loadConnections(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -155,6 +170,8 @@ func (e *Engine) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	e.wg.Add(1)
+	go e.idleLoop()
 	e.mu.Lock()
 	e.ready = true
 	e.mu.Unlock()
@@ -194,6 +211,13 @@ func (e *Engine) Stop(ctx context.Context) {
 	e.plugins.Shutdown()
 }
 
+// kickAll wakes every layer's dispatcher (run slots were freed).
+func (e *Engine) kickAll() {
+	for _, l := range e.layers {
+		l.kick()
+	}
+}
+
 func (e *Engine) layer(name string) (*layer, error) {
 	l, ok := e.layers[name]
 	if !ok {
@@ -225,13 +249,15 @@ type layer struct {
 	events chan store.Event
 
 	mu      sync.Mutex
-	queue   []*pending // waiting runs, oldest first
-	running *pending
+	queue   []*pending          // waiting runs, oldest first
+	running map[string]*pending // by run id
 	wake    chan struct{}
 
-	// nextAt is when each scheduled sync is due next (dashboard.go).
-	nextMu sync.Mutex
-	nextAt map[store.SyncRef]time.Time
+	// The schedule (schedule.go): every scheduled sync by due time.
+	nextMu    sync.Mutex
+	sched     map[store.SyncRef]*schedItem
+	heap      schedHeap
+	schedWake chan struct{}
 }
 
 func (l *layer) source(name string) *source {
@@ -255,6 +281,14 @@ type source struct {
 	desc      *plugin.Description // for the current configuration
 	configRaw []byte              // the evaluated config block, JSON
 	hash      string
+	// conns are the source's connections (connections = true), by id.
+	conns map[string]*conn
+	// lastUse is when a call of the plugin last ended (idle stop).
+	lastUse time.Time
+	inUse   int
+
+	// connMu serializes the changes of the source's connections.
+	connMu sync.Mutex
 }
 
 // dir is the folder of the file that declares the source: the plugin's
@@ -273,6 +307,7 @@ func (s *source) dir() string {
 func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastUse = time.Now()
 	if s.inst != nil && !s.inst.Exited() {
 		return s.inst, nil
 	}
@@ -291,6 +326,54 @@ func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
 	}
 	s.inst = inst
 	return inst, nil
+}
+
+// busy counts the calls in progress of the source's plugin (delta +1 as
+// one starts, -1 as it ends): the idle reaper leaves a busy plugin alone.
+func (s *source) busy(delta int) {
+	s.mu.Lock()
+	s.inUse += delta
+	s.lastUse = time.Now()
+	s.mu.Unlock()
+}
+
+// stopIfIdle stops the plugin process when nothing used it for idle.
+func (s *source) stopIfIdle(idle time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inst == nil || s.inUse > 0 || time.Since(s.lastUse) < idle {
+		return
+	}
+	if s.desc != nil && s.desc.Watches {
+		return // a watching plugin streams for good
+	}
+	s.log.Debug("stopping an idle plugin process; it starts again on demand", "idle", idle)
+	s.inst.Kill()
+	s.inst = nil
+}
+
+// idleLoop stops plugin processes idle for the service's
+// plugin_idle_timeout.
+func (e *Engine) idleLoop() {
+	defer e.wg.Done()
+	idle := e.cfg.Service.PluginIdleTimeout
+	if idle <= 0 {
+		return
+	}
+	tick := time.NewTicker(min(max(idle/4, 100*time.Millisecond), 30*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, name := range e.order {
+			for _, s := range e.layers[name].sources {
+				s.stopIfIdle(idle)
+			}
+		}
+	}
 }
 
 // prepare starts the plugin, decodes the config block against its schema

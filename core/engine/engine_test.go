@@ -327,7 +327,7 @@ func TestRestartWithUnchangedConfigQueuesNoRun(t *testing.T) {
 	}
 	l := e.layers["cat"]
 	l.mu.Lock()
-	busy := len(l.queue) > 0 || l.running != nil
+	busy := len(l.queue) > 0 || len(l.running) > 0
 	l.mu.Unlock()
 	if busy {
 		t.Error("a run is queued or running after a restart with the same config")

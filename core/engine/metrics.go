@@ -120,10 +120,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range e.order {
 		l := e.layers[name]
 		l.mu.Lock()
-		queued, running := len(l.queue), 0
-		if l.activeLocked() != nil {
-			running = 1
-		}
+		queued, running := len(l.queue), l.activeLocked()
 		l.mu.Unlock()
 		gauge(m.runsActive, float64(queued), name, gaugeQueued)
 		gauge(m.runsActive, float64(running), name, gaugeRunning)

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,10 +22,12 @@ const (
 	TriggerStartup  = "startup"
 )
 
-// TriggerRequest asks for a run: the whole layer, one source, or one sync.
+// TriggerRequest asks for a run: the whole layer, one source, or one sync,
+// of one connection (of a source with connections) or of all of them.
 type TriggerRequest struct {
-	Source string
-	Sync   string
+	Source     string
+	Sync       string
+	Connection string
 	// Reset drops the checkpoints of the syncs and runs them from scratch.
 	Reset   bool
 	Trigger string // default TriggerManual
@@ -37,6 +41,13 @@ type pending struct {
 	received atomicInt
 	// progress is what the connectors last reported while running.
 	progress progressTable
+	// slots is set while the run holds its slots of the limiter (under
+	// the layer's lock).
+	slots bool
+	// cancel stops the run (a connection deleted); done is closed when
+	// it has ended.
+	cancel context.CancelCauseFunc
+	done   chan struct{}
 
 	fullMu sync.Mutex
 	// full records, per "source\x00sync", whether the run reads it in
@@ -80,22 +91,74 @@ func (e *Engine) Trigger(layerName string, req TriggerRequest) (string, error) {
 	if req.Trigger == "" {
 		req.Trigger = TriggerManual
 	}
-	refs, err := l.resolve(req.Source, req.Sync)
+	refs, err := l.resolve(req.Source, req.Sync, req.Connection)
 	if err != nil {
 		return "", err
 	}
 	full := req.Reset || req.Trigger == TriggerConfig || req.Trigger == TriggerStartup
-	id, err := l.enqueue(refs, req.Trigger, req.Reset, full)
-	if err == nil && req.Trigger == TriggerManual {
-		l.audit("sync.triggered", map[string]string{"run": id, "source": req.Source, "sync": req.Sync, "reset": fmt.Sprint(req.Reset)})
+	// One run for the sources without connections (one revision, as
+	// always), one per connection: connections run side by side.
+	var id string
+	for _, group := range groupByConnection(refs) {
+		gid, err := l.enqueue(group, req.Trigger, req.Reset, full)
+		if err != nil {
+			return "", err
+		}
+		if id == "" {
+			id = gid
+		}
 	}
-	return id, err
+	if req.Trigger == TriggerManual {
+		fields := map[string]string{"run": id, "source": req.Source, "sync": req.Sync, "reset": fmt.Sprint(req.Reset)}
+		if req.Connection != "" {
+			fields["connection"] = req.Connection
+		}
+		l.audit("sync.triggered", fields)
+	}
+	return id, nil
 }
 
-// resolve lists the syncs a trigger names.
-func (l *layer) resolve(sourceName, syncName string) ([]store.SyncRef, error) {
+// groupByConnection splits refs into the refs of sources without
+// connections (first) and those of each connection.
+func groupByConnection(refs []store.SyncRef) [][]store.SyncRef {
+	var plain []store.SyncRef
+	byConn := map[string][]store.SyncRef{}
+	var order []string
+	for _, r := range refs {
+		if r.Connection == "" {
+			plain = append(plain, r)
+			continue
+		}
+		k := r.Key()
+		if _, ok := byConn[k]; !ok {
+			order = append(order, k)
+		}
+		byConn[k] = append(byConn[k], r)
+	}
+	var out [][]store.SyncRef
+	if len(plain) > 0 {
+		out = append(out, plain)
+	}
+	for _, k := range order {
+		out = append(out, byConn[k])
+	}
+	return out
+}
+
+// resolve lists the syncs a trigger names. For a source with connections,
+// they are the syncs of the named connection, or of every connection.
+func (l *layer) resolve(sourceName, syncName, connection string) ([]store.SyncRef, error) {
 	if sourceName == "" && syncName != "" {
 		return nil, fmt.Errorf("%w: a sync needs its source", ErrUnknownSync)
+	}
+	if connection != "" {
+		s := l.source(sourceName)
+		if s == nil || !s.cfg.Connections {
+			return nil, fmt.Errorf("%w %q in layer %q with connections", ErrUnknownSource, sourceName, l.cfg.Name)
+		}
+		if !s.hasConnection(connection) {
+			return nil, fmt.Errorf("%w %q of source %q", ErrUnknownConnection, connection, sourceName)
+		}
 	}
 	var refs []store.SyncRef
 	for _, s := range l.sources {
@@ -108,15 +171,27 @@ func (l *layer) resolve(sourceName, syncName string) ([]store.SyncRef, error) {
 		if desc == nil {
 			return nil, fmt.Errorf("%w: source %q has not been described yet", ErrNotReady, s.cfg.Name)
 		}
+		conns := []string{""}
+		if s.cfg.Connections {
+			conns = s.connectionIDs()
+			if connection != "" {
+				conns = []string{connection}
+			}
+		}
 		for _, y := range desc.Syncs {
 			if syncName != "" && y.Name != syncName {
 				continue
 			}
-			refs = append(refs, store.SyncRef{Source: s.cfg.Name, Sync: y.Name})
+			for _, c := range conns {
+				refs = append(refs, store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: c})
+			}
 		}
 	}
 	if sourceName != "" && l.source(sourceName) == nil {
 		return nil, fmt.Errorf("%w %q in layer %q", ErrUnknownSource, sourceName, l.cfg.Name)
+	}
+	if sourceName != "" && syncName == "" && len(refs) == 0 && l.source(sourceName).cfg.Connections {
+		return nil, fmt.Errorf("%w: source %q has no connections yet", ErrUnknownConnection, sourceName)
 	}
 	if syncName != "" && len(refs) == 0 {
 		return nil, fmt.Errorf("%w %q in source %q", ErrUnknownSync, syncName, sourceName)
@@ -153,17 +228,18 @@ func union(run *store.Run, refs []store.SyncRef) bool {
 	return added
 }
 
-// enqueue queues a run of refs. Runs of a layer execute one at a time, so
-// a trigger that arrives while a run waits merges into it (coalesced): the
-// waiting run takes the union of the syncs, and the newest trigger's
-// details win. So at most one run waits behind the running one. A reset
-// trigger merges only into a waiting reset run, so that a reset never
-// spreads to syncs nobody asked to reset.
+// enqueue queues a run of refs. A sync runs once at a time, so a trigger
+// that arrives while a run of any of its syncs waits merges into it
+// (coalesced): the waiting run takes the union of the syncs, and the
+// newest trigger's details win. So at most one run waits behind a running
+// one for any sync (of any connection). A reset trigger merges only into a
+// waiting reset run, so that a reset never spreads to syncs nobody asked
+// to reset. Runs that share no sync run side by side (dispatch).
 func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.queue {
-		if p.run.Reset != reset {
+		if p.run.Reset != reset || !overlaps(p.run.Syncs, refs) {
 			continue
 		}
 		prev := *p.run
@@ -194,12 +270,52 @@ func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) 
 		return "", err
 	}
 	l.queue = append(l.queue, &pending{run: run})
-	l.event(store.Event{Type: "run.queued", Run: run.ID, Message: trigger})
+	l.event(store.Event{Type: "run.queued", Run: run.ID, Message: trigger, Connection: connectionOf(refs)})
+	l.kick()
+	return run.ID, nil
+}
+
+// overlaps tells whether two sets of syncs share one.
+func overlaps(a, b []store.SyncRef) bool {
+	if len(a)*len(b) > 64 {
+		set := make(map[store.SyncRef]bool, len(a))
+		for _, r := range a {
+			set[r] = true
+		}
+		for _, r := range b {
+			if set[r] {
+				return true
+			}
+		}
+		return false
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// connectionOf is the connection of a run's syncs ("" for sources without
+// connections: a run covers one connection at most).
+func connectionOf(refs []store.SyncRef) string {
+	for _, r := range refs {
+		if r.Connection != "" {
+			return r.Connection
+		}
+	}
+	return ""
+}
+
+// kick wakes the layer's dispatcher.
+func (l *layer) kick() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
-	return run.ID, nil
 }
 
 // recoverRuns requeues the runs a previous process left queued, and queues
@@ -245,10 +361,7 @@ func (l *layer) initialRun() error {
 	queued := len(l.queue) > 0
 	l.mu.Unlock()
 	if queued {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+		l.kick()
 	}
 	if _, ok := l.db.Newest(); !ok {
 		if queued {
@@ -284,7 +397,10 @@ func (l *layer) initialRun() error {
 
 func configHashKey(source string) string { return "config-hash/" + source }
 
-// worker runs the layer's queued runs one at a time.
+// worker starts the layer's queued runs as they can go: a run whose syncs
+// no running or earlier waiting run holds, within the host's and its
+// sources' limits of runs at once. Each run goes in its own goroutine and
+// publishes as its own revision.
 func (l *layer) worker() {
 	defer l.e.wg.Done()
 	for {
@@ -293,22 +409,75 @@ func (l *layer) worker() {
 			return
 		case <-l.wake:
 		}
-		for {
-			l.mu.Lock()
-			if len(l.queue) == 0 || l.e.ctx.Err() != nil {
-				l.mu.Unlock()
-				break
-			}
-			p := l.queue[0]
-			l.queue = l.queue[1:]
-			l.running = p
-			l.mu.Unlock()
-			l.execute(p)
-			l.mu.Lock()
-			l.running = nil
-			l.mu.Unlock()
+		l.mu.Lock()
+		l.dispatchLocked()
+		l.mu.Unlock()
+	}
+}
+
+// dispatchLocked starts what can start. Call with l.mu held.
+func (l *layer) dispatchLocked() {
+	if l.e.ctx.Err() != nil || len(l.queue) == 0 {
+		return
+	}
+	held := map[store.SyncRef]bool{}
+	for _, p := range l.running {
+		for _, r := range p.run.Syncs {
+			held[r] = true
 		}
 	}
+	kept := l.queue[:0:0]
+	for _, p := range l.queue {
+		blocked := false
+		for _, r := range p.run.Syncs {
+			if held[r] {
+				blocked = true
+				break
+			}
+		}
+		if !blocked && l.e.limits.tryAcquire(l.runSources(p)) {
+			p.slots = true
+			p.done = make(chan struct{})
+			l.running[p.run.ID] = p
+			l.e.wg.Add(1)
+			go l.runOne(p)
+			continue
+		}
+		// It waits; no later run of its syncs may overtake it.
+		for _, r := range p.run.Syncs {
+			held[r] = true
+		}
+		kept = append(kept, p)
+	}
+	l.queue = kept
+}
+
+// runOne runs one run to its end and lets the next ones go.
+func (l *layer) runOne(p *pending) {
+	defer l.e.wg.Done()
+	l.execute(p)
+	l.mu.Lock()
+	close(p.done)
+	delete(l.running, p.run.ID)
+	held := p.slots
+	p.slots = false
+	l.mu.Unlock()
+	if held {
+		l.e.limits.release(l.runSources(p)) // wakes every layer
+	} else {
+		l.kick()
+	}
+}
+
+// runSources are the distinct sources of a run's syncs.
+func (l *layer) runSources(p *pending) []*source {
+	var out []*source
+	for _, r := range p.run.Syncs {
+		if s := l.source(r.Source); s != nil && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // event adds an entry to the layer's event log. Entries are written by the

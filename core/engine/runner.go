@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/synclayer/synclayer/core/config"
+	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -34,14 +35,24 @@ type atomicInt struct{ atomic.Int64 }
 // back. A run cut short by shutdown is left queued for the next start.
 func (l *layer) execute(p *pending) {
 	now := time.Now().UTC()
+	ctx, cancel := context.WithCancelCause(l.e.ctx)
+	defer cancel(nil)
+	l.mu.Lock()
+	p.cancel = cancel
+	l.mu.Unlock()
 	p.syncType = l.syncTypeOf(p)
 	run := l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Attempt = store.RunRunning, &now, 1 },
 		func() *outEvent { return l.runEvent(EventSyncStarted, p) })
-	l.event(store.Event{Type: "sync.started", Run: run.ID, Message: run.Trigger})
+	connection := connectionOf(run.Syncs)
+	l.event(store.Event{Type: "sync.started", Run: run.ID, Message: run.Trigger, Connection: connection})
 	l.log.Info("run started", "run", run.ID, "trigger", run.Trigger, "syncs", refsKey(run.Syncs))
 
-	rev, err := l.stageAndPublish(p)
+	rev, err := l.stageAndPublish(ctx, p)
+	if err != nil && l.e.ctx.Err() == nil && context.Cause(ctx) != nil {
+		err = context.Cause(ctx) // cancelled: the connection was deleted
+	}
 	finished := time.Now().UTC()
+	defer func() { l.afterConnectionRun(p, err) }()
 	switch {
 	case err != nil && l.e.ctx.Err() != nil:
 		// Shutdown: nothing was published; the next start runs it again.
@@ -58,7 +69,7 @@ func (l *layer) execute(p *pending) {
 			return ev
 		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
-		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error})
+		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error, Connection: connection})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
 	default:
 		run = l.updateRun(p, func(r *store.Run) {
@@ -67,7 +78,7 @@ func (l *layer) execute(p *pending) {
 		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
 		l.countRecords(rev.Counts)
-		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number)})
+		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number), Connection: connection})
 		l.log.Info("run completed", "run", run.ID, "revision", rev.Number, "took", finished.Sub(*run.StartedAt).Round(time.Millisecond))
 	}
 }
@@ -125,34 +136,39 @@ func backoff(r config.Retry, n int) time.Duration {
 	return d - d/5 + jitter
 }
 
-func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
-	ctx := l.e.ctx
+func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision, error) {
 	st, err := l.db.BeginStaging(p.run.ID)
 	if err != nil {
 		return store.Revision{}, err
 	}
-	bySource := map[string][]string{}
-	var order []string
+	// The run's syncs by source key: a source, or one connection of it.
+	bySource := map[store.SyncRef][]string{}
+	var order []store.SyncRef
+	var names []string
 	for _, r := range p.run.Syncs {
-		if _, ok := bySource[r.Source]; !ok {
-			order = append(order, r.Source)
+		k := store.SyncRef{Source: r.Source, Connection: r.Connection}
+		if _, ok := bySource[k]; !ok {
+			order = append(order, k)
+			if !contains(names, r.Source) {
+				names = append(names, r.Source)
+			}
 		}
-		bySource[r.Source] = append(bySource[r.Source], r.Sync)
+		bySource[k] = append(bySource[k], r.Sync)
 	}
 	policy := l.retryPolicy(p)
 	for attempt := 1; ; attempt++ {
 		errs := make([]error, len(order))
 		var wg sync.WaitGroup
-		for i, name := range order {
+		for i, k := range order {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s := l.source(name)
+				s := l.source(k.Source)
 				if s == nil {
-					errs[i] = fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, name)
+					errs[i] = fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, k.Source)
 					return
 				}
-				errs[i] = s.runSyncs(ctx, p, st, bySource[name])
+				errs[i] = s.runSyncs(ctx, p, st, k.Connection, bySource[k])
 			}()
 		}
 		wg.Wait()
@@ -163,15 +179,17 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		if ctx.Err() != nil {
 			// Shutting down (or reloading, which starts a new engine on
 			// this same store): roll the staging back, and the next start
-			// runs the run again.
+			// runs the run again. Or the run's connection was deleted.
 			l.abort(st, p)
 			return store.Revision{}, err
 		}
-		if attempt > policy.Attempts {
+		if attempt > policy.Attempts || plugin.IsUnauthorized(err) {
+			// An authentication failure needs its credentials fixed:
+			// retrying would fail the same way.
 			if aerr := st.Abort(); aerr != nil {
 				l.log.Error("could not roll back a failed run", "run", p.run.ID, "error", aerr)
 			}
-			if policy.Attempts > 0 {
+			if policy.Attempts > 0 && attempt > 1 {
 				err = fmt.Errorf("gave up after %d attempts: %w", attempt, err)
 			}
 			return store.Revision{}, err
@@ -181,20 +199,26 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 		l.updateRun(p, func(r *store.Run) {
 			r.Error, r.RetryAt, r.Attempt = l.e.redact.Replace(err.Error()), &retryAt, attempt+1
 		})
-		l.event(store.Event{Type: "sync.retrying", Run: p.run.ID, Message: err.Error(),
+		l.event(store.Event{Type: "sync.retrying", Run: p.run.ID, Message: err.Error(), Connection: connectionOf(p.run.Syncs),
 			Fields: map[string]string{"attempt": fmt.Sprint(attempt + 1), "delay": delay.Round(time.Millisecond).String()}})
 		l.log.Warn("run failed; retrying from its last checkpoint", "run", p.run.ID, "attempt", attempt, "delay", delay, "error", err)
+		// The backoff holds no slot: other runs go meanwhile.
+		l.releaseSlots(p)
 		select {
 		case <-ctx.Done():
 			l.abort(st, p)
-			return store.Revision{}, ctx.Err()
+			return store.Revision{}, context.Cause(ctx)
 		case <-time.After(delay):
+		}
+		if err := l.acquireSlots(ctx, p); err != nil {
+			l.abort(st, p)
+			return store.Revision{}, err
 		}
 		if err := st.NextAttempt(); err != nil {
 			return store.Revision{}, err
 		}
 	}
-	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: order, Announce: l.announceCompleted(p)})
+	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p)})
 	if err != nil {
 		if aerr := st.Abort(); aerr != nil {
 			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)
@@ -206,9 +230,9 @@ func (l *layer) stageAndPublish(p *pending) (store.Revision, error) {
 			l.log.Error("could not record a completed sync", "sync", r.Source+"/"+r.Sync, "error", err)
 		}
 	}
-	if p.run.Full {
+	if p.run.Full && connectionOf(p.run.Syncs) == "" {
 		// The configuration this run used is now the layer's.
-		for _, name := range order {
+		for _, name := range names {
 			if s := l.source(name); s != nil && l.coversSource(p, s) {
 				if err := l.db.SetMeta(configHashKey(name), []byte(s.hash)); err != nil {
 					l.log.Error("could not record the configuration hash", "source", name, "error", err)
@@ -249,34 +273,87 @@ func syncsOf(refs []store.SyncRef, source string) []string {
 	return out
 }
 
-// runSyncs runs a source's syncs of one run, one after the other, in its
-// plugin process.
-func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, syncs []string) error {
+// runSyncs runs a source's syncs of one run (of one of its connections,
+// when connection is set), one after the other, in its plugin process.
+func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, connection string, syncs []string) error {
 	inst, err := s.instance(ctx)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	raw := s.configRaw
-	s.mu.Unlock()
+	s.busy(1)
+	defer s.busy(-1)
+	rc := runConfig{sourceKey: s.cfg.Name, redact: s.l.e.redact}
+	if connection == "" {
+		s.mu.Lock()
+		rc.raw = s.configRaw
+		s.mu.Unlock()
+	} else {
+		var rd *redact.Redactor
+		if rc.raw, rd, err = s.connectionConfig(connection); err != nil {
+			return s.fail(connection, err)
+		}
+		rc.sourceKey, rc.connection = store.SourceKey(s.cfg.Name, connection), connection
+		rc.redact = chainRedactor{s.l.e.redact, rd}
+	}
 	// Models may depend on the upstream (a new file, a new table): ask
 	// again for this run.
-	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, raw)
+	desc, err := inst.Describe(ctx, s.l.cfg.Name, s.cfg.Name, rc.raw)
 	if err != nil {
-		return s.fail("describe", err)
+		return s.failWith(rc, "describe", err)
 	}
-	s.mu.Lock()
-	desc.Config = s.desc.Config
-	s.desc = desc
-	s.mu.Unlock()
+	if connection == "" {
+		s.mu.Lock()
+		desc.Config = s.desc.Config
+		s.desc = desc
+		s.mu.Unlock()
+	}
 	sort.Strings(syncs)
 	for _, name := range syncs {
-		if err := s.runSync(ctx, inst, desc, p, st, name); err != nil {
-			return s.fail(name, err)
+		if err := s.runSync(ctx, inst, desc, p, st, rc, name); err != nil {
+			return s.failWith(rc, name, err)
 		}
 	}
 	return nil
 }
+
+// runConfig is what a run of a source (or of one connection of it) uses.
+type runConfig struct {
+	raw        []byte // the config, JSON
+	sourceKey  string // where its records and checkpoints go
+	connection string
+	redact     replacer
+}
+
+// replacer takes secrets out of text.
+type replacer interface{ Replace(string) string }
+
+// chainRedactor applies the host's redactor, then a connection's.
+type chainRedactor [2]*redact.Redactor
+
+func (c chainRedactor) Replace(s string) string { return c[1].Replace(c[0].Replace(s)) }
+
+// failWith is fail for a run of rc, its secrets taken out of the error.
+func (s *source) failWith(rc runConfig, what string, err error) error {
+	if rc.connection == "" {
+		return s.fail(what, err)
+	}
+	var crash *plugin.CrashError
+	if errors.As(err, &crash) {
+		s.l.e.metrics.PluginCrashes.WithLabelValues(s.cfg.Plugin).Inc()
+		s.l.event(store.Event{Type: "plugin.crashed", Source: s.cfg.Name, Connection: rc.connection, Message: rc.redact.Replace(err.Error())})
+	}
+	return &runError{msg: fmt.Sprintf("source %q connection %q sync %q: %s", s.cfg.Name, rc.connection, what, rc.redact.Replace(err.Error())), err: err}
+}
+
+// runError is a run's error with its secrets taken out, still wrapping the
+// plugin's error (so that its kind, transient or unauthorized, shows).
+type runError struct {
+	msg string
+	err error
+}
+
+func (e *runError) Error() string { return e.msg }
+func (e *runError) Unwrap() error { return e.err }
 
 func (s *source) fail(what string, err error) error {
 	redact := s.l.e.redact
@@ -285,10 +362,10 @@ func (s *source) fail(what string, err error) error {
 		s.l.e.metrics.PluginCrashes.WithLabelValues(s.cfg.Plugin).Inc()
 		s.l.event(store.Event{Type: "plugin.crashed", Source: s.cfg.Name, Message: redact.Replace(err.Error())})
 	}
-	return fmt.Errorf("source %q sync %q: %s", s.cfg.Name, what, redact.Replace(err.Error()))
+	return &runError{msg: fmt.Sprintf("source %q sync %q: %s", s.cfg.Name, what, redact.Replace(err.Error())), err: err}
 }
 
-func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugin.Description, p *pending, st *store.Staging, name string) error {
+func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugin.Description, p *pending, st *store.Staging, rc runConfig, name string) error {
 	spec := desc.Sync(name)
 	if spec == nil {
 		return fmt.Errorf("%w: the connector no longer offers it", ErrUnknownSync)
@@ -309,14 +386,14 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	}
 	// Resume from this run's own last checkpoint (a retry), else from the
 	// sync's committed one unless the run resets it.
-	cp, own, err := st.Checkpoint(s.cfg.Name, name, p.run.Reset)
+	cp, own, err := st.Checkpoint(rc.sourceKey, name, p.run.Reset)
 	if err != nil {
 		return err
 	}
 	// Full or not (and so tracking deletes or not) is the first attempt's
 	// decision: a retry resuming from its own checkpoint is still that
 	// full run, and its saves must count as seen.
-	full := p.decideFull(s.cfg.Name, name, func() bool { return p.run.Full || cp == nil })
+	full := p.decideFull(rc.sourceKey, name, func() bool { return p.run.Full || cp == nil })
 	if full && block != nil && block.TrackDeletes {
 		opts.TrackDeletes = models
 	}
@@ -333,8 +410,11 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 	for _, m := range models {
 		allowed[m] = true
 	}
-	w := st.Writer(s.cfg.Name, opts)
+	w := st.Writer(rc.sourceKey, opts)
 	log := inst.Logger().With("sync", name, "run", p.run.ID)
+	if rc.connection != "" {
+		log = log.With("connection", rc.connection)
+	}
 
 	// The store applies batches while the next ones arrive.
 	type item struct {
@@ -366,7 +446,7 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 		applyErr <- err
 	}()
 	syncErr := inst.Sync(ctx, plugin.SyncRequest{
-		Layer: s.l.cfg.Name, Source: s.cfg.Name, Config: s.configRawLocked(),
+		Layer: s.l.cfg.Name, Source: s.cfg.Name, Config: rc.raw,
 		Sync: name, Models: models, Full: full, Resume: own, Checkpoint: cp,
 		ProgressTimeout: progressTimeout,
 	}, func(m *plugin.Message) error {
@@ -396,11 +476,18 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 		case m.Log != nil:
 			args := make([]interface{}, 0, len(m.Log.Fields))
 			for _, f := range m.Log.Fields {
+				if rc.connection != "" {
+					f = rc.redact.Replace(f)
+				}
 				args = append(args, f)
 			}
-			log.Log(m.Log.Level, m.Log.Message, args...)
+			msg := m.Log.Message
+			if rc.connection != "" {
+				msg = rc.redact.Replace(msg)
+			}
+			log.Log(m.Log.Level, msg, args...)
 			if m.Log.Level >= hclog.Warn {
-				s.l.event(store.Event{Type: "plugin.log", Run: p.run.ID, Source: s.cfg.Name, Sync: name, Message: m.Log.Message,
+				s.l.event(store.Event{Type: "plugin.log", Run: p.run.ID, Source: s.cfg.Name, Sync: name, Connection: rc.connection, Message: msg,
 					Fields: map[string]string{"level": m.Log.Level.String()}})
 			}
 		}
@@ -415,12 +502,6 @@ func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugi
 		return syncErr
 	}
 	return werr
-}
-
-func (s *source) configRawLocked() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.configRaw
 }
 
 // validate checks a batch from a plugin: declared models only, ids present
@@ -469,4 +550,26 @@ func hasTopLevelKey(obj []byte, key string) bool {
 	}
 	_, ok := m[key]
 	return ok
+}
+
+// releaseSlots gives back a run's slots (while it waits to retry).
+func (l *layer) releaseSlots(p *pending) {
+	l.mu.Lock()
+	held := p.slots
+	p.slots = false
+	l.mu.Unlock()
+	if held {
+		l.e.limits.release(l.runSources(p))
+	}
+}
+
+// acquireSlots takes a run's slots again after its backoff.
+func (l *layer) acquireSlots(ctx context.Context, p *pending) error {
+	if err := l.e.limits.acquire(ctx, l.runSources(p)); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	p.slots = true
+	l.mu.Unlock()
+	return nil
 }

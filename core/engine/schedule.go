@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"container/heap"
+	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
 	"time"
@@ -77,60 +79,232 @@ func (l *layer) paused(r store.SyncRef) bool {
 	return err == nil && len(v) > 0
 }
 
-// scheduleLoop triggers each scheduled sync when it is due, unless paused.
+// schedItem is one scheduled sync (of one connection) in a layer's heap.
+type schedItem struct {
+	ref   store.SyncRef
+	at    time.Time
+	sched schedule
+	index int
+}
+
+// schedHeap orders scheduled syncs by due time: the layer's scheduler
+// holds every sync of every connection in it, with no goroutine or timer
+// each.
+type schedHeap []*schedItem
+
+func (h schedHeap) Len() int           { return len(h) }
+func (h schedHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h schedHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *schedHeap) Push(x any) {
+	it := x.(*schedItem)
+	it.index = len(*h)
+	*h = append(*h, it)
+}
+func (h *schedHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	it.index = -1
+	return it
+}
+
+// setSchedule puts ref in the heap due at at (replacing its entry), or
+// takes it out when ok is false. Call with l.nextMu held.
+func (l *layer) setScheduleLocked(ref store.SyncRef, sc schedule, at time.Time, ok bool) {
+	if l.sched == nil {
+		l.sched = map[store.SyncRef]*schedItem{}
+	}
+	it := l.sched[ref]
+	switch {
+	case !ok && it != nil:
+		heap.Remove(&l.heap, it.index)
+		delete(l.sched, ref)
+	case !ok:
+	case it != nil:
+		it.at, it.sched = at, sc
+		heap.Fix(&l.heap, it.index)
+	default:
+		it = &schedItem{ref: ref, at: at, sched: sc}
+		heap.Push(&l.heap, it)
+		l.sched[ref] = it
+	}
+}
+
+// rescheduled wakes the scheduler: an entry may now be due sooner.
+func (l *layer) rescheduled() {
+	select {
+	case l.schedWake <- struct{}{}:
+	default:
+	}
+}
+
+// spread is a first due time for a new schedule of a connection: anywhere
+// within one period, so that thousands of connections created together do
+// not all run at the same instant.
+func spread(sc schedule, now time.Time) time.Time {
+	first := sc.next(now)
+	if span := first.Sub(now); span > 0 {
+		return now.Add(time.Duration(mathrand.Int64N(int64(span)) + 1))
+	}
+	return first
+}
+
+// connSchedule is the schedule of one sync of a connection: its override,
+// else the source's.
+func (l *layer) connSchedule(s *source, mc *conn, sync string) (schedule, bool) {
+	if mc != nil {
+		s.mu.Lock()
+		d, ok := mc.every[sync]
+		s.mu.Unlock()
+		if ok && d > 0 {
+			return schedule{every: d}, true
+		}
+	}
+	return s.scheduleOf(sync)
+}
+
+// scheduleConnection (re)schedules the syncs of a connection. The first
+// runs of a new connection spread over one period (its first full run is
+// queued at once by its creation).
+func (l *layer) scheduleConnection(s *source, mc *conn, first bool) {
+	s.mu.Lock()
+	desc := s.desc
+	s.mu.Unlock()
+	if desc == nil {
+		return
+	}
+	now := time.Now()
+	l.nextMu.Lock()
+	for _, y := range desc.Syncs {
+		ref := store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: mc.id}
+		sc, ok := l.connSchedule(s, mc, y.Name)
+		at := time.Time{}
+		if ok {
+			at = spread(sc, now)
+			if !first {
+				at = sc.next(now)
+			}
+		}
+		l.setScheduleLocked(ref, sc, at, ok)
+	}
+	l.nextMu.Unlock()
+	l.rescheduled()
+}
+
+// unscheduleConnection takes a connection's syncs out of the schedule.
+func (l *layer) unscheduleConnection(source, id string) {
+	l.nextMu.Lock()
+	defer l.nextMu.Unlock()
+	for ref := range l.sched {
+		if ref.Source == source && ref.Connection == id {
+			l.setScheduleLocked(ref, schedule{}, time.Time{}, false)
+		}
+	}
+}
+
+// nextRun tells when a scheduled sync is due next.
+func (l *layer) nextRun(ref store.SyncRef) (time.Time, bool) {
+	l.nextMu.Lock()
+	defer l.nextMu.Unlock()
+	if it := l.sched[ref]; it != nil {
+		return it.at, true
+	}
+	return time.Time{}, false
+}
+
+// schedulePaused tells whether a due sync's schedule is paused.
+func (l *layer) schedulePaused(ref store.SyncRef) bool {
+	if ref.Connection == "" {
+		return l.paused(ref)
+	}
+	s := l.source(ref.Source)
+	if s == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mc := s.conns[ref.Connection]
+	return mc == nil || mc.paused[ref.Sync]
+}
+
+// scheduleLoop triggers each scheduled sync when it is due, unless paused:
+// the syncs of the sources and of every connection, in one heap.
 func (l *layer) scheduleLoop() {
 	defer l.e.wg.Done()
-	nextAt := map[store.SyncRef]time.Time{}
-	scheds := map[store.SyncRef]schedule{}
 	now := time.Now()
+	l.nextMu.Lock()
 	for _, s := range l.sources {
 		s.mu.Lock()
 		desc := s.desc
+		conns := make([]*conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			conns = append(conns, c)
+		}
 		s.mu.Unlock()
 		if desc == nil {
 			continue
 		}
 		for _, y := range desc.Syncs {
-			if sc, ok := s.scheduleOf(y.Name); ok {
-				ref := store.SyncRef{Source: s.cfg.Name, Sync: y.Name}
-				scheds[ref] = sc
-				nextAt[ref] = sc.next(now)
+			if !s.cfg.Connections {
+				if sc, ok := s.scheduleOf(y.Name); ok {
+					l.setScheduleLocked(store.SyncRef{Source: s.cfg.Name, Sync: y.Name}, sc, sc.next(now), true)
+				}
+				continue
+			}
+			for _, mc := range conns {
+				if sc, ok := l.connSchedule(s, mc, y.Name); ok {
+					l.setScheduleLocked(store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: mc.id}, sc, spread(sc, now), true)
+				}
 			}
 		}
 	}
-	if len(scheds) == 0 {
-		return
-	}
-	l.setNextRuns(nextAt)
+	l.nextMu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		var soonest time.Time
-		for _, t := range nextAt {
-			if soonest.IsZero() || t.Before(soonest) {
-				soonest = t
-			}
+		l.nextMu.Lock()
+		wait := time.Hour
+		if len(l.heap) > 0 {
+			wait = time.Until(l.heap[0].at)
 		}
-		timer.Reset(time.Until(soonest))
+		l.nextMu.Unlock()
+		timer.Reset(wait)
 		select {
 		case <-l.e.ctx.Done():
 			return
+		case <-l.schedWake:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			continue
 		case <-timer.C:
 		}
 		now := time.Now()
-		for ref, t := range nextAt {
-			if t.After(now) {
+		var due []store.SyncRef
+		l.nextMu.Lock()
+		for len(l.heap) > 0 && !l.heap[0].at.After(now) {
+			it := l.heap[0]
+			due = append(due, it.ref)
+			it.at = it.sched.next(now)
+			heap.Fix(&l.heap, 0)
+		}
+		l.nextMu.Unlock()
+		for _, ref := range due {
+			if l.schedulePaused(ref) {
 				continue
 			}
-			nextAt[ref] = scheds[ref].next(now)
-			if l.paused(ref) {
-				continue
-			}
-			if _, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Source: ref.Source, Sync: ref.Sync, Trigger: TriggerSchedule}); err != nil {
-				l.log.Error("scheduled trigger failed", "source", ref.Source, "sync", ref.Sync, "error", err)
+			if _, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Source: ref.Source, Sync: ref.Sync, Connection: ref.Connection, Trigger: TriggerSchedule}); err != nil &&
+				!errors.Is(err, ErrUnknownConnection) {
+				l.log.Error("scheduled trigger failed", "source", ref.Source, "sync", ref.Sync, "connection", ref.Connection, "error", err)
 			}
 		}
-		l.setNextRuns(nextAt)
 	}
 }
 
@@ -150,7 +324,7 @@ func (e *Engine) setPaused(layerName, sourceName, syncName string, paused bool) 
 	if err != nil {
 		return err
 	}
-	refs, err := l.resolve(sourceName, syncName)
+	refs, err := l.resolve(sourceName, syncName, "")
 	if err != nil {
 		return err
 	}

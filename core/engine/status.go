@@ -28,6 +28,9 @@ type SourceStatus struct {
 	Name   string       `json:"name"`
 	Plugin string       `json:"plugin"`
 	Syncs  []SyncStatus `json:"syncs"`
+	// Connections counts the connections of a source with connections,
+	// by state.
+	Connections map[string]int `json:"connections,omitempty"`
 }
 
 // SyncStatus is one sync of a source.
@@ -53,9 +56,11 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 	l.mu.Lock()
 	running := map[store.SyncRef]bool{}
 	queued := map[store.SyncRef]bool{}
-	if p := l.activeLocked(); p != nil {
-		for _, r := range p.run.Syncs {
-			running[r] = true
+	for _, p := range l.running {
+		if active(p) {
+			for _, r := range p.run.Syncs {
+				running[r] = true
+			}
 		}
 	}
 	for _, p := range l.queue {
@@ -66,6 +71,14 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 	l.mu.Unlock()
 	for _, s := range l.sources {
 		ss := SourceStatus{Name: s.cfg.Name, Plugin: s.cfg.Plugin, Syncs: []SyncStatus{}}
+		if s.cfg.Connections {
+			ss.Connections = map[string]int{ConnectionActive: 0, ConnectionNeedsAttention: 0}
+			s.mu.Lock()
+			for _, c := range s.conns {
+				ss.Connections[c.state]++
+			}
+			s.mu.Unlock()
+		}
 		s.mu.Lock()
 		desc := s.desc
 		s.mu.Unlock()
@@ -93,14 +106,22 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 	return st, nil
 }
 
-// activeLocked returns the run the layer's worker is running, nil when
-// none is. A run that has just ended is still l.running until its worker
-// moves on: it counts as over. l.mu must be held.
-func (l *layer) activeLocked() *pending {
-	if p := l.running; p != nil && p.run.State != store.RunCompleted && p.run.State != store.RunFailed {
-		return p
+// active tells whether a run of l.running is still in progress: a run
+// that has just ended stays there until its goroutine moves on, and counts
+// as over. Call with the layer's lock held.
+func active(p *pending) bool {
+	return p.run.State != store.RunCompleted && p.run.State != store.RunFailed
+}
+
+// activeLocked counts the runs in progress. Call with l.mu held.
+func (l *layer) activeLocked() int {
+	n := 0
+	for _, p := range l.running {
+		if active(p) {
+			n++
+		}
 	}
-	return nil
+	return n
 }
 
 // RunStatus is a run with its live progress.
@@ -119,12 +140,12 @@ func (e *Engine) Run(layerName, id string) (*RunStatus, error) {
 		return nil, err
 	}
 	l.mu.Lock()
-	if l.running != nil && l.running.run.ID == id {
-		rs := &RunStatus{Run: copyRun(l.running.run), Received: l.running.received.Load()}
+	if p := l.running[id]; p != nil {
+		rs := &RunStatus{Run: copyRun(p.run), Received: p.received.Load()}
 		if rs.State == store.RunRunning {
 			// A run that has just ended is still l.running until its
-			// worker moves on: its progress is over.
-			rs.Progress = l.running.progress.list()
+			// goroutine moves on: its progress is over.
+			rs.Progress = p.progress.list()
 		}
 		l.mu.Unlock()
 		return rs, nil

@@ -89,6 +89,17 @@ type ConnectorError struct {
 	// (an upstream 5xx or 429, an upstream it could not reach): the same
 	// call may succeed later.
 	Temporary bool
+	// Unauthorized is set when the upstream refused the credentials (the
+	// SDK's ErrUnauthorized, an upstream 401 or 403).
+	Unauthorized bool
+}
+
+// IsUnauthorized tells whether err, from a call of this package, is an
+// authentication failure the connector reported (sdk.ErrUnauthorized, an
+// upstream 401 or 403): the config's credentials need fixing.
+func IsUnauthorized(err error) bool {
+	var ce *ConnectorError
+	return errors.As(err, &ce) && ce.Unauthorized
 }
 
 func (e *ConnectorError) Error() string {
@@ -140,6 +151,9 @@ func (i *Instance) wrap(ctx context.Context, call string, err error, idle *watch
 		case codes.Aborted:
 			// The SDK's answer to an error marked temporary.
 			return &ConnectorError{Plugin: i.spec.Plugin, Call: call, Message: s.Message(), Temporary: true}
+		case codes.Unauthenticated:
+			// The SDK's answer to an authentication failure.
+			return &ConnectorError{Plugin: i.spec.Plugin, Call: call, Message: s.Message(), Unauthorized: true}
 		}
 		return &ConnectorError{Plugin: i.spec.Plugin, Call: call, Message: s.Message()}
 	}

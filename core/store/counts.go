@@ -52,6 +52,39 @@ func (s *Snapshot) CountRecords() ([]ModelCount, error) {
 	return out, nil
 }
 
+// CountSource counts the records of each model of one source key (a
+// source, or one connection of it) in the snapshot's revision: it walks
+// that source key's index only.
+func (s *Snapshot) CountSource(sourceKey string) ([]ModelCount, error) {
+	pfx := append(append([]byte{pfxIndex}, sourceKey...), 0)
+	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true, PrefetchSize: 1000})
+	defer it.Close()
+	var out []ModelCount
+	var cur *ModelCount
+	for it.Rewind(); it.Valid(); it.Next() {
+		_, model, _ := splitIndexKey(it.Item().Key())
+		if cur == nil || cur.Model != model {
+			src, _ := SplitSourceKey(sourceKey)
+			out = append(out, ModelCount{Source: src, Model: model})
+			cur = &out[len(out)-1]
+		}
+		var deleted bool
+		if err := it.Item().Value(func(v []byte) error {
+			e, err := decodeIndex(v)
+			deleted = e.deleted
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if deleted {
+			cur.Deleted++
+		} else {
+			cur.Live++
+		}
+	}
+	return out, nil
+}
+
 // CountChanges derives the counts of the snapshot's revision from the
 // counts of an older snapshot's (from CountRecords or CountChanges): it
 // walks only the records changed since the older revision, so it costs in

@@ -60,14 +60,16 @@ func (l *Layer) ResetCheckpoint(source, sync string) error {
 
 // Event is one entry of a layer's sync event log.
 type Event struct {
-	Seq     uint64            `json:"seq"`
-	Time    time.Time         `json:"time"`
-	Type    string            `json:"type"`
-	Run     string            `json:"run,omitempty"`
-	Source  string            `json:"source,omitempty"`
-	Sync    string            `json:"sync,omitempty"`
-	Message string            `json:"message,omitempty"`
-	Fields  map[string]string `json:"fields,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Time   time.Time `json:"time"`
+	Type   string    `json:"type"`
+	Run    string    `json:"run,omitempty"`
+	Source string    `json:"source,omitempty"`
+	Sync   string    `json:"sync,omitempty"`
+	// Connection is set for events of one connection of a source.
+	Connection string            `json:"connection,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	Fields     map[string]string `json:"fields,omitempty"`
 }
 
 // AppendEvent adds an event to the log and returns it with its sequence
@@ -132,7 +134,12 @@ const (
 type SyncRef struct {
 	Source string `json:"source"`
 	Sync   string `json:"sync"`
+	// Connection is the connection of a source with connections.
+	Connection string `json:"connection,omitempty"`
 }
+
+// Key is the source key of the ref's records and checkpoints.
+func (r SyncRef) Key() string { return SourceKey(r.Source, r.Connection) }
 
 // Run is the record of one run, kept for the API and for recovery.
 type Run struct {

@@ -220,6 +220,20 @@ func ServerOptions() []grpc.ServerOption {
 // in its chain has a Transient method that returns true.
 var IsTransient func(error) bool
 
+// IsUnauthorized tells whether a handler's error is an authentication
+// failure (the sdk package sets it: sdk.IsUnauthorized); unset, an error
+// is one when one in its chain has an Unauthorized method that returns
+// true.
+var IsUnauthorized func(error) bool
+
+func isUnauthorized(err error) bool {
+	if IsUnauthorized != nil {
+		return IsUnauthorized(err)
+	}
+	var u interface{ Unauthorized() bool }
+	return errors.As(err, &u) && u.Unauthorized()
+}
+
 func isTransient(err error) bool {
 	if IsTransient != nil {
 		return IsTransient(err)
@@ -231,7 +245,8 @@ func isTransient(err error) bool {
 // toStatus turns a handler's error into the call's status. A temporary
 // failure (see IsTransient) is codes.Aborted, which the host reads as "try
 // again later"; a failure of the connector's own is codes.Unknown,
-// permanent.
+// permanent; an authentication failure (see IsUnauthorized) is
+// codes.Unauthenticated, permanent too.
 func toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -247,6 +262,8 @@ func toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return status.Error(status.FromContextError(ctx.Err()).Code(), err.Error())
+	case isUnauthorized(err):
+		return status.Error(codes.Unauthenticated, err.Error())
 	case isTransient(err):
 		return status.Error(codes.Aborted, err.Error())
 	}
