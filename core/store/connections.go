@@ -29,9 +29,9 @@ type Connection struct {
 	State string `json:"state"`
 	// LastRuns is the last run of each sync, by sync name.
 	LastRuns  map[string]string `json:"last_runs,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Error     string            `json:"error,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // ErrExists is returned when creating something that exists.
