@@ -677,17 +677,20 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 		return store.Revision{}, err
 	}
 	s.connMu.Lock()
-	defer s.connMu.Unlock()
 	c, err := l.db.GetConnection(sourceName, id)
+	if err == nil {
+		s.mu.Lock()
+		delete(s.conns, id)
+		s.mu.Unlock()
+	}
+	// Not held while its runs end: they record their outcome on it.
+	s.connMu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Revision{}, fmt.Errorf("%w %q of source %q", ErrUnknownConnection, id, sourceName)
 	}
 	if err != nil {
 		return store.Revision{}, err
 	}
-	s.mu.Lock()
-	delete(s.conns, id)
-	s.mu.Unlock()
 	l.unscheduleConnection(s.cfg.Name, id)
 	// Its waiting runs go; its running ones are cancelled and waited for,
 	// so that none publishes after the delete.
@@ -732,7 +735,9 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 			ev.Revision = rev.Number
 			return l.deliveries(ev, false)
 		}}
+	s.connMu.Lock()
 	rev, err := l.db.DeleteConnection(info, sourceName, id)
+	s.connMu.Unlock()
 	if err != nil {
 		return store.Revision{}, err
 	}

@@ -60,6 +60,11 @@ type config struct {
 	Records  int    `json:"records"`
 	PIDFile  string `json:"pid_file"`
 	HogMiB   int    `json:"hog_mib"`
+	// Token is a sensitive field (connections); Who names whose records
+	// these are (it goes into each record); SleepMS slows a run down.
+	Token   string `json:"token"`
+	Who     string `json:"who"`
+	SleepMS int    `json:"sleep_ms"`
 }
 
 // childEnv marks the child process hang and hog start: "sleep" or the MiB
@@ -127,6 +132,9 @@ func describe() *connectorv1.DescribeResponse {
 			{Name: "gate", Type: str},
 			{Name: "started", Type: str},
 			{Name: "records", Type: num},
+			{Name: "token", Type: str, Sensitive: true},
+			{Name: "who", Type: str},
+			{Name: "sleep_ms", Type: num},
 		},
 		Models: []*connectorv1.Model{{Name: "Item", Fields: []*connectorv1.ModelField{{Name: "n", Type: "number"}}}, {Name: "Note"}},
 		Syncs:  []*connectorv1.SyncSpec{{Name: "items", Models: []string{"Item", "Note"}, Incremental: true}},
@@ -143,8 +151,15 @@ func (server) Describe(_ context.Context, req *connectorv1.DescribeRequest) (*co
 }
 
 func (server) Check(_ context.Context, req *connectorv1.CheckRequest) (*connectorv1.CheckResponse, error) {
-	if cfg, _ := decodeConfig(req.GetContext()); cfg.Mode == "hang_check" {
+	cfg, _ := decodeConfig(req.GetContext())
+	switch {
+	case cfg.Mode == "hang_check":
 		select {}
+	case cfg.Token == "bad":
+		// What plugin-sdk answers for sdk.ErrUnauthorized.
+		return nil, status.Error(codes.Unauthenticated, "the upstream refused the token (401)")
+	case strings.HasPrefix(cfg.Token, "refuse"):
+		return &connectorv1.CheckResponse{Ok: false, Message: "the account " + cfg.Who + " is suspended"}, nil
 	}
 	return &connectorv1.CheckResponse{Ok: true}, nil
 }
@@ -184,6 +199,16 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 		}
 	}
 	ctx := stream.Context()
+	if cfg.SleepMS > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(cfg.SleepMS) * time.Millisecond):
+		}
+	}
+	if cfg.Token == "bad" {
+		return status.Error(codes.Unauthenticated, "GET http://upstream/items: 401 Unauthorized")
+	}
 	send := func(changes ...*connectorv1.Change) error {
 		return stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Batch{Batch: &connectorv1.RecordBatch{Changes: changes}}})
 	}
@@ -296,6 +321,11 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 		return fmt.Errorf("unknown mode %q", mode)
 	}
 	changes := items(1, cfg.Records)
+	if cfg.Who != "" {
+		for _, c := range changes {
+			c.Data = []byte(fmt.Sprintf(`{"id":%q,"who":%q}`, c.Id, cfg.Who))
+		}
+	}
 	if mode == "notes" {
 		for _, id := range []string{"n1", "n2"} {
 			changes = append(changes, &connectorv1.Change{Model: "Note", Id: id, Data: []byte(fmt.Sprintf(`{"id":%q}`, id))})
