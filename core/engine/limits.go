@@ -93,6 +93,20 @@ func (lm *limiter) release(srcs []*source) {
 	}
 }
 
+// hostRoom tells whether the host has a free slot.
+func (lm *limiter) hostRoom() bool {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	return lm.host < lm.hostMax
+}
+
+// sourceRoom tells whether a source has a free slot.
+func (lm *limiter) sourceRoom(s *source) bool {
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	return s.cfg.MaxConcurrentRuns <= 0 || lm.bySource[s] < s.cfg.MaxConcurrentRuns
+}
+
 // active returns the runs holding slots on the host.
 func (lm *limiter) active() int {
 	lm.mu.Lock()

@@ -415,7 +415,9 @@ func (l *layer) worker() {
 	}
 }
 
-// dispatchLocked starts what can start. Call with l.mu held.
+// dispatchLocked starts what can start, oldest first. Call with l.mu held.
+// It costs a few steps per waiting run: with thousands of connection runs
+// waiting for their source's slots, each pass stays cheap.
 func (l *layer) dispatchLocked() {
 	if l.e.ctx.Err() != nil || len(l.queue) == 0 {
 		return
@@ -426,8 +428,13 @@ func (l *layer) dispatchLocked() {
 			held[r] = true
 		}
 	}
+	full := map[*source]bool{} // sources out of slots in this pass
 	kept := l.queue[:0:0]
-	for _, p := range l.queue {
+	for i, p := range l.queue {
+		if !l.e.limits.hostRoom() {
+			kept = append(kept, l.queue[i:]...)
+			break
+		}
 		blocked := false
 		for _, r := range p.run.Syncs {
 			if held[r] {
@@ -435,18 +442,33 @@ func (l *layer) dispatchLocked() {
 				break
 			}
 		}
-		if !blocked && l.e.limits.tryAcquire(l.runSources(p)) {
-			p.slots = true
-			p.done = make(chan struct{})
-			l.running[p.run.ID] = p
-			l.e.wg.Add(1)
-			go l.runOne(p)
-			continue
+		srcs := l.runSources(p)
+		for _, s := range srcs {
+			if full[s] {
+				blocked = true
+				break
+			}
 		}
-		// It waits; no later run of its syncs may overtake it.
-		for _, r := range p.run.Syncs {
-			held[r] = true
+		if !blocked {
+			if l.e.limits.tryAcquire(srcs) {
+				p.slots = true
+				p.done = make(chan struct{})
+				l.running[p.run.ID] = p
+				for _, r := range p.run.Syncs {
+					held[r] = true
+				}
+				l.e.wg.Add(1)
+				go l.runOne(p)
+				continue
+			}
+			for _, s := range srcs {
+				if !l.e.limits.sourceRoom(s) {
+					full[s] = true
+				}
+			}
 		}
+		// It waits. (Coalescing keeps one waiting run per sync, so no
+		// later run of its syncs can overtake it.)
 		kept = append(kept, p)
 	}
 	l.queue = kept
