@@ -17,6 +17,7 @@ func (s *Server) hookRoutes() {
 		s.public("POST "+prefix+"/{hook}", s.triggerHook)
 	}
 	s.public("POST /hooks/sources/{layer}/{source}", s.sourceHook)
+	s.public("POST /hooks/sources/{layer}/{source}/{connection}", s.sourceHook)
 
 	s.handle("GET /v1/layers/{layer}/webhooks", s.listWebhooks)
 	s.handle("POST /v1/layers/{layer}/webhooks", s.addWebhook)
@@ -41,13 +42,14 @@ func (s *Server) triggerHook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]string{"run": run})
 }
 
-// sourceHook is a payload webhook for a source (Nango real-time style).
+// sourceHook is a payload webhook for a source, or for one connection of a
+// source with connections (Nango real-time style).
 func (s *Server) sourceHook(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.readBody(w, r)
 	if !ok {
 		return
 	}
-	if err := s.eng().ReceiveWebhook(r.Context(), r.PathValue("layer"), r.PathValue("source"), r, body); err != nil {
+	if err := s.eng().ReceiveWebhook(r.Context(), r.PathValue("layer"), r.PathValue("source"), r.PathValue("connection"), r, body); err != nil {
 		s.hookError(w, err)
 		return
 	}

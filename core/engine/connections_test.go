@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -354,5 +355,38 @@ func TestIdlePluginStops(t *testing.T) {
 	}
 	if r := connRunEnd(t, e, "acme", ""); r.State != store.RunCompleted {
 		t.Fatalf("run after an idle stop: %+v", r)
+	}
+}
+
+func TestConnectionPayloadWebhook(t *testing.T) {
+	env := newTestEnv(t, "")
+	env.writeConfig(connConfig(""))
+	e := env.start()
+	ctx := testCtx(t)
+	if _, err := e.CreateConnection(ctx, "lay", "crm", ConnectionInput{ID: "acme", Config: json.RawMessage(`{"records":0}`), NoCheck: true}); err != nil {
+		t.Fatal(err)
+	}
+	connRunEnd(t, e, "acme", "")
+	req := httptest.NewRequest("POST", "/hooks/sources/lay/crm/acme", strings.NewReader(`{}`))
+	if err := e.ReceiveWebhook(ctx, "lay", "crm", "", req, []byte(`{}`)); !errors.Is(err, ErrUnknownHook) {
+		t.Fatalf("webhook without its connection: %v", err)
+	}
+	if err := e.ReceiveWebhook(ctx, "lay", "crm", "nobody", req, []byte(`{}`)); !errors.Is(err, ErrUnknownHook) {
+		t.Fatalf("webhook of an unknown connection: %v", err)
+	}
+	if err := e.ReceiveWebhook(ctx, "lay", "plain", "acme", req, []byte(`{}`)); !errors.Is(err, ErrUnknownHook) {
+		t.Fatalf("webhook with a connection for a source without: %v", err)
+	}
+	if _, err := e.UpdateConnection("lay", "crm", "acme", ConnectionPatch{Config: json.RawMessage(`{"records":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ReceiveWebhook(ctx, "lay", "crm", "acme", req, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the webhook's records", func() bool {
+		return len(liveWho(t, e, store.Query{Connection: "acme"})) == 2
+	})
+	if got := liveWho(t, e, store.Query{Source: "plain", Connection: "acme"}); len(got) != 0 {
+		t.Fatalf("records leaked: %v", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/plugin"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -83,11 +84,12 @@ func (e *Engine) TriggerHook(layerName, hookID, sourceName string) (string, erro
 	return e.Trigger(layerName, TriggerRequest{Source: sourceName, Trigger: TriggerWebhook})
 }
 
-// ReceiveWebhook handles a payload webhook for a source: the connector
-// verifies it (ErrWebhookRefused with its reason when it fails), then it is
-// stored durably; it returns once the request is on disk. Its changes are
-// published in arrival order by the layer's inbox loop.
-func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName string, r *http.Request, body []byte) error {
+// ReceiveWebhook handles a payload webhook for a source (for one of its
+// connections, when it has connections): the connector verifies it
+// (ErrWebhookRefused with its reason when it fails) with that config, then
+// it is stored durably; it returns once the request is on disk. Its changes
+// are published in arrival order by the layer's inbox loop.
+func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName, connection string, r *http.Request, body []byte) error {
 	l, err := e.layer(layerName)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnknownHook, err)
@@ -108,6 +110,19 @@ func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName strin
 	if desc == nil || !desc.Webhooks {
 		return fmt.Errorf("%w: %w (plugin %q)", ErrUnknownHook, ErrNoWebhooks, s.cfg.Plugin)
 	}
+	switch {
+	case s.cfg.Connections && connection == "":
+		return fmt.Errorf("%w: source %q has connections: post to /hooks/sources/%s/%s/{connection}", ErrUnknownHook, sourceName, layerName, sourceName)
+	case !s.cfg.Connections && connection != "":
+		return fmt.Errorf("%w: source %q has no connections", ErrUnknownHook, sourceName)
+	case connection != "":
+		if !s.hasConnection(connection) {
+			return fmt.Errorf("%w: %w %q of source %q", ErrUnknownHook, ErrUnknownConnection, connection, sourceName)
+		}
+		if raw, _, err = s.connectionConfig(connection); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnknownHook, err)
+		}
+	}
 	inst, err := s.instance(ctx)
 	if err != nil {
 		return err
@@ -125,7 +140,7 @@ func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName strin
 		}
 		return fmt.Errorf("%w: %s", ErrWebhookRefused, reason)
 	}
-	_, err = l.db.AppendInbox(store.InboxItem{Source: sourceName, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	_, err = l.db.AppendInbox(store.InboxItem{Source: sourceName, Connection: connection, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
 	if errors.Is(err, store.ErrInboxFull) {
 		return fmt.Errorf("%w: %d payload webhooks of layer %q wait to be published (inbox_limit)", ErrInboxFull, l.db.InboxDepth(), layerName)
 	}
@@ -240,11 +255,12 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 	var wait time.Duration
 	done := func(seq uint64) { consume = append(consume, seq) }
 	for _, it := range items {
-		if held[it.Source] {
+		key := store.SourceKey(it.Source, it.Connection)
+		if held[key] {
 			continue
 		}
 		if at, ok := in.retry[it.Seq]; ok && now.Before(at) {
-			held[it.Source] = true
+			held[key] = true
 			if d := at.Sub(now); wait == 0 || d < wait {
 				wait = d
 			}
@@ -272,7 +288,7 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 			d := webhookRetryBase << (it.Attempts - 1)
 			d = min(d, webhookRetryMax)
 			in.retry[it.Seq] = now.Add(d)
-			held[it.Source] = true
+			held[key] = true
 			if wait == 0 || d < wait {
 				wait = d
 			}
@@ -285,7 +301,7 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 		delete(in.retry, it.Seq)
 		done(it.Seq)
 		if len(cs) > 0 {
-			batches = append(batches, store.Batch{Source: it.Source, Changes: cs})
+			batches = append(batches, store.Batch{Source: key, Changes: cs})
 			sources[it.Source] = true
 			changes += len(cs)
 			for _, c := range cs {
@@ -338,7 +354,7 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 // reached) was published, dropped or set aside.
 func (in *inbox) advance(l *layer, items []store.InboxItem, held map[string]bool) {
 	for _, it := range items {
-		if _, waiting := in.retry[it.Seq]; waiting || held[it.Source] {
+		if _, waiting := in.retry[it.Seq]; waiting || held[store.SourceKey(it.Source, it.Connection)] {
 			break
 		}
 		in.after = it.Seq
@@ -354,7 +370,7 @@ func (l *layer) setAside(it store.InboxItem, err error) {
 		l.log.Error("could not set a failed payload webhook aside", "error", serr)
 		return
 	}
-	l.event(store.Event{Type: "webhook.failed", Source: it.Source, Message: msg,
+	l.event(store.Event{Type: "webhook.failed", Source: it.Source, Connection: it.Connection, Message: msg,
 		Fields: map[string]string{"attempts": fmt.Sprint(it.Attempts), "inbox_seq": fmt.Sprint(it.Seq)}})
 	l.log.Error("payload webhook set aside", "source", it.Source, "attempts", it.Attempts, "error", msg)
 }
@@ -384,6 +400,15 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 	s.mu.Lock()
 	desc, raw := s.desc, s.configRaw
 	s.mu.Unlock()
+	var rd replacer = l.e.redact
+	if it.Connection != "" {
+		var crd *redact.Redactor
+		if raw, crd, err = s.connectionConfig(it.Connection); err != nil {
+			// Deleted since: its webhooks have nowhere to go.
+			return nil, errInvalidWebhook{err}
+		}
+		rd = chainRedactor{l.e.redact, crd}
+	}
 	allowed := map[string]bool{}
 	for _, m := range desc.Models {
 		allowed[m.Name] = true
@@ -406,7 +431,7 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 			return nil
 		})
 	if err != nil {
-		werr := fmt.Errorf("source %q webhook: %s", it.Source, l.e.redact.Replace(err.Error()))
+		werr := fmt.Errorf("source %q webhook: %s", it.Source, rd.Replace(err.Error()))
 		var invalid errInvalidWebhook
 		if errors.As(err, &invalid) || errors.Is(err, plugin.ErrTooLarge) {
 			return nil, errInvalidWebhook{werr}

@@ -138,6 +138,8 @@ func describe() *connectorv1.DescribeResponse {
 		},
 		Models: []*connectorv1.Model{{Name: "Item", Fields: []*connectorv1.ModelField{{Name: "n", Type: "number"}}}, {Name: "Note"}},
 		Syncs:  []*connectorv1.SyncSpec{{Name: "items", Models: []string{"Item", "Note"}, Incremental: true}},
+		// Payload webhooks: each brings the configured records.
+		Webhooks: true,
 	}
 }
 
