@@ -659,3 +659,60 @@ func TestFormatDiagnostics(t *testing.T) {
 		t.Error("no diagnostics should format as empty")
 	}
 }
+
+func TestLoadConnectionsAndConcurrency(t *testing.T) {
+	dir := t.TempDir()
+	path := writeFile(t, dir, "c.hcl", `
+service {
+  max_concurrent_runs = 4
+  plugin_idle_timeout = "90s"
+}
+layer "l" {
+  keep_for    = "2h"
+  inbox_limit = 50
+  source "crm" {
+    plugin              = "rest"
+    connections         = true
+    max_concurrent_runs = 2
+  }
+  source "plain" {
+    plugin = "files"
+  }
+  api_token "t" {
+    token_sha256 = "`+testHash+`"
+    connections  = ["acme", "globex"]
+  }
+}
+`)
+	cfg := mustLoad(t, path)
+	if cfg.Service.MaxConcurrentRuns != 4 || cfg.Service.PluginIdleTimeout != 90*time.Second {
+		t.Errorf("service %+v", cfg.Service)
+	}
+	l := cfg.Layers[0]
+	if l.KeepFor != 2*time.Hour || l.InboxLimit != 50 {
+		t.Errorf("keep_for %v inbox_limit %d", l.KeepFor, l.InboxLimit)
+	}
+	if s := l.Source("crm"); !s.Connections || s.MaxConcurrentRuns != 2 {
+		t.Errorf("crm %+v", s)
+	}
+	if s := l.Source("plain"); s.Connections || s.MaxConcurrentRuns != DefaultSourceConcurrentRuns {
+		t.Errorf("plain: connections %v max %d", s.Connections, s.MaxConcurrentRuns)
+	}
+	if got := l.APITokens[0].Connections; len(got) != 2 || got[1] != "globex" {
+		t.Errorf("token connections %v", got)
+	}
+
+	bad := writeFile(t, dir, "bad.hcl", `
+service { max_concurrent_runs = 0 }
+layer "l" {
+  source "s" {
+    plugin = "files"
+    max_concurrent_runs = -1
+  }
+}
+`)
+	_, diags := Load(bad)
+	if msg := FormatDiagnostics(diags); strings.Count(msg, "max_concurrent_runs must be at least 1") != 2 {
+		t.Errorf("diagnostics:\n%s", msg)
+	}
+}
