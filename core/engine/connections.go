@@ -287,11 +287,13 @@ func (e *Engine) CreateConnection(ctx context.Context, layerName, sourceName str
 	rd := redact.New()
 	rd.Add(config.SensitiveJSONValues(desc.Config, own)...)
 	if !in.NoCheck {
-		inst, err := s.instance(ctx)
+		inst, release, err := s.acquire(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if err := inst.Check(ctx, layerName, sourceName, merged); err != nil {
+		err = inst.Check(ctx, layerName, sourceName, merged)
+		release()
+		if err != nil {
 			var ce *plugin.ConnectorError
 			if errors.As(err, &ce) {
 				return nil, &CheckError{Message: rd.Replace(e.redact.Replace(ce.Message))}

@@ -302,11 +302,23 @@ func (s *source) dir() string {
 	return "."
 }
 
-// instance returns a running plugin process, starting one if there is none
-// or the last one died.
-func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
+// acquire returns a running plugin process, starting one if there is none
+// or the last one died, and holds it in use (the idle reaper leaves it
+// alone) until release is called.
+func (s *source) acquire(ctx context.Context) (inst *plugin.Instance, release func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	inst, err = s.instanceLocked(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.inUse++
+	var once sync.Once
+	return inst, func() { once.Do(func() { s.busy(-1) }) }, nil
+}
+
+// instanceLocked is acquire's start of the process. Call with s.mu held.
+func (s *source) instanceLocked(ctx context.Context) (*plugin.Instance, error) {
 	s.lastUse = time.Now()
 	if s.inst != nil && !s.inst.Exited() {
 		return s.inst, nil
@@ -325,11 +337,13 @@ func (s *source) instance(ctx context.Context) (*plugin.Instance, error) {
 		s.l.e.metrics.PluginRestarts.WithLabelValues(s.cfg.Plugin).Inc()
 	}
 	s.inst = inst
+	s.lastUse = time.Now()
 	return inst, nil
 }
 
-// busy counts the calls in progress of the source's plugin (delta +1 as
-// one starts, -1 as it ends): the idle reaper leaves a busy plugin alone.
+// busy counts the calls in progress of the source's plugin (acquire adds
+// one, its release takes it back): the idle reaper leaves a busy plugin
+// alone.
 func (s *source) busy(delta int) {
 	s.mu.Lock()
 	s.inUse += delta
@@ -379,10 +393,11 @@ func (e *Engine) idleLoop() {
 // prepare starts the plugin, decodes the config block against its schema
 // and learns the syncs and models of this configuration.
 func (s *source) prepare(ctx context.Context) error {
-	inst, err := s.instance(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	schema, err := inst.Describe(ctx, "", "", nil)
 	if err != nil {
 		return fmt.Errorf("layer %q source %q: describe: %w", s.l.cfg.Name, s.cfg.Name, err)

@@ -123,10 +123,11 @@ func (e *Engine) ReceiveWebhook(ctx context.Context, layerName, sourceName, conn
 			return fmt.Errorf("%w: %w", ErrUnknownHook, err)
 		}
 	}
-	inst, err := s.instance(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
+	defer release()
 	wh := &plugin.Webhook{Layer: layerName, Source: sourceName, Config: raw, Method: r.Method, Path: r.URL.Path, Header: r.Header, Body: body}
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	ok, reason, err := inst.VerifyWebhook(vctx, wh)
@@ -393,10 +394,11 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 	if s == nil {
 		return nil, errInvalidWebhook{fmt.Errorf("%w %q (removed from the configuration)", ErrUnknownSource, it.Source)}
 	}
-	inst, err := s.instance(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	s.mu.Lock()
 	desc, raw := s.desc, s.configRaw
 	s.mu.Unlock()

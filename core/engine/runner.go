@@ -276,12 +276,11 @@ func syncsOf(refs []store.SyncRef, source string) []string {
 // runSyncs runs a source's syncs of one run (of one of its connections,
 // when connection is set), one after the other, in its plugin process.
 func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, connection string, syncs []string) error {
-	inst, err := s.instance(ctx)
+	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return err
 	}
-	s.busy(1)
-	defer s.busy(-1)
+	defer release()
 	rc := runConfig{sourceKey: s.cfg.Name, redact: s.l.e.redact}
 	if connection == "" {
 		s.mu.Lock()

@@ -25,12 +25,13 @@ func (s *source) watchLoop() {
 		if desc == nil || !desc.Watches {
 			return
 		}
-		inst, err := s.instance(ctx)
+		inst, release, err := s.acquire(ctx)
 		if err == nil {
 			opened := time.Now()
 			err = inst.Watch(ctx, l.cfg.Name, s.cfg.Name, raw, func(syncs []string, reason string) {
 				s.watchEvent(syncs, reason)
 			})
+			release()
 			if time.Since(opened) > time.Minute {
 				delay = time.Second // it ran well for a while
 			}
