@@ -390,3 +390,34 @@ func TestConnectionPayloadWebhook(t *testing.T) {
 		t.Fatalf("records leaked: %v", got)
 	}
 }
+
+func TestLayerOfConnectionsOnlyStarts(t *testing.T) {
+	env := newTestEnv(t, "")
+	env.writeConfig(`
+layer "lay" {
+  source "crm" {
+    plugin      = "test"
+    connections = true
+    config {
+      mode = "ok"
+    }
+  }
+}
+`)
+	e := env.start() // no connection yet: nothing to run, nothing wrong
+	if _, err := e.Trigger("lay", TriggerRequest{}); !errors.Is(err, ErrUnknownConnection) || !strings.Contains(err.Error(), "no connection") {
+		t.Fatalf("layer trigger without connections: %v", err)
+	}
+	if _, err := e.Trigger("lay", TriggerRequest{Source: "crm", Sync: "items"}); !errors.Is(err, ErrUnknownConnection) || !strings.Contains(err.Error(), "no connections yet") {
+		t.Fatalf("sync trigger without connections: %v", err)
+	}
+	if _, err := e.Trigger("lay", TriggerRequest{Source: "crm", Sync: "nope"}); !errors.Is(err, ErrUnknownSync) {
+		t.Fatalf("unknown sync: %v", err)
+	}
+	if _, err := e.CreateConnection(testCtx(t), "lay", "crm", ConnectionInput{ID: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := connRunEnd(t, e, "acme", ""); r.State != store.RunCompleted || r.Revision != 1 {
+		t.Fatalf("first run %+v", r)
+	}
+}

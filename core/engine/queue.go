@@ -118,6 +118,10 @@ func (e *Engine) Trigger(layerName string, req TriggerRequest) (string, error) {
 	return id, nil
 }
 
+// errNoConnections: the syncs named belong to sources with connections,
+// and there are none yet (nothing to run, nothing wrong).
+var errNoConnections = fmt.Errorf("%w: no connections", ErrUnknownConnection)
+
 // groupByConnection splits refs into the refs of sources without
 // connections (first) and those of each connection.
 func groupByConnection(refs []store.SyncRef) [][]store.SyncRef {
@@ -190,16 +194,27 @@ func (l *layer) resolve(sourceName, syncName, connection string) ([]store.SyncRe
 	if sourceName != "" && l.source(sourceName) == nil {
 		return nil, fmt.Errorf("%w %q in layer %q", ErrUnknownSource, sourceName, l.cfg.Name)
 	}
-	if sourceName != "" && syncName == "" && len(refs) == 0 && l.source(sourceName).cfg.Connections {
-		return nil, fmt.Errorf("%w: source %q has no connections yet", ErrUnknownConnection, sourceName)
+	if len(refs) > 0 {
+		return refs, nil
 	}
-	if syncName != "" && len(refs) == 0 {
-		return nil, fmt.Errorf("%w %q in source %q", ErrUnknownSync, syncName, sourceName)
+	if syncName != "" {
+		s := l.source(sourceName)
+		s.mu.Lock()
+		known := s.desc != nil && s.desc.Sync(syncName) != nil
+		s.mu.Unlock()
+		if !known {
+			return nil, fmt.Errorf("%w %q in source %q", ErrUnknownSync, syncName, sourceName)
+		}
 	}
-	if len(refs) == 0 {
-		return nil, fmt.Errorf("%w: nothing to sync", ErrUnknownSync)
+	if sourceName != "" {
+		return nil, fmt.Errorf("%w: source %q has no connections yet", errNoConnections, sourceName)
 	}
-	return refs, nil
+	for _, s := range l.sources {
+		if !s.cfg.Connections {
+			return nil, fmt.Errorf("%w: nothing to sync", ErrUnknownSync)
+		}
+	}
+	return nil, fmt.Errorf("%w: layer %q has only sources with connections, and no connection yet", errNoConnections, l.cfg.Name)
 }
 
 func refsKey(refs []store.SyncRef) string {
@@ -374,6 +389,9 @@ func (l *layer) initialRun() error {
 			trigger = TriggerStartup
 		}
 		_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: trigger})
+		if errors.Is(err, errNoConnections) {
+			return nil // its first revision comes with its first connection
+		}
 		return err
 	}
 	var changed []string
@@ -392,6 +410,9 @@ func (l *layer) initialRun() error {
 	l.log.Info("configuration changed since the last run: running a full sync", "sources", strings.Join(changed, ","))
 	l.audit("config.changed", map[string]string{"sources": strings.Join(changed, ",")})
 	_, err := l.e.Trigger(l.cfg.Name, TriggerRequest{Trigger: TriggerConfig})
+	if errors.Is(err, errNoConnections) {
+		return nil
+	}
 	return err
 }
 

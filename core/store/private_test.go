@@ -143,15 +143,22 @@ func TestPrivateStagingTracksDeletesAndMerges(t *testing.T) {
 	defer s.Close()
 	src := SourceKey("crm", "acme")
 	other := SourceKey("crm", "globex")
+	seedCounts := map[string]int64{}
 	for _, k := range []string{src, other} {
 		st, _ := l.BeginStaging("seed-" + k)
 		w := st.Writer(k, WriterOptions{})
 		if err := w.Apply([]Change{save("C", "1", "one"), save("C", "2", "two"), save("C", "3", "three")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.Publish(PublishInfo{Trigger: "startup"}); err != nil {
+		rev, err := st.Publish(PublishInfo{Trigger: "startup"})
+		if err != nil {
 			t.Fatal(err)
 		}
+		seedCounts[k] = rev.Counts["crm"]["C"].Added
+	}
+	// In place, too, a connection's changes count under its source.
+	if c := seedCounts[src]; c != 3 {
+		t.Fatalf("in-place counts of a connection: %d added under crm", c)
 	}
 	hold, _ := l.BeginStaging("run_hold") // in place, so the next ones are private
 	st, _ := l.BeginStaging("run_full")

@@ -439,6 +439,8 @@ func (w *StageWriter) Close() error {
 }
 
 func (st *Staging) addCounts(source string, counts map[string]Counts) {
+	// Counts are by source: the changes of a source's connections add up.
+	source, _ = SplitSourceKey(source)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	m := st.counts[source]
@@ -682,6 +684,7 @@ func (st *Staging) reconcilePart(txn, published *badger.Txn, keys []string) erro
 
 // uncount takes back the count of a staged change that gave way.
 func (st *Staging) uncount(source, model string, staged indexEntry) {
+	source, _ = SplitSourceKey(source)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	m := st.counts[source]
