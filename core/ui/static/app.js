@@ -66,7 +66,7 @@
   }
 
   // What changes the live regions of a page.
-  var changes = /^(sync\.(started|completed|failed|paused|resumed)|revision\.(pinned|unpinned))$/;
+  var changes = /^(sync\.(started|completed|failed|paused|resumed)|revision\.(pinned|unpinned)|connection\.(created|deleted|needs_attention|recovered))$/;
 
   // follow shows a run's progress in its box until it ends.
   function follow(box, layer, run, after) {
