@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/synclayer/synclayer/core/store"
@@ -208,4 +209,21 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
 	return d.Round(time.Second).String()
+}
+
+// fmtSchedule writes a sync's schedule: "every 1h" for an interval (Go
+// writes 1h0m0s), "cron …" for a cron expression.
+func fmtSchedule(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return "cron " + s
+	}
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return "every " + out
 }

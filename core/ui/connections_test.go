@@ -226,6 +226,11 @@ func TestConnections(t *testing.T) {
 		t.Error("the page does not show the run Sync now started")
 	}
 	f.waitConnRun("crm", "accounts", "acme")
+	// From the page's script: JSON, and 404 for a connection that is not.
+	js := c.do("POST", "/ui/layers/crm/sync", url.Values{"source": {"accounts"}, "connection": {"nope"}}, http.Header{"Accept": {"application/json"}, "X-Csrf-Token": {tok}})
+	if js.status != 404 || !strings.Contains(js.body, "unknown connection") {
+		t.Errorf("sync now of an unknown connection: %d %s", js.status, js.body)
+	}
 
 	// Pause and resume one sync.
 	if a := post(list+"/acme/pause", url.Values{"sync": {"items"}}); a.status != http.StatusSeeOther || a.header.Get("Location") != list+"/acme?ok=paused" {

@@ -69,6 +69,9 @@ type syncRow struct {
 	State                string
 	Last                 *runRow
 	Next                 *time.Time
+	// Connections: the source has connections, whose runs and schedules
+	// are each their own (the connection pages show them).
+	Connections bool
 }
 
 // layerSummary is what the overview shows of a layer.
@@ -127,7 +130,7 @@ func (u *UI) summary(name string) (*layerSummary, error) {
 	for _, src := range st.Sources {
 		for _, y := range src.Syncs {
 			ref := store.SyncRef{Source: src.Name, Sync: y.Name}
-			row := syncRow{Source: src.Name, Plugin: src.Plugin, Sync: y.Name, Models: y.Models, State: y.State, Last: last[ref]}
+			row := syncRow{Source: src.Name, Plugin: src.Plugin, Sync: y.Name, Models: y.Models, State: y.State, Last: last[ref], Connections: src.Connections != nil}
 			if t, ok := next[ref]; ok {
 				row.Next = &t
 			}

@@ -167,7 +167,8 @@ func (u *UI) parseTemplates() error {
 			}
 			return "idle"
 		},
-		"join": strings.Join,
+		"join":     strings.Join,
+		"schedule": fmtSchedule,
 		"dict": func(kv ...any) (map[string]any, error) {
 			if len(kv)%2 != 0 {
 				return nil, errors.New("dict needs key and value pairs")
