@@ -252,6 +252,18 @@ func TestConnections(t *testing.T) {
 		t.Errorf("pause an unknown sync: %d", a.status)
 	}
 
+	// Ids with the other characters a connection id may hold.
+	odd := "user@acme.io:1_x-y"
+	if _, err := f.eng.CreateConnection(t.Context(), "crm", "accounts", engine.ConnectionInput{ID: odd, NoCheck: true}); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(list + "/" + odd); a.status != 200 || !strings.Contains(a.body, `action="`+list+"/"+odd+`/pause"`) {
+		t.Errorf("the page of %s: %d", odd, a.status)
+	}
+	if a := post(list+"/"+odd+"/pause", url.Values{"sync": {"items"}}); a.status != http.StatusSeeOther || a.header.Get("Location") != list+"/"+odd+"?ok=paused" {
+		t.Errorf("pause %s: %d %q", odd, a.status, a.header.Get("Location"))
+	}
+
 	// The records browser filters by connection.
 	a = get("/ui/layers/crm/records?connection=acme&limit=10")
 	if a.status != 200 || strings.Count(a.body, `class="record"`) != 3 || !strings.Contains(a.body, "accounts · acme") {

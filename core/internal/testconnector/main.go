@@ -25,7 +25,8 @@
 // batch of 20 MiB; many_changes one batch of 10,001 changes;
 // hang_describe and hang_check never answer Describe (with this config) or
 // Check; check_fail makes Check refuse, quoting the token (the host must
-// redact it); unauthorized fails syncs as the SDK reports an upstream 401.
+// redact it); unauthorized fails syncs as the SDK reports an upstream 401,
+// quoting the token too.
 //
 // Payload webhooks: every request verifies; HandleWebhook sends records
 // Item changes, in batches of 1,000.
@@ -270,7 +271,8 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 		return status.Error(codes.Aborted, "GET http://upstream/items: 503 Service Unavailable")
 	case "unauthorized":
 		// What plugin-sdk answers for sdk.ErrUnauthorized.
-		return status.Error(codes.Unauthenticated, "GET http://upstream/items: 401 Unauthorized")
+		// It quotes the token: the host must redact it.
+		return status.Error(codes.Unauthenticated, fmt.Sprintf("GET http://upstream/items: 401 Unauthorized (token %q)", cfg.Token))
 	case "big_batch":
 		var changes []*connectorv1.Change
 		for i := range 5 {
