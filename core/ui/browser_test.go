@@ -602,11 +602,15 @@ func TestBrowser(t *testing.T) {
 			t.Fatal("acme is still there")
 		}
 		noSecret()
-		// One left in place for the layout check.
+		// One left in place for the layout check, created while the
+		// activity page follows the log.
+		p.open("/ui/layers/crm/activity")
+		p.waitJS("the stream to open", `document.querySelector("#live-status").textContent.startsWith("Live")`)
 		if _, err := f.eng.CreateConnection(p.ctx, "crm", "accounts", engine.ConnectionInput{ID: "beta", NoCheck: true,
 			Config: []byte(`{"token":"` + connToken + `"}`), Tags: map[string]string{"plan": "free"}, Metadata: []byte(`{"customer":"Beta GmbH"}`)}); err != nil {
 			t.Fatal(err)
 		}
+		p.waitJS("the connection's event", `[...document.querySelectorAll("#events li")].some(li => li.textContent.includes("connection.created") && li.querySelector('a[href="/ui/layers/crm/connections/accounts/beta"]'))`)
 		f.waitConnRun("crm", "accounts", "beta")
 	})
 

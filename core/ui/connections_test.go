@@ -319,6 +319,11 @@ func TestConnections(t *testing.T) {
 		t.Errorf("a refused delete deleted: %v", err)
 	}
 
+	// The activity names the connection of an event.
+	if a := get("/ui/layers/crm/activity"); !strings.Contains(a.body, "connection.created") || !strings.Contains(a.body, `href="/ui/layers/crm/connections/accounts/beta"`) {
+		t.Error("the activity does not name the connections of its events")
+	}
+
 	// No page shows the token, nor the admin token.
 	for _, path := range []string{"/ui/", "/ui/layers/crm", "/ui/layers/crm/activity", "/ui/layers/crm/records", list, list + "/beta",
 		list + "/gamma", list + "/beta/delete", "/ui/layers/crm/deliveries"} {

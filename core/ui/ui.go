@@ -169,6 +169,7 @@ func (u *UI) parseTemplates() error {
 		},
 		"join":     strings.Join,
 		"schedule": fmtSchedule,
+		"inc":      func(i int) int { return i + 1 },
 		"dict": func(kv ...any) (map[string]any, error) {
 			if len(kv)%2 != 0 {
 				return nil, errors.New("dict needs key and value pairs")

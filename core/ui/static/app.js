@@ -179,6 +179,15 @@
         s.textContent = ev.source + (ev.sync ? "/" + ev.sync : "");
         li.append(" ", s);
       }
+      if (ev.connection) {
+        var c = document.createElement("span");
+        var ca = document.createElement("a");
+        ca.className = "mono";
+        ca.href = "/ui/layers/" + layer + "/connections/" + encodeURIComponent(ev.source || "") + "/" + encodeURIComponent(ev.connection);
+        ca.textContent = ev.connection;
+        c.append("connection ", ca);
+        li.append(" ", c);
+      }
       if (ev.message) {
         var msg = document.createElement("span");
         msg.className = "msg";
