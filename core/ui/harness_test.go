@@ -147,6 +147,9 @@ layer "crm" {
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
+	// The host's files (the key that seals connection configs) go to the
+	// test's folder, not ./data of the package.
+	cfg.Service.DataDir = filepath.Join(f.dir, "data")
 	st, err := store.Open(store.Options{Dir: filepath.Join(f.dir, "data")})
 	if err != nil {
 		t.Fatal(err)
