@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/synclayer/synclayer/core/engine"
 	"github.com/synclayer/synclayer/core/store"
 	"github.com/synclayer/synclayer/core/ui"
 )
@@ -143,8 +144,10 @@ func (p *page) location() string {
 
 // TestBrowser drives the dashboard in a real headless Chromium: sign-in,
 // the overview, Sync now followed live, pin and unpin, hooks, records
-// paging, redelivery, CSRF refusal, the cookie's flags and the 375-pixel
-// layout. One browser serves every flow.
+// paging, redelivery, CSRF refusal, connections (create, list, open, Sync
+// now, pause, resume, delete after a confirmation, no secret in a page),
+// the cookie's flags and the 375-pixel layout. One browser serves every
+// flow.
 func TestBrowser(t *testing.T) {
 	f := newFixture(t, fixtureOpts{token: testToken})
 	p := &page{t: t, ctx: browser(t), f: f}
@@ -456,12 +459,169 @@ func TestBrowser(t *testing.T) {
 		p.waitJS("the run's events", fmt.Sprintf(`[...document.querySelectorAll("#events li")].some(li => +li.dataset.seq > %d && li.textContent.includes("sync.completed"))`, top))
 	})
 
+	t.Run("connections: create, list, open, sync now, pause, resume, delete", func(t *testing.T) {
+		p.t = t
+		const list = "/ui/layers/crm/connections/accounts"
+		// noSecret: the page in the browser never holds the connection's
+		// token (nor the admin token).
+		noSecret := func() {
+			t.Helper()
+			html := eval[string](p, "document.documentElement.outerHTML")
+			for _, secret := range []string{connToken, testToken} {
+				if strings.Contains(html, secret) {
+					t.Fatalf("%s shows a secret", p.location())
+				}
+			}
+		}
+		p.open("/ui/layers/crm")
+		if s := p.text(`tr[data-connsource="accounts"]`); !strings.Contains(s, "accounts") || !strings.Contains(s, "none") {
+			t.Errorf("the layer's connections: %q", s)
+		}
+		p.click(`tr[data-connsource="accounts"] a`)
+		if l := p.location(); l != list {
+			t.Fatalf("the source's link went to %s", l)
+		}
+		// The connector's check refuses: its message, without the token.
+		p.do("fill the form", chromedp.SendKeys(chromedp.ID("conn-id"), "acme"),
+			chromedp.SendKeys(chromedp.ID("config-key-0"), "mode"), chromedp.SendKeys(chromedp.ID("config-value-0"), "check_fail"),
+			chromedp.SendKeys(chromedp.ID("config-key-1"), "token"), chromedp.SendKeys(chromedp.ID("config-value-1"), connToken),
+			chromedp.SendKeys(chromedp.ID("conn-tags"), "plan=pro"))
+		p.click(`#create form button[type=submit]`)
+		if s := p.text("#create-error"); !strings.Contains(s, "check refused") || !strings.Contains(s, "upstream refused the token") {
+			t.Fatalf("check refusal: %q", s)
+		}
+		noSecret()
+		if v := eval[string](p, `document.getElementById("config-value-1").value`); v != "" {
+			t.Errorf("the refused form kept a config value: %q", v)
+		}
+		// Again, as the connector wants it.
+		p.do("correct the form", chromedp.SetValue(chromedp.ID("config-key-0"), "token"), chromedp.SetValue(chromedp.ID("config-value-0"), connToken),
+			chromedp.SetValue(chromedp.ID("config-key-1"), "records"), chromedp.SetValue(chromedp.ID("config-value-1"), "3"))
+		p.click(`#create form button[type=submit]`)
+		if l := p.location(); l != list+"/acme?ok=conn-created" {
+			t.Fatalf("after create: %s (%s)", l, p.text("main"))
+		}
+		noSecret()
+		// The page follows the first run live.
+		p.waitJS("the first run", `document.querySelector('tr[data-sync="items"]').textContent.includes("completed")`)
+		if s := p.text(`tr[data-sync="items"]`); !strings.Contains(s, "Item 3") || !strings.Contains(s, "every 1h") {
+			t.Errorf("the sync's row: %q", s)
+		}
+		if s := p.text("#tags"); !strings.Contains(s, "plan=pro") {
+			t.Errorf("tags: %q", s)
+		}
+
+		// The list, its tag filter.
+		p.open(list)
+		if s := p.text(`tr[data-connection="acme"]`); !strings.Contains(s, "active") || !strings.Contains(s, "plan=pro") {
+			t.Errorf("acme in the list: %q", s)
+		}
+		p.do("filter", chromedp.SetValue(chromedp.ID("tags-filter"), "plan=free"))
+		p.click(`form.filters button[type=submit]`)
+		if n := eval[int](p, `document.querySelectorAll("tr.connection").length`); n != 0 {
+			t.Errorf("plan=free lists %d connections", n)
+		}
+		p.do("filter", chromedp.SetValue(chromedp.ID("tags-filter"), "plan=pro"))
+		p.click(`form.filters button[type=submit]`)
+		p.click(`tr[data-connection="acme"] a`)
+		if l := p.location(); l != list+"/acme" {
+			t.Fatalf("the connection's link went to %s", l)
+		}
+		noSecret()
+
+		// Sync now, followed in place.
+		runs := len(f.runsOf("crm", ""))
+		p.do("mark the page", chromedp.Evaluate[chromedp.Void](`window.__sameDocument = true`))
+		p.do("click Sync now", chromedp.Click(chromedp.CSS(`button[aria-label="Sync connection acme now"]`)))
+		p.waitJS("the run to complete", `document.querySelector("#run-crm").dataset.done === "completed"`)
+		if !eval[bool](p, `window.__sameDocument === true`) {
+			t.Fatal("the page reloaded")
+		}
+		if got := f.runsOf("crm", ""); len(got) != runs+1 || got[0].Syncs[0].Connection != "acme" {
+			t.Errorf("Sync now started %d runs (newest %+v)", len(got)-runs, got[0].Syncs)
+		}
+
+		// Pause and resume its sync.
+		p.click(`button[aria-label="Pause the schedule of items"]`)
+		if s := p.text(".flash"); !strings.Contains(s, "paused") {
+			t.Errorf("flash after pause: %q", s)
+		}
+		if s := p.text(`tr[data-sync="items"]`); !strings.Contains(s, "paused") {
+			t.Errorf("the paused row: %q", s)
+		}
+		if c, _ := f.eng.GetConnection("crm", "accounts", "acme"); c.Syncs[0].State != "paused" {
+			t.Fatalf("after pause: %s", c.Syncs[0].State)
+		}
+		p.click(`button[aria-label="Resume the schedule of items"]`)
+		if s := p.text(".flash"); !strings.Contains(s, "runs again") {
+			t.Errorf("flash after resume: %q", s)
+		}
+		if c, _ := f.eng.GetConnection("crm", "accounts", "acme"); c.Syncs[0].State == "paused" {
+			t.Fatal("still paused after resume")
+		}
+
+		// Delete: a second page names it and asks for its id.
+		p.click(`a[aria-label="Delete connection acme"]`)
+		if l := p.location(); l != list+"/acme/delete" {
+			t.Fatalf("Delete went to %s", l)
+		}
+		if s := p.text("h1"); !strings.Contains(s, "acme") {
+			t.Errorf("confirmation: %q", s)
+		}
+		// Without its CSRF token the form is refused.
+		p.do("drop the token", chromedp.SendKeys(chromedp.ID("confirm"), "acme"), chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action$="/delete"] input[name=csrf]').remove()`))
+		resp, err := chromedp.RunResponse(p.ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Delete connection acme for good"]`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status != http.StatusForbidden {
+			t.Fatalf("delete without CSRF: %d", resp.Status)
+		}
+		if _, err := f.eng.GetConnection("crm", "accounts", "acme"); err != nil {
+			t.Fatalf("a refused delete deleted: %v", err)
+		}
+		// A wrong id deletes nothing.
+		p.open(list + "/acme/delete")
+		p.do("type another id", chromedp.SendKeys(chromedp.ID("confirm"), "acm"))
+		p.click(`button[aria-label="Delete connection acme for good"]`)
+		if s := p.text(".error"); !strings.Contains(s, "nothing was deleted") {
+			t.Errorf("a wrong id: %q", s)
+		}
+		if _, err := f.eng.GetConnection("crm", "accounts", "acme"); err != nil {
+			t.Fatalf("deleted with a wrong id: %v", err)
+		}
+		p.do("type its id", chromedp.SendKeys(chromedp.ID("confirm"), "acme"))
+		p.click(`button[aria-label="Delete connection acme for good"]`)
+		if l := p.location(); l != list+"?ok=conn-deleted" {
+			t.Fatalf("after delete: %s", l)
+		}
+		if s := p.text(".flash"); !strings.Contains(s, "deleted") {
+			t.Errorf("flash after delete: %q", s)
+		}
+		if _, err := f.eng.GetConnection("crm", "accounts", "acme"); err == nil {
+			t.Fatal("acme is still there")
+		}
+		noSecret()
+		// One left in place for the layout check, created while the
+		// activity page follows the log.
+		p.open("/ui/layers/crm/activity")
+		p.waitJS("the stream to open", `document.querySelector("#live-status").textContent.startsWith("Live")`)
+		if _, err := f.eng.CreateConnection(p.ctx, "crm", "accounts", engine.ConnectionInput{ID: "beta", NoCheck: true,
+			Config: []byte(`{"token":"` + connToken + `"}`), Tags: map[string]string{"plan": "free"}, Metadata: []byte(`{"customer":"Beta GmbH"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		p.waitJS("the connection's event", `[...document.querySelectorAll("#events li")].some(li => li.textContent.includes("connection.created") && li.querySelector('a[href="/ui/layers/crm/connections/accounts/beta"]'))`)
+		f.waitConnRun("crm", "accounts", "beta")
+	})
+
 	t.Run("fits 375 pixels", func(t *testing.T) {
 		p.t = t
 		p.do("narrow the window", chromedp.EmulateViewport(375, 800))
 		for _, path := range []string{"/ui/", "/ui/layers/shop", "/ui/layers/shop/activity", "/ui/layers/shop/revisions",
 			"/ui/layers/shop/records?model=Product&limit=10", "/ui/layers/shop/hooks", "/ui/layers/shop/deliveries", "/ui/layers/shop/graphql",
-			"/ui/layers/shop/runs/" + f.runsOf("shop", store.RunCompleted)[0].ID} {
+			"/ui/layers/shop/runs/" + f.runsOf("shop", store.RunCompleted)[0].ID,
+			"/ui/layers/crm", "/ui/layers/crm/connections", "/ui/layers/crm/connections/accounts", "/ui/layers/crm/connections/accounts/beta",
+			"/ui/layers/crm/connections/accounts/beta/delete", "/ui/layers/crm/records?connection=beta"} {
 			p.open(path)
 			// Open every JSON view: the widest content there is.
 			p.do("open details", chromedp.Evaluate[chromedp.Void](`document.querySelectorAll("details").forEach(d => d.open = true)`))

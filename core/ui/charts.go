@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/synclayer/synclayer/core/store"
@@ -45,7 +46,7 @@ func recordsChart(counts []store.ModelCount) *chart {
 		c.Empty = "No records yet."
 		return c
 	}
-	counts = slices.Clone(counts)
+	counts = bySource(counts)
 	slices.SortStableFunc(counts, func(a, b store.ModelCount) int { return int(min(max(b.Live-a.Live, -1), 1)) })
 	if len(counts) > maxModels {
 		counts = counts[:maxModels]
@@ -69,6 +70,27 @@ func recordsChart(counts []store.ModelCount) *chart {
 	}
 	c.H = len(counts) * rowH
 	return c
+}
+
+// bySource sums the counts of a source's connections (kept under source
+// keys, store.SourceKey) into one per source and model: a source with
+// thousands of connections is one bar per model, not one per connection.
+func bySource(counts []store.ModelCount) []store.ModelCount {
+	out := make([]store.ModelCount, 0, len(counts))
+	at := map[[2]string]int{}
+	for _, m := range counts {
+		src, _ := store.SplitSourceKey(m.Source)
+		k := [2]string{src, m.Model}
+		if i, ok := at[k]; ok {
+			out[i].Live += m.Live
+			out[i].Deleted += m.Deleted
+			continue
+		}
+		at[k] = len(out)
+		m.Source = src
+		out = append(out, m)
+	}
+	return out
 }
 
 // Layout of the durations chart: a column per run, oldest on the left.
@@ -187,4 +209,21 @@ func fmtDuration(d time.Duration) string {
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
 	return d.Round(time.Second).String()
+}
+
+// fmtSchedule writes a sync's schedule: "every 1h" for an interval (Go
+// writes 1h0m0s), "cron …" for a cron expression.
+func fmtSchedule(s string) string {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return "cron " + s
+	}
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	if strings.HasSuffix(out, "h0m") {
+		out = strings.TrimSuffix(out, "0m")
+	}
+	return "every " + out
 }

@@ -24,6 +24,7 @@ var recordLimits = []int{10, 25, 50, 100}
 // recordRow is one record of the browser.
 type recordRow struct {
 	ID, Source, Model, Action string
+	Connection                string
 	Modified                  string
 	JSON                      string
 }
@@ -31,12 +32,14 @@ type recordRow struct {
 type recordsData struct {
 	Models, Sources []string
 	Model, Source   string
-	Actions         map[string]bool
-	ModifiedAfter   string
-	Limit           int
-	Limits          []int
-	Records         []recordRow
-	Revision        int64
+	// Connection keeps the records of one connection (SPEC §12).
+	Connection    string
+	Actions       map[string]bool
+	ModifiedAfter string
+	Limit         int
+	Limits        []int
+	Records       []recordRow
+	Revision      int64
 	// Next is the link to the next page ("" at the end); First the link
 	// back to the first page (on later pages).
 	Next, First string
@@ -59,7 +62,11 @@ func (u *UI) records(w http.ResponseWriter, r *http.Request) {
 	}
 	v := r.URL.Query()
 	d := recordsData{Model: v.Get("model"), Source: v.Get("source"), Actions: map[string]bool{}, Limit: 25, Limits: recordLimits,
-		ModifiedAfter: strings.TrimSpace(v.Get("modified_after"))}
+		ModifiedAfter: strings.TrimSpace(v.Get("modified_after")), Connection: strings.TrimSpace(v.Get("connection"))}
+	if len(d.Connection) > 128 {
+		u.fail(w, r, http.StatusBadRequest, "A connection id is at most 128 characters.")
+		return
+	}
 	for _, s := range st.Sources {
 		d.Sources = append(d.Sources, s.Name)
 		for _, y := range s.Syncs {
@@ -71,7 +78,7 @@ func (u *UI) records(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Strings(d.Models)
-	q := store.Query{Model: d.Model, Source: d.Source}
+	q := store.Query{Model: d.Model, Source: d.Source, Connection: d.Connection}
 	if n, err := strconv.Atoi(v.Get("limit")); err == nil && slices.Contains(recordLimits, n) {
 		d.Limit = n
 	}
@@ -118,6 +125,7 @@ func (u *UI) records(w http.ResponseWriter, r *http.Request) {
 			ID       any `json:"id"`
 			Metadata struct {
 				Source, Model  string
+				Connection     string
 				LastModifiedAt string `json:"last_modified_at"`
 				LastAction     string `json:"last_action"`
 			} `json:"_metadata"`
@@ -130,7 +138,7 @@ func (u *UI) records(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		id, _ := json.Marshal(meta.ID)
-		d.Records = append(d.Records, recordRow{ID: strings.Trim(string(id), `"`), Source: meta.Metadata.Source, Model: meta.Metadata.Model,
+		d.Records = append(d.Records, recordRow{ID: strings.Trim(string(id), `"`), Source: meta.Metadata.Source, Model: meta.Metadata.Model, Connection: meta.Metadata.Connection,
 			Action: meta.Metadata.LastAction, Modified: meta.Metadata.LastModifiedAt, JSON: pretty.String()})
 		return nil
 	})

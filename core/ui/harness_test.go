@@ -32,7 +32,7 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	testbin.Main(m, &binDir, map[string]string{"synclayer-plugin-files": "./plugins/files"})
+	testbin.Main(m, &binDir, map[string]string{"synclayer-plugin-files": "./plugins/files", "synclayer-plugin-test": "./core/internal/testconnector"})
 }
 
 const (
@@ -49,6 +49,11 @@ const (
 //	shop: source catalog (files), Product p00…p30; notify "app" to a
 //	      receiver that fails (500) until receiverOK is set
 //	blog: source posts (files), Post a, b; synced hourly
+//	crm:  source accounts (the test connector) with connections, none at
+//	      start, each sending Items 1 and 2 (records = 2), synced hourly;
+//	      source companies (files), Company c1. (A layer whose only source
+//	      has connections does not start yet: its first run finds nothing
+//	      to sync.)
 type fixture struct {
 	t          *testing.T
 	dir        string
@@ -102,6 +107,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	t.Cleanup(receiver.Close)
 	writeFile(t, filepath.Join(f.dir, "catalog", "Product.json"), productsJSON(products, ""))
 	writeFile(t, filepath.Join(f.dir, "posts", "Post.json"), `[{"id":"a","title":"A"},{"id":"b","title":"B"}]`)
+	writeFile(t, filepath.Join(f.dir, "companies", "Company.json"), `[{"id":"c1","name":"Acme"}]`)
 	cfgPath := filepath.Join(f.dir, "layers.hcl")
 	writeFile(t, cfgPath, fmt.Sprintf(`
 layer "shop" {
@@ -123,11 +129,27 @@ layer "blog" {
     sync "files" { every = "1h" }
   }
 }
-`, filepath.Join(f.dir, "catalog"), receiver.URL+"/hook", notifySecret, filepath.Join(f.dir, "posts")))
+
+layer "crm" {
+  source "accounts" {
+    plugin      = "test"
+    connections = true
+    config { mode = "ok" }
+    sync "items" { every = "1h" }
+  }
+  source "companies" {
+    plugin = "files"
+    config { dir = %q }
+  }
+}
+`, filepath.Join(f.dir, "catalog"), receiver.URL+"/hook", notifySecret, filepath.Join(f.dir, "posts"), filepath.Join(f.dir, "companies")))
 	cfg, diags := config.Load(cfgPath)
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
+	// The host's files (the key that seals connection configs) go to the
+	// test's folder, not ./data of the package.
+	cfg.Service.DataDir = filepath.Join(f.dir, "data")
 	st, err := store.Open(store.Options{Dir: filepath.Join(f.dir, "data")})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +195,7 @@ layer "blog" {
 		h.StopStreams()
 		f.srv.Close()
 	})
-	for _, layer := range []string{"shop", "blog"} {
+	for _, layer := range []string{"shop", "blog", "crm"} {
 		db := f.db(layer)
 		waitUntil(t, "the first revision of "+layer, func() bool { _, ok := db.Newest(); return ok })
 	}

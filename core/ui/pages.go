@@ -20,13 +20,15 @@ import (
 // flashes are the notices an action leaves for the page it returns to,
 // by key (?ok=): fixed texts, so no request can put words on a page.
 var flashes = map[string]string{
-	"paused":      "The sync's schedule is paused. Manual and webhook runs still go.",
-	"resumed":     "The sync's schedule runs again.",
-	"pinned":      "The revision is pinned: readers see it until you unpin.",
-	"unpinned":    "Unpinned: readers see the newest revision again.",
-	"deleted":     "The hook is deleted; its URL answers 404 from now on.",
-	"redelivered": "The delivery is due again; its attempt shows here once made.",
-	"queued":      "The run is queued.",
+	"paused":       "The sync's schedule is paused. Manual and webhook runs still go.",
+	"resumed":      "The sync's schedule runs again.",
+	"pinned":       "The revision is pinned: readers see it until you unpin.",
+	"unpinned":     "Unpinned: readers see the newest revision again.",
+	"deleted":      "The hook is deleted; its URL answers 404 from now on.",
+	"redelivered":  "The delivery is due again; its attempt shows here once made.",
+	"queued":       "The run is queued.",
+	"conn-created": "The connection is created; its first full run is queued.",
+	"conn-deleted": "The connection is deleted, and its records with it in a new revision.",
 }
 
 func (u *UI) baseView(r *http.Request, title, tab string) view {
@@ -67,6 +69,9 @@ type syncRow struct {
 	State                string
 	Last                 *runRow
 	Next                 *time.Time
+	// Connections: the source has connections, whose runs and schedules
+	// are each their own (the connection pages show them).
+	Connections bool
 }
 
 // layerSummary is what the overview shows of a layer.
@@ -80,6 +85,9 @@ type layerSummary struct {
 	LastSeq uint64
 	// Run is the run a "Sync now" started (?run=), when the page shows one.
 	Run *runRow
+	// Connections are the sources with connections, with their counts
+	// of connections by state.
+	Connections []connSourceRow
 }
 
 // recentRuns is how many runs a layer's page reads for last runs and
@@ -108,7 +116,7 @@ func (u *UI) summary(name string) (*layerSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := &layerSummary{Name: name, Revision: st.Revision, Pinned: st.Pinned, LastSeq: seq}
+	sum := &layerSummary{Name: name, Revision: st.Revision, Pinned: st.Pinned, LastSeq: seq, Connections: connectionSources(st)}
 	last := map[store.SyncRef]*runRow{}
 	for _, r := range runs {
 		row := toRunRow(r)
@@ -122,7 +130,7 @@ func (u *UI) summary(name string) (*layerSummary, error) {
 	for _, src := range st.Sources {
 		for _, y := range src.Syncs {
 			ref := store.SyncRef{Source: src.Name, Sync: y.Name}
-			row := syncRow{Source: src.Name, Plugin: src.Plugin, Sync: y.Name, Models: y.Models, State: y.State, Last: last[ref]}
+			row := syncRow{Source: src.Name, Plugin: src.Plugin, Sync: y.Name, Models: y.Models, State: y.State, Last: last[ref], Connections: src.Connections != nil}
 			if t, ok := next[ref]; ok {
 				row.Next = &t
 			}
@@ -227,8 +235,9 @@ func wantsJSON(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "application/json")
 }
 
-// syncNow triggers a run of the layer, a source or one sync, as POST
-// /v1/layers/{layer}/syncs does (the engine audits it). The page's script
+// syncNow triggers a run of the layer, a source, one sync or a
+// connection's syncs, as POST /v1/layers/{layer}/syncs (and
+// …/connections/{id}/syncs) does (the engine audits it). The page's script
 // gets {"run", "after"} and follows the run live from event after;
 // without script the browser returns to the page, which shows the run.
 func (u *UI) syncNow(w http.ResponseWriter, r *http.Request) {
@@ -243,13 +252,15 @@ func (u *UI) syncNow(w http.ResponseWriter, r *http.Request) {
 		u.engineError(w, r, err)
 		return
 	}
-	id, err := u.eng().Trigger(layer, engine.TriggerRequest{Source: r.PostForm.Get("source"), Sync: r.PostForm.Get("sync"), Trigger: engine.TriggerManual})
+	id, err := u.eng().Trigger(layer, engine.TriggerRequest{Source: r.PostForm.Get("source"), Sync: r.PostForm.Get("sync"),
+		Connection: r.PostForm.Get("connection"), Trigger: engine.TriggerManual})
 	if wantsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")
 		if err != nil {
 			status := http.StatusInternalServerError
 			switch {
-			case errors.Is(err, engine.ErrUnknownLayer), errors.Is(err, engine.ErrUnknownSource), errors.Is(err, engine.ErrUnknownSync):
+			case errors.Is(err, engine.ErrUnknownLayer), errors.Is(err, engine.ErrUnknownSource), errors.Is(err, engine.ErrUnknownSync),
+				errors.Is(err, engine.ErrUnknownConnection):
 				status = http.StatusNotFound
 			case errors.Is(err, engine.ErrNotReady):
 				status = http.StatusServiceUnavailable

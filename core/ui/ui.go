@@ -155,9 +155,10 @@ func (u *UI) parseTemplates() error {
 		"stateClass": func(s string) string {
 			// Run, sync and delivery states, and event types.
 			switch s {
-			case store.RunCompleted, store.DeliveryDelivered, "sync.completed":
+			case store.RunCompleted, store.DeliveryDelivered, "sync.completed", engine.ConnectionActive:
 				return "ok"
-			case store.RunFailed, store.DeliveryStopped, "sync.failed", "plugin.crashed", "webhook.failed":
+			case store.RunFailed, store.DeliveryStopped, "sync.failed", "plugin.crashed", "webhook.failed",
+				engine.ConnectionNeedsAttention, engine.EventConnectionNeedsAttention:
 				return "bad"
 			case engine.SyncRunning, engine.SyncQueued, store.DeliveryPending:
 				return "busy"
@@ -166,7 +167,9 @@ func (u *UI) parseTemplates() error {
 			}
 			return "idle"
 		},
-		"join": strings.Join,
+		"join":     strings.Join,
+		"schedule": fmtSchedule,
+		"inc":      func(i int) int { return i + 1 },
 		"dict": func(kv ...any) (map[string]any, error) {
 			if len(kv)%2 != 0 {
 				return nil, errors.New("dict needs key and value pairs")
@@ -230,7 +233,14 @@ func (u *UI) routes() {
 	u.mux.HandleFunc("POST /ui/layers/{layer}/deliveries/retry", u.authed(u.redeliver))
 	u.mux.HandleFunc("GET /ui/layers/{layer}/graphql", u.authed(u.graphqlPage))
 	u.mux.HandleFunc("POST /ui/layers/{layer}/graphql", u.authed(u.graphqlPage))
-	// Connections (SPEC §12) get their page here once the engine has them.
+	u.mux.HandleFunc("GET /ui/layers/{layer}/connections", u.authed(u.connectionsIndex))
+	u.mux.HandleFunc("GET /ui/layers/{layer}/connections/{source}", u.authed(u.connectionList))
+	u.mux.HandleFunc("POST /ui/layers/{layer}/connections/{source}", u.authed(u.createConnection))
+	u.mux.HandleFunc("GET /ui/layers/{layer}/connections/{source}/{id}", u.authed(u.connectionPage))
+	u.mux.HandleFunc("POST /ui/layers/{layer}/connections/{source}/{id}/pause", u.authed(u.pauseConnection))
+	u.mux.HandleFunc("POST /ui/layers/{layer}/connections/{source}/{id}/resume", u.authed(u.resumeConnection))
+	u.mux.HandleFunc("GET /ui/layers/{layer}/connections/{source}/{id}/delete", u.authed(u.deleteConfirm))
+	u.mux.HandleFunc("POST /ui/layers/{layer}/connections/{source}/{id}/delete", u.authed(u.deleteConnection))
 	u.mux.HandleFunc("/ui/", u.authed(u.notFound))
 }
 
@@ -263,9 +273,8 @@ type view struct {
 	CSRF   string
 	// SignOut shows the sign-out button (not on an open dashboard).
 	SignOut bool
-	// Connections shows the connections entry of a layer's navigation. It
-	// stays false until the engine has connections (SPEC §12, issue 12):
-	// the entry and its page come with them.
+	// Connections shows the connections entry of a layer's navigation:
+	// set by render for a layer with a source with connections (SPEC §12).
 	Connections bool
 	// Flash is a notice at the top of the page (an action's outcome);
 	// Error an error notice.
@@ -287,6 +296,9 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, name str
 	v.SignOut = !u.open() && sessionOf(r) != nil && sessionOf(r).authed
 	if v.Layers == nil && u.eng() != nil {
 		v.Layers = u.eng().LayerNames()
+	}
+	if v.Layer != "" && u.eng() != nil {
+		v.Connections = u.hasConnections(v.Layer)
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
@@ -317,8 +329,11 @@ func (u *UI) engineError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, engine.ErrUnknownLayer), errors.Is(err, engine.ErrUnknownRun),
 		errors.Is(err, engine.ErrUnknownSource), errors.Is(err, engine.ErrUnknownSync),
+		errors.Is(err, engine.ErrUnknownConnection),
 		errors.Is(err, store.ErrNoRevision), errors.Is(err, store.ErrNotFound):
 		u.fail(w, r, http.StatusNotFound, err.Error())
+	case errors.Is(err, engine.ErrInvalid):
+		u.fail(w, r, http.StatusBadRequest, err.Error())
 	case errors.Is(err, store.ErrRevisionGone):
 		u.fail(w, r, http.StatusGone, err.Error())
 	case errors.Is(err, engine.ErrNotReady):

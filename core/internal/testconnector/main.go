@@ -9,13 +9,14 @@
 //	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once |
 //	                        # cp_fail_once | notes | delete_by_id |
 //	                        # hang | hog | transient | big_batch | many_changes |
-//	                        # hang_describe | hang_check
+//	                        # hang_describe | hang_check | check_fail | unauthorized
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
 //	gate      = "/path"     # block: report progress (0 of records), then wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
 //	records   = 2           # how many Item records a run (or a webhook) sends
 //	pid_file  = "/path"     # hang, hog: the pid of the child process is written here
 //	hog_mib   = 128         # hog: MiB the child process allocates
+//	token     = "secret"    # a sensitive field (for connections): never shown by the host
 //
 // Modes that misbehave: hang starts a child process, sends one record and
 // then never answers again, ignoring cancellation; hog starts a child
@@ -23,7 +24,9 @@
 // transient fails as the SDK reports an upstream 503; big_batch sends one
 // batch of 20 MiB; many_changes one batch of 10,001 changes;
 // hang_describe and hang_check never answer Describe (with this config) or
-// Check.
+// Check; check_fail makes Check refuse, quoting the token (the host must
+// redact it); unauthorized fails syncs as the SDK reports an upstream 401,
+// quoting the token too.
 //
 // Payload webhooks: every request verifies; HandleWebhook sends records
 // Item changes, in batches of 1,000.
@@ -157,6 +160,9 @@ func (server) Check(_ context.Context, req *connectorv1.CheckRequest) (*connecto
 	switch {
 	case cfg.Mode == "hang_check":
 		select {}
+	case cfg.Mode == "check_fail":
+		// Quotes the token: the host must redact it.
+		return &connectorv1.CheckResponse{Ok: false, Message: fmt.Sprintf("upstream refused the token %q (401 Unauthorized)", cfg.Token)}, nil
 	case cfg.Token == "bad":
 		// What plugin-sdk answers for sdk.ErrUnauthorized.
 		return nil, status.Error(codes.Unauthenticated, "the upstream refused the token (401)")
@@ -287,6 +293,10 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 	case "transient":
 		// What plugin-sdk answers for an error marked temporary.
 		return status.Error(codes.Aborted, "GET http://upstream/items: 503 Service Unavailable")
+	case "unauthorized":
+		// What plugin-sdk answers for sdk.ErrUnauthorized.
+		// It quotes the token: the host must redact it.
+		return status.Error(codes.Unauthenticated, fmt.Sprintf("GET http://upstream/items: 401 Unauthorized (token %q)", cfg.Token))
 	case "big_batch":
 		var changes []*connectorv1.Change
 		for i := range 5 {

@@ -66,7 +66,7 @@
   }
 
   // What changes the live regions of a page.
-  var changes = /^(sync\.(started|completed|failed|paused|resumed)|revision\.(pinned|unpinned))$/;
+  var changes = /^(sync\.(started|completed|failed|paused|resumed)|revision\.(pinned|unpinned)|connection\.(created|deleted|needs_attention|recovered))$/;
 
   // follow shows a run's progress in its box until it ends.
   function follow(box, layer, run, after) {
@@ -178,6 +178,15 @@
         var s = document.createElement("span");
         s.textContent = ev.source + (ev.sync ? "/" + ev.sync : "");
         li.append(" ", s);
+      }
+      if (ev.connection) {
+        var c = document.createElement("span");
+        var ca = document.createElement("a");
+        ca.className = "mono";
+        ca.href = "/ui/layers/" + layer + "/connections/" + encodeURIComponent(ev.source || "") + "/" + encodeURIComponent(ev.connection);
+        ca.textContent = ev.connection;
+        c.append("connection ", ca);
+        li.append(" ", c);
       }
       if (ev.message) {
         var msg = document.createElement("span");
