@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -144,15 +145,18 @@ func (e *Engine) sealerFor() (*seal.Sealer, error) {
 	}
 	secret := []byte(e.cfg.Service.EncryptionKey)
 	if len(secret) == 0 {
+		// Beside the data it protects (the store's folder is data_dir,
+		// or what --data-dir says).
+		dir := e.store.Dir()
 		var created bool
 		var err error
-		secret, created, err = seal.LoadOrCreateKey(e.cfg.Service.DataDir)
+		secret, created, err = seal.LoadOrCreateKey(dir)
 		if err != nil {
 			return nil, fmt.Errorf("connection key: %w", err)
 		}
 		if created {
 			e.log.Warn("created a key file to encrypt connection configs at rest; back it up with the data, or set encryption_key in the service block",
-				"path", e.cfg.Service.DataDir+"/"+seal.KeyFile)
+				"path", filepath.Join(dir, seal.KeyFile))
 		}
 	}
 	s, err := seal.New(secret)

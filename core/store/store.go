@@ -62,6 +62,9 @@ type Store struct {
 	trim   *mapTrimmer
 }
 
+// Dir is the folder the store lives in (the service's data_dir).
+func (s *Store) Dir() string { return s.opts.Dir }
+
 // Errors returned by the store.
 var (
 	ErrClosed      = errors.New("store: closed")
