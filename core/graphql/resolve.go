@@ -56,10 +56,13 @@ func errorf(code, f string, a ...any) *codedError {
 
 // reqCtx is what one request's resolvers share.
 type reqCtx struct {
-	ctx      context.Context // the request's: ends when its client is gone
-	until    time.Time       // the time limit; zero: none
-	snap     *store.Snapshot // nil: nothing published yet
-	rev      int64
+	ctx   context.Context // the request's: ends when its client is gone
+	until time.Time       // the time limit; zero: none
+	snap  *store.Snapshot // nil: nothing published yet
+	rev   int64
+	// conns are the connections the reader may see, ascending; nil: every
+	// record (an api_token without a connections list).
+	conns    []string
 	deadline time.Duration
 	// internal records the first store error, for the log; the answer
 	// carries a generic message.
@@ -269,10 +272,13 @@ func (f *fieldInfo) resolve(p graphql.ResolveParams) (any, error) {
 	return v, nil
 }
 
-// position is where a page starts: after an id (id order) or after a
-// number of matches (sorted order), on a revision.
+// position is where a page starts: after a record (id order: its
+// connection and id) or after a number of matches (sorted order), on a
+// revision. Records without a connection have no "c", so that cursors of
+// sources without connections are those they always were.
 type position struct {
 	Rev    int64  `json:"r"`
+	Conn   string `json:"c,omitempty"`
 	After  string `json:"k,omitempty"`
 	Offset int    `json:"o,omitempty"`
 	Sorted bool   `json:"s,omitempty"`
@@ -308,6 +314,7 @@ type conn struct {
 	skip   int
 	after  *position
 	cn     *string // connection argument
+	part   part    // the records the list reads
 
 	once      sync.Once
 	arena     nodeArena
@@ -341,6 +348,9 @@ func (t *typeInfo) resolveAll(p graphql.ResolveParams) (any, error) {
 	}
 	if s, ok := p.Args["connection"].(string); ok {
 		c.cn = &s
+		c.part = rc.only(s)
+	} else {
+		c.part = rc.whole(t)
 	}
 	if list, ok := p.Args["sort"].([]any); ok {
 		for _, x := range list {
@@ -368,6 +378,9 @@ func (t *typeInfo) resolveAll(p graphql.ResolveParams) (any, error) {
 		if pos.Sorted != (len(c.sort) > 0) {
 			return nil, errorf(CodeBadUserInput, "this endCursor was made for another sort order; pass the same sort as the page it came from")
 		}
+		if c.cn != nil && pos.After != "" && pos.Conn != *c.cn {
+			return nil, errorf(CodeBadUserInput, "this endCursor was made for a list of another connection; pass the same connection as the page it came from")
+		}
 		c.after = &pos
 	}
 	return c, nil
@@ -390,26 +403,138 @@ func resolvePageInfo(p graphql.ResolveParams) (any, error) {
 
 func resolveTotal(p graphql.ResolveParams) (any, error) {
 	c := p.Source.(*conn)
-	if c.filter == nil && (c.cn == nil || *c.cn == "") {
+	if c.filter == nil && c.rc.conns == nil && (c.cn == nil || (*c.cn == "" && !c.t.Conns)) {
 		return int(c.t.Live), nil // the revision's statistics know it
 	}
 	n := 0
-	err := c.matches(func(*store.StoredRecord, *node) (bool, error) { n++; return true, nil }, "", false)
+	err := c.matches(func(*store.StoredRecord, *node) (bool, error) { n++; return true, nil }, "", "")
 	if err != nil {
 		return nil, c.rc.fail(err)
 	}
 	return n, nil
 }
 
+// part is which records of a type a read covers: with all, every record
+// of its source whatever its connection; else those of the connections
+// listed, ascending ("" : the records without a connection).
+type part struct {
+	all   bool
+	conns []string
+}
+
+// allowed tells whether the reader may see the records of connection cn
+// ("" : those without a connection).
+func (rc *reqCtx) allowed(cn string) bool {
+	if rc.conns == nil {
+		return true
+	}
+	_, found := slices.BinarySearch(rc.conns, cn)
+	return found
+}
+
+// whole is the part of type t a reader sees without a connection
+// argument: every record, or those of its token's connections.
+func (rc *reqCtx) whole(t *typeInfo) part {
+	switch {
+	case rc.conns != nil:
+		return part{conns: rc.conns}
+	case !t.Conns:
+		return part{conns: []string{""}} // one key: index lookups by id work
+	}
+	return part{all: true}
+}
+
+// only is the part of one connection ("" : the records without one),
+// empty when the reader may not see it.
+func (rc *reqCtx) only(cn string) part {
+	if !rc.allowed(cn) {
+		return part{}
+	}
+	return part{conns: []string{cn}}
+}
+
+// connectionOf is the connection a record of a type refers to records of
+// type to within: its own when to's records belong to connections (ids
+// are unique per connection only), none otherwise.
+func connectionOf(n *node, to *typeInfo) string {
+	if to.Conns {
+		return n.rec.Connection
+	}
+	return ""
+}
+
+// walk calls fn with the records of t in p that are not deleted, in
+// (connection, id) order, after the record (afterConn, afterID) (all when
+// both are empty). The record passed to fn is only valid during the call.
+func (rc *reqCtx) walk(t *typeInfo, p part, afterConn, afterID string, fn func(*store.StoredRecord) (bool, error)) error {
+	if p.all {
+		return rc.snap.ScanConnections(t.Source, t.Model, afterConn, afterID, fn)
+	}
+	for _, cn := range p.conns {
+		if cn < afterConn {
+			continue
+		}
+		after := ""
+		if cn == afterConn {
+			after = afterID
+		}
+		stop := false
+		err := rc.snap.Scan(store.SourceKey(t.Source, cn), t.Model, after, func(r *store.StoredRecord) (bool, error) {
+			more, err := fn(r)
+			stop = !more
+			return more, err
+		})
+		if err != nil || stop {
+			return err
+		}
+	}
+	return nil
+}
+
+// get reads one record of t by its key.
+func (rc *reqCtx) get(t *typeInfo, k store.RecordKey) (store.StoredRecord, bool, error) {
+	return rc.snap.Get(store.SourceKey(t.Source, k.Connection), t.Model, k.ID)
+}
+
+// lookup returns the keys of the records of t in p whose attribute attr
+// holds one of values, by the field index, in (connection, id) order; it
+// fails with store.ErrNotIndexed without an index at this revision.
+func (rc *reqCtx) lookup(t *typeInfo, p part, attr string, values []any) ([]store.RecordKey, error) {
+	if p.all {
+		keys, _, err := rc.snap.LookupConnections(t.Source, t.Model, attr, values, 0)
+		return keys, err
+	}
+	var out []store.RecordKey
+	for _, cn := range p.conns {
+		ids, _, err := rc.snap.Lookup(store.SourceKey(t.Source, cn), t.Model, attr, values, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			out = append(out, store.RecordKey{Connection: cn, ID: id})
+		}
+	}
+	return out, nil
+}
+
+// after tells whether key k comes after the record (conn, id) in
+// (connection, id) order; nothing comes after an empty position.
+func after(k store.RecordKey, conn, id string) bool {
+	if conn == "" && id == "" {
+		return true
+	}
+	return store.RecordKey{Connection: conn, ID: id}.Less(k)
+}
+
 // matches calls fn with every record of the type that is not deleted and
-// matches the filter and connection, in id order, starting after afterID;
-// fn returns false to stop. The node passed to fn, and the buffer its
-// payload is in, are reused after the call: fn keeps a node through
-// c.arena. With an index usable for the filter, only its
-// candidates are read.
-func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterID string, _ bool) error {
+// matches the filter, of the list's connections, in (connection, id)
+// order, starting after the record (afterConn, afterID); fn returns false
+// to stop. The node passed to fn, and the buffer its payload is in, are
+// reused after the call: fn keeps a node through c.arena. With an index
+// usable for the filter, only its candidates are read.
+func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterConn, afterID string) error {
 	rc := c.rc
-	if rc.snap == nil {
+	if rc.snap == nil || (!c.part.all && len(c.part.conns) == 0) {
 		return nil
 	}
 	t := c.t
@@ -421,7 +546,7 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 				return false, err
 			}
 		}
-		if r.Deleted() || (c.cn != nil && r.Connection != *c.cn) {
+		if r.Deleted() {
 			return true, nil
 		}
 		n := &scratch
@@ -439,14 +564,14 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 		}
 		return fn(r, n)
 	}
-	if ids, ok, err := t.candidates(rc, c.filter); err != nil {
+	if keys, ok, err := t.candidates(rc, c.part, c.filter); err != nil {
 		return err
 	} else if ok {
-		for _, id := range ids {
-			if afterID != "" && id <= afterID {
+		for _, k := range keys {
+			if !after(k, afterConn, afterID) {
 				continue
 			}
-			r, found, err := rc.snap.Get(t.Source, t.Model, id)
+			r, found, err := rc.get(t, k)
 			if err != nil {
 				return err
 			}
@@ -460,7 +585,7 @@ func (c *conn) matches(fn func(*store.StoredRecord, *node) (bool, error), afterI
 		}
 		return nil
 	}
-	return rc.snap.Scan(t.Source, t.Model, afterID, func(r *store.StoredRecord) (bool, error) { return visit(r, false) })
+	return rc.walk(t, c.part, afterConn, afterID, func(r *store.StoredRecord) (bool, error) { return visit(r, false) })
 }
 
 // maxSorted bounds the matches a sorted query orders in memory.
@@ -475,9 +600,9 @@ func (c *conn) load() {
 	}
 	c.nodes = make([]*node, 0, c.limit)
 	if len(c.sort) == 0 {
-		afterID := ""
+		afterConn, afterID := "", ""
 		if c.after != nil {
-			afterID = c.after.After
+			afterConn, afterID = c.after.Conn, c.after.After
 		}
 		skip := c.skip
 		err := c.matches(func(_ *store.StoredRecord, n *node) (bool, error) {
@@ -491,13 +616,14 @@ func (c *conn) load() {
 			}
 			c.nodes = append(c.nodes, c.arena.keep(n))
 			return true, nil
-		}, afterID, false)
+		}, afterConn, afterID)
 		if err != nil {
 			c.err = rc.fail(err)
 			return
 		}
 		if len(c.nodes) > 0 {
-			s := position{Rev: rc.rev, After: c.nodes[len(c.nodes)-1].rec.ID}.String()
+			last := &c.nodes[len(c.nodes)-1].rec
+			s := position{Rev: rc.rev, Conn: last.Connection, After: last.ID}.String()
 			c.endCursor = &s
 		} else if c.after != nil {
 			s := c.after.String()
@@ -507,7 +633,7 @@ func (c *conn) load() {
 	}
 	// Sorted: order the keys of every match, then read the page.
 	type entry struct {
-		id   string
+		key  store.RecordKey
 		keys []any
 	}
 	var all []entry
@@ -515,7 +641,7 @@ func (c *conn) load() {
 		if len(all) == maxSorted {
 			return false, errorf(CodeCostLimit, "more than %d records match this sorted query; narrow it with a filter", maxSorted)
 		}
-		e := entry{id: r.ID, keys: make([]any, len(c.sort))}
+		e := entry{key: store.RecordKey{Connection: r.Connection, ID: r.ID}, keys: make([]any, len(c.sort))}
 		for i, k := range c.sort {
 			if k.attr == "" {
 				e.keys[i] = r.ID
@@ -528,7 +654,7 @@ func (c *conn) load() {
 		}
 		all = append(all, e)
 		return true, nil
-	}, "", false)
+	}, "", "")
 	if err != nil {
 		c.err = rc.fail(err)
 		return
@@ -543,7 +669,7 @@ func (c *conn) load() {
 				return d < 0
 			}
 		}
-		return all[i].id < all[j].id
+		return all[i].key.Less(all[j].key)
 	})
 	start := c.skip
 	if c.after != nil {
@@ -559,7 +685,7 @@ func (c *conn) load() {
 			c.err = err
 			return
 		}
-		r, found, err := rc.snap.Get(c.t.Source, c.t.Model, e.id)
+		r, found, err := rc.get(c.t, e.key)
 		if err != nil {
 			c.err = rc.fail(err)
 			return
@@ -587,14 +713,23 @@ func (t *typeInfo) resolveOne(p graphql.ResolveParams) (any, error) {
 		return nil, nil
 	}
 	id, _ := p.Args["id"].(string)
-	r, found, err := rc.snap.Get(t.Source, t.Model, id)
+	cn, given := p.Args["connection"].(string)
+	if !given && t.Conns {
+		// Ids are unique per connection only. A token limited to one
+		// connection leaves no doubt.
+		if len(rc.conns) != 1 {
+			return nil, errorf(CodeBadUserInput, "the records of %s belong to connections of source %q and an id is unique within its connection only: pass the connection, like %s(id: %q, connection: \"…\")", t.Name, t.Source, lowerFirst(t.Name), id)
+		}
+		cn = rc.conns[0]
+	}
+	if !rc.allowed(cn) {
+		return nil, nil
+	}
+	r, found, err := rc.get(t, store.RecordKey{Connection: cn, ID: id})
 	if err != nil {
 		return nil, rc.fail(err)
 	}
 	if !found || r.Deleted() {
-		return nil, nil
-	}
-	if cn, ok := p.Args["connection"].(string); ok && cn != r.Connection {
 		return nil, nil
 	}
 	n, err := newNode(t, &r, true)
@@ -618,13 +753,16 @@ func keyString(v any) (string, bool) {
 	return "", false
 }
 
-// lookupBy returns the records of t whose attribute attr (or id) equals
-// v, in id order: by the record index for id, a field index when the
-// revision has one, else a scan of t.
-func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]*node, error) {
+// lookupBy returns the records of t in p whose attribute attr (or id)
+// equals v, in (connection, id) order: by the record index for id, a
+// field index when the revision has one, else a scan of t.
+func (rc *reqCtx) lookupBy(t *typeInfo, p part, attr string, v any, limit, skip int) ([]*node, error) {
 	var out []*node
-	get := func(id string) error {
-		r, found, err := rc.snap.Get(t.Source, t.Model, id)
+	if !p.all && len(p.conns) == 0 {
+		return nil, nil
+	}
+	get := func(k store.RecordKey) error {
+		r, found, err := rc.get(t, k)
 		if err != nil || !found || r.Deleted() {
 			return err
 		}
@@ -642,23 +780,31 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 		out = append(out, n)
 		return nil
 	}
-	if attr == "id" {
+	if attr == "id" && !p.all {
 		id, ok := keyString(v)
 		if !ok {
 			return nil, nil
 		}
-		return out, get(id)
+		for _, cn := range p.conns {
+			if len(out) == limit {
+				break
+			}
+			if err := get(store.RecordKey{Connection: cn, ID: id}); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
 	}
-	var ids []string
+	var keys []store.RecordKey
 	err := store.ErrNotIndexed
-	if indexable(v) { // Lookup fails with ErrNotIndexed without an index
-		ids, _, err = rc.snap.Lookup(t.Source, t.Model, attr, []any{v}, 0)
+	if attr != "id" && indexable(v) { // Lookup fails with ErrNotIndexed without an index
+		keys, err = rc.lookup(t, p, attr, []any{v})
 	}
 	if err != nil && !errors.Is(err, store.ErrNotIndexed) {
 		return nil, err
 	}
 	if err == nil {
-		for i, id := range ids {
+		for i, k := range keys {
 			if i%256 == 255 {
 				if err := rc.check(); err != nil {
 					return nil, err
@@ -667,26 +813,32 @@ func (rc *reqCtx) lookupBy(t *typeInfo, attr string, v any, limit, skip int) ([]
 			if len(out) == limit {
 				break
 			}
-			if err := get(id); err != nil {
+			if err := get(k); err != nil {
 				return nil, err
 			}
 		}
 		return out, nil
 	}
 	// No index at this revision (one built later, or an attribute holding
-	// objects): scan.
+	// objects), or an id in every connection: scan.
 	i := 0
-	err = rc.snap.Scan(t.Source, t.Model, "", func(r *store.StoredRecord) (bool, error) {
+	idKey, _ := keyString(v)
+	err = rc.walk(t, p, "", "", func(r *store.StoredRecord) (bool, error) {
 		if i++; i%256 == 0 {
 			if err := rc.check(); err != nil {
 				return false, err
+			}
+		}
+		if attr == "id" {
+			if r.ID != idKey {
+				return true, nil
 			}
 		}
 		n, err := newNode(t, r, false)
 		if err != nil {
 			return false, err
 		}
-		if holds(n.value(attr), v) {
+		if attr == "id" || holds(n.value(attr), v) {
 			if skip > 0 {
 				skip--
 			} else {
@@ -729,7 +881,7 @@ func (r *refInfo) resolveForward(p graphql.ResolveParams) (any, error) {
 		return nil, nil
 	}
 	one := func(key any) (*node, error) {
-		ns, err := rc.lookupBy(r.to, r.cfg.By, key, 1, 0)
+		ns, err := rc.lookupBy(r.to, rc.only(connectionOf(n, r.to)), r.cfg.By, key, 1, 0)
 		if err != nil || len(ns) == 0 {
 			return nil, err
 		}
@@ -793,7 +945,14 @@ func (r *refInfo) resolveReverse(p graphql.ResolveParams) (any, error) {
 	if key == nil || limit == 0 {
 		return []*node{}, nil
 	}
-	ns, err := rc.lookupBy(r.from, r.cfg.Field, key, limit, skip)
+	// The records pointing at n: of n's connection when the records of
+	// n's type belong to connections (a reference resolves within its
+	// record's connection), else of every connection the reader sees.
+	p2 := rc.whole(r.from)
+	if r.to.Conns {
+		p2 = rc.only(n.rec.Connection)
+	}
+	ns, err := rc.lookupBy(r.from, p2, r.cfg.Field, key, limit, skip)
 	if err != nil {
 		return nil, rc.fail(err)
 	}
@@ -1035,24 +1194,26 @@ func indexable(v any) bool {
 
 // candidates returns, when the filter has an eq or in on id or on an
 // indexed attribute (at top level or under and, or under or when every
-// branch has one), a superset of the matching ids in ascending order.
-func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool, error) {
+// branch has one), a superset of the keys of the matching records of p in
+// (connection, id) order. An id names a record in each connection: it
+// narrows a read of listed connections, not one of every connection.
+func (t *typeInfo) candidates(rc *reqCtx, p part, filter map[string]any) ([]store.RecordKey, bool, error) {
 	if filter == nil {
 		return nil, false, nil
 	}
-	var sets [][]string
+	var sets [][]store.RecordKey
 	for key, v := range filter {
 		switch key {
 		case "and":
 			list, _ := v.([]any)
 			for _, sub := range list {
 				m, _ := sub.(map[string]any)
-				ids, ok, err := t.candidates(rc, m)
+				keys, ok, err := t.candidates(rc, p, m)
 				if err != nil {
 					return nil, false, err
 				}
 				if ok {
-					sets = append(sets, ids)
+					sets = append(sets, keys)
 				}
 			}
 		case "or":
@@ -1060,11 +1221,11 @@ func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool
 			if len(list) == 0 {
 				continue
 			}
-			union := map[string]bool{}
+			union := map[store.RecordKey]bool{}
 			all := true
 			for _, sub := range list {
 				m, _ := sub.(map[string]any)
-				ids, ok, err := t.candidates(rc, m)
+				keys, ok, err := t.candidates(rc, p, m)
 				if err != nil {
 					return nil, false, err
 				}
@@ -1072,17 +1233,17 @@ func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool
 					all = false
 					break
 				}
-				for _, id := range ids {
-					union[id] = true
+				for _, k := range keys {
+					union[k] = true
 				}
 			}
 			if all {
-				ids := make([]string, 0, len(union))
-				for id := range union {
-					ids = append(ids, id)
+				keys := make([]store.RecordKey, 0, len(union))
+				for k := range union {
+					keys = append(keys, k)
 				}
-				sort.Strings(ids)
-				sets = append(sets, ids)
+				sortKeys(keys)
+				sets = append(sets, keys)
 			}
 		default:
 			ops, _ := v.(map[string]any)
@@ -1102,28 +1263,33 @@ func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool
 				continue
 			}
 			if key == "id" {
-				ids := make([]string, 0, len(values))
-				for _, x := range values {
-					if s, ok := x.(string); ok {
-						ids = append(ids, s)
+				if p.all {
+					continue
+				}
+				var keys []store.RecordKey
+				for _, cn := range p.conns {
+					for _, x := range values {
+						if s, ok := x.(string); ok {
+							keys = append(keys, store.RecordKey{Connection: cn, ID: s})
+						}
 					}
 				}
-				sort.Strings(ids)
-				sets = append(sets, slices.Compact(ids))
+				sortKeys(keys)
+				sets = append(sets, slices.Compact(keys))
 				continue
 			}
 			f := t.byName[key]
 			if f == nil {
 				continue
 			}
-			ids, _, err := rc.snap.Lookup(t.Source, t.Model, f.Attr, values, 0)
+			keys, err := rc.lookup(t, p, f.Attr, values)
 			if errors.Is(err, store.ErrNotIndexed) {
 				continue
 			}
 			if err != nil {
 				return nil, false, err
 			}
-			sets = append(sets, ids)
+			sets = append(sets, keys)
 		}
 	}
 	if len(sets) == 0 {
@@ -1136,8 +1302,13 @@ func (t *typeInfo) candidates(rc *reqCtx, filter map[string]any) ([]string, bool
 	return out, true, nil
 }
 
-func intersectSorted(a, b []string) []string {
-	var out []string
+func sortKeys(keys []store.RecordKey) {
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
+}
+
+// intersectSorted intersects two key lists in (connection, id) order.
+func intersectSorted(a, b []store.RecordKey) []store.RecordKey {
+	var out []store.RecordKey
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch {
@@ -1147,7 +1318,7 @@ func intersectSorted(a, b []string) []string {
 			}
 			i++
 			j++
-		case a[i] < b[j]:
+		case a[i].Less(b[j]):
 			i++
 		default:
 			j++

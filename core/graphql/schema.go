@@ -42,6 +42,9 @@ type typeInfo struct {
 	byName map[string]*fieldInfo
 	byAttr map[string]*fieldInfo
 	Live   int64
+	// Conns tells that the records belong to connections of the source
+	// (SPEC §12): an id names a record within its connection only.
+	Conns bool
 
 	obj       *graphql.Object
 	filter    *graphql.InputObject
@@ -133,6 +136,9 @@ type buildInput struct {
 	stats  *revStats
 	// visible tells whether a (source, model) is in the reader's scope.
 	visible func(source, model string) bool
+	// connScoped: the reader sees the records of some connections only,
+	// so types whose records belong to no connection are left out.
+	connScoped bool
 }
 
 // build makes the schema of one revision for one scope.
@@ -166,6 +172,11 @@ func build(in buildInput) (*builtSchema, error) {
 			if in.visible != nil && !in.visible(s.Name, m) {
 				continue
 			}
+			ms := in.stats.models[typeTarget{s.Name, m}]
+			conns := s.Connections || ms.Connected > 0
+			if in.connScoped && !conns {
+				continue
+			}
 			name := TypeName(s.TypePrefix, m)
 			what := fmt.Sprintf("model %q of source %q", m, s.Name)
 			if reserved[name] {
@@ -197,9 +208,7 @@ func build(in buildInput) (*builtSchema, error) {
 				used[h] = what + " (helper type)"
 			}
 			queryNames[q] = what
-			t := &typeInfo{Name: name, Source: s.Name, Model: m, byName: map[string]*fieldInfo{}, byAttr: map[string]*fieldInfo{}}
-			ms := in.stats.models[typeTarget{s.Name, m}]
-			t.Live = ms.Live
+			t := &typeInfo{Name: name, Source: s.Name, Model: m, Live: ms.Live, Conns: conns, byName: map[string]*fieldInfo{}, byAttr: map[string]*fieldInfo{}}
 			dec := declared[typeTarget{s.Name, m}]
 			attrs := map[string]bool{}
 			for a := range ms.Fields {
@@ -463,7 +472,7 @@ func (b *builtSchema) makeSchema() error {
 				"limit":      {Type: graphql.Int, DefaultValue: defaultLimit, Description: fmt.Sprintf("At most %d.", MaxNodes)},
 				"skip":       {Type: graphql.Int},
 				"after":      {Type: graphql.String, Description: "The endCursor of the previous page."},
-				"connection": {Type: graphql.String, Description: "Only records of this connection."},
+				"connection": {Type: graphql.String, Description: allConnDesc(t)},
 			},
 			Resolve: t.resolveAll,
 		}
@@ -472,7 +481,7 @@ func (b *builtSchema) makeSchema() error {
 			Description: fmt.Sprintf("One record of model %s of source %s by id; null when there is none or it is deleted.", t.Model, t.Source),
 			Args: graphql.FieldConfigArgument{
 				"id":         {Type: graphql.NewNonNull(graphql.ID)},
-				"connection": {Type: graphql.String},
+				"connection": {Type: graphql.String, Description: oneConnDesc(t)},
 			},
 			Resolve: t.resolveOne,
 		}
@@ -521,6 +530,20 @@ func (b *builtSchema) makeSchema() error {
 		}
 	}
 	return nil
+}
+
+func allConnDesc(t *typeInfo) string {
+	if t.Conns {
+		return "Only the records of this connection. Without it, those of every connection the reader may see, in connection then id order."
+	}
+	return "Only the records of this connection: source " + t.Source + " has none, so \"\" matches every record and any other name none."
+}
+
+func oneConnDesc(t *typeInfo) string {
+	if t.Conns {
+		return "The connection the record belongs to: ids are unique within a connection only, so it is needed (unless the reader's token sees one connection only)."
+	}
+	return "The connection the record belongs to: source " + t.Source + " has none, so \"\" or nothing."
 }
 
 // makeObject creates the type's object, connection, filter and sort

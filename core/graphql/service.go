@@ -110,12 +110,28 @@ type Env struct {
 	Store  *store.Layer
 }
 
-// Scope is what the reader may see: everything, or an api_token's models
-// and sources (types out of scope are left out of the schema).
+// Scope is what the reader may see: everything, or an api_token's models,
+// sources and connections (types out of scope are left out of the schema).
 type Scope struct {
 	All     bool
 	Models  []string
 	Sources []string
+	// Connections limits the reader to the records of these connections
+	// (config.APIToken.Connections): records of other connections, and
+	// types whose records belong to no connection, are invisible. Empty:
+	// no limit.
+	Connections []string
+}
+
+// conns is the scope's connection list, sorted without repeats; nil: no
+// limit.
+func (s Scope) conns() []string {
+	if s.All || len(s.Connections) == 0 {
+		return nil
+	}
+	c := append([]string(nil), s.Connections...)
+	sort.Strings(c)
+	return slices.Compact(c)
 }
 
 func (s Scope) visible(source, model string) bool {
@@ -134,7 +150,7 @@ func (s Scope) key() string {
 	src := append([]string(nil), s.Sources...)
 	sort.Strings(m)
 	sort.Strings(src)
-	return strings.Join(m, ",") + "|" + strings.Join(src, ",")
+	return strings.Join(m, ",") + "|" + strings.Join(src, ",") + "|" + strings.Join(s.conns(), ",")
 }
 
 // request is a GraphQL request as GET and POST carry it.
@@ -397,7 +413,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request, env Env, rev
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	status, resp, rc := s.execute(r.Context(), cs, snap, number, req, vars)
+	status, resp, rc := s.execute(r.Context(), cs, snap, number, req, vars, scope.conns())
 	resp.Extensions = map[string]any{"revision": number}
 	if status == http.StatusOK && len(resp.Errors) == 0 {
 		w.Header().Set("ETag", etag)
@@ -460,7 +476,7 @@ func (s *Service) schema(env Env, snap *store.Snapshot, scope Scope) (*cachedSch
 			return nil, err
 		}
 	}
-	built, err := build(buildInput{cfg: env.Config, models: env.Models, stats: stats, visible: scope.visible})
+	built, err := build(buildInput{cfg: env.Config, models: env.Models, stats: stats, visible: scope.visible, connScoped: scope.conns() != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +527,7 @@ func modelsKey(models map[string][]Model) string {
 }
 
 // execute parses, validates, checks the limits of, and runs a query.
-func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Snapshot, rev int64, req *request, vars map[string]any) (int, *response, *reqCtx) {
+func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Snapshot, rev int64, req *request, vars map[string]any, conns []string) (int, *response, *reqCtx) {
 	coded := func(status int, err *codedError) (int, *response, *reqCtx) {
 		return status, &response{noData: true, Errors: []responseError{{Message: err.msg, Extensions: map[string]any{"code": err.code}}}}, nil
 	}
@@ -533,7 +549,7 @@ func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Sna
 	if err := analyze(doc, req.OperationName, vars, cs.lists, s.opts.MaxCost); err != nil {
 		return coded(http.StatusOK, err)
 	}
-	rc := &reqCtx{ctx: ctx, until: time.Now().Add(s.opts.TimeLimit), snap: snap, rev: rev, deadline: s.opts.TimeLimit}
+	rc := &reqCtx{ctx: ctx, until: time.Now().Add(s.opts.TimeLimit), snap: snap, rev: rev, deadline: s.opts.TimeLimit, conns: conns}
 	// graphql-go gives up waiting when its context ends but leaves the
 	// resolvers running; they stop at the time limit by themselves
 	// (reqCtx.check), so execution is given a context that does not end,

@@ -11,7 +11,8 @@ import (
 )
 
 // Field statistics: which attributes the records of each (source, model)
-// hold, with which JSON kinds, in one revision. They decide which types and
+// hold, with which JSON kinds, in one revision, over every connection of
+// the source (one type per model, whatever the number of connections). They decide which types and
 // fields a revision's schema has.
 //
 // They are computed once per revision and cached, incrementally: the
@@ -43,7 +44,9 @@ type fieldStat [numKinds]int64
 type modelStats struct {
 	Records int64 // every record, deleted ones too
 	Live    int64 // records not deleted
-	Fields  map[string]*fieldStat
+	// Connected counts the records that belong to a connection.
+	Connected int64
+	Fields    map[string]*fieldStat
 }
 
 // revStats are the statistics of one revision.
@@ -55,7 +58,7 @@ type revStats struct {
 func (s *revStats) clone() *revStats {
 	c := &revStats{rev: s.rev, models: make(map[typeTarget]*modelStats, len(s.models))}
 	for k, m := range s.models {
-		mm := &modelStats{Records: m.Records, Live: m.Live, Fields: make(map[string]*fieldStat, len(m.Fields))}
+		mm := &modelStats{Records: m.Records, Live: m.Live, Connected: m.Connected, Fields: make(map[string]*fieldStat, len(m.Fields))}
 		for f, fs := range m.Fields {
 			v := *fs
 			mm.Fields[f] = &v
@@ -103,6 +106,9 @@ func (s *revStats) add(r *store.StoredRecord, sign int64) error {
 	m.Records += sign
 	if !r.Deleted() {
 		m.Live += sign
+	}
+	if r.Connection != "" {
+		m.Connected += sign
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(r.Payload, &obj); err != nil {
@@ -173,7 +179,7 @@ func (c *statsCache) delta(snap *store.Snapshot, base *revStats, open func(int64
 	out := base.clone()
 	out.rev = snap.Revision().Number
 	err = snap.Changes(base.rev, func(r *store.StoredRecord) error {
-		prev, found, err := old.Get(r.Source, r.Model, r.ID)
+		prev, found, err := old.Get(store.SourceKey(r.Source, r.Connection), r.Model, r.ID)
 		if err != nil {
 			return err
 		}

@@ -9,31 +9,40 @@ import (
 )
 
 // ModelCount is how many records one model of one source holds in a
-// revision.
+// revision, over every connection of the source.
 type ModelCount struct {
 	Source, Model string
 	// Live counts the records not deleted; Deleted the soft-deleted ones.
 	Live, Deleted int64
+	// Connections tells that records of the model belong to connections
+	// of the source (SPEC §12): ids are unique per connection only.
+	Connections bool
 }
 
 // CountRecords counts the records of each (source, model) in the
-// snapshot's revision, in source and model order. It walks the record
-// index only (keys and their small values, no payload), so it costs a
-// fraction of reading the records, but still in proportion to their
-// number: callers that show it often cache it per revision.
+// snapshot's revision, in source and model order: one row per model of a
+// source, whatever number of connections its records belong to. It walks
+// the record index only (keys and their small values, no payload), so it
+// costs a fraction of reading the records, but still in proportion to
+// their number: callers that show it often cache it per revision.
 func (s *Snapshot) CountRecords() ([]ModelCount, error) {
 	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxIndex}, PrefetchValues: true, PrefetchSize: 1000})
 	defer it.Close()
-	var out []ModelCount
+	rows := map[[2]string]*ModelCount{}
 	var cur *ModelCount
-	var curPfx []byte // r/<source>\0<model>\0 of cur
+	var curPfx []byte // r/<source key>\0<model>\0 of cur
 	for it.Rewind(); it.Valid(); it.Next() {
 		key := it.Item().Key()
 		if cur == nil || !bytes.HasPrefix(key, curPfx) {
-			source, model, _ := splitIndexKey(key)
-			out = append(out, ModelCount{Source: source, Model: model})
-			cur = &out[len(out)-1]
-			curPfx = indexPrefix(source, model)
+			sourceKey, model, _ := splitIndexKey(key)
+			source, conn := SplitSourceKey(sourceKey)
+			k := [2]string{source, model}
+			if cur = rows[k]; cur == nil {
+				cur = &ModelCount{Source: source, Model: model}
+				rows[k] = cur
+			}
+			cur.Connections = cur.Connections || conn != ""
+			curPfx = indexPrefix(sourceKey, model)
 		}
 		var deleted bool
 		if err := it.Item().Value(func(v []byte) error {
@@ -49,7 +58,24 @@ func (s *Snapshot) CountRecords() ([]ModelCount, error) {
 			cur.Live++
 		}
 	}
-	return out, nil
+	return sortedCounts(rows), nil
+}
+
+// sortedCounts lists the rows that hold records in source and model order.
+func sortedCounts(rows map[[2]string]*ModelCount) []ModelCount {
+	out := make([]ModelCount, 0, len(rows))
+	for _, c := range rows {
+		if c.Live != 0 || c.Deleted != 0 {
+			out = append(out, *c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Model < out[j].Model
+	})
+	return out
 }
 
 // CountSource counts the records of each model of one source key (a
@@ -64,8 +90,8 @@ func (s *Snapshot) CountSource(sourceKey string) ([]ModelCount, error) {
 	for it.Rewind(); it.Valid(); it.Next() {
 		_, model, _ := splitIndexKey(it.Item().Key())
 		if cur == nil || cur.Model != model {
-			src, _ := SplitSourceKey(sourceKey)
-			out = append(out, ModelCount{Source: src, Model: model})
+			src, conn := SplitSourceKey(sourceKey)
+			out = append(out, ModelCount{Source: src, Model: model, Connections: conn != ""})
 			cur = &out[len(out)-1]
 		}
 		var deleted bool
@@ -105,7 +131,8 @@ func (s *Snapshot) CountChanges(old *Snapshot, oldCounts []ModelCount) ([]ModelC
 			mc = &ModelCount{Source: r.Source, Model: r.Model}
 			byModel[k] = mc
 		}
-		was, found, err := readIndex(old.txn, indexKey(r.Source, r.Model, r.ID))
+		mc.Connections = mc.Connections || r.Connection != ""
+		was, found, err := readIndex(old.txn, indexKey(SourceKey(r.Source, r.Connection), r.Model, r.ID))
 		if err != nil {
 			return err
 		}
@@ -124,17 +151,5 @@ func (s *Snapshot) CountChanges(old *Snapshot, oldCounts []ModelCount) ([]ModelC
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ModelCount, 0, len(byModel))
-	for _, c := range byModel {
-		if c.Live != 0 || c.Deleted != 0 {
-			out = append(out, *c)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Source != out[j].Source {
-			return out[i].Source < out[j].Source
-		}
-		return out[i].Model < out[j].Model
-	})
-	return out, nil
+	return sortedCounts(byModel), nil
 }

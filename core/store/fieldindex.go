@@ -17,11 +17,16 @@ import (
 // Field indexes: which records of a (source, model) hold a value in a
 // top-level field, for GraphQL's eq/in filters and references.
 //
-//	f/<source>\0<model>\0<field>\0<value>\0\x01<id>   one per (record, value); empty value
-//	f/<source>\0<model>\0<field>\0\0                 the index is complete from this version on
+//	f/<source>\0<model>\0<field>\0<value>\0\x01<id>                one per (record, value); empty value
+//	f/<source>\0<model>\0<field>\0<value>\0\x02<connection>\0<id>  the same for a connection's record
+//	f/<source>\0<model>\0<field>\0\0                              the index is complete from this version on
 //
 // <value> is a type tag and the value's bytes with 0x00 escaped as
-// 0x00 0xFF, so that \0\x01 ends it unambiguously. Like the record index,
+// 0x00 0xFF, so that \0\x01 or \0\x02 ends it unambiguously. The records
+// of every connection of a source share its index (one marker, one drop,
+// one build), and a value's entries list them in (connection, id) order
+// after those of the source's own records: a lookup reads one
+// connection's, or every one's, with one prefix. Like the record index,
 // these keys are versioned by revision: they are written at the timestamp
 // of the change set that changed the record (staged runs at the staging's
 // timestamp, direct publishes in their own commit), so a reader at a
@@ -74,6 +79,33 @@ func fieldIndexPrefix(source, model, field string) []byte {
 
 func fieldIndexMarker(source, model, field string) []byte {
 	return append(fieldIndexPrefix(source, model, field), 0)
+}
+
+// The byte after a value's terminating 0x00: the entry is a record's of
+// the source itself, or of one of its connections.
+const (
+	entryPlain = 1
+	entryConn  = 2
+)
+
+// appendEntryConn turns k, ending with an encoded value (appendIndexValue),
+// into the prefix of that value's entries of the records of connection
+// conn ("" : of the source itself); the record's id follows it.
+func appendEntryConn(k []byte, conn string) []byte {
+	if conn == "" {
+		return k
+	}
+	k[len(k)-1] = entryConn
+	return append(append(k, conn...), 0)
+}
+
+// fieldIndexEntry is the key of one (record, value) entry: base is the
+// field's fieldIndexPrefix, v an encoded value (appendIndexValue), conn
+// the record's connection ("" : none).
+func fieldIndexEntry(base []byte, v, conn, id string) []byte {
+	k := make([]byte, 0, len(base)+len(v)+len(conn)+1+len(id))
+	k = appendEntryConn(append(append(k, base...), v...), conn)
+	return append(k, id...)
 }
 
 // appendIndexValue appends the encoded value and its terminator to k. ok is
@@ -306,35 +338,34 @@ func (l *Layer) buildFieldIndex(d FieldIndex) (int, error) {
 	wb := l.db.NewWriteBatchAt(ts)
 	defer wb.Cancel()
 	base := fieldIndexPrefix(d.Source, d.Model, d.Field)
-	pfx := indexPrefix(d.Source, d.Model)
-	it := read.NewIterator(badger.IteratorOptions{Prefix: pfx})
-	defer it.Close()
+	// The source's records and those of each of its connections.
 	n := 0
-	for it.Rewind(); it.Valid(); it.Next() {
+	err := walkConnections(read, d.Source, d.Model, "", "", func(conn, id []byte, item *badger.Item) (bool, error) {
 		var ie indexEntry
-		if err := it.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
-			return n, err
+		if err := item.Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+			return false, err
 		}
 		if ie.deleted {
-			continue
+			return true, nil
 		}
 		payload, err := readPayload(read, ie.cursor)
 		if err != nil {
-			return n, err
+			return false, err
 		}
 		vals, err := indexValues(payload, []string{d.Field})
 		if err != nil {
-			continue // stored payloads are valid objects; skip the impossible
+			return true, nil // stored payloads are valid objects; skip the impossible
 		}
-		id := it.Item().Key()[len(pfx):]
 		for _, v := range vals[d.Field] {
-			k := make([]byte, 0, len(base)+len(v)+len(id))
-			k = append(append(append(k, base...), v...), id...)
-			if err := wb.Set(k, nil); err != nil {
-				return n, err
+			if err := wb.Set(fieldIndexEntry(base, v, string(conn), string(id)), nil); err != nil {
+				return false, err
 			}
 		}
 		n++
+		return true, nil
+	})
+	if err != nil {
+		return n, err
 	}
 	if err := wb.Flush(); err != nil {
 		return n, err
@@ -364,7 +395,7 @@ func (l *Layer) indexChangeSet(read *badger.Txn, lo, hi, prevTS uint64, w kvWrit
 	defer it.Close()
 	end := recordKey(makeCursor(hi+1, 0))
 	for it.Seek(recordKey(makeCursor(lo, 0))); it.Valid() && bytes.Compare(it.Item().Key(), end) < 0; it.Next() {
-		var source, model, id string
+		var source, src, conn, model, id string
 		var fields []string
 		var now map[string][]string
 		err := it.Item().Value(func(v []byte) error {
@@ -376,6 +407,7 @@ func (l *Layer) indexChangeSet(read *badger.Txn, lo, hi, prevTS uint64, w kvWrit
 				return nil
 			}
 			source, model, id = string(e.source), string(e.model), string(e.id)
+			src, conn = SplitSourceKey(source)
 			if e.action != Deleted {
 				now, err = indexValues(e.payload, fields)
 			}
@@ -404,8 +436,8 @@ func (l *Layer) indexChangeSet(read *badger.Txn, lo, hi, prevTS uint64, w kvWrit
 			}
 		}
 		for _, f := range fields {
-			base := fieldIndexPrefix(source, model, f)
-			key := func(v string) []byte { return append(append(append([]byte(nil), base...), v...), id...) }
+			base := fieldIndexPrefix(src, model, f)
+			key := func(v string) []byte { return fieldIndexEntry(base, v, conn, id) }
 			for _, v := range was[f] {
 				if !containsSorted(now[f], v) {
 					if err := w.Delete(key(v)); err != nil {

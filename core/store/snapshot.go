@@ -141,8 +141,102 @@ const scanBatch = 256
 // of a batch before it seeks.
 const scanSteps = 8
 
+// batchReader reads the record entries of index hits in batches of
+// scanBatch: in cursor order, stepping over near ones and seeking far ones,
+// then hands the records out in the order of the hits.
+type batchReader struct {
+	s          *Snapshot
+	what       string // the walk, for errors
+	ri         *badger.Iterator
+	positioned bool
+	batch      []batchHit
+	recs       []StoredRecord
+	vals       [][]byte
+	fn         func(r *StoredRecord) (bool, error)
+}
+
+type batchHit struct {
+	pos int
+	c   Cursor
+}
+
+func (s *Snapshot) newBatchReader(what string, fn func(r *StoredRecord) (bool, error)) *batchReader {
+	return &batchReader{s: s, what: what, fn: fn,
+		ri:    s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}}),
+		batch: make([]batchHit, 0, scanBatch), recs: make([]StoredRecord, 0, scanBatch), vals: make([][]byte, scanBatch)}
+}
+
+func (b *batchReader) close() { b.ri.Close() }
+
+// add queues the record of an index entry (its value); deleted ones are
+// skipped. more is false when fn asked to stop.
+func (b *batchReader) add(item *badger.Item) (more bool, err error) {
+	var ie indexEntry
+	if err := item.Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+		return false, err
+	}
+	if ie.deleted {
+		return true, nil
+	}
+	b.batch = append(b.batch, batchHit{len(b.batch), ie.cursor})
+	if len(b.batch) == scanBatch {
+		return b.flush()
+	}
+	return true, nil
+}
+
+// flush reads the queued records and calls fn with each.
+func (b *batchReader) flush() (bool, error) {
+	if len(b.batch) == 0 {
+		return true, nil
+	}
+	// Read the batch's entries in cursor order, then hand them out in
+	// the order they were queued.
+	sorted := append([]batchHit(nil), b.batch...)
+	sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].c[:], sorted[j].c[:]) < 0 })
+	b.recs = b.recs[:len(b.batch)]
+	ri := b.ri
+	for _, h := range sorted {
+		k := recordKey(h.c)
+		// Records written in id order have neighbouring cursors: a
+		// few Next cost less than a Seek.
+		found := false
+		for step := 0; b.positioned && step < scanSteps && ri.Valid(); step++ {
+			d := bytes.Compare(ri.Item().Key(), k)
+			if found = d == 0; d >= 0 {
+				break
+			}
+			ri.Next()
+		}
+		if !found {
+			ri.Seek(k)
+			b.positioned = true
+		}
+		if !ri.Valid() || !bytes.Equal(ri.Item().Key(), k) {
+			return false, fmt.Errorf("store: record entry %s of %s missing", h.c, b.what)
+		}
+		var err error
+		b.vals[h.pos], err = ri.Item().ValueCopy(b.vals[h.pos][:0])
+		if err != nil {
+			return false, err
+		}
+		if err := b.s.fill(&b.recs[h.pos], h.c, b.vals[h.pos], false); err != nil {
+			return false, err
+		}
+	}
+	for i := range b.batch {
+		more, err := b.fn(&b.recs[i])
+		if err != nil || !more {
+			return false, err
+		}
+	}
+	b.batch = b.batch[:0]
+	return true, nil
+}
+
 // Scan calls fn with the records of one (source, model) that are not
 // deleted, in ascending id order, starting after afterID (all when empty).
+// source is a source key (SourceKey): a source, or one connection of it.
 // The record passed to fn, its payload included, is only valid during the
 // call. fn returns false to stop.
 func (s *Snapshot) Scan(source, model, afterID string, fn func(r *StoredRecord) (bool, error)) error {
@@ -153,79 +247,96 @@ func (s *Snapshot) Scan(source, model, afterID string, fn func(r *StoredRecord) 
 	if afterID != "" {
 		start = append(indexKey(source, model, afterID), 0)
 	}
-	type hit struct {
-		pos int
-		c   Cursor
-	}
-	batch := make([]hit, 0, scanBatch)
-	recs := make([]StoredRecord, 0, scanBatch)
-	vals := make([][]byte, scanBatch)
-	ri := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxRecord}})
-	defer ri.Close()
-	positioned := false
-	flush := func() (bool, error) {
-		// Read the batch's entries in cursor order, then hand them out in
-		// id order.
-		sorted := append([]hit(nil), batch...)
-		sort.Slice(sorted, func(i, j int) bool { return bytes.Compare(sorted[i].c[:], sorted[j].c[:]) < 0 })
-		recs = recs[:len(batch)]
-		for _, h := range sorted {
-			k := recordKey(h.c)
-			// Records written in id order have neighbouring cursors: a
-			// few Next cost less than a Seek.
-			found := false
-			for step := 0; positioned && step < scanSteps && ri.Valid(); step++ {
-				d := bytes.Compare(ri.Item().Key(), k)
-				if found = d == 0; d >= 0 {
-					break
-				}
-				ri.Next()
-			}
-			if !found {
-				ri.Seek(k)
-				positioned = true
-			}
-			if !ri.Valid() || !bytes.Equal(ri.Item().Key(), k) {
-				return false, fmt.Errorf("store: record entry %s of %s/%s missing", h.c, source, model)
-			}
-			var err error
-			vals[h.pos], err = ri.Item().ValueCopy(vals[h.pos][:0])
-			if err != nil {
-				return false, err
-			}
-			if err := s.fill(&recs[h.pos], h.c, vals[h.pos], false); err != nil {
-				return false, err
-			}
-		}
-		for i := range batch {
-			more, err := fn(&recs[i])
-			if err != nil || !more {
-				return false, err
-			}
-		}
-		batch = batch[:0]
-		return true, nil
-	}
+	b := s.newBatchReader(source+"/"+model, fn)
+	defer b.close()
 	for it.Seek(start); it.Valid(); it.Next() {
-		var ie indexEntry
-		if err := it.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+		if more, err := b.add(it.Item()); err != nil || !more {
 			return err
 		}
-		if ie.deleted {
-			continue
+	}
+	_, err := b.flush()
+	return err
+}
+
+// ScanConnections calls fn with the records of one model of a source that
+// are not deleted, whatever connection they belong to, in ascending
+// (connection, id) order: first those without a connection (connection
+// ""), then each connection's. It starts after the record (afterConn,
+// afterID) (all when both are empty); a record's Connection and ID are
+// where a later walk resumes. It seeks to the model's range in each
+// connection, so it costs two seeks per connection of the source besides
+// the records read, never a walk of other models. The record passed to fn
+// is only valid during the call; fn returns false to stop.
+func (s *Snapshot) ScanConnections(source, model, afterConn, afterID string, fn func(r *StoredRecord) (bool, error)) error {
+	b := s.newBatchReader(source+"/"+model, fn)
+	defer b.close()
+	err := walkConnections(s.txn, source, model, afterConn, afterID, func(_, _ []byte, item *badger.Item) (bool, error) {
+		return b.add(item)
+	})
+	if err != nil {
+		return err
+	}
+	_, err = b.flush()
+	return err
+}
+
+// walkConnections calls fn with the record index entries that txn sees of
+// one model of a source in (connection, id) order, after (afterConn, afterID): those
+// of the source itself, then each connection's (index keys
+// r/<source>\x1f<connection>\0<model>\0<id>), seeking from connection to
+// connection. conn, id and item are only valid during the call.
+func walkConnections(txn *badger.Txn, source, model, afterConn, afterID string, fn func(conn, id []byte, item *badger.Item) (bool, error)) error {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: append([]byte{pfxIndex}, source...)})
+	defer it.Close()
+	// The source's own records.
+	if afterConn == "" {
+		pfx := indexPrefix(source, model)
+		start := pfx
+		if afterID != "" {
+			start = append(indexKey(source, model, afterID), 0)
 		}
-		batch = append(batch, hit{len(batch), ie.cursor})
-		if len(batch) == scanBatch {
-			if more, err := flush(); err != nil || !more {
+		for it.Seek(start); it.Valid() && bytes.HasPrefix(it.Item().Key(), pfx); it.Next() {
+			if more, err := fn(nil, it.Item().Key()[len(pfx):], it.Item()); err != nil || !more {
 				return err
 			}
 		}
 	}
-	if len(batch) > 0 {
-		_, err := flush()
-		return err
+	// Its connections'.
+	cpfx := append(append([]byte{pfxIndex}, source...), connSep)
+	seek := cpfx
+	if afterConn != "" {
+		seek = append(append(append([]byte(nil), cpfx...), afterConn...), 0)
+		seek = append(append(append(seek, model...), 0), afterID...)
+		if afterID != "" {
+			seek = append(seek, 0)
+		}
 	}
-	return nil
+	var mpfx []byte
+	for {
+		it.Seek(seek)
+		if !it.Valid() || !bytes.HasPrefix(it.Item().Key(), cpfx) {
+			return nil
+		}
+		key := it.Item().Key()
+		rest := key[len(cpfx):]
+		i := bytes.IndexByte(rest, 0)
+		if i < 0 {
+			return fmt.Errorf("store: corrupt record index key %q", key)
+		}
+		conn := append([]byte(nil), rest[:i]...)
+		mpfx = append(append(append(append(append(mpfx[:0], cpfx...), conn...), 0), model...), 0)
+		if bytes.Compare(key, mpfx) < 0 {
+			it.Seek(mpfx)
+		}
+		for ; it.Valid() && bytes.HasPrefix(it.Item().Key(), mpfx); it.Next() {
+			if more, err := fn(conn, it.Item().Key()[len(mpfx):], it.Item()); err != nil || !more {
+				return err
+			}
+		}
+		// Past every key of conn: conn\x01 sorts after conn\0… and before
+		// any longer connection id (they have no control characters).
+		seek = append(append(append(seek[:0:0], cpfx...), conn...), 1)
+	}
 }
 
 // Changes calls fn with every record (deleted ones too) whose latest change
@@ -261,16 +372,19 @@ func (s *Snapshot) Changes(since int64, fn func(r *StoredRecord) error) error {
 var ErrNotIndexed = errors.New("store: field not indexed at this revision")
 
 // Indexed tells whether (source, model, field) has a complete field index
-// at the snapshot's revision.
+// at the snapshot's revision. source may be a source key: a connection's
+// records are indexed with their source's.
 func (s *Snapshot) Indexed(source, model, field string) bool {
-	_, err := s.txn.Get(fieldIndexMarker(source, model, field))
+	src, _ := SplitSourceKey(source)
+	_, err := s.txn.Get(fieldIndexMarker(src, model, field))
 	return err == nil
 }
 
 // Lookup returns the ids of the records of (source, model) that are not
 // deleted and whose field equals one of values (a value that is a JSON
 // array matches each of its elements), in ascending order without
-// repeats. Values are strings, float64, json.Number, ints or bools; others
+// repeats. source is a source key (SourceKey): a source, or one connection
+// of it. Values are strings, float64, json.Number, ints or bools; others
 // match nothing. It fails with ErrNotIndexed when the field has no
 // complete index at this revision. At most limit ids are returned (0: no
 // limit); more tells whether there were more.
@@ -278,13 +392,15 @@ func (s *Snapshot) Lookup(source, model, field string, values []any, limit int) 
 	if !s.Indexed(source, model, field) {
 		return nil, false, ErrNotIndexed
 	}
-	base := fieldIndexPrefix(source, model, field)
+	src, conn := SplitSourceKey(source)
+	base := fieldIndexPrefix(src, model, field)
 	seen := map[string]bool{}
 	for _, v := range values {
 		k, ok := appendIndexValue(append([]byte(nil), base...), v)
 		if !ok {
 			continue
 		}
+		k = appendEntryConn(k, conn)
 		it := s.txn.NewIterator(badger.IteratorOptions{Prefix: k})
 		for it.Rewind(); it.Valid(); it.Next() {
 			id := string(it.Item().Key()[len(k):])
@@ -300,4 +416,65 @@ func (s *Snapshot) Lookup(source, model, field string, values []any, limit int) 
 		return ids[:limit], true, nil
 	}
 	return ids, false, nil
+}
+
+// RecordKey names a record of a model of a source: the connection it
+// belongs to ("" for none) and its id.
+type RecordKey struct{ Connection, ID string }
+
+// Less orders record keys by connection, then id.
+func (k RecordKey) Less(o RecordKey) bool {
+	if k.Connection != o.Connection {
+		return k.Connection < o.Connection
+	}
+	return k.ID < o.ID
+}
+
+// LookupConnections is Lookup over every record of one model of a source,
+// whatever connection it belongs to: the keys of the matching records in
+// (connection, id) order without repeats, the source's own records
+// (connection "") first. It reads the index once per value, not per
+// connection.
+func (s *Snapshot) LookupConnections(source, model, field string, values []any, limit int) (keys []RecordKey, more bool, err error) {
+	if !s.Indexed(source, model, field) {
+		return nil, false, ErrNotIndexed
+	}
+	base := fieldIndexPrefix(source, model, field)
+	seen := map[RecordKey]bool{}
+	for _, v := range values {
+		k, ok := appendIndexValue(append([]byte(nil), base...), v)
+		if !ok {
+			continue
+		}
+		// The value's entries of records without a connection end in
+		// \0\x01<id>, those of connections' in \0\x02<connection>\0<id>.
+		for _, tag := range []byte{entryPlain, entryConn} {
+			k[len(k)-1] = tag
+			it := s.txn.NewIterator(badger.IteratorOptions{Prefix: k})
+			for it.Rewind(); it.Valid(); it.Next() {
+				rest := it.Item().Key()[len(k):]
+				var rk RecordKey
+				if tag == entryPlain {
+					rk.ID = string(rest)
+				} else {
+					i := bytes.IndexByte(rest, 0)
+					if i < 0 {
+						it.Close()
+						return nil, false, fmt.Errorf("store: corrupt field index key %q", it.Item().Key())
+					}
+					rk = RecordKey{Connection: string(rest[:i]), ID: string(rest[i+1:])}
+				}
+				if !seen[rk] {
+					seen[rk] = true
+					keys = append(keys, rk)
+				}
+			}
+			it.Close()
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
+	if limit > 0 && len(keys) > limit {
+		return keys[:limit], true, nil
+	}
+	return keys, false, nil
 }

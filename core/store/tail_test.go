@@ -88,10 +88,10 @@ func TestCountRecords(t *testing.T) {
 		}
 		return fmt.Sprint(counts)
 	}
-	if got, want := count(0), "[{a Post 1 0} {blog Post 3 1} {blog Tag 1 0}]"; got != want {
+	if got, want := count(0), "[{a Post 1 0 false} {blog Post 3 1 false} {blog Tag 1 0 false}]"; got != want {
 		t.Errorf("newest: %s, want %s", got, want)
 	}
-	if got, want := count(1), "[{blog Post 3 0} {blog Tag 1 0}]"; got != want {
+	if got, want := count(1), "[{blog Post 3 0 false} {blog Tag 1 0 false}]"; got != want {
 		t.Errorf("revision 1: %s, want %s", got, want)
 	}
 	// From revision 1's counts and the changes since.
