@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/store"
 )
 
@@ -39,6 +40,8 @@ type outEvent struct {
 	FinishedAt     string  `json:"finishedAt,omitempty"`
 	Results        any     `json:"results,omitempty"`
 	Error          string  `json:"error,omitempty"`
+	// refs are the syncs of the run the event is about (nango.go).
+	refs []store.SyncRef
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(eventTimeFormat) }
@@ -51,6 +54,10 @@ func (l *layer) deliveries(ev *outEvent, completedEmpty bool) []store.Delivery {
 	var body []byte
 	for _, n := range l.cfg.Notify {
 		if !contains(n.Events, ev.Type) && len(n.Events) > 0 {
+			continue
+		}
+		if n.Format == config.NotifyFormatNango {
+			out = append(out, l.nangoDeliveries(n, ev)...) // nango.go
 			continue
 		}
 		if completedEmpty && n.SkipEmpty {
@@ -70,7 +77,7 @@ func (l *layer) deliveries(ev *outEvent, completedEmpty bool) []store.Delivery {
 
 // runEvent starts the event of a run: who, what and how.
 func (l *layer) runEvent(typ string, p *pending) *outEvent {
-	ev := &outEvent{Type: typ, ID: newID("evt"), Layer: l.cfg.Name, Run: p.run.ID, Trigger: p.run.Trigger, SyncType: p.syncType}
+	ev := &outEvent{Type: typ, ID: newID("evt"), Layer: l.cfg.Name, Run: p.run.ID, Trigger: p.run.Trigger, SyncType: p.syncType, refs: p.run.Syncs}
 	if src, sync := runScope(p.run.Syncs, l.isWholeLayer(p)); src != "" {
 		ev.Source = &src
 		if sync != "" {
