@@ -20,10 +20,11 @@ import (
 const NangoConnectionDefault = "default"
 
 // nangoCounts are a model's changes in a Nango body (responseResults).
+// Its fields are in key order: bodies have their keys sorted.
 type nangoCounts struct {
 	Added   int64 `json:"added"`
-	Updated int64 `json:"updated"`
 	Deleted int64 `json:"deleted"`
+	Updated int64 `json:"updated"`
 }
 
 // nangoItem is one webhook: a model of a sync of a source (connection).
