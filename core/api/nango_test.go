@@ -19,6 +19,9 @@ import (
 // read token.
 func nangoFixture(t *testing.T) (*fixture, string) {
 	t.Helper()
+	// The engine keeps the key that seals connection configs in the
+	// service's data_dir, "./data" by default: here, not the package.
+	t.Chdir(t.TempDir())
 	data := t.TempDir()
 	writeFile(t, filepath.Join(data, "crm", "Contact.json"), `[{"id":"c0","name":"Template"}]`)
 	writeFile(t, filepath.Join(data, "acme", "Contact.json"),
