@@ -220,6 +220,8 @@ try {
     for (const w of received) {
         assert.ok(nango.verifyIncomingWebhookRequest(w.body, w.headers), `webhook does not verify: ${w.body}`);
         assert.equal(nango.verifyIncomingWebhookRequest(w.body.replace('"success":true', '"success":false'), w.headers), false, 'a changed body verifies');
+        // Nango's deprecated scheme too (it prints a deprecation warning).
+        assert.ok(nango.verifyWebhookSignature(w.headers['x-nango-signature'], JSON.parse(w.body)), `X-Nango-Signature does not verify: ${w.body}`);
     }
     const body = JSON.parse(run2.body);
     assert.equal(body.from, 'nango');
