@@ -544,6 +544,10 @@ func (s *Server) nangoListConnections(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !c.admin && !s.holdsAnyToken(c) {
+		unauthorized(w)
+		return
+	}
 	v := r.URL.Query()
 	limit, page := nangoDefaultConnections, 0
 	if l := v.Get("limit"); l != "" {

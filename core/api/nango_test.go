@@ -268,6 +268,12 @@ func TestNangoAPI(t *testing.T) {
 	if len(ls.Connections) != 0 {
 		t.Errorf("tags[region]=us: %d connections", len(ls.Connections))
 	}
+	if status, b := f.nangoCall("GET", "/connections", "wrong", nil, ""); status != 401 {
+		t.Errorf("GET /connections with a wrong token: %d %s", status, b)
+	}
+	if status, b := f.nangoCall("GET", "/connections", "read-token", nil, ""); status != 200 || !strings.Contains(string(b), `"acme"`) {
+		t.Errorf("GET /connections with the read token: %d %s", status, b)
+	}
 	f.nangoOK("GET", "/connections?connectionId=acme", nil, "", 200, &ls)
 	if len(ls.Connections) != 1 {
 		t.Errorf("connectionId=acme: %d connections", len(ls.Connections))
