@@ -471,9 +471,8 @@ type nangoConnection struct {
 	Created           *string           `json:"created,omitempty"`
 	CreatedAt         *string           `json:"created_at"`
 	UpdatedAt         *string           `json:"updated_at,omitempty"`
-	LastFetchedAt     *string           `json:"last_fetched_at,omitempty"`
 	Metadata          json.RawMessage   `json:"metadata"`
-	ConnectionConfig  map[string]any    `json:"connection_config,omitempty"`
+	ConnectionConfig  any               `json:"connection_config,omitempty"` // a map, in full views only
 	Errors            []nangoConnError  `json:"errors"`
 	EndUser           *struct{}         `json:"end_user"`
 	Tags              map[string]string `json:"tags"`
@@ -505,10 +504,11 @@ func (s *Server) nangoView(src nangoSource, c *engine.Connection, full bool) nan
 	}
 	if full {
 		v.UpdatedAt = nangoTimeString(c.UpdatedAt)
-		v.ConnectionConfig = c.Config
-		if v.ConnectionConfig == nil {
-			v.ConnectionConfig = map[string]any{}
+		cc := c.Config
+		if cc == nil {
+			cc = map[string]any{}
 		}
+		v.ConnectionConfig = cc
 	} else {
 		v.Created = v.CreatedAt
 	}

@@ -281,7 +281,8 @@ func TestNangoAPI(t *testing.T) {
 	for _, p := range []string{"/connections/acme", "/connection/acme"} {
 		var one map[string]json.RawMessage
 		f.nangoOK("GET", p+"?provider_config_key=crm&force_refresh=false&refresh_token=false&refresh_github_app_jwt_token=false", nil, "", 200, &one)
-		if string(one["connection_id"]) != `"acme"` || one["credentials"] != nil || one["updated_at"] == nil || string(one["tags"]) != `{"region":"eu"}` {
+		if string(one["connection_id"]) != `"acme"` || one["credentials"] != nil || one["updated_at"] == nil || string(one["tags"]) != `{"region":"eu"}` ||
+			!strings.Contains(string(one["connection_config"]), `"dir":`) {
 			t.Errorf("GET %s: %v", p, one)
 		}
 	}
@@ -347,6 +348,11 @@ func TestNangoAPI(t *testing.T) {
 		t.Errorf("blog sync status: %+v", blog)
 	}
 	f.nangoFail("DELETE", "/connections/default?provider_config_key=blog", "admin-token", nil, "", 400, "invalid_uri_params")
+	var def map[string]json.RawMessage
+	f.nangoOK("GET", "/connections/default?provider_config_key=cat.blog", nil, "", 200, &def)
+	if string(def["connection_id"]) != `"default"` || string(def["connection_config"]) != `{}` || string(def["metadata"]) != `{}` || string(def["provider_config_key"]) != `"blog"` {
+		t.Errorf("the default connection of blog: %v", def)
+	}
 
 	// Nango's sync webhooks wait in the outbox: one per model, keys sorted.
 	ds, err := f.db().Deliveries("", 1000, false)
