@@ -167,6 +167,7 @@ func (s *Server) routes() {
 	s.openAPIRoutes()
 	s.backupRoutes()
 	s.graphqlRoutes()
+	s.nangoRoutes() // nango.go: the Nango-compatible API (SPEC §13)
 	if d := s.opts.Dashboard; d != nil {
 		// Not in routeList: the dashboard is no part of the /v1 API. It
 		// authenticates by its own session; its live streams end at

@@ -466,7 +466,7 @@ func TestLoadValidation(t *testing.T) {
 		{"notify secret too long", notifyWith("    secret = \"whsec_" + strings.Repeat("AAAA", 22) + "\"\n"), `|"whsec_AAAA`, "decodes to 66 bytes"},
 		{"notify bad event", notifyWith("    secret = \"" + testSecret + "\"\n    events = [\"sync.failed\", \"sync.done\"]\n"), `|"sync.done"`, `"sync.done" is not an event`},
 		{"notify empty events", notifyWith("    secret = \"" + testSecret + "\"\n    events = []\n"), "events = |[]", "must not be empty"},
-		{"notify bad format", notifyWith("    secret = \"" + testSecret + "\"\n    format = \"teams\"\n"), `|"teams"`, `"" or "slack"`},
+		{"notify bad format", notifyWith("    secret = \"" + testSecret + "\"\n    format = \"teams\"\n"), `|"teams"`, `"", "slack" or "nango"`},
 		{"notify skip_empty not bool", notifyWith("    secret = \"" + testSecret + "\"\n    skip_empty = \"no\"\n"), `|"no"`, "a bool is required"},
 		{"duplicate api_token", layerWith("  api_token \"t\" {\n    token_sha256 = \"" + testHash + "\"\n  }\n  api_token \"t\" {\n    token_sha256 = \"" + testHash + "\"\n  }\n"), `#2:|api_token "t"`, `Duplicate api_token "t"`},
 		{"api_token without hash", layerWith("  api_token \"t\" {\n  }\n"), `api_token "t" |{`, `The argument "token_sha256" is required`},

@@ -27,6 +27,14 @@ var notifyEvents = []string{
 	"revision.unpinned",
 }
 
+// NotifyFormatNango is the notify format that sends Nango's sync webhooks
+// (SPEC §13), signed with X-Nango-Hmac-Sha256.
+const NotifyFormatNango = "nango"
+
+// nangoEvents are the events a notify block of format "nango" takes (and
+// its default): Nango's sync webhooks, on success and on failure.
+var nangoEvents = []string{"sync.completed", "sync.failed"}
+
 var (
 	logLevels  = []string{"trace", "debug", "info", "warn", "error"}
 	logFormats = []string{"text", "json"}
@@ -667,7 +675,7 @@ func (d *decoder) notify(b *hcl.Block) *Notify {
 	a := content.Attributes
 	formatFailed := false
 	if v, attr, ok := d.str(a, "format"); ok {
-		if d.oneOf(attr, v, []string{"", "slack"}) {
+		if d.oneOf(attr, v, []string{"", "slack", NotifyFormatNango}) {
 			n.Format = v
 		} else {
 			formatFailed = true
@@ -683,7 +691,14 @@ func (d *decoder) notify(b *hcl.Block) *Notify {
 			n.URL = v
 		}
 	}
-	if v, attr, ok := d.str(a, "secret"); ok {
+	if v, attr, ok := d.str(a, "secret"); ok && n.Format == NotifyFormatNango {
+		// Nango's webhook signing key: any string, used as it is.
+		if strings.TrimSpace(v) == "" {
+			d.invalid(attr, "secret must not be empty: with format \"nango\" it is the key of the X-Nango-Hmac-Sha256 signature (the webhookSigningKey your Nango client verifies with).")
+		} else {
+			n.Secret = v
+		}
+	} else if ok {
 		v = strings.TrimSpace(v)
 		if why := checkWebhookSecret(v); why != "" {
 			d.invalid(attr, "secret must be \"whsec_\" followed by the standard base64 encoding of 24 to 64 random bytes (Standard Webhooks); %s.", why)
@@ -692,6 +707,9 @@ func (d *decoder) notify(b *hcl.Block) *Notify {
 		}
 	} else if n.Format != "slack" && !formatFailed {
 		switch {
+		case attr == nil && n.Format == NotifyFormatNango:
+			d.errorAt(b.DefRange, "Missing required argument",
+				"Notify %q needs a secret: with format \"nango\" it is the key of the X-Nango-Hmac-Sha256 signature (the webhookSigningKey your Nango client verifies with).", n.Name)
 		case attr == nil:
 			d.errorAt(b.DefRange, "Missing required argument",
 				"Notify %q needs a secret (\"whsec_\" followed by the standard base64 encoding of 24 to 64 random bytes) unless format is \"slack\".", n.Name)
@@ -704,16 +722,25 @@ func (d *decoder) notify(b *hcl.Block) *Notify {
 		if !good {
 			d.invalid(attr, "events must not be empty; omit it for every event.")
 		}
+		allowed := notifyEvents
+		if n.Format == NotifyFormatNango {
+			allowed = nangoEvents
+		}
 		for i, e := range v {
-			if !contains(notifyEvents, e) {
-				d.errorAt(elemRange(attr.Expr, i), "Invalid value for events",
-					"%q is not an event; use %s.", e, quoteList(notifyEvents))
+			if !contains(allowed, e) {
+				msg := "%q is not an event; use %s."
+				if n.Format == NotifyFormatNango && contains(notifyEvents, e) {
+					msg = "%q has no Nango webhook; with format \"nango\" use %s."
+				}
+				d.errorAt(elemRange(attr.Expr, i), "Invalid value for events", msg, e, quoteList(allowed))
 				good = false
 			}
 		}
 		if good {
 			n.Events = v
 		}
+	} else if n.Format == NotifyFormatNango {
+		n.Events = append([]string(nil), nangoEvents...)
 	} else {
 		// Unset or null: every event. (When wrong, Load fails anyway.)
 		n.Events = append([]string(nil), notifyEvents...)

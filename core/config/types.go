@@ -174,10 +174,10 @@ type Retry struct {
 type Notify struct {
 	Name      string
 	URL       string
-	Secret    string // sensitive; whsec_ + base64 of 24–64 bytes; required unless Format is "slack"
+	Secret    string // sensitive; whsec_ + base64 of 24–64 bytes (any non-empty string with format "nango"); required unless Format is "slack"
 	Events    []string
 	SkipEmpty bool
-	Format    string // "" (Standard Webhooks JSON) or "slack"
+	Format    string // "" (Standard Webhooks JSON), "slack" or "nango"
 	Range     hcl.Range
 }
 

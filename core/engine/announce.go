@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/store"
 )
 
@@ -39,6 +40,8 @@ type outEvent struct {
 	FinishedAt     string  `json:"finishedAt,omitempty"`
 	Results        any     `json:"results,omitempty"`
 	Error          string  `json:"error,omitempty"`
+	// refs are the syncs of the run the event is about (nango.go).
+	refs []store.SyncRef
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(eventTimeFormat) }
@@ -51,6 +54,10 @@ func (l *layer) deliveries(ev *outEvent, completedEmpty bool) []store.Delivery {
 	var body []byte
 	for _, n := range l.cfg.Notify {
 		if !contains(n.Events, ev.Type) && len(n.Events) > 0 {
+			continue
+		}
+		if n.Format == config.NotifyFormatNango {
+			out = append(out, l.nangoDeliveries(n, ev)...) // nango.go
 			continue
 		}
 		if completedEmpty && n.SkipEmpty {
@@ -70,7 +77,7 @@ func (l *layer) deliveries(ev *outEvent, completedEmpty bool) []store.Delivery {
 
 // runEvent starts the event of a run: who, what and how.
 func (l *layer) runEvent(typ string, p *pending) *outEvent {
-	ev := &outEvent{Type: typ, ID: newID("evt"), Layer: l.cfg.Name, Run: p.run.ID, Trigger: p.run.Trigger, SyncType: p.syncType}
+	ev := &outEvent{Type: typ, ID: newID("evt"), Layer: l.cfg.Name, Run: p.run.ID, Trigger: p.run.Trigger, SyncType: p.syncType, refs: p.run.Syncs}
 	if src, sync := runScope(p.run.Syncs, l.isWholeLayer(p)); src != "" {
 		ev.Source = &src
 		if sync != "" {
@@ -131,12 +138,31 @@ func results(ev *outEvent, counts map[string]map[string]store.Counts) any {
 		}
 		return out
 	}
+	counts = countsBySource(counts)
 	if ev.Source != nil {
 		return per(counts[*ev.Source])
 	}
 	out := map[string]map[string]res{}
 	for src, m := range counts {
 		out[src] = per(m)
+	}
+	return out
+}
+
+// countsBySource adds up counts kept by source key (a connection's changes
+// are kept under source\x1fconnection) by source.
+func countsBySource(counts map[string]map[string]store.Counts) map[string]map[string]store.Counts {
+	out := make(map[string]map[string]store.Counts, len(counts))
+	for key, m := range counts {
+		src, _ := store.SplitSourceKey(key)
+		if out[src] == nil {
+			out[src] = map[string]store.Counts{}
+		}
+		for model, c := range m {
+			t := out[src][model]
+			t.Added, t.Updated, t.Deleted, t.Unchanged = t.Added+c.Added, t.Updated+c.Updated, t.Deleted+c.Deleted, t.Unchanged+c.Unchanged
+			out[src][model] = t
+		}
 	}
 	return out
 }

@@ -61,7 +61,7 @@ type endpoint struct {
 // attempts read it without locks.
 type target struct {
 	cfg    config.Notify
-	signer *standardwebhooks.Webhook // nil for format "slack"
+	signer *standardwebhooks.Webhook // nil for formats "slack" and "nango"
 }
 
 // item is a pending delivery.
@@ -430,7 +430,7 @@ func (l *layerLoop) configure(lc *config.Layer) {
 		}
 		t := &target{cfg: *nc}
 		t.cfg.Events = slices.Clone(nc.Events)
-		if nc.Format != FormatSlack {
+		if nc.Format != FormatSlack && nc.Format != FormatNango {
 			s, err := standardwebhooks.NewWebhook(nc.Secret)
 			if err != nil {
 				// config.Load checks secrets; this is a bug if it happens.

@@ -1,6 +1,7 @@
 // Package notify delivers outbound events (SPEC §8) from each layer's outbox
 // to the notify endpoints of the configuration: a POST per event, signed by
-// the Standard Webhooks scheme (or, with format "slack", a Slack message),
+// the Standard Webhooks scheme (or, with format "slack", a Slack message;
+// with format "nango", Nango's sync webhooks signed X-Nango-Hmac-Sha256),
 // retried on the schedule of SPEC §8 with jitter, honouring Retry-After,
 // with at most a few attempts in flight per endpoint.
 //

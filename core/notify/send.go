@@ -47,6 +47,9 @@ func (n *Notifier) send(stop context.Context, t *target, d *store.Delivery) resu
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set(HeaderEvent, d.Type)
+	if t.cfg.Format == FormatNango {
+		signNango(req.Header, t.cfg.Secret, body)
+	}
 	if t.signer != nil {
 		// webhook-id is the event's id: the same on every attempt, so that
 		// a receiver can drop a delivery it has had before.

@@ -40,7 +40,23 @@ type Query struct {
 	IDs     []string
 	Sources []string
 	Limit   int
+	// Metadata selects the key and shape of each record's metadata:
+	// MetadataSynclayer (the default) or MetadataNango.
+	Metadata MetadataFormat
 }
+
+// MetadataFormat is how rendered records carry their metadata.
+type MetadataFormat uint8
+
+// Metadata formats of a records query.
+const (
+	// MetadataSynclayer is "_metadata" (SPEC §4).
+	MetadataSynclayer MetadataFormat = iota
+	// MetadataNango is Nango's "_nango_metadata" (SPEC §13): first_seen_at,
+	// last_modified_at, last_action, deleted_at, cursor and pruned_at
+	// (always null: synclayer never prunes a payload).
+	MetadataNango
+)
 
 // Page is the outcome of a records query besides the records themselves.
 type Page struct {
@@ -83,7 +99,7 @@ func (l *Layer) Records(q Query, emit func(record []byte) error) (Page, error) {
 	l.mu.RUnlock()
 	txn := l.db.NewTransactionAt(rev.TS, false)
 	defer txn.Discard()
-	r := recordRenderer{revs: revs}
+	r := recordRenderer{revs: revs, format: q.Metadata}
 	if len(q.IDs) > 0 {
 		err := l.recordsByID(txn, &r, q, &page, emit)
 		return page, err
@@ -249,6 +265,7 @@ func (l *Layer) recordsByID(txn *badger.Txn, r *recordRenderer, q Query, page *P
 // reuses one buffer.
 type recordRenderer struct {
 	revs       []revRef
+	format     MetadataFormat
 	buf        []byte
 	lastCursor Cursor
 	// a one-entry cache: consecutive records mostly share a revision
@@ -311,6 +328,11 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	if len(trimSpace(p[1:len(p)-1])) > 0 {
 		b = append(b, ',')
 	}
+	if r.format == MetadataNango {
+		b = r.appendNangoMetadata(b, e, c, first, mod)
+		r.buf = b
+		return b, nil
+	}
 	src, conn := splitSourceBytes(e.source)
 	b = append(b, `"_metadata":{"source":`...)
 	b = appendJSONString(b, src)
@@ -341,6 +363,28 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	b = append(b, "}}"...)
 	r.buf = b
 	return b, nil
+}
+
+// appendNangoMetadata appends Nango's "_nango_metadata" object and closes
+// the record.
+func (r *recordRenderer) appendNangoMetadata(b []byte, e *entry, c Cursor, first, mod revRef) []byte {
+	b = append(b, `"_nango_metadata":{"first_seen_at":"`...)
+	b = append(b, r.timeOf(first)...)
+	b = append(b, `","last_modified_at":"`...)
+	b = append(b, r.timeOf(mod)...)
+	b = append(b, `","last_action":"`...)
+	b = append(b, e.action.String()...)
+	b = append(b, `","deleted_at":`...)
+	if e.action == Deleted {
+		b = append(b, '"')
+		b = append(b, r.timeOf(mod)...)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"cursor":"`...)
+	b = append(b, c.String()...)
+	return append(b, `","pruned_at":null}}`...)
 }
 
 func trimSpace(b []byte) []byte {
