@@ -138,31 +138,12 @@ func results(ev *outEvent, counts map[string]map[string]store.Counts) any {
 		}
 		return out
 	}
-	counts = countsBySource(counts)
 	if ev.Source != nil {
 		return per(counts[*ev.Source])
 	}
 	out := map[string]map[string]res{}
 	for src, m := range counts {
 		out[src] = per(m)
-	}
-	return out
-}
-
-// countsBySource adds up counts kept by source key (a connection's changes
-// are kept under source\x1fconnection) by source.
-func countsBySource(counts map[string]map[string]store.Counts) map[string]map[string]store.Counts {
-	out := make(map[string]map[string]store.Counts, len(counts))
-	for key, m := range counts {
-		src, _ := store.SplitSourceKey(key)
-		if out[src] == nil {
-			out[src] = map[string]store.Counts{}
-		}
-		for model, c := range m {
-			t := out[src][model]
-			t.Added, t.Updated, t.Deleted, t.Unchanged = t.Added+c.Added, t.Updated+c.Updated, t.Deleted+c.Deleted, t.Unchanged+c.Unchanged
-			out[src][model] = t
-		}
 	}
 	return out
 }
