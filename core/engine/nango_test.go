@@ -56,8 +56,8 @@ func TestNangoDeliveriesCompleted(t *testing.T) {
 	ev := &outEvent{Type: EventSyncCompleted, ID: "evt_1", Layer: "crm", Source: &src, Connection: &conn, SyncType: syncTypeFull,
 		ModifiedAfter: "2026-11-23T07:05:00.000456Z", QueryTimeStamp: "2026-11-23T07:05:00.000456Z",
 		refs: []store.SyncRef{{Source: "contacts", Sync: "people", Connection: "acme"}}}
-	// Counts as a connection run keeps them: by source key.
-	ev.Results = results(ev, map[string]map[string]store.Counts{store.SourceKey("contacts", "acme"): {"Contact": {Added: 2, Updated: 1}}})
+	// Counts of a connection run, as the store keeps them: by source.
+	ev.Results = results(ev, map[string]map[string]store.Counts{"contacts": {"Contact": {Added: 2, Updated: 1}}})
 	n := &config.Notify{Name: "app", Format: config.NotifyFormatNango}
 	bodies := nangoBodies(t, l.nangoDeliveries(n, ev))
 	if len(bodies) != 2 {
