@@ -25,6 +25,10 @@ var notifyEvents = []string{
 	"sync.failed",
 	"revision.pinned",
 	"revision.unpinned",
+	"connection.created",
+	"connection.deleted",
+	"connection.needs_attention",
+	"connection.recovered",
 }
 
 // NotifyFormatNango is the notify format that sends Nango's sync webhooks

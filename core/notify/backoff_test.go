@@ -90,6 +90,18 @@ func TestSlackMessageOfACompletedRun(t *testing.T) {
 			`{"type":"revision.pinned","id":"evt_4","layer":"catalog","revision":5}`,
 			[]string{"Revision 5 pinned in layer catalog", ":pushpin:"},
 		},
+		"connection run": {
+			`{"type":"sync.completed","id":"evt_5","layer":"crm","source":"hubspot","connection":"acme","sync":"contacts","revision":9,"results":{"Contact":{"added":1,"updated":0,"deleted":0}}}`,
+			[]string{"Sync completed in layer crm, source hubspot, connection acme, sync contacts: revision 9", "`hubspot (acme)/contacts`"},
+		},
+		"needs attention": {
+			`{"type":"connection.needs_attention","id":"evt_6","layer":"crm","source":"hubspot","connection":"acme","run":"run_9","error":"401 Unauthorized"}`,
+			[]string{"Connection needs attention in layer crm, source hubspot, connection acme: 401 Unauthorized", ":warning:", "```401 Unauthorized```"},
+		},
+		"deleted": {
+			`{"type":"connection.deleted","id":"evt_7","layer":"crm","source":"hubspot","connection":"acme","revision":11}`,
+			[]string{"Connection deleted in layer crm, source hubspot, connection acme: its records deleted in revision 11"},
+		},
 	} {
 		b := slackMessage(&store.Delivery{Body: []byte(tc.body)})
 		var msg map[string]any

@@ -16,6 +16,7 @@ type event struct {
 	Layer      string          `json:"layer"`
 	Source     *string         `json:"source"`
 	Sync       *string         `json:"sync"`
+	Connection *string         `json:"connection"`
 	Run        string          `json:"run"`
 	Trigger    string          `json:"trigger"`
 	SyncType   string          `json:"syncType"`
@@ -38,6 +39,11 @@ const (
 	slackMaxLines = 20
 )
 
+// codeBlock is an error as a Slack code block, clipped to fit.
+func codeBlock(msg string) string {
+	return "```" + strings.ReplaceAll(esc(clip(msg, slackTextMax-6)), "```", "`\u200b``") + "```"
+}
+
 // slackMessage renders an event as a Slack incoming-webhook message: a
 // plain "text" (what notifications show) and "blocks" for the channel.
 func slackMessage(d *store.Delivery) []byte {
@@ -48,6 +54,9 @@ func slackMessage(d *store.Delivery) []byte {
 	scope := "layer " + ev.Layer
 	if ev.Source != nil {
 		scope += ", source " + *ev.Source
+		if ev.Connection != nil {
+			scope += ", connection " + *ev.Connection
+		}
 		if ev.Sync != nil {
 			scope += ", sync " + *ev.Sync
 		}
@@ -55,6 +64,9 @@ func slackMessage(d *store.Delivery) []byte {
 	mscope := "layer " + code(ev.Layer)
 	if ev.Source != nil {
 		s := *ev.Source
+		if ev.Connection != nil {
+			s += " (" + *ev.Connection + ")"
+		}
 		if ev.Sync != nil {
 			s += "/" + *ev.Sync
 		}
@@ -84,7 +96,7 @@ func slackMessage(d *store.Delivery) []byte {
 			fields = append(fields, "*Started*\n"+esc(ev.StartedAt))
 		}
 		if ev.Error != "" {
-			detail = "```" + strings.ReplaceAll(esc(clip(ev.Error, slackTextMax-6)), "```", "`\u200b``") + "```"
+			detail = codeBlock(ev.Error)
 		}
 	case "sync.completed":
 		total, lines := summarize(ev.Results)
@@ -105,6 +117,23 @@ func slackMessage(d *store.Delivery) []byte {
 	case "revision.unpinned":
 		text = fmt.Sprintf("Revision %d unpinned in layer %s: readers see the newest revision", ev.Revision, ev.Layer)
 		head = fmt.Sprintf(":arrow_forward: *Revision %d unpinned* in layer %s", ev.Revision, code(ev.Layer))
+	case "connection.created":
+		text = "Connection created in " + scope
+		head = ":link: *Connection created* in " + mscope
+	case "connection.deleted":
+		text = fmt.Sprintf("Connection deleted in %s: its records deleted in revision %d", scope, ev.Revision)
+		head = fmt.Sprintf(":wastebasket: *Connection deleted* in %s: revision %d", mscope, ev.Revision)
+	case "connection.needs_attention":
+		text = fmt.Sprintf("Connection needs attention in %s: %s", scope, oneLine(ev.Error))
+		head = ":warning: *Connection needs attention* in " + mscope
+		runFields()
+		if ev.Error != "" {
+			detail = codeBlock(ev.Error)
+		}
+	case "connection.recovered":
+		text = "Connection recovered in " + scope
+		head = ":white_check_mark: *Connection recovered* in " + mscope
+		runFields()
 	default:
 		text = "synclayer event " + ev.Type
 		head = "synclayer event " + code(ev.Type)
