@@ -135,9 +135,6 @@ func (e *Engine) Start(ctx context.Context) error {
 		l.open.Store(true) // publishes l.db to handlers (see layer)
 		e.wg.Add(1)
 		go l.eventWriter()
-		if err := l.recoverRuns(); err != nil {
-			return err
-		}
 		for _, s := range l.sources {
 			if err := s.prepare(ctx); err != nil {
 				errs = append(errs, err)
@@ -147,6 +144,11 @@ func (e *Engine) Start(ctx context.Context) error {
 					return err
 				}
 			}
+		}
+		// After prepare: the sync.failed events of interrupted runs need
+		// the sources' descriptions.
+		if err := l.recoverRuns(); err != nil {
+			return err
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -44,8 +44,9 @@ type pending struct {
 	// slots is set while the run holds its slots of the limiter (under
 	// the layer's lock).
 	slots bool
-	// cancel stops the run (a connection deleted); done is closed when
-	// it has ended.
+	// ctx is the run's context and cancel stops it (a connection
+	// deleted), both set when it starts; done is closed when it has ended.
+	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 
@@ -474,6 +475,9 @@ func (l *layer) dispatchLocked() {
 			if l.e.limits.tryAcquire(srcs) {
 				p.slots = true
 				p.done = make(chan struct{})
+				// Cancellable from now on (a connection deleted before
+				// the run's goroutine got going).
+				p.ctx, p.cancel = context.WithCancelCause(l.e.ctx)
 				l.running[p.run.ID] = p
 				for _, r := range p.run.Syncs {
 					held[r] = true

@@ -35,11 +35,10 @@ type atomicInt struct{ atomic.Int64 }
 // back. A run cut short by shutdown is left queued for the next start.
 func (l *layer) execute(p *pending) {
 	now := time.Now().UTC()
-	ctx, cancel := context.WithCancelCause(l.e.ctx)
-	defer cancel(nil)
 	l.mu.Lock()
-	p.cancel = cancel
+	ctx, cancel := p.ctx, p.cancel
 	l.mu.Unlock()
+	defer cancel(nil)
 	p.syncType = l.syncTypeOf(p)
 	run := l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Attempt = store.RunRunning, &now, 1 },
 		func() *outEvent { return l.runEvent(EventSyncStarted, p) })
