@@ -361,6 +361,9 @@ func TestConnectionsEndToEnd(t *testing.T) {
 	if err != nil || strings.Count(out, "\n") != 6 || !strings.Contains(out, "c04") || strings.Contains(out, "c05") {
 		t.Fatalf("connections list --tag tier=gold: %v\n%s", err, out)
 	}
+	if out, err := h.cli("records", "crm", "--connection", "c01"); err != nil || strings.Count(out, "\n") != 3 || strings.Count(out, `"connection":"c01"`) != 3 {
+		t.Fatalf("records --connection c01: %v\n%s", err, out)
+	}
 	cliTok := api.newToken("cli")
 	cfgFile := filepath.Join(dir, "cli.json")
 	writeFile(t, cfgFile, fmt.Sprintf(`{"headers":{"Authorization":"Bearer %s"}}`, cliTok))
