@@ -1,12 +1,16 @@
 package api_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -254,6 +258,27 @@ func TestConnectionsLifecycle(t *testing.T) {
 	f.fail("DELETE", connBase+"/acme", "", 404, "not_found")
 	// The id is free again.
 	f.do("POST", connBase, `{"id":"acme","config":{"records":1}}`, 201, nil)
+
+	// The configs are sealed with a key file the host made (mode 0600) in
+	// the data dir: no file there holds the token in plaintext.
+	data := filepath.Join(f.dir, "data")
+	if fi, err := os.Stat(filepath.Join(data, "connections.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file: %v %v", fi, err)
+	}
+	files := 0
+	filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte("s3cret-acme")) {
+			t.Errorf("%s holds a connection's token in plaintext", path)
+		}
+		return nil
+	})
+	if files < 2 {
+		t.Errorf("only %d files in the data dir", files)
+	}
 
 	// Management paths need the admin token.
 	f.token = ""

@@ -101,7 +101,9 @@ layer "cat" {
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(f.dir, "data")})
+	// The data dir is where the engine keeps the connections' key file.
+	cfg.Service.DataDir = filepath.Join(f.dir, "data")
+	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
