@@ -57,6 +57,13 @@ func (a *accountsAPI) newToken(account string) string {
 	return tok
 }
 
+// revoke makes the upstream refuse a token (401).
+func (a *accountsAPI) revoke(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.accounts, token)
+}
+
 func (a *accountsAPI) bumpAll() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -403,6 +410,66 @@ func TestConnectionsEndToEnd(t *testing.T) {
 		t.Fatalf("the run after the token change did not use the new token")
 	}
 
+	// A revoked token: the run fails on authentication, is not retried,
+	// and the connection needs attention until a new token's run
+	// completes.
+	api.revoke(tokens["c05"])
+	var c05 struct{ Run string }
+	h.call("POST", "/v1/layers/crm/sources/api/connections/c05/syncs", map[string]any{}, 202, &c05)
+	if r := h.waitRun("crm", c05.Run, 30*time.Second); r.State != "failed" || strings.Contains(r.Error, tokens["c05"]) {
+		t.Fatalf("run with a revoked token: %+v", r)
+	}
+	var att struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	}
+	h.call("GET", "/v1/layers/crm/sources/api/connections/c05", nil, 200, &att)
+	if att.State != "needs_attention" || !strings.Contains(att.Error, "401") || strings.Contains(att.Error, tokens["c05"]) {
+		t.Fatalf("c05 after a 401: %+v", att)
+	}
+	var layer struct {
+		Sources []struct {
+			Name        string         `json:"name"`
+			Connections map[string]int `json:"connections"`
+		} `json:"sources"`
+	}
+	h.call("GET", "/v1/layers/crm", nil, 200, &layer)
+	for _, s := range layer.Sources {
+		if s.Name == "api" && (s.Connections["needs_attention"] != 1 || s.Connections["active"] != 11) {
+			t.Fatalf("connection counts: %v", s.Connections)
+		}
+	}
+	fixed := api.newToken("c05")
+	h.call("PATCH", "/v1/layers/crm/sources/api/connections/c05",
+		map[string]any{"config": map[string]any{"headers": map[string]string{"Authorization": "Bearer " + fixed}}}, 200, nil)
+	if r := h.waitConnRun("c05", c05.Run, 30*time.Second); r.State != "completed" {
+		t.Fatalf("c05's run with a new token: %+v", r)
+	}
+	var recovered struct {
+		State string `json:"state"`
+		Error string `json:"error"`
+	}
+	h.call("GET", "/v1/layers/crm/sources/api/connections/c05", nil, 200, &recovered)
+	if recovered.State != "active" || recovered.Error != "" {
+		t.Fatalf("c05 after a completed run: %+v", recovered)
+	}
+	var evs struct {
+		Events []struct {
+			Type       string `json:"type"`
+			Connection string `json:"connection"`
+		} `json:"events"`
+	}
+	h.call("GET", "/v1/layers/crm/events?limit=1000", nil, 200, &evs)
+	seen := map[string]bool{}
+	for _, e := range evs.Events {
+		if e.Connection == "c05" {
+			seen[e.Type] = true
+		}
+	}
+	if !seen["connection.created"] || !seen["connection.needs_attention"] || !seen["connection.recovered"] {
+		t.Fatalf("c05's events: %v", seen)
+	}
+
 	// Delete an idle connection: its records are soft-deleted in one
 	// revision. (Deleting one during its run: TestConnectionsDeleteDuringRun.)
 	var del struct {
@@ -426,7 +493,7 @@ func TestConnectionsEndToEnd(t *testing.T) {
 
 	// No token, old or new, reached the data dir or the log in plaintext.
 	h.stop()
-	secrets := []string{newTok, cliTok}
+	secrets := []string{newTok, cliTok, fixed}
 	for _, tok := range tokens {
 		secrets = append(secrets, tok)
 	}
@@ -687,7 +754,7 @@ func TestConnectionsDeleteDuringRun(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// A bounded wait: a DELETE that never answers fails the test.
-	client := &http.Client{Timeout: 20 * time.Second}
+	client := &http.Client{Timeout: 10 * time.Second}
 	req, _ := http.NewRequest("DELETE", h.url("/v1/layers/crm/sources/api/connections/gone"), nil)
 	resp, err := client.Do(req)
 	if err != nil {
