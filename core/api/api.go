@@ -375,9 +375,9 @@ func (s *Server) engineError(w http.ResponseWriter, err error) {
 		errors.Is(err, store.ErrNoRevision), errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, engine.ErrInvalid):
-		writeError(w, http.StatusBadRequest, "invalid", scrubInternals(err.Error()))
+		writeError(w, http.StatusBadRequest, "invalid", scrubInternals(strings.TrimPrefix(err.Error(), engine.ErrInvalid.Error()+": ")))
 	case errors.Is(err, engine.ErrExists):
-		writeError(w, http.StatusConflict, "exists", err.Error())
+		writeError(w, http.StatusConflict, "exists", strings.TrimPrefix(err.Error(), engine.ErrExists.Error()+": ")+" already exists: pick another id, or change it with PATCH")
 	case errors.As(err, &checkErr):
 		writeError(w, http.StatusUnprocessableEntity, "check_failed", "the connector's check refused the connection: "+scrubInternals(checkErr.Message))
 	case errors.Is(err, store.ErrRevisionGone):

@@ -264,3 +264,17 @@ func (sc readScope) connectionScope(w http.ResponseWriter, q *store.Query) bool 
 	writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q reads only the connections %s: pass connection= one of them", sc.token, strings.Join(names, ", ")))
 	return false
 }
+
+// hasConnections tells whether a source of the layer has connections.
+func (s *Server) hasConnections(layer, source string) bool {
+	cfg, err := s.eng().LayerConfig(layer)
+	if err != nil {
+		return false
+	}
+	for _, src := range cfg.Sources {
+		if src.Name == source {
+			return src.Connections
+		}
+	}
+	return false
+}

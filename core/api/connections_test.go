@@ -358,6 +358,11 @@ func TestConnectionsBadInput(t *testing.T) {
 	f.fail("GET", connBase+"?tag.=x", "", 400, "bad_tags")
 	f.fail("GET", connBase+"?tag.a=1&tag.a=2", "", 400, "bad_tags")
 	f.do("GET", connBase+"?limit=1000", "", 200, nil)
+	e = f.fail("GET", "/v1/layers/cat/records?model=Item&source=crm&ids=1", "", 400, "bad_ids")
+	if !strings.Contains(e.Error.Message, "connection=") {
+		t.Errorf("ids on a source with connections: %q", e.Error.Message)
+	}
+	f.do("GET", "/v1/layers/cat/records?model=Item&source=crm&connection=acme&ids=1", "", 200, nil)
 
 	// Unknown connection, unknown sync, bad patches.
 	for _, c := range []struct{ method, path, body string }{

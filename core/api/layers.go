@@ -207,6 +207,10 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	if !scope.allows(w, q.Model, q.Source) || !scope.connectionScope(w, &q) {
 		return
 	}
+	if len(q.IDs) > 0 && q.Source != "" && q.Connection == "" && s.hasConnections(layer, q.Source) {
+		writeError(w, http.StatusBadRequest, "bad_ids", "source "+strconv.Quote(q.Source)+" has connections: ids needs connection= too (a record id is unique per connection)")
+		return
+	}
 	if len(q.IDs) > 0 && q.Source == "" {
 		q.Sources, _ = s.eng().Sources(layer)
 	}
