@@ -36,7 +36,7 @@ func addClientCommands(root *cobra.Command) {
 	// subcommands), and on backup (which asks a running host first); not on
 	// serve, validate or restore.
 	for _, cmd := range []*cobra.Command{c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(),
-		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd()} {
+		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd(), c.connectionsCmd()} {
 		cmd.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 		root.AddCommand(cmd)
 	}
@@ -183,7 +183,7 @@ func humanInt(n int64) string {
 }
 
 func (c *client) recordsCmd() *cobra.Command {
-	var model, source, cursor, modifiedAfter, filter, ids string
+	var model, source, connection, cursor, modifiedAfter, filter, ids string
 	var limit, revision int64
 	cmd := &cobra.Command{
 		Use:   "records LAYER",
@@ -191,7 +191,7 @@ func (c *client) recordsCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
-			for k, v := range map[string]string{"model": model, "source": source, "modified_after": modifiedAfter, "filter": filter, "ids": ids} {
+			for k, v := range map[string]string{"model": model, "source": source, "connection": connection, "modified_after": modifiedAfter, "filter": filter, "ids": ids} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -238,6 +238,7 @@ func (c *client) recordsCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&model, "model", "", "only this model")
 	f.StringVar(&source, "source", "", "only this source")
+	f.StringVar(&connection, "connection", "", "only the records of this connection")
 	f.StringVar(&cursor, "cursor", "", "start after this cursor")
 	f.StringVar(&modifiedAfter, "modified-after", "", "only records modified at or after this RFC 3339 time")
 	f.StringVar(&filter, "filter", "", "comma list of added,updated,deleted")
