@@ -115,6 +115,7 @@ layer "conns" {
 
 	heap0 := heapAlloc(client, pprofAddr)
 	rss0, _ := procMem(h.cmd.Process.Pid)
+	cpu0 := procCPU(h.cmd.Process.Pid)
 	fmt.Fprintf(os.Stderr, "bench: connections: %d connections of %d records; host before: VmRSS %.0f MiB, heap %.1f MiB\n",
 		n, perConn, rss0/(1<<20), heap0/(1<<20))
 
@@ -212,7 +213,18 @@ layer "conns" {
 	}
 	took := last.Sub(start)
 	rps := float64(n*perConn) / took.Seconds()
-	fmt.Fprintf(os.Stderr, "bench: connections: all %d first runs published %s after the first POST\n", n, took.Round(time.Millisecond))
+	hostCPU := procCPU(h.cmd.Process.Pid) - cpu0
+	var pluginCPU float64
+	for _, pid := range pluginPIDs(h.cmd.Process.Pid, "synclayer-plugin-generator") {
+		pluginCPU += procCPU(pid)
+	}
+	fmt.Fprintf(os.Stderr, "bench: connections: all %d first runs published %s after the first POST; CPU: host %.1f s, plugins %.1f s\n",
+		n, took.Round(time.Millisecond), hostCPU, pluginCPU)
+	if profDir != "" && embeddedHost() {
+		for _, name := range []string{"block", "mutex", "goroutine"} {
+			saveProfile(client, "http://"+pprofAddr+"/debug/pprof/"+name, filepath.Join(profDir, "connections-"+name+".pprof"))
+		}
+	}
 
 	// Every connection is there; a sample of them holds its records and a
 	// completed last run.
@@ -262,6 +274,8 @@ layer "conns" {
 	set("connections_10k_plugin_procs", float64(procs), "≤ 16 (peak)", verdict(procs <= 16))
 	set("connections_10k_idle_rss_mb", rss/(1<<20), "≤ 512 (VmRSS, all idle)", verdict(rss/(1<<20) <= 512))
 	set("connections_10k_hwm_mb", hwm/(1<<20), "(VmHWM)", "")
+	set("connections_10k_host_cpu_ms_per_conn", hostCPU*1000/float64(n), "(create + first run, host CPU)", "")
+	set("connections_10k_plugin_cpu_ms_per_conn", pluginCPU*1000/float64(n), "(Check + Describe + first run, plugin CPU)", "")
 	set("connections_10k_rss_per_conn_kb", (rss-rss0)/float64(n)/1024, "(VmRSS growth ÷ connections)", "")
 	set("connections_10k_heap_per_conn_kb", (heap1-heap0)/float64(n)/1024, "(live heap growth ÷ connections)", "")
 }
@@ -338,13 +352,33 @@ func procMem(pid int) (rss, hwm float64) {
 
 // pluginChildren counts the live child processes of pid whose program is
 // named name (other sessions' plugins on the machine are not counted).
-func pluginChildren(pid int, name string) int {
-	ents, err := os.ReadDir("/proc")
+func pluginChildren(pid int, name string) int { return len(pluginPIDs(pid, name)) }
+
+// procCPU is the CPU time a process used so far (user and system), in
+// seconds.
+func procCPU(pid int) float64 {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// pluginPIDs lists the live child processes of pid whose program is named
+// name.
+func pluginPIDs(pid int, name string) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
 	ppid := strconv.Itoa(pid)
-	count := 0
+	var out []int
 	for _, e := range ents {
 		if e.Name()[0] < '0' || e.Name()[0] > '9' {
 			continue
@@ -365,10 +399,11 @@ func pluginChildren(pid int, name string) int {
 		}
 		argv0, _, _ := bytes.Cut(cmd, []byte{0})
 		if filepath.Base(string(argv0)) == name {
-			count++
+			p, _ := strconv.Atoi(e.Name())
+			out = append(out, p)
 		}
 	}
-	return count
+	return out
 }
 
 // heapAlloc is the host's live heap after a forced collection, in bytes,

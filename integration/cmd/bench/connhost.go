@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -84,6 +85,11 @@ func connHostMain(args []string) int {
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50) // as `synclayer serve`
+	}
+	if os.Getenv("BENCH_CPUPROFILE") != "" {
+		// Where the runs wait, for /debug/pprof/block and mutex.
+		runtime.SetBlockProfileRate(100_000)
+		runtime.SetMutexProfileFraction(10)
 	}
 	cfg, diags := config.Load(*cfgPath)
 	if diags.HasErrors() {
