@@ -42,9 +42,11 @@ import (
 //     SYNCLAYER_PPROF listener) against the same reading before the first
 //     connection, per connection.
 //
-// With BENCH_CPUPROFILE=DIR the host's CPU profile of the create and
-// first-run phase goes to DIR/connections-cpu.pprof and its heap with all
-// idle to DIR/connections-heap.pprof.
+// With BENCH_CPUPROFILE=DIR the host's CPU profiles of the create and
+// first-run phase go to DIR/connections-cpu-N.pprof (30 s each) and its
+// heap with all idle to DIR/connections-heap.pprof; with the embedded host
+// (connhost.go) also its block, mutex and goroutine profiles at the end of
+// the first runs.
 func connections(work string) {
 	n := 10_000
 	if v := os.Getenv("BENCH_CONNECTIONS"); v != "" {
@@ -139,16 +141,23 @@ layer "conns" {
 	}()
 
 	profDir := os.Getenv("BENCH_CPUPROFILE")
-	var profDone chan struct{}
+	// CPU profiles of 30 s each, from the first POST until the last
+	// first run published: connections-cpu-N.pprof (go tool pprof takes
+	// them together).
+	profStop := make(chan struct{})
+	var profWG sync.WaitGroup
 	if profDir != "" {
-		// Long enough for the whole phase; cut short by the next profile
-		// request never (the profile ends on its own), so ask for the
-		// estimate of 10 ms per connection plus a margin.
-		secs := max(10, n/100+10)
-		profDone = make(chan struct{})
+		profWG.Add(1)
 		go func() {
-			defer close(profDone)
-			saveProfile(client, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs), filepath.Join(profDir, "connections-cpu.pprof"))
+			defer profWG.Done()
+			for k := 1; ; k++ {
+				select {
+				case <-profStop:
+					return
+				default:
+				}
+				saveProfile(client, "http://"+pprofAddr+"/debug/pprof/profile?seconds=30", filepath.Join(profDir, fmt.Sprintf("connections-cpu-%d.pprof", k)))
+			}
 		}()
 	}
 
@@ -220,6 +229,7 @@ layer "conns" {
 	}
 	fmt.Fprintf(os.Stderr, "bench: connections: all %d first runs published %s after the first POST; CPU: host %.1f s, plugins %.1f s\n",
 		n, took.Round(time.Millisecond), hostCPU, pluginCPU)
+	close(profStop)
 	if profDir != "" && embeddedHost() {
 		for _, name := range []string{"block", "mutex", "goroutine"} {
 			saveProfile(client, "http://"+pprofAddr+"/debug/pprof/"+name, filepath.Join(profDir, "connections-"+name+".pprof"))
@@ -258,9 +268,16 @@ layer "conns" {
 	close(stopProcs)
 	procsWG.Wait()
 	rss, hwm := procMem(h.cmd.Process.Pid)
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "RssAnon:") || strings.HasPrefix(line, "RssFile:") {
+				fmt.Fprintf(os.Stderr, "bench: connections: all idle: %s\n", strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
 	heap1 := heapAlloc(client, pprofAddr)
 	if profDir != "" {
-		<-profDone
+		profWG.Wait()
 		saveProfile(client, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(profDir, "connections-heap.pprof"))
 	}
 	procs := peakProcs.Load()
@@ -277,7 +294,7 @@ layer "conns" {
 	set("connections_10k_host_cpu_ms_per_conn", hostCPU*1000/float64(n), "(create + first run, host CPU)", "")
 	set("connections_10k_plugin_cpu_ms_per_conn", pluginCPU*1000/float64(n), "(Check + Describe + first run, plugin CPU)", "")
 	set("connections_10k_rss_per_conn_kb", (rss-rss0)/float64(n)/1024, "(VmRSS growth ÷ connections)", "")
-	set("connections_10k_heap_per_conn_kb", (heap1-heap0)/float64(n)/1024, "(live heap growth ÷ connections)", "")
+	set("connections_10k_heap_per_conn_kb", (heap1-heap0)/float64(n)/1024, "(live heap growth ÷ connections, Badger's included)", "")
 }
 
 // connID is the id of the i-th connection.
