@@ -164,6 +164,7 @@ func (s *Server) routes() {
 	s.handle("GET /v1/plugins", s.listPlugins)
 	s.hookRoutes()
 	s.deliveryRoutes()
+	s.connectionRoutes()
 	s.openAPIRoutes()
 	s.backupRoutes()
 	s.graphqlRoutes()
@@ -294,12 +295,14 @@ func (s *Server) isAdmin(r *http.Request) bool {
 }
 
 // readScope is what a request may read of a layer's records: everything
-// (admin, or an open server), or an api_token's models and sources.
+// (admin, or an open server), or an api_token's models, sources and
+// connections.
 type readScope struct {
-	all     bool
-	token   string
-	models  []string
-	sources []string
+	all         bool
+	token       string
+	models      []string
+	sources     []string
+	connections []string
 }
 
 // authRead authenticates a record read: the admin token, or an api_token
@@ -323,7 +326,7 @@ func (s *Server) authRead(w http.ResponseWriter, r *http.Request, layer string) 
 			continue
 		}
 		if subtle.ConstantTimeCompare(sum[:], want) == 1 && match == nil {
-			match = &readScope{token: t.Name, models: t.Models, sources: t.Sources}
+			match = &readScope{token: t.Name, models: t.Models, sources: t.Sources, connections: t.Connections}
 		}
 	}
 	if match == nil {
@@ -364,11 +367,19 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 
 // engineError maps engine and store errors to answers.
 func (s *Server) engineError(w http.ResponseWriter, err error) {
+	var checkErr *engine.CheckError
 	switch {
 	case errors.Is(err, engine.ErrUnknownLayer), errors.Is(err, engine.ErrUnknownRun),
 		errors.Is(err, engine.ErrUnknownSource), errors.Is(err, engine.ErrUnknownSync),
+		errors.Is(err, engine.ErrUnknownConnection),
 		errors.Is(err, store.ErrNoRevision), errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, engine.ErrInvalid):
+		writeError(w, http.StatusBadRequest, "invalid", scrubInternals(err.Error()))
+	case errors.Is(err, engine.ErrExists):
+		writeError(w, http.StatusConflict, "exists", err.Error())
+	case errors.As(err, &checkErr):
+		writeError(w, http.StatusUnprocessableEntity, "check_failed", "the connector's check refused the connection: "+scrubInternals(checkErr.Message))
 	case errors.Is(err, store.ErrRevisionGone):
 		writeError(w, http.StatusGone, "revision_gone", err.Error())
 	case errors.Is(err, engine.ErrNotReady):

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -43,6 +44,12 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	layer := r.PathValue("layer")
 	scope, ok := s.authRead(w, r, layer)
 	if !ok {
+		return
+	}
+	if len(scope.connections) > 0 {
+		// GraphQL has no connection scope yet: such a token would read
+		// every connection's records there.
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q is limited to connections, which GraphQL does not enforce: read with GET /v1/layers/%s/records?connection=<id>", scope.token, layer))
 		return
 	}
 	var rev int64

@@ -25,11 +25,16 @@ import (
 	"github.com/synclayer/synclayer/core/store"
 )
 
-// binDir holds synclayer-plugin-files, built once by TestMain.
+// binDir holds synclayer-plugin-files and synclayer-plugin-test (the raw
+// protocol connector of core/internal/testconnector), built once by
+// TestMain.
 var binDir string
 
 func TestMain(m *testing.M) {
-	testbin.Main(m, &binDir, map[string]string{"synclayer-plugin-files": "./plugins/files"})
+	testbin.Main(m, &binDir, map[string]string{
+		"synclayer-plugin-files": "./plugins/files",
+		"synclayer-plugin-test":  "./core/internal/testconnector",
+	})
 }
 
 // fixture is an API server over a started engine with a layer "cat" of two

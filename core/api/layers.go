@@ -123,7 +123,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 // query, answering 400 on bad input.
 func parseRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query, bool) {
 	v := r.URL.Query()
-	q := store.Query{Model: v.Get("model"), Source: v.Get("source")}
+	q := store.Query{Model: v.Get("model"), Source: v.Get("source"), Connection: v.Get("connection")}
 	limit, ok := intParam(w, r, "limit", DefaultLimit, 1, MaxLimit)
 	if !ok {
 		return q, false
@@ -204,7 +204,7 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !scope.allows(w, q.Model, q.Source) {
+	if !scope.allows(w, q.Model, q.Source) || !scope.connectionScope(w, &q) {
 		return
 	}
 	if len(q.IDs) > 0 && q.Source == "" {

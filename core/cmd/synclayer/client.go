@@ -36,7 +36,7 @@ func addClientCommands(root *cobra.Command) {
 	// subcommands), and on backup (which asks a running host first); not on
 	// serve, validate or restore.
 	for _, cmd := range []*cobra.Command{c.syncCmd(), c.recordsCmd(), c.revisionsCmd(), c.eventsCmd(), c.pluginsCmd(), c.pinCmd(),
-		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd()} {
+		c.unpinCmd(), c.webhooksCmd(), c.pauseCmd(true), c.pauseCmd(false), c.deliveriesCmd(), c.connectionsCmd()} {
 		cmd.PersistentFlags().StringVar(&c.addr, "addr", def, "address of the running host (env SYNCLAYER_ADDR); the token comes from SYNCLAYER_TOKEN")
 		root.AddCommand(cmd)
 	}

@@ -9,13 +9,14 @@
 //	mode      = "ok"        # ok | block | exit | undeclared | noid | env | fail_once |
 //	                        # cp_fail_once | notes | delete_by_id |
 //	                        # hang | hog | transient | big_batch | many_changes |
-//	                        # hang_describe | hang_check
+//	                        # hang_describe | hang_check | check_fail
 //	mode_file = "/path"     # optional: when the file exists, its content is the mode
 //	gate      = "/path"     # block: report progress (0 of records), then wait for this file before sending records
 //	started   = "/path"     # optional: created when a sync starts
 //	records   = 2           # how many Item records a run (or a webhook) sends
 //	pid_file  = "/path"     # hang, hog: the pid of the child process is written here
 //	hog_mib   = 128         # hog: MiB the child process allocates
+//	token     = "…"         # sensitive; unused, except that check_fail names it
 //
 // Modes that misbehave: hang starts a child process, sends one record and
 // then never answers again, ignoring cancellation; hog starts a child
@@ -23,7 +24,9 @@
 // transient fails as the SDK reports an upstream 503; big_batch sends one
 // batch of 20 MiB; many_changes one batch of 10,001 changes;
 // hang_describe and hang_check never answer Describe (with this config) or
-// Check.
+// Check. check_fail refuses the config in Check, with a message that quotes
+// the (sensitive) token, so that tests see the host redact it; its syncs
+// behave as ok.
 //
 // Payload webhooks: every request verifies; HandleWebhook sends records
 // Item changes, in batches of 1,000.
@@ -60,6 +63,7 @@ type config struct {
 	Records  int    `json:"records"`
 	PIDFile  string `json:"pid_file"`
 	HogMiB   int    `json:"hog_mib"`
+	Token    string `json:"token"`
 }
 
 // childEnv marks the child process hang and hog start: "sleep" or the MiB
@@ -127,6 +131,7 @@ func describe() *connectorv1.DescribeResponse {
 			{Name: "gate", Type: str},
 			{Name: "started", Type: str},
 			{Name: "records", Type: num},
+			{Name: "token", Type: str, Sensitive: true},
 		},
 		Models: []*connectorv1.Model{{Name: "Item", Fields: []*connectorv1.ModelField{{Name: "n", Type: "number"}}}, {Name: "Note"}},
 		Syncs:  []*connectorv1.SyncSpec{{Name: "items", Models: []string{"Item", "Note"}, Incremental: true}},
@@ -143,8 +148,12 @@ func (server) Describe(_ context.Context, req *connectorv1.DescribeRequest) (*co
 }
 
 func (server) Check(_ context.Context, req *connectorv1.CheckRequest) (*connectorv1.CheckResponse, error) {
-	if cfg, _ := decodeConfig(req.GetContext()); cfg.Mode == "hang_check" {
+	cfg, _ := decodeConfig(req.GetContext())
+	switch cfg.Mode {
+	case "hang_check":
 		select {}
+	case "check_fail":
+		return &connectorv1.CheckResponse{Ok: false, Message: fmt.Sprintf("the upstream refused the token %q", cfg.Token)}, nil
 	}
 	return &connectorv1.CheckResponse{Ok: true}, nil
 }
@@ -291,7 +300,7 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 			&connectorv1.Change{Id: "1", Delete: true},
 			&connectorv1.Change{Id: "zz", Delete: true},
 		)
-	case "ok", "notes":
+	case "ok", "notes", "check_fail":
 	default:
 		return fmt.Errorf("unknown mode %q", mode)
 	}
