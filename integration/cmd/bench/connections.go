@@ -44,9 +44,7 @@ import (
 //
 // With BENCH_CPUPROFILE=DIR the host's CPU profiles of the create and
 // first-run phase go to DIR/connections-cpu-N.pprof (30 s each) and its
-// heap with all idle to DIR/connections-heap.pprof; with the embedded host
-// (connhost.go) also its block, mutex and goroutine profiles at the end of
-// the first runs.
+// heap with all idle to DIR/connections-heap.pprof.
 func connections(work string) {
 	n := 10_000
 	if v := os.Getenv("BENCH_CONNECTIONS"); v != "" {
@@ -104,12 +102,7 @@ layer "conns" {
 	pprofAddr := freeAddr()
 	os.Setenv("SYNCLAYER_PPROF", pprofAddr)
 	h := &host{name: "conns", dir: dir, addr: freeAddr()}
-	if embeddedHost() {
-		fmt.Fprintln(os.Stderr, "bench: connections: BENCH_CONNHOST=embedded: the host is this binary in host mode (connhost.go)")
-		h.startEmbedded()
-	} else {
-		h.start()
-	}
+	h.start()
 	os.Unsetenv("SYNCLAYER_PPROF")
 	defer h.stop()
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -230,11 +223,6 @@ layer "conns" {
 	fmt.Fprintf(os.Stderr, "bench: connections: all %d first runs published %s after the first POST; CPU: host %.1f s, plugins %.1f s\n",
 		n, took.Round(time.Millisecond), hostCPU, pluginCPU)
 	close(profStop)
-	if profDir != "" && embeddedHost() {
-		for _, name := range []string{"block", "mutex", "goroutine"} {
-			saveProfile(client, "http://"+pprofAddr+"/debug/pprof/"+name, filepath.Join(profDir, "connections-"+name+".pprof"))
-		}
-	}
 
 	// Every connection is there; a sample of them holds its records and a
 	// completed last run.
