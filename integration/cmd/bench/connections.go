@@ -41,7 +41,7 @@ import (
 //     after the last first run): VmRSS and VmHWM from /proc, and the live
 //     heap (HeapAlloc after a forced collection, through the host's
 //     SYNCLAYER_PPROF listener) against the same reading before the first
-//     connection, per connection.
+//     connection, per connection; and the host's goroutines then.
 //
 // With BENCH_CPUPROFILE=DIR the host's CPU profiles of the create and
 // first-run phase go to DIR/connections-cpu-N.pprof (30 s each) and its
@@ -270,6 +270,7 @@ layer "conns" {
 		}
 	}
 	heap1 := heapAlloc(client, pprofAddr)
+	goroutines := goroutineCount(client, pprofAddr)
 	if profDir != "" {
 		profWG.Wait()
 		saveProfile(client, "http://"+pprofAddr+"/debug/pprof/heap?gc=1", filepath.Join(profDir, "connections-heap.pprof"))
@@ -292,6 +293,7 @@ layer "conns" {
 	set("connections_10k_hwm_mb", hwm/(1<<20), "(VmHWM)", "")
 	set("connections_10k_host_cpu_ms_per_conn", hostCPU*1000/float64(n), "(create + first run, host CPU)", "")
 	set("connections_10k_plugin_cpu_ms_per_conn", pluginCPU*1000/float64(n), "(Check + Describe + first run, plugin CPU)", "")
+	set("connections_10k_idle_goroutines", float64(goroutines), "(host, all idle: no goroutine per connection)", "")
 	set("connections_10k_rss_per_conn_kb", (rss-rss0)/float64(n)/1024, "(VmRSS growth ÷ connections)", "")
 	set("connections_10k_heap_per_conn_kb", (heap1-heap0)/float64(n)/1024, "(live heap growth ÷ connections, Badger's included)", "")
 }
@@ -439,6 +441,22 @@ func heapAlloc(client *http.Client, pprofAddr string) float64 {
 	}
 	must(fmt.Errorf("connections: no HeapAlloc in the host's heap profile (%v)", sc.Err()))
 	return 0
+}
+
+// goroutineCount is the number of the host's goroutines, from its pprof
+// listener.
+func goroutineCount(client *http.Client, pprofAddr string) int {
+	resp, err := client.Get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1")
+	must(err)
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	must(err)
+	v, ok := strings.CutPrefix(strings.TrimSpace(line), "goroutine profile: total ")
+	n, err := strconv.Atoi(v)
+	if !ok || err != nil {
+		must(fmt.Errorf("connections: the host's goroutine profile starts with %q", line))
+	}
+	return n
 }
 
 // saveProfile writes what u answers to path.
