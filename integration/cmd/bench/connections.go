@@ -77,9 +77,11 @@ func connections(work string) {
 
 	dir := filepath.Join(work, "connections")
 	must(os.MkdirAll(dir, 0o755))
-	// The "one" source (one record, no connections) is there because a
-	// layer whose sources all have connections does not start on an empty
-	// store (engine.initialRun: "unknown sync: nothing to sync").
+	// The "one" source (one record, no connections) is there because, on
+	// this branch, a layer whose sources all have connections does not
+	// start on an empty store (engine.initialRun: "unknown sync: nothing
+	// to sync"); main fixed that in f87c949: drop the source (and index
+	// Sources[0] below) once both are merged.
 	cfg := fmt.Sprintf(`
 layer "conns" {
   source "one" {
