@@ -8,6 +8,8 @@
 // SYNCLAYER_BIN names the folder of the binaries (make bench sets it).
 // BENCH_ONLY=ingest stops after the ingest scenarios (the bound, the two
 // ingests and their memory), for quick iterations on the write path.
+// BENCH_ONLY=connections_10k runs only that scenario (connections.go);
+// BENCH_CONNECTIONS=1000 sets its count of connections.
 // BENCH_CPUPROFILE=DIR writes a CPU and heap profile of the host for each
 // scenario into DIR (through the host's SYNCLAYER_PPROF listener).
 package main
@@ -59,6 +61,11 @@ func main() {
 	must(err)
 	defer os.RemoveAll(work)
 	fmt.Fprintf(os.Stderr, "bench: %d records, work dir %s\n", records, work)
+	if os.Getenv("BENCH_ONLY") == "connections_10k" {
+		connections(work)
+		report()
+		return
+	}
 
 	// The bound is measured before and after the ingests and the better
 	// of the two kept: on a shared machine a single measurement may fall
@@ -94,8 +101,13 @@ func main() {
 		pluginStart()
 		webhooks(work)
 		soak(work)
+		connections(work)
 	}
+	report()
+}
 
+// report prints the table and, as the last line, the JSON of the results.
+func report() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tvalue\tgoal\tverdict\t")
 	for _, r := range rows {
