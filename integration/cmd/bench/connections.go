@@ -77,20 +77,8 @@ func connections(work string) {
 
 	dir := filepath.Join(work, "connections")
 	must(os.MkdirAll(dir, 0o755))
-	// The "one" source (one record, no connections) is there because, on
-	// this branch, a layer whose sources all have connections does not
-	// start on an empty store (engine.initialRun: "unknown sync: nothing
-	// to sync"); main fixed that in f87c949: drop the source (and index
-	// Sources[0] below) once both are merged.
 	cfg := fmt.Sprintf(`
 layer "conns" {
-  source "one" {
-    plugin = "generator"
-    config {
-      records = 1
-      models  = ["One"]
-    }
-  }
   source "gen" {
     plugin      = "generator"
     connections = true
@@ -240,8 +228,8 @@ layer "conns" {
 		} `json:"sources"`
 	}
 	h.getJSON("/v1/layers/conns", &st)
-	if got := st.Sources[1].Connections["active"]; got != n {
-		must(fmt.Errorf("connections: the layer counts %d active connections, want %d (%v)", got, n, st.Sources[1].Connections))
+	if got := st.Sources[0].Connections["active"]; got != n {
+		must(fmt.Errorf("connections: the layer counts %d active connections, want %d (%v)", got, n, st.Sources[0].Connections))
 	}
 	for k := 0; k < min(n, 20); k++ {
 		i := k * (n / min(n, 20))
