@@ -174,7 +174,9 @@ func (l *layer) announceCompleted(p *pending) func(store.Revision) []store.Deliv
 	}
 }
 
-func syncedKey(r store.SyncRef) string { return "synced/" + r.Source + "/" + r.Sync }
+// syncedKey marks a sync (of a connection) that completed once: its next
+// runs are not INITIAL.
+func syncedKey(r store.SyncRef) string { return "synced/" + r.Key() + "/" + r.Sync }
 
 // syncTypeOf classifies a run for its events: INITIAL when none of its
 // syncs ever completed, FULL for a full run, INCREMENTAL otherwise.

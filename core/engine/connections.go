@@ -708,6 +708,7 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 	for _, p := range l.queue {
 		if connectionOf(p.run.Syncs) == id && p.run.Syncs[0].Source == sourceName {
 			dropped = append(dropped, p)
+			l.unindexWaiting(p)
 			continue
 		}
 		kept = append(kept, p)

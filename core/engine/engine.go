@@ -251,8 +251,9 @@ type layer struct {
 	events chan store.Event
 
 	mu      sync.Mutex
-	queue   []*pending          // waiting runs, oldest first
-	running map[string]*pending // by run id
+	queue   []*pending           // waiting runs, oldest first
+	waiting map[waitKey]*pending // waiting runs by sync (queue.go)
+	running map[string]*pending  // by run id
 	wake    chan struct{}
 
 	// The schedule (schedule.go): every scheduled sync by due time.

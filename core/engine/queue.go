@@ -178,9 +178,10 @@ func (l *layer) resolve(sourceName, syncName, connection string) ([]store.SyncRe
 		}
 		conns := []string{""}
 		if s.cfg.Connections {
-			conns = s.connectionIDs()
 			if connection != "" {
 				conns = []string{connection}
+			} else {
+				conns = s.connectionIDs()
 			}
 		}
 		for _, y := range desc.Syncs {
@@ -254,10 +255,15 @@ func union(run *store.Run, refs []store.SyncRef) bool {
 func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, p := range l.queue {
-		if p.run.Reset != reset || !overlaps(p.run.Syncs, refs) {
-			continue
+	// The oldest waiting run of any of the syncs (an index: thousands of
+	// connection runs may wait).
+	var p *pending
+	for _, r := range refs {
+		if w := l.waiting[waitKey{r, reset}]; w != nil && (p == nil || w.run.QueuedAt.Before(p.run.QueuedAt)) {
+			p = w
 		}
+	}
+	if p != nil {
 		prev := *p.run
 		prev.Syncs = append([]store.SyncRef(nil), p.run.Syncs...)
 		widened := union(p.run, refs)
@@ -269,6 +275,7 @@ func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) 
 				return "", err
 			}
 		}
+		l.indexWaiting(p)
 		l.event(store.Event{Type: "coalesced", Run: p.run.ID, Message: fmt.Sprintf("%s trigger merged into the waiting run (was %s)", trigger, prev.Trigger)})
 		return p.run.ID, nil
 	}
@@ -285,34 +292,43 @@ func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) 
 	if err := l.db.PutRun(run); err != nil {
 		return "", err
 	}
-	l.queue = append(l.queue, &pending{run: run})
+	np := &pending{run: run}
+	l.queue = append(l.queue, np)
+	l.indexWaiting(np)
 	l.event(store.Event{Type: "run.queued", Run: run.ID, Message: trigger, Connection: connectionOf(refs)})
 	l.kick()
 	return run.ID, nil
 }
 
-// overlaps tells whether two sets of syncs share one.
-func overlaps(a, b []store.SyncRef) bool {
-	if len(a)*len(b) > 64 {
-		set := make(map[store.SyncRef]bool, len(a))
-		for _, r := range a {
-			set[r] = true
-		}
-		for _, r := range b {
-			if set[r] {
-				return true
-			}
-		}
-		return false
+// waitKey indexes waiting runs by sync: a reset run and a plain one may
+// wait for the same sync.
+type waitKey struct {
+	ref   store.SyncRef
+	reset bool
+}
+
+// indexWaiting records a waiting run under each of its syncs. Call with
+// l.mu held.
+func (l *layer) indexWaiting(p *pending) {
+	if l.waiting == nil {
+		l.waiting = map[waitKey]*pending{}
 	}
-	for _, x := range a {
-		for _, y := range b {
-			if x == y {
-				return true
-			}
+	for _, r := range p.run.Syncs {
+		k := waitKey{r, p.run.Reset}
+		if w := l.waiting[k]; w == nil || p.run.QueuedAt.Before(w.run.QueuedAt) {
+			l.waiting[k] = p
 		}
 	}
-	return false
+}
+
+// unindexWaiting forgets a run that no longer waits. Call with l.mu held.
+func (l *layer) unindexWaiting(p *pending) {
+	for _, r := range p.run.Syncs {
+		k := waitKey{r, p.run.Reset}
+		if l.waiting[k] == p {
+			delete(l.waiting, k)
+		}
+	}
 }
 
 // connectionOf is the connection of a run's syncs ("" for sources without
@@ -367,6 +383,9 @@ func (l *layer) recoverRuns() error {
 		}
 	}
 	sort.SliceStable(l.queue, func(i, j int) bool { return l.queue[i].run.QueuedAt.Before(l.queue[j].run.QueuedAt) })
+	for _, p := range l.queue {
+		l.indexWaiting(p)
+	}
 	return nil
 }
 
@@ -473,6 +492,7 @@ func (l *layer) dispatchLocked() {
 		}
 		if !blocked {
 			if l.e.limits.tryAcquire(srcs) {
+				l.unindexWaiting(p)
 				p.slots = true
 				p.done = make(chan struct{})
 				// Cancellable from now on (a connection deleted before
