@@ -447,10 +447,27 @@ func TestConnectionReadTokens(t *testing.T) {
 			}
 		}
 	}
-	status, _, body := f.request("POST", "/v1/layers/cat/graphql", strings.NewReader(`{"query":"{ __typename }"}`),
+	// GraphQL keeps to the token's connections too.
+	status, _, body := f.request("POST", "/v1/layers/cat/graphql", strings.NewReader(`{"query":"{ allItem(limit: 100) { totalCount nodes { id _metadata { connection } } } }"}`),
 		http.Header{"Authorization": {"Bearer acme-token"}, "Content-Type": {"application/json"}})
-	if status != 403 || !strings.Contains(string(body), "records?connection=") {
-		t.Errorf("GraphQL with a connection token: %d %s, want 403 pointing to records", status, body)
+	var gq struct {
+		Data struct {
+			AllItem struct {
+				TotalCount int
+				Nodes      []struct {
+					Metadata struct{ Connection string } `json:"_metadata"`
+				}
+			}
+		}
+		Errors []any
+	}
+	if status != 200 || json.Unmarshal(body, &gq) != nil || len(gq.Errors) > 0 || gq.Data.AllItem.TotalCount != 3 || len(gq.Data.AllItem.Nodes) != 3 {
+		t.Errorf("GraphQL with a connection token: %d %s, want acme's 3 items", status, body)
+	}
+	for _, n := range gq.Data.AllItem.Nodes {
+		if n.Metadata.Connection != "acme" {
+			t.Errorf("GraphQL with acme's token answered a record of %q", n.Metadata.Connection)
+		}
 	}
 	// A read token manages nothing.
 	if status, _, _ := f.request("GET", connBase, nil, bearer("acme-token")); status != 401 {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -46,12 +45,6 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if len(scope.connections) > 0 {
-		// GraphQL has no connection scope yet: such a token would read
-		// every connection's records there.
-		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q is limited to connections, which GraphQL does not enforce: read with GET /v1/layers/%s/records?connection=<id>", scope.token, layer))
-		return
-	}
 	var rev int64
 	if v := r.PathValue("revision"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -78,5 +71,5 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.graphqlService(layer).ServeHTTP(w, r, graphql.Env{Config: cfg, Models: models, Store: db}, rev,
-		graphql.Scope{All: scope.all, Models: scope.models, Sources: scope.sources})
+		graphql.Scope{All: scope.all, Models: scope.models, Sources: scope.sources, Connections: scope.connections})
 }
