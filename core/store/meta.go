@@ -107,7 +107,7 @@ func (l *Layer) AppendEvents(es []Event) error {
 // Events returns up to limit events with a sequence number above after.
 func (l *Layer) Events(after uint64, limit int) ([]Event, error) {
 	out := []Event{}
-	err := l.viewLatest(func(txn *badger.Txn) error {
+	err := l.viewCommitted(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxEvent}, PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
 		for it.Seek(u64Key(pfxEvent, after+1)); it.Valid() && len(out) < limit; it.Next() {
@@ -367,7 +367,7 @@ func (l *Layer) AppendAudit(a AuditEntry) (AuditEntry, error) {
 // after, oldest first.
 func (l *Layer) Audit(after uint64, limit int) ([]AuditEntry, error) {
 	out := []AuditEntry{}
-	err := l.viewLatest(func(txn *badger.Txn) error {
+	err := l.viewCommitted(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxAudit}, PrefetchValues: true})
 		defer it.Close()
 		for it.Seek(u64Key(pfxAudit, after+1)); it.Valid() && len(out) < limit; it.Next() {

@@ -234,6 +234,9 @@ type Layer struct {
 	syncer syncer
 
 	eventSeq uint64
+	// sysTS is the timestamp of the last system commit that completed
+	// (setLatest): reads of the logs happen there (viewCommitted).
+	sysTS atomic.Uint64
 	auditSeq uint64
 
 	outMu  sync.Mutex
@@ -326,6 +329,7 @@ func (l *Layer) load() error {
 		return err
 	}
 	l.ts = l.db.MaxVersion()
+	l.sysTS.Store(l.ts)
 	staged, err := l.getLatest(metaKey(metaStaging))
 	if err != nil {
 		return err
@@ -445,12 +449,7 @@ func (l *Layer) setLatest(fn func(txn *badger.Txn) error) error {
 	}
 	l.pub.Lock()
 	defer l.pub.Unlock()
-	txn := l.db.NewTransactionAt(readLatest, true)
-	defer txn.Discard()
-	if err := fn(txn); err != nil {
-		return err
-	}
-	return txn.CommitAt(l.nextTS(), nil)
+	return l.setLatestLocked(fn)
 }
 
 // setLatestLocked is setLatest for callers that hold l.pub (or load).
@@ -460,7 +459,27 @@ func (l *Layer) setLatestLocked(fn func(txn *badger.Txn) error) error {
 	if err := fn(txn); err != nil {
 		return err
 	}
-	return txn.CommitAt(l.nextTS(), nil)
+	ts := l.nextTS()
+	if err := txn.CommitAt(ts, nil); err != nil {
+		return err
+	}
+	l.sysTS.Store(ts)
+	return nil
+}
+
+// viewCommitted reads system keys as of the last system commit that
+// completed. A read at the newest version (viewLatest) may see part of a
+// commit being applied, in any order of its keys: logs read by sequence
+// number (events) must not, or a reader could see entry N+1 and go on past
+// N, which shows up a moment later.
+func (l *Layer) viewCommitted(fn func(txn *badger.Txn) error) error {
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.exit()
+	txn := l.db.NewTransactionAt(max(l.sysTS.Load(), 1), false)
+	defer txn.Discard()
+	return fn(txn)
 }
 
 // viewLatest reads system keys at their newest version.
