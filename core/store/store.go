@@ -236,7 +236,7 @@ type Layer struct {
 	eventSeq uint64
 	// sysTS is the timestamp of the last system commit that completed
 	// (setLatest): reads of the logs happen there (viewCommitted).
-	sysTS atomic.Uint64
+	sysTS    atomic.Uint64
 	auditSeq uint64
 
 	outMu  sync.Mutex
