@@ -19,6 +19,22 @@ type ModelCount struct {
 	Connections bool
 }
 
+// count adds the record of one index item to the counts.
+func (m *ModelCount) count(item *badger.Item) error {
+	return item.Value(func(v []byte) error {
+		e, err := decodeIndex(v)
+		if err != nil {
+			return err
+		}
+		if e.deleted {
+			m.Deleted++
+		} else {
+			m.Live++
+		}
+		return nil
+	})
+}
+
 // CountRecords counts the records of each (source, model) in the
 // snapshot's revision, in source and model order: one row per model of a
 // source, whatever number of connections its records belong to. It walks
@@ -44,18 +60,8 @@ func (s *Snapshot) CountRecords() ([]ModelCount, error) {
 			cur.Connections = cur.Connections || conn != ""
 			curPfx = indexPrefix(sourceKey, model)
 		}
-		var deleted bool
-		if err := it.Item().Value(func(v []byte) error {
-			e, err := decodeIndex(v)
-			deleted = e.deleted
-			return err
-		}); err != nil {
+		if err := cur.count(it.Item()); err != nil {
 			return nil, err
-		}
-		if deleted {
-			cur.Deleted++
-		} else {
-			cur.Live++
 		}
 	}
 	return sortedCounts(rows), nil
@@ -94,18 +100,8 @@ func (s *Snapshot) CountSource(sourceKey string) ([]ModelCount, error) {
 			out = append(out, ModelCount{Source: src, Model: model, Connections: conn != ""})
 			cur = &out[len(out)-1]
 		}
-		var deleted bool
-		if err := it.Item().Value(func(v []byte) error {
-			e, err := decodeIndex(v)
-			deleted = e.deleted
-			return err
-		}); err != nil {
+		if err := cur.count(it.Item()); err != nil {
 			return nil, err
-		}
-		if deleted {
-			cur.Deleted++
-		} else {
-			cur.Live++
 		}
 	}
 	return out, nil

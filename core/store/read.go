@@ -343,21 +343,7 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	b = append(b, `,"model":`...)
 	b = appendJSONString(b, e.model)
 	b = append(b, `,"first_seen_at":"`...)
-	b = append(b, r.timeOf(first)...)
-	b = append(b, `","last_modified_at":"`...)
-	b = append(b, r.timeOf(mod)...)
-	b = append(b, `","last_action":"`...)
-	b = append(b, e.action.String()...)
-	b = append(b, `","deleted_at":`...)
-	if e.action == Deleted {
-		b = append(b, '"')
-		b = append(b, r.timeOf(mod)...)
-		b = append(b, '"')
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"cursor":"`...)
-	b = append(b, c.String()...)
+	b = r.appendHistory(b, e, c, first, mod)
 	b = append(b, `","revision":`...)
 	b = strconv.AppendInt(b, mod.num, 10)
 	b = append(b, "}}"...)
@@ -365,10 +351,10 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	return b, nil
 }
 
-// appendNangoMetadata appends Nango's "_nango_metadata" object and closes
-// the record.
-func (r *recordRenderer) appendNangoMetadata(b []byte, e *entry, c Cursor, first, mod revRef) []byte {
-	b = append(b, `"_nango_metadata":{"first_seen_at":"`...)
+// appendHistory appends the metadata fields both shapes share, from the
+// value of first_seen_at to the cursor's: first_seen_at, last_modified_at,
+// last_action, deleted_at, cursor (its closing quote left to the caller).
+func (r *recordRenderer) appendHistory(b []byte, e *entry, c Cursor, first, mod revRef) []byte {
 	b = append(b, r.timeOf(first)...)
 	b = append(b, `","last_modified_at":"`...)
 	b = append(b, r.timeOf(mod)...)
@@ -384,6 +370,14 @@ func (r *recordRenderer) appendNangoMetadata(b []byte, e *entry, c Cursor, first
 	}
 	b = append(b, `,"cursor":"`...)
 	b = append(b, c.String()...)
+	return b
+}
+
+// appendNangoMetadata appends Nango's "_nango_metadata" object and closes
+// the record.
+func (r *recordRenderer) appendNangoMetadata(b []byte, e *entry, c Cursor, first, mod revRef) []byte {
+	b = append(b, `"_nango_metadata":{"first_seen_at":"`...)
+	b = r.appendHistory(b, e, c, first, mod)
 	return append(b, `","pruned_at":null}}`...)
 }
 
