@@ -748,6 +748,18 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 	if err != nil {
 		return store.Revision{}, err
 	}
+	// A connection created again with this id starts afresh (INITIAL).
+	var marks []string
+	s.mu.Lock()
+	if s.desc != nil {
+		for _, y := range s.desc.Syncs {
+			marks = append(marks, syncedKey(store.SyncRef{Source: sourceName, Sync: y.Name, Connection: id}))
+		}
+	}
+	s.mu.Unlock()
+	if err := l.db.DeleteMeta(marks...); err != nil {
+		l.log.Error("could not drop the synced markers of a deleted connection", "connection", id, "error", err)
+	}
 	l.audit("connection.deleted", map[string]string{"source": sourceName, "connection": id, "revision": fmt.Sprint(rev.Number)})
 	l.event(store.Event{Type: EventConnectionDeleted, Source: sourceName, Connection: id, Message: fmt.Sprintf("revision %d", rev.Number)})
 	l.countRecords(rev.Counts)

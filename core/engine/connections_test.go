@@ -205,6 +205,9 @@ func TestConnectionsLifecycle(t *testing.T) {
 	if cp, _ := db.Checkpoint(store.SourceKey("crm", "acme"), "items"); cp != nil {
 		t.Fatalf("checkpoint left: %s", cp)
 	}
+	if v, _ := db.Meta(syncedKey(store.SyncRef{Source: "crm", Sync: "items", Connection: "acme"})); v != nil {
+		t.Fatalf("synced marker left: %q", v)
+	}
 	if _, err := e.Trigger("lay", TriggerRequest{Source: "crm", Connection: "acme"}); !errors.Is(err, ErrUnknownConnection) {
 		t.Fatalf("trigger of a deleted connection: %v", err)
 	}

@@ -47,6 +47,18 @@ func (l *Layer) SetMeta(name string, value []byte) error {
 	return l.setLatest(func(txn *badger.Txn) error { return txn.Set(metaKey("x/"+name), value) })
 }
 
+// DeleteMeta removes layer metadata values.
+func (l *Layer) DeleteMeta(names ...string) error {
+	return l.setLatest(func(txn *badger.Txn) error {
+		for _, name := range names {
+			if err := txn.Delete(metaKey("x/" + name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Checkpoint returns the committed checkpoint of a source's sync, nil when
 // there is none.
 func (l *Layer) Checkpoint(source, sync string) ([]byte, error) {
