@@ -157,11 +157,19 @@ func execBound() float64 {
 
 // median runs fn n times and returns the median duration in milliseconds.
 func median(n int, fn func()) float64 {
-	times := make([]float64, 0, n)
-	for i := 0; i < n; i++ {
+	return medianOf(n, func() time.Duration {
 		start := time.Now()
 		fn()
-		times = append(times, float64(time.Since(start).Microseconds())/1000)
+		return time.Since(start)
+	})
+}
+
+// medianOf runs fn n times and returns the median of the durations it
+// returns, in milliseconds.
+func medianOf(n int, fn func() time.Duration) float64 {
+	times := make([]float64, 0, n)
+	for i := 0; i < n; i++ {
+		times = append(times, float64(fn().Microseconds())/1000)
 	}
 	sort.Float64s(times)
 	return times[len(times)/2]
