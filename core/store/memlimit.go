@@ -4,7 +4,9 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -32,8 +34,11 @@ import (
 // (2 cores): peak anonymous RSS 93 MiB against 65 MiB at 100,000 (1.43),
 // for ~15% more CPU over the whole ingest.
 //
-// An operator's GOMEMLIMIT wins: with it set, the store leaves the limit
-// alone.
+// When the live heap itself passes that budget (ten thousand connections
+// in a layer, a large request), the limit follows it at liveHeadroom above
+// it, checked every second, so that the collector never works against a
+// limit below what is live. An operator's GOMEMLIMIT wins: with it set,
+// the store leaves the limit alone.
 
 // MemoryBase is the host's memory outside its layers' databases, the fixed
 // part of the soft memory limit (see Options.MemoryLimit).
@@ -49,11 +54,23 @@ func LayerMemory(opts badger.Options) int64 {
 }
 
 // memLimit is the process-wide sum of the open layers' LayerMemory, over
-// every Store opened with MemoryLimit.
+// every Store opened with MemoryLimit; stop ends the goroutine that follows
+// the live heap (nil when none runs).
 var memLimit struct {
 	sync.Mutex
 	layers int64
+	stop   chan struct{}
 }
+
+// liveHeadroom is how far above the live heap the limit stays when the
+// live heap itself passes the layers' budget (many connections, a big
+// request): the collector then runs at most about twice as often as
+// GOGC=50 makes it, rather than constantly against a limit below what is
+// live.
+const liveHeadroom = 1.25
+
+// liveEvery is how often the limit is compared with the live heap.
+const liveEvery = time.Second
 
 // addLayerMemory adds n bytes (negative: removes) to the open layers'
 // memory and sets the soft memory limit accordingly; with no layer left it
@@ -67,8 +84,56 @@ func addLayerMemory(n int64) {
 	memLimit.layers += n
 	if memLimit.layers <= 0 {
 		memLimit.layers = 0
+		if memLimit.stop != nil {
+			close(memLimit.stop)
+			memLimit.stop = nil
+		}
 		debug.SetMemoryLimit(math.MaxInt64)
 		return
 	}
-	debug.SetMemoryLimit(MemoryBase + memLimit.layers)
+	setMemoryLimit(readLiveHeap())
+	if memLimit.stop == nil {
+		memLimit.stop = make(chan struct{})
+		go followLiveHeap(memLimit.stop)
+	}
+}
+
+// setMemoryLimit sets the limit to the layers' budget, or to liveHeadroom
+// times the live heap when that is more. memLimit is locked.
+func setMemoryLimit(live int64) {
+	limit := MemoryBase + memLimit.layers
+	if l := int64(float64(live) * liveHeadroom); l > limit {
+		limit = l
+	}
+	debug.SetMemoryLimit(limit)
+}
+
+// followLiveHeap raises (and lowers back) the limit with the live heap
+// every liveEvery until stop is closed.
+func followLiveHeap(stop chan struct{}) {
+	t := time.NewTicker(liveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		live := readLiveHeap()
+		memLimit.Lock()
+		if memLimit.stop == stop {
+			setMemoryLimit(live)
+		}
+		memLimit.Unlock()
+	}
+}
+
+// readLiveHeap is the heap the last collection found live, in bytes.
+func readLiveHeap() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
 }

@@ -68,3 +68,22 @@ func TestMemoryLimitLeftAlone(t *testing.T) {
 		}
 	}
 }
+
+// A live heap above the layers' budget lifts the limit to liveHeadroom
+// above it, and the limit comes back to the budget when it shrinks.
+func TestMemoryLimitFollowsALargeLiveHeap(t *testing.T) {
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	memLimit.Lock()
+	defer memLimit.Unlock()
+	saved := memLimit.layers
+	defer func() { memLimit.layers = saved }()
+	memLimit.layers = 72 << 20
+	setMemoryLimit(400 << 20)
+	if got, want := debug.SetMemoryLimit(-1), int64(500<<20); got != want {
+		t.Fatalf("live heap 400 MiB: limit %d MiB, want %d", got>>20, want>>20)
+	}
+	setMemoryLimit(10 << 20)
+	if got, want := debug.SetMemoryLimit(-1), int64(MemoryBase+72<<20); got != want {
+		t.Fatalf("live heap 10 MiB: limit %d MiB, want the budget %d", got>>20, want>>20)
+	}
+}
