@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,13 +32,14 @@ import (
 // sooner, rather than letting compaction garbage pile up. It is a soft
 // limit: live data above it is never refused, Go only spends more (at most
 // about half the CPU) collecting. Measured on the 1,000,000-record ingest
-// (2 cores): peak anonymous RSS 93 MiB against 65 MiB at 100,000 (1.43),
-// for ~15% more CPU over the whole ingest.
+// (2 cores, after the same warm-up): peak anonymous RSS 87-97 MiB against
+// 64-76 MiB at 100,000, for 50-65% more collections and the same CPU time
+// within the noise of the machine (docs/production.md).
 //
 // When the live heap itself passes that budget (ten thousand connections
-// in a layer, a large request), the limit follows it at liveHeadroom above
-// it, checked every second, so that the collector never works against a
-// limit below what is live. An operator's GOMEMLIMIT wins: with it set,
+// in a layer), the limit follows it at liveHeadroom above the smallest
+// live heap of the last five seconds, so that the collector never works
+// for long against a limit below what stays live. An operator's GOMEMLIMIT wins: with it set,
 // the store leaves the limit alone.
 
 // MemoryBase is the host's memory outside its layers' databases, the fixed
@@ -69,8 +71,15 @@ var memLimit struct {
 // live.
 const liveHeadroom = 1.25
 
-// liveEvery is how often the limit is compared with the live heap.
-const liveEvery = time.Second
+// liveEvery is how often the live heap is sampled, and liveWindow how many
+// samples the limit follows the smallest of: a working set that stays
+// (connections) lifts the limit within seconds, while the builders of one
+// compaction, live for a second or two, do not lift it at the moment the
+// limit is there to hold.
+const (
+	liveEvery  = time.Second
+	liveWindow = 5
+)
 
 // addLayerMemory adds n bytes (negative: removes) to the open layers'
 // memory and sets the soft memory limit accordingly; with no layer left it
@@ -91,7 +100,7 @@ func addLayerMemory(n int64) {
 		debug.SetMemoryLimit(math.MaxInt64)
 		return
 	}
-	setMemoryLimit(readLiveHeap())
+	setMemoryLimit(0)
 	if memLimit.stop == nil {
 		memLimit.stop = make(chan struct{})
 		go followLiveHeap(memLimit.stop)
@@ -99,7 +108,8 @@ func addLayerMemory(n int64) {
 }
 
 // setMemoryLimit sets the limit to the layers' budget, or to liveHeadroom
-// times the live heap when that is more. memLimit is locked.
+// times live, the lasting live heap, when that is more. memLimit is
+// locked.
 func setMemoryLimit(live int64) {
 	limit := MemoryBase + memLimit.layers
 	if l := int64(float64(live) * liveHeadroom); l > limit {
@@ -108,21 +118,26 @@ func setMemoryLimit(live int64) {
 	debug.SetMemoryLimit(limit)
 }
 
-// followLiveHeap raises (and lowers back) the limit with the live heap
-// every liveEvery until stop is closed.
+// followLiveHeap raises (and lowers back) the limit with the smallest live
+// heap of the last liveWindow samples, every liveEvery, until stop is
+// closed.
 func followLiveHeap(stop chan struct{}) {
 	t := time.NewTicker(liveEvery)
 	defer t.Stop()
-	for {
+	var window [liveWindow]int64
+	for i := 0; ; i++ {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		live := readLiveHeap()
+		window[i%liveWindow] = readLiveHeap()
+		if i < liveWindow-1 {
+			continue
+		}
 		memLimit.Lock()
 		if memLimit.stop == stop {
-			setMemoryLimit(live)
+			setMemoryLimit(slices.Min(window[:]))
 		}
 		memLimit.Unlock()
 	}

@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
@@ -126,7 +127,36 @@ func report() {
 func must(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		dumpDeadHosts()
 		os.Exit(1)
+	}
+}
+
+// started lists the hosts the bench started, for dumpDeadHosts.
+var started struct {
+	sync.Mutex
+	hosts []*host
+}
+
+// dumpDeadHosts prints the end of the log of every host that has exited
+// on its own (a failure is often that: the host died).
+func dumpDeadHosts() {
+	started.Lock()
+	defer started.Unlock()
+	for _, h := range started.hosts {
+		select {
+		case <-h.done:
+		default:
+			continue
+		}
+		if h.stopping.Load() {
+			continue
+		}
+		log := h.log.String()
+		if len(log) > 8192 {
+			log = log[len(log)-8192:]
+		}
+		fmt.Fprintf(os.Stderr, "bench: host %s exited (%v); the end of its log:\n%s\n", h.name, h.cmd.ProcessState, log)
 	}
 }
 
@@ -189,6 +219,7 @@ type host struct {
 	warm         atomic.Bool
 	peakWarm     atomic.Int64
 	stopSampling chan struct{}
+	stopping     atomic.Bool
 }
 
 func freeAddr() string {
@@ -236,6 +267,9 @@ func (h *host) start() {
 	h.cmd.Env = append(os.Environ(), "SYNCLAYER_PLUGIN_PATH="+binDir)
 	h.cmd.Stdout, h.cmd.Stderr = &h.log, &h.log
 	must(h.cmd.Start())
+	started.Lock()
+	started.hosts = append(started.hosts, h)
+	started.Unlock()
 	h.done = make(chan struct{})
 	go func() { h.cmd.Wait(); close(h.done) }()
 	h.stopSampling = make(chan struct{})
@@ -302,6 +336,7 @@ func raise(p *atomic.Int64, v int64) {
 }
 
 func (h *host) stop() {
+	h.stopping.Store(true)
 	close(h.stopSampling)
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	select {
