@@ -94,6 +94,8 @@ type Manager struct {
 	opts Options
 	log  hclog.Logger
 
+	certs *launchCerts // the mutual TLS of launches (tls.go)
+
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
 	closed    bool
@@ -119,7 +121,9 @@ func NewManager(opts Options) *Manager {
 	if opts.MaxWebhookBytes <= 0 {
 		opts.MaxWebhookBytes = DefaultMaxWebhookBytes
 	}
-	return &Manager{opts: opts, log: opts.Logger, instances: map[*Instance]struct{}{}}
+	m := &Manager{opts: opts, log: opts.Logger, certs: newLaunchCerts(), instances: map[*Instance]struct{}{}}
+	m.certs.prepare()
+	return m
 }
 
 // Found is a plugin binary located on disk.
@@ -242,7 +246,7 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	// then stops its plugins in order; and the host can kill the plugin
 	// with whatever it started (kill -PGID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	tlsConfig, tlsEnv, err := launchTLS()
+	tlsConfig, tlsEnv, err := m.certs.launch()
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", spec.Plugin, err)
 	}

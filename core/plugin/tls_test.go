@@ -18,7 +18,8 @@ import (
 // it (no P-521 certificate of its own in the handshake line) and accepts
 // only the host's certificate as a client.
 func TestPluginServesTheHostsCertificate(t *testing.T) {
-	cfg, env, err := plugin.LaunchTLS()
+	m := plugin.NewManager(plugin.Options{SearchPaths: []string{binDir}})
+	cfg, env, err := m.LaunchTLS()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +71,54 @@ func TestPluginServesTheHostsCertificate(t *testing.T) {
 	if err := dial(anon); err == nil {
 		t.Fatal("the plugin accepted a client without the host's certificate")
 	}
-	other, _, err := plugin.LaunchTLS()
+	// Another host process (another Manager) has its own certificate.
+	other, _, err := plugin.NewManager(plugin.Options{}).LaunchTLS()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := dial(other); err == nil {
-		t.Fatal("the plugin accepted another launch's certificates")
+		t.Fatal("the plugin accepted another host's certificate")
+	}
+	// The host trusts each launch's plugin certificate only: the next
+	// launch's configuration refuses this plugin as a server.
+	next, _, err := m.LaunchTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(next); err == nil {
+		t.Fatal("another launch's configuration trusted this plugin's certificate")
+	}
+}
+
+// Every launch hands its plugin a key never handed out before, whether it
+// was made ahead or on the spot, and the same host certificate.
+func TestLaunchCertificatesAreFresh(t *testing.T) {
+	m := plugin.NewManager(plugin.Options{})
+	keys := map[string]bool{}
+	var host string
+	for i := 0; i < 20; i++ {
+		_, env, err := m.LaunchTLS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string]string{}
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		key := vars[connectorv1.ServerKeyEnv]
+		if !strings.Contains(key, "PRIVATE KEY") || keys[key] {
+			t.Fatalf("launch %d: plugin key missing or handed out before", i)
+		}
+		keys[key] = true
+		if host == "" {
+			host = vars[connectorv1.ClientCertEnv]
+		}
+		if vars[connectorv1.ClientCertEnv] != host || !strings.Contains(host, "CERTIFICATE") {
+			t.Fatalf("launch %d: the host certificate changed within one Manager", i)
+		}
+		if strings.Contains(vars[connectorv1.ClientCertEnv], "PRIVATE") {
+			t.Fatal("the host's key was handed to a plugin")
+		}
 	}
 }

@@ -50,6 +50,11 @@ type Options struct {
 	// maptrim_linux.go). 0 means DefaultMappedBudget; a negative value
 	// turns trimming off.
 	MappedBudget int64
+	// MemoryLimit keeps the process's Go soft memory limit at what the
+	// open layers need (memlimit.go): MemoryBase plus LayerMemory per
+	// layer on disk, over every store that asks for it. The host sets it;
+	// an operator's GOMEMLIMIT overrides it.
+	MemoryLimit bool
 }
 
 // Store holds the layers' databases.
@@ -60,6 +65,8 @@ type Store struct {
 	layers map[string]*Layer
 	closed bool
 	trim   *mapTrimmer
+	// memory is what this store's layers add to the soft memory limit.
+	memory int64
 }
 
 // Dir is the folder the store lives in (the service's data_dir).
@@ -167,6 +174,11 @@ func (s *Store) Layer(name string) (*Layer, error) {
 		go l.gcLoop(l.stopGC, l.gcDone, gcCheckEvery, opts.ValueLogFileSize/4)
 	}
 	s.layers[name] = l
+	if s.opts.MemoryLimit && !s.opts.InMemory {
+		n := LayerMemory(opts)
+		s.memory += n
+		addLayerMemory(n)
+	}
 	return l, nil
 }
 
@@ -185,6 +197,8 @@ func (s *Store) Close() error {
 	for _, l := range s.layers {
 		errs = append(errs, l.close())
 	}
+	addLayerMemory(-s.memory)
+	s.memory = 0
 	return errors.Join(errs...)
 }
 

@@ -171,7 +171,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err := preflight(cfg, plugins); err != nil {
 		return err // before anything opens or listens: a missing plugin ends serve at once
 	}
-	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store")})
+	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store"), MemoryLimit: true})
 	if err != nil {
 		return err
 	}
