@@ -44,6 +44,10 @@ type pending struct {
 	// slots is set while the run holds its slots of the limiter (under
 	// the layer's lock).
 	slots bool
+	// srcs are the sources of the run's syncs, for srcsOf syncs
+	// (runSources).
+	srcs   []*source
+	srcsOf int
 	// ctx is the run's context and cancel stops it (a connection
 	// deleted), both set when it starts; done is closed when it has ended.
 	ctx    context.Context
@@ -537,13 +541,19 @@ func (l *layer) runOne(p *pending) {
 }
 
 // runSources are the distinct sources of a run's syncs.
+// They are kept on the run (a dispatch pass asks for those of every
+// waiting run) and made again when coalescing added syncs.
 func (l *layer) runSources(p *pending) []*source {
-	var out []*source
+	if p.srcs != nil && p.srcsOf == len(p.run.Syncs) {
+		return p.srcs
+	}
+	out := []*source{}
 	for _, r := range p.run.Syncs {
 		if s := l.source(r.Source); s != nil && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
+	p.srcs, p.srcsOf = out, len(p.run.Syncs)
 	return out
 }
 
