@@ -828,25 +828,6 @@ func (e *Engine) PauseConnection(layerName, sourceName, id, syncName string, pau
 	return nil
 }
 
-// ConnectionCounts counts a layer's connections by state.
-func (l *layer) connectionCounts() map[string]int {
-	var out map[string]int
-	for _, s := range l.sources {
-		if !s.cfg.Connections {
-			continue
-		}
-		if out == nil {
-			out = map[string]int{}
-		}
-		s.mu.Lock()
-		for _, c := range s.conns {
-			out[c.state]++
-		}
-		s.mu.Unlock()
-	}
-	return out
-}
-
 // connectionEvent is the outbound event of a connection.
 func (l *layer) connectionEvent(typ string, c *store.Connection) *outEvent {
 	src, id := c.Source, c.ID

@@ -216,8 +216,8 @@ func TestConnectionsLifecycle(t *testing.T) {
 		return strings.Contains(types, "connection.created") && strings.Contains(types, "connection.deleted")
 	})
 	st, _ := e.Layer("lay")
-	if st.Sources[0].Connections[ConnectionActive] != 1 {
-		t.Errorf("layer status connections %+v", st.Sources[0].Connections)
+	if st.Sources[0].Connections[ConnectionActive] != 1 || st.Connections[ConnectionActive] != 1 || st.Connections[ConnectionNeedsAttention] != 0 {
+		t.Errorf("layer status connections %+v, source's %+v", st.Connections, st.Sources[0].Connections)
 	}
 
 	// Nothing in the data dir holds a connection's token in the clear.

@@ -21,6 +21,9 @@ type LayerStatus struct {
 	Sources  []SourceStatus `json:"sources"`
 	Revision int64          `json:"revision"`
 	Pinned   *int64         `json:"pinned"`
+	// Connections counts the connections of the layer's sources with
+	// connections, by state (absent when it has none).
+	Connections map[string]int `json:"connections,omitempty"`
 }
 
 // SourceStatus is one source of a layer.
@@ -73,9 +76,13 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 		ss := SourceStatus{Name: s.cfg.Name, Plugin: s.cfg.Plugin, Syncs: []SyncStatus{}}
 		if s.cfg.Connections {
 			ss.Connections = map[string]int{ConnectionActive: 0, ConnectionNeedsAttention: 0}
+			if st.Connections == nil {
+				st.Connections = map[string]int{ConnectionActive: 0, ConnectionNeedsAttention: 0}
+			}
 			s.mu.Lock()
 			for _, c := range s.conns {
 				ss.Connections[c.state]++
+				st.Connections[c.state]++
 			}
 			s.mu.Unlock()
 		}
