@@ -79,7 +79,7 @@ func TestMemoryLimitFollowsALargeLiveHeap(t *testing.T) {
 	defer func() { memLimit.layers = saved }()
 	memLimit.layers = 72 << 20
 	setMemoryLimit(400 << 20)
-	if got, want := debug.SetMemoryLimit(-1), int64(500<<20); got != want {
+	if got, want := debug.SetMemoryLimit(-1), int64(800<<20); got != want {
 		t.Fatalf("live heap 400 MiB: limit %d MiB, want %d", got>>20, want>>20)
 	}
 	setMemoryLimit(10 << 20)
