@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseMapsLine(t *testing.T) {
@@ -90,9 +91,17 @@ func TestMapTrimmerPagesOutValueLog(t *testing.T) {
 	if tr.trims == 0 {
 		t.Fatal("nothing paged out under " + layers)
 	}
+	// Paging out is advice the kernel takes page by page: on a busy
+	// machine some pages are busy (under writeback, just touched) at the
+	// first pass and go at a later one, as the ticker would do.
 	after := residentKB(t, layers, ".vlog")
+	for pass := 1; pass < 20 && after > before/2; pass++ {
+		time.Sleep(50 * time.Millisecond)
+		tr.trim()
+		after = residentKB(t, layers, ".vlog")
+	}
 	if after > before/2 {
-		t.Fatalf("value log resident %d KiB before, %d KiB after paging out", before, after)
+		t.Fatalf("value log resident %d KiB before, %d KiB after paging out 20 times", before, after)
 	}
 	txn := l.db.NewTransactionAt(1, false)
 	defer txn.Discard()
