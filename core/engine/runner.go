@@ -71,15 +71,25 @@ func (l *layer) execute(p *pending) {
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error, Connection: connection})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
 	default:
-		run = l.updateRun(p, func(r *store.Run) {
-			r.FinishedAt = &finished
-			r.State, r.Revision, r.Counts, r.Error, r.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
-		})
+		// Saved already, in the revision's commit (completeRun).
+		l.mu.Lock()
+		completeRun(p.run, rev)
+		run = copyRun(p.run)
+		l.mu.Unlock()
+		finished = *run.FinishedAt
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
 		l.countRecords(rev.Counts)
 		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number), Connection: connection})
 		l.log.Info("run completed", "run", run.ID, "revision", rev.Number, "took", finished.Sub(*run.StartedAt).Round(time.Millisecond))
 	}
+}
+
+// completeRun marks a run completed by a revision: it finished when the
+// revision was committed.
+func completeRun(r *store.Run, rev store.Revision) {
+	fin := rev.CreatedAt
+	r.FinishedAt = &fin
+	r.State, r.Revision, r.Counts, r.Error, r.RetryAt = store.RunCompleted, rev.Number, rev.Counts, "", nil
 }
 
 // updateRun changes a run under the layer's lock (readers copy it under the
@@ -217,7 +227,14 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 			return store.Revision{}, err
 		}
 	}
-	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p)})
+	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p),
+		Complete: func(rev store.Revision) *store.Run {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			c := copyRun(p.run)
+			completeRun(c, rev)
+			return c
+		}})
 	if err != nil {
 		if aerr := st.Abort(); aerr != nil {
 			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)

@@ -243,3 +243,43 @@ func TestPrivateStagingDroppedOnRestart(t *testing.T) {
 		t.Fatalf("records %v", got)
 	}
 }
+
+// A run's completed record is saved in its revision's commit, in place or
+// privately: no moment shows one without the other.
+func TestPublishSavesTheCompletedRun(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	for i, name := range []string{"run_in_place", "run_private"} {
+		if i == 1 {
+			hold, _ := l.BeginStaging("run_hold") // in place: the next one is private
+			defer hold.Abort()
+		}
+		if err := l.PutRun(&Run{ID: name, State: RunRunning}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := l.BeginStaging(name)
+		if err != nil || st.private != (i == 1) {
+			t.Fatalf("%s: %v, private %v", name, err, st != nil && st.private)
+		}
+		w := st.Writer("shop", WriterOptions{})
+		if err := w.Apply([]Change{save("P", fmt.Sprint(i), "x")}); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := st.Publish(PublishInfo{Trigger: "manual", Complete: func(rev Revision) *Run {
+			return &Run{ID: name, State: RunCompleted, Revision: rev.Number}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.GetRun(name)
+		if err != nil || r.State != RunCompleted || r.Revision != rev.Number {
+			t.Fatalf("%s: run %+v %v after revision %d", name, r, err, rev.Number)
+		}
+		active, _ := l.ActiveRuns()
+		for _, a := range active {
+			if a.ID == name {
+				t.Fatalf("%s still active", name)
+			}
+		}
+	}
+}
