@@ -227,11 +227,17 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 			return store.Revision{}, err
 		}
 	}
+	// The completed run's record goes in the revision's commit. Its
+	// callback runs under the store's publisher lock, so it must not take
+	// the layer's lock (enqueue holds that while it saves a run through the
+	// publisher lock): it completes a copy taken now — nothing else changes
+	// a running run meanwhile.
+	l.mu.Lock()
+	done := copyRun(p.run)
+	l.mu.Unlock()
 	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p),
 		Complete: func(rev store.Revision) *store.Run {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			c := copyRun(p.run)
+			c := copyRun(done)
 			completeRun(c, rev)
 			return c
 		}})
