@@ -157,18 +157,10 @@ func parseRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query, boo
 		q.ModifiedAfter = t
 	}
 	if f := v.Get("filter"); f != "" {
-		for _, a := range strings.Split(f, ",") {
-			switch strings.ToLower(strings.TrimSpace(a)) {
-			case "added":
-				q.Actions |= store.MaskAdded
-			case "updated":
-				q.Actions |= store.MaskUpdated
-			case "deleted":
-				q.Actions |= store.MaskDeleted
-			default:
-				writeError(w, http.StatusBadRequest, "bad_filter", "filter is a comma list of added, updated, deleted")
-				return q, false
-			}
+		var ok bool
+		if q.Actions, ok = parseActions(f); !ok {
+			writeError(w, http.StatusBadRequest, "bad_filter", "filter is a comma list of added, updated, deleted")
+			return q, false
 		}
 	}
 	if ids := v.Get("ids"); ids != "" {
@@ -374,4 +366,23 @@ func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, db *store.
 		return
 	}
 	sse.Serve(w, r.WithContext(sse.WithStop(r.Context(), s.streamsStop)), db, after, s.opts.Events)
+}
+
+// parseActions reads a records filter: a comma list of added, updated and
+// deleted (any case).
+func parseActions(f string) (store.ActionMask, bool) {
+	var m store.ActionMask
+	for _, a := range strings.Split(f, ",") {
+		switch strings.ToLower(strings.TrimSpace(a)) {
+		case "added":
+			m |= store.MaskAdded
+		case "updated":
+			m |= store.MaskUpdated
+		case "deleted":
+			m |= store.MaskDeleted
+		default:
+			return 0, false
+		}
+	}
+	return m, true
 }

@@ -438,17 +438,9 @@ func parseNangoRecordsQuery(w http.ResponseWriter, r *http.Request) (store.Query
 		q.ModifiedAfter = t
 	}
 	if f := v.Get("filter"); f != "" {
-		for _, a := range strings.Split(f, ",") {
-			switch strings.ToLower(strings.TrimSpace(a)) {
-			case "added":
-				q.Actions |= store.MaskAdded
-			case "updated":
-				q.Actions |= store.MaskUpdated
-			case "deleted":
-				q.Actions |= store.MaskDeleted
-			default:
-				return bad("filter", "filter is added, updated or deleted, or a comma list of them")
-			}
+		var ok bool
+		if q.Actions, ok = parseActions(f); !ok {
+			return bad("filter", "filter is added, updated or deleted, or a comma list of them")
 		}
 	}
 	for _, id := range v["ids"] {

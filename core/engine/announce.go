@@ -182,10 +182,12 @@ func syncedKey(r store.SyncRef) string { return "synced/" + r.Key() + "/" + r.Sy
 // syncs ever completed, FULL for a full run, INCREMENTAL otherwise.
 func (l *layer) syncTypeOf(p *pending) string {
 	initial := true
+	p.unsynced = nil
 	for _, r := range p.run.Syncs {
 		if v, err := l.db.Meta(syncedKey(r)); err == nil && v != nil {
 			initial = false
-			break
+		} else {
+			p.unsynced = append(p.unsynced, r)
 		}
 	}
 	switch {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -508,21 +509,6 @@ func (l *layer) connectionSyncs(s *source, c *store.Connection) []ConnectionSync
 		}
 		snap.Close()
 	}
-	l.mu.Lock()
-	running, queued := map[store.SyncRef]bool{}, map[store.SyncRef]bool{}
-	for _, p := range l.running {
-		if active(p) {
-			for _, r := range p.run.Syncs {
-				running[r] = true
-			}
-		}
-	}
-	for _, p := range l.queue {
-		for _, r := range p.run.Syncs {
-			queued[r] = true
-		}
-	}
-	l.mu.Unlock()
 	var out []ConnectionSync
 	for _, y := range desc.Syncs {
 		ref := store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: c.ID}
@@ -530,16 +516,11 @@ func (l *layer) connectionSyncs(s *source, c *store.Connection) []ConnectionSync
 		if b := s.cfg.Sync(y.Name); b != nil && len(b.Models) > 0 {
 			models = b.Models
 		}
-		cs := ConnectionSync{Name: y.Name, Models: models, State: SyncIdle, Records: map[string]int64{}}
+		cs := ConnectionSync{Name: y.Name, Models: models, State: l.runState(ref), Records: map[string]int64{}}
 		for _, m := range models {
 			cs.Records[m] = counts[m]
 		}
-		switch {
-		case running[ref]:
-			cs.State = SyncRunning
-		case queued[ref]:
-			cs.State = SyncQueued
-		case mc != nil && mc.paused[y.Name]:
+		if cs.State == SyncIdle && slices.Contains(c.Paused, y.Name) {
 			cs.State = SyncPaused
 		}
 		if sc, ok := l.connSchedule(s, mc, y.Name); ok {

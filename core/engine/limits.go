@@ -106,10 +106,3 @@ func (lm *limiter) sourceRoom(s *source) bool {
 	defer lm.mu.Unlock()
 	return s.cfg.MaxConcurrentRuns <= 0 || lm.bySource[s] < s.cfg.MaxConcurrentRuns
 }
-
-// active returns the runs holding slots on the host.
-func (lm *limiter) active() int {
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	return lm.host
-}

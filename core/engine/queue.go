@@ -44,6 +44,9 @@ type pending struct {
 	// slots is set while the run holds its slots of the limiter (under
 	// the layer's lock).
 	slots bool
+	// unsynced are the run's syncs that never completed (syncTypeOf):
+	// its publish marks them.
+	unsynced []store.SyncRef
 	// srcs are the sources of the run's syncs, for srcsOf syncs
 	// (runSources).
 	srcs   []*source

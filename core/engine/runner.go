@@ -247,10 +247,7 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 		}
 		return store.Revision{}, err
 	}
-	for _, r := range p.run.Syncs {
-		if v, err := l.db.Meta(syncedKey(r)); err == nil && v != nil {
-			continue // a read costs less than a write through the publisher lock
-		}
+	for _, r := range p.unsynced { // as syncTypeOf found them when the run began
 		if err := l.db.SetMeta(syncedKey(r), []byte("1")); err != nil {
 			l.log.Error("could not record a completed sync", "sync", r.Source+"/"+r.Sync, "error", err)
 		}

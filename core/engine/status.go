@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/store"
@@ -56,22 +57,6 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 	if p := l.db.Pinned(); p != 0 {
 		st.Pinned = &p
 	}
-	l.mu.Lock()
-	running := map[store.SyncRef]bool{}
-	queued := map[store.SyncRef]bool{}
-	for _, p := range l.running {
-		if active(p) {
-			for _, r := range p.run.Syncs {
-				running[r] = true
-			}
-		}
-	}
-	for _, p := range l.queue {
-		for _, r := range p.run.Syncs {
-			queued[r] = true
-		}
-	}
-	l.mu.Unlock()
 	for _, s := range l.sources {
 		ss := SourceStatus{Name: s.cfg.Name, Plugin: s.cfg.Plugin, Syncs: []SyncStatus{}}
 		if s.cfg.Connections {
@@ -92,13 +77,8 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 		if desc != nil {
 			for _, y := range desc.Syncs {
 				ref := store.SyncRef{Source: s.cfg.Name, Sync: y.Name}
-				state := SyncIdle
-				switch {
-				case running[ref]:
-					state = SyncRunning
-				case queued[ref]:
-					state = SyncQueued
-				case l.paused(ref):
+				state := l.runState(ref)
+				if state == SyncIdle && l.paused(ref) {
 					state = SyncPaused
 				}
 				models := y.Models
@@ -118,6 +98,24 @@ func (e *Engine) Layer(name string) (*LayerStatus, error) {
 // as over. Call with the layer's lock held.
 func active(p *pending) bool {
 	return p.run.State != store.RunCompleted && p.run.State != store.RunFailed
+}
+
+// runState is SyncRunning or SyncQueued while a run of ref runs or waits,
+// else SyncIdle. It looks at the running runs (a few) and the index of
+// waiting ones, never at the whole queue (thousands of connection runs
+// may wait).
+func (l *layer) runState(ref store.SyncRef) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.running {
+		if active(p) && slices.Contains(p.run.Syncs, ref) {
+			return SyncRunning
+		}
+	}
+	if l.waiting[waitKey{ref, false}] != nil || l.waiting[waitKey{ref, true}] != nil {
+		return SyncQueued
+	}
+	return SyncIdle
 }
 
 // activeLocked counts the runs in progress. Call with l.mu held.

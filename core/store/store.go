@@ -76,7 +76,6 @@ func (s *Store) Dir() string { return s.opts.Dir }
 var (
 	ErrClosed      = errors.New("store: closed")
 	ErrNotFound    = errors.New("not found")
-	ErrBusy        = errors.New("store: another run is staging in this layer")
 	ErrStagingDone = errors.New("store: staging already published or aborted")
 )
 
