@@ -83,11 +83,18 @@ func SensitiveFields(fields []Field) map[string]bool {
 // SensitiveJSONValues returns the strings found in the sensitive fields of
 // a config given as JSON (for redaction).
 func SensitiveJSONValues(fields []Field, configJSON []byte) []string {
+	out, _ := sensitiveJSON(fields, configJSON)
+	return out
+}
+
+// sensitiveJSON collects the strings of the sensitive fields of a JSON
+// object; ok is false when configJSON is no JSON object.
+func sensitiveJSON(fields []Field, configJSON []byte) (out []string, ok bool) {
 	var obj map[string]any
 	dec := json.NewDecoder(bytes.NewReader(configJSON))
 	dec.UseNumber()
-	if dec.Decode(&obj) != nil {
-		return nil
+	if len(bytes.TrimSpace(configJSON)) == 0 || dec.Decode(&obj) != nil || obj == nil {
+		return nil, false
 	}
 	c := newStringCollector()
 	for _, f := range fields {
@@ -97,7 +104,7 @@ func SensitiveJSONValues(fields []Field, configJSON []byte) []string {
 			}
 		}
 	}
-	return c.list()
+	return c.list(), true
 }
 
 func typeName(t cty.Type) string {

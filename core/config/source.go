@@ -1,8 +1,6 @@
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -273,21 +271,10 @@ func recordingFunc(f function.Function, rec func(cty.Value)) function.Function {
 // configJSON is empty or not a JSON object, the values are evaluated from
 // the source's config block instead.
 func SensitiveValues(src *Source, fields []Field, configJSON []byte) []string {
-	var obj map[string]any
-	dec := json.NewDecoder(bytes.NewReader(configJSON))
-	dec.UseNumber()
-	if len(bytes.TrimSpace(configJSON)) == 0 || dec.Decode(&obj) != nil || obj == nil {
-		return sensitiveFromBody(src, fields, false)
+	if out, ok := sensitiveJSON(fields, configJSON); ok {
+		return out
 	}
-	c := newStringCollector()
-	for _, f := range fields {
-		if f.Sensitive {
-			if v, ok := obj[f.Name]; ok {
-				c.json(v)
-			}
-		}
-	}
-	return c.list()
+	return sensitiveFromBody(src, fields, false)
 }
 
 // stringCollector gathers distinct non-empty strings.
