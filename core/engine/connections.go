@@ -263,8 +263,7 @@ func (e *Engine) CreateConnection(ctx context.Context, layerName, sourceName str
 	if !connectionIDRe.MatchString(in.ID) {
 		return nil, fmt.Errorf("%w: a connection id is 1 to 128 characters of A-Z, a-z, 0-9 and . _ : @ -", ErrInvalid)
 	}
-	every, err := parseEvery(s, in.Every)
-	if err != nil {
+	if _, err := parseEvery(s, in.Every); err != nil {
 		return nil, err
 	}
 	meta, err := objectOrEmpty("metadata", in.Metadata)
@@ -320,8 +319,7 @@ func (e *Engine) CreateConnection(ctx context.Context, layerName, sourceName str
 		}
 		return nil, err
 	}
-	mc := memConn(sc)
-	mc.every = every
+	mc := memConn(sc) // its schedule overrides from sc.Every, checked above
 	s.mu.Lock()
 	if s.conns == nil {
 		s.conns = map[string]*conn{}

@@ -282,7 +282,12 @@ func TestConnectionRunsGoSideBySide(t *testing.T) {
 
 func TestConnectionNeedsAttentionAndRecovers(t *testing.T) {
 	env := newTestEnv(t, "")
-	env.writeConfig(connConfig(""))
+	// An endpoint nobody serves: the outbox keeps what would go out.
+	env.writeConfig(strings.Replace(connConfig(""), `  source "plain" {`, `  notify "app" {
+    url    = "http://127.0.0.1:9/hook"
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+  }
+  source "plain" {`, 1))
 	e := env.start()
 	ctx := testCtx(t)
 	if _, err := e.CreateConnection(ctx, "lay", "crm", ConnectionInput{ID: "acme", Config: json.RawMessage(`{"token":"bad"}`), NoCheck: true}); err != nil {
@@ -312,6 +317,30 @@ func TestConnectionNeedsAttentionAndRecovers(t *testing.T) {
 		types := eventTypes(events(t, e, "lay"))
 		return strings.Contains(types, "connection.needs_attention") && strings.Contains(types, "connection.recovered")
 	})
+	// The outbound events of the connection, and of its runs, name it.
+	db, _ := e.Store("lay")
+	ds, err := db.Deliveries("", 1000, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := map[string]bool{}
+	for _, d := range ds {
+		var body struct {
+			Source     string `json:"source"`
+			Connection string `json:"connection"`
+		}
+		if err := json.Unmarshal(d.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Source == "crm" && body.Connection == "acme" {
+			named[d.Type] = true
+		}
+	}
+	for _, typ := range []string{"connection.created", "sync.started", "sync.failed", "connection.needs_attention", "sync.completed", "connection.recovered"} {
+		if !named[typ] {
+			t.Errorf("no outbound %s naming connection acme of crm (got %v)", typ, named)
+		}
+	}
 }
 
 func TestDeleteConnectionDuringItsRun(t *testing.T) {
