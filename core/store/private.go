@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -205,41 +204,10 @@ func (st *Staging) deleteUnseenPrivate(d *direct, read *badger.Txn, source, mode
 	// all seen: they are saves of this run, or deletes).
 	pub := st.l.db.NewTransactionAt(d.ts-1, false)
 	defer pub.Discard()
-	idx := pub.NewIterator(badger.IteratorOptions{Prefix: indexPrefix(source, model)})
-	defer idx.Close()
-	seenPfx := privateSeenPrefix(st.run, source, model)
-	seen := read.NewIterator(badger.IteratorOptions{Prefix: seenPfx})
-	defer seen.Close()
-	seen.Rewind()
-	ipfx := len(indexPrefix(source, model))
-	for idx.Rewind(); idx.Valid(); idx.Next() {
-		id := idx.Item().Key()[ipfx:]
-		for seen.Valid() && bytes.Compare(seen.Item().Key()[len(seenPfx):], id) < 0 {
-			if err := d.del(seen.Item().KeyCopy(nil)); err != nil {
-				return err
-			}
-			seen.Next()
-		}
-		if seen.Valid() && bytes.Equal(seen.Item().Key()[len(seenPfx):], id) {
-			continue
-		}
-		var ie indexEntry
-		if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
-			return err
-		}
-		if !ie.deleted {
-			c := Change{Model: model, ID: string(id), Delete: true}
-			if err := d.apply(source, WriterOptions{}, &c); err != nil {
-				return err
-			}
-		}
-	}
-	for ; seen.Valid(); seen.Next() {
-		if err := d.del(seen.Item().KeyCopy(nil)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return walkUnseen(pub, read, source, model, privateSeenPrefix(st.run, source, model), func(id []byte) error {
+		c := Change{Model: model, ID: string(id), Delete: true}
+		return d.apply(source, WriterOptions{}, &c)
+	}, d.del)
 }
 
 // abortPrivate drops a private staging's changes, seen markers and

@@ -750,30 +750,10 @@ func (st *Staging) deleteUnseen() error {
 		source, model := sm[0], sm[1]
 		var unseen []Change
 		err := st.l.viewLatest(func(txn *badger.Txn) error {
-			idx := txn.NewIterator(badger.IteratorOptions{Prefix: indexPrefix(source, model)})
-			defer idx.Close()
-			seenPfx := append(strKey(pfxSeen, st.run, source, model), 0)
-			seen := txn.NewIterator(badger.IteratorOptions{Prefix: seenPfx})
-			defer seen.Close()
-			seen.Rewind()
-			ipfx := len(indexPrefix(source, model))
-			for idx.Rewind(); idx.Valid(); idx.Next() {
-				id := idx.Item().Key()[ipfx:]
-				for seen.Valid() && bytes.Compare(seen.Item().Key()[len(seenPfx):], id) < 0 {
-					seen.Next()
-				}
-				if seen.Valid() && bytes.Equal(seen.Item().Key()[len(seenPfx):], id) {
-					continue
-				}
-				var ie indexEntry
-				if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
-					return err
-				}
-				if !ie.deleted {
-					unseen = append(unseen, Change{Model: model, ID: string(id), Delete: true})
-				}
-			}
-			return nil
+			return walkUnseen(txn, txn, source, model, append(strKey(pfxSeen, st.run, source, model), 0), func(id []byte) error {
+				unseen = append(unseen, Change{Model: model, ID: string(id), Delete: true})
+				return nil
+			}, nil)
 		})
 		if err != nil {
 			return err
@@ -789,6 +769,54 @@ func (st *Staging) deleteUnseen() error {
 			}
 		}
 		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkUnseen walks the record index of (source, model) in idxTxn beside a
+// run's seen markers (prefix seenPfx) in seenTxn, both in id order, and
+// calls unseen with the id of each record not deleted that the run did not
+// save; passed, when set, with the key of every seen marker once walked.
+func walkUnseen(idxTxn, seenTxn *badger.Txn, source, model string, seenPfx []byte, unseen func(id []byte) error, passed func(key []byte) error) error {
+	ipfx := indexPrefix(source, model)
+	idx := idxTxn.NewIterator(badger.IteratorOptions{Prefix: ipfx})
+	defer idx.Close()
+	seen := seenTxn.NewIterator(badger.IteratorOptions{Prefix: seenPfx})
+	defer seen.Close()
+	next := func() error {
+		if passed != nil {
+			if err := passed(seen.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+		}
+		seen.Next()
+		return nil
+	}
+	seen.Rewind()
+	for idx.Rewind(); idx.Valid(); idx.Next() {
+		id := idx.Item().Key()[len(ipfx):]
+		for seen.Valid() && bytes.Compare(seen.Item().Key()[len(seenPfx):], id) < 0 {
+			if err := next(); err != nil {
+				return err
+			}
+		}
+		if seen.Valid() && bytes.Equal(seen.Item().Key()[len(seenPfx):], id) {
+			continue
+		}
+		var ie indexEntry
+		if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+			return err
+		}
+		if !ie.deleted {
+			if err := unseen(id); err != nil {
+				return err
+			}
+		}
+	}
+	for seen.Valid() {
+		if err := next(); err != nil {
 			return err
 		}
 	}
