@@ -474,3 +474,45 @@ func TestConnectionReadTokens(t *testing.T) {
 		t.Errorf("list connections with a read token: %d, want 401", status)
 	}
 }
+
+// A payload webhook of a connection goes to its own hook, and its changes
+// to that connection's records; the source's own hook refuses it.
+func TestConnectionPayloadHook(t *testing.T) {
+	f := newFixture(t, fixtureOpts{token: "admin-token", layerExtra: connSource})
+	f.do("POST", connBase, `{"id":"acme","config":{"records":0}}`, 201, nil)
+	c := f.waitConnIdle("acme", "")
+	f.do("PATCH", connBase+"/acme", `{"config":{"records":2}}`, 200, nil)
+	f.waitConnIdle("acme", c.Syncs[0].LastRun.Run)
+	for path, want := range map[string]int{
+		"/hooks/sources/cat/crm":        404, // a source with connections: name one
+		"/hooks/sources/cat/crm/nobody": 404,
+		"/hooks/sources/cat/crm/acme":   202,
+	} {
+		if status, _, body := f.request("POST", path, strings.NewReader(`{}`), nil); status != want {
+			t.Errorf("POST %s: %d, want %d: %s", path, status, want, body)
+		}
+	}
+	// The webhook's revision (its records are the ones the PATCH's full
+	// run wrote: unchanged saves count, not new cursors).
+	var revs struct {
+		Revisions []struct {
+			Trigger string                                 `json:"trigger"`
+			Sources []string                               `json:"sources"`
+			Counts  map[string]map[string]map[string]int64 `json:"counts"`
+		} `json:"revisions"`
+	}
+	waitUntil(t, "the webhook's revision", func() bool {
+		f.do("GET", "/v1/layers/cat/revisions", "", 200, &revs)
+		return len(revs.Revisions) > 0 && revs.Revisions[0].Trigger == "webhook"
+	})
+	if r := revs.Revisions[0]; len(r.Sources) != 1 || r.Sources[0] != "crm" || r.Counts["crm"]["Item"]["unchanged"] != 2 {
+		t.Errorf("webhook revision %+v, want crm's 2 Items unchanged", r)
+	}
+	var page struct {
+		Records []map[string]any `json:"records"`
+	}
+	f.do("GET", "/v1/layers/cat/records?connection=acme", "", 200, &page)
+	if len(page.Records) != 2 {
+		t.Errorf("acme has %d records, want 2", len(page.Records))
+	}
+}
