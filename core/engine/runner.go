@@ -71,11 +71,9 @@ func (l *layer) execute(p *pending) {
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error, Connection: connection})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
 	default:
-		// Saved already, in the revision's commit (completeRun).
-		l.mu.Lock()
-		completeRun(p.run, rev)
-		run = copyRun(p.run)
-		l.mu.Unlock()
+		// Saved after the revision is visible: a reader that sees the run
+		// completed can read its revision.
+		run = l.updateRun(p, func(r *store.Run) { completeRun(r, rev) })
 		finished = *run.FinishedAt
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
 		l.countRecords(rev.Counts)
@@ -227,20 +225,7 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 			return store.Revision{}, err
 		}
 	}
-	// The completed run's record goes in the revision's commit. Its
-	// callback runs under the store's publisher lock, so it must not take
-	// the layer's lock (enqueue holds that while it saves a run through the
-	// publisher lock): it completes a copy taken now — nothing else changes
-	// a running run meanwhile.
-	l.mu.Lock()
-	done := copyRun(p.run)
-	l.mu.Unlock()
-	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p),
-		Complete: func(rev store.Revision) *store.Run {
-			c := copyRun(done)
-			completeRun(c, rev)
-			return c
-		}})
+	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p)})
 	if err != nil {
 		if aerr := st.Abort(); aerr != nil {
 			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)

@@ -485,10 +485,6 @@ type PublishInfo struct {
 	// Consume lists inbox items whose changes the revision holds; they are
 	// removed in the same commit.
 	Consume []uint64
-	// Complete, when set, returns the record of the run the revision
-	// completes; it is saved in the revision's commit (so a run is never
-	// seen completed without its revision, nor the other way round).
-	Complete func(Revision) *Run
 }
 
 // Publish closes every writer and commits the staging as a new revision,
@@ -584,20 +580,6 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 	}
 	if err := consumeInbox(txn, info.Consume); err != nil {
 		return Revision{}, err
-	}
-	if info.Complete != nil {
-		if r := info.Complete(rev); r != nil {
-			b, err := json.Marshal(r)
-			if err != nil {
-				return Revision{}, err
-			}
-			if err := txn.Set(strKey(pfxRun, r.ID), b); err != nil {
-				return Revision{}, err
-			}
-			if err := txn.Delete(strKey(pfxActiveRun, r.ID)); err != nil {
-				return Revision{}, err
-			}
-		}
 	}
 	var announced bool
 	if info.Announce != nil {
