@@ -42,7 +42,7 @@ type Options struct {
 	// server then listens on loopback only). SetAdminToken changes it.
 	AdminToken string
 	// Store is backed up by GET /v1/backup (nil: that route answers 503).
-	Store *store.Store
+	Store store.Store
 	// Limits bound connections and request reading; zero fields take
 	// their defaults.
 	Limits Limits

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/synclayer/synclayer/core/api"
@@ -63,7 +65,7 @@ func TestReadyzBeforeStart(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data")})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: filepath.Join(dir, "data")})
 	if err != nil {
 		t.Fatal(err)
 	}

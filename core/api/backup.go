@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // backupWriteTimeout bounds how long one write of a backup may wait for a
@@ -21,9 +23,13 @@ func (s *Server) backupRoutes() {
 
 // backup streams a backup of every layer (admin token only).
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
-	st := s.opts.Store
-	if st == nil {
+	if s.opts.Store == nil {
 		writeError(w, http.StatusServiceUnavailable, "not_ready", "this server has no store to back up")
+		return
+	}
+	st, ok := s.opts.Store.(store.Backuper)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "backup_unsupported", "this store driver has no backup of its own: back up its database with the database's tools (pg_dump for postgres)")
 		return
 	}
 	names, err := st.LayerNames()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/synclayer/synclayer/core/api"
@@ -18,7 +20,7 @@ import (
 // it restores into an empty store with the same records.
 func TestBackupRoute(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	st, err := store.Open(store.Options{Dir: t.TempDir(), EncryptionKey: key})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: t.TempDir(), EncryptionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,7 @@ func TestBackupRoute(t *testing.T) {
 	if bytes.Contains(body, []byte("One")) {
 		t.Fatal("the backup holds a record in clear")
 	}
-	st2, err := store.Open(store.Options{Dir: t.TempDir(), EncryptionKey: key})
+	st2, err := badgerstore.Open(badgerstore.Options{Dir: t.TempDir(), EncryptionKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

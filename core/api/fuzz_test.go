@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"time"
 
 	"github.com/synclayer/synclayer/internal/testbin"
@@ -144,7 +146,7 @@ layer "hooked" {
 	if diags.HasErrors() {
 		f.Fatal(config.FormatDiagnostics(diags))
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data")})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: filepath.Join(dir, "data")})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"time"
 
 	"github.com/synclayer/synclayer/internal/testbin"
@@ -103,7 +105,7 @@ layer "cat" {
 	}
 	// The data dir is where the engine keeps the connections' key file.
 	cfg.Service.DataDir = filepath.Join(f.dir, "data")
-	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.Service.DataDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +156,7 @@ layer "cat" {
 	return f
 }
 
-func (f *fixture) db() *store.Layer {
+func (f *fixture) db() store.Layer {
 	f.t.Helper()
 	db, err := f.eng.Store("cat")
 	if err != nil {

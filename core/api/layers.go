@@ -355,7 +355,7 @@ func (d deadlineWriter) Write(p []byte) (int, error) {
 // Events, from after Last-Event-ID (a reconnection), else after=, else
 // from now on. The stream ends after its lifetime or when the server shuts
 // down; EventSource clients reconnect and resume.
-func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, db *store.Layer) {
+func (s *Server) followEvents(w http.ResponseWriter, r *http.Request, db store.Layer) {
 	after, err := sse.Resume(r, db)
 	if errors.Is(err, sse.ErrBadResume) {
 		writeError(w, http.StatusBadRequest, "bad_after", err.Error())

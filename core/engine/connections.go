@@ -149,6 +149,11 @@ func (e *Engine) sealerFor() (*seal.Sealer, error) {
 		// Beside the data it protects (the store's folder is data_dir,
 		// or what --data-dir says).
 		dir := e.store.Dir()
+		if dir == "" {
+			// Hosts sharing one database (replicas) must seal with one
+			// key: a file beside one host's data would differ per host.
+			return nil, errors.New("connection configs are sealed with the service's encryption_key, which this store driver requires: set encryption_key in the service block (the same on every host)")
+		}
 		var created bool
 		var err error
 		secret, created, err = seal.LoadOrCreateKey(dir)

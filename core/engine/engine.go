@@ -29,7 +29,7 @@ import (
 // Options configure an Engine.
 type Options struct {
 	Config  *config.Config
-	Store   *store.Store
+	Store   store.Store
 	Plugins *plugin.Manager
 	Logger  hclog.Logger
 	Metrics *Metrics // nil: a fresh set, not registered anywhere
@@ -42,7 +42,7 @@ type Options struct {
 // Engine owns the layers of a configuration at run time.
 type Engine struct {
 	cfg     *config.Config
-	store   *store.Store
+	store   store.Store
 	plugins *plugin.Manager
 	log     hclog.Logger
 	metrics *Metrics
@@ -244,7 +244,7 @@ type layer struct {
 	e       *Engine
 	cfg     *config.Layer
 	log     hclog.Logger
-	db      *store.Layer
+	db      store.Layer
 	sources []*source
 
 	// events feeds the event writer.

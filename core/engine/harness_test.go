@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"time"
 
 	"github.com/synclayer/synclayer/internal/testbin"
@@ -35,7 +37,7 @@ type testEnv struct {
 	dir     string // scratch space: data files, gates
 	dataDir string
 	cfgPath string
-	st      *store.Store
+	st      store.Store
 }
 
 func newTestEnv(t *testing.T, hcl string) *testEnv {
@@ -69,7 +71,7 @@ func (env *testEnv) writeConfig(hcl string) {
 
 func (env *testEnv) openStore() {
 	env.t.Helper()
-	st, err := store.Open(store.Options{Dir: env.dataDir})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: env.dataDir})
 	if err != nil {
 		env.t.Fatal(err)
 	}

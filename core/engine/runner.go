@@ -251,7 +251,7 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 }
 
 // abort rolls back a run's staging.
-func (l *layer) abort(st *store.Staging, p *pending) {
+func (l *layer) abort(st store.Staging, p *pending) {
 	if err := st.Abort(); err != nil {
 		l.log.Error("could not roll back an interrupted run; the next start of the host will", "run", p.run.ID, "error", err)
 	}
@@ -282,7 +282,7 @@ func syncsOf(refs []store.SyncRef, source string) []string {
 
 // runSyncs runs a source's syncs of one run (of one of its connections,
 // when connection is set), one after the other, in its plugin process.
-func (s *source) runSyncs(ctx context.Context, p *pending, st *store.Staging, connection string, syncs []string) error {
+func (s *source) runSyncs(ctx context.Context, p *pending, st store.Staging, connection string, syncs []string) error {
 	inst, release, err := s.acquire(ctx)
 	if err != nil {
 		return err
@@ -371,7 +371,7 @@ func (s *source) fail(what string, err error) error {
 	return &runError{msg: fmt.Sprintf("source %q sync %q: %s", s.cfg.Name, what, redact.Replace(err.Error())), err: err}
 }
 
-func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugin.Description, p *pending, st *store.Staging, rc runConfig, name string) error {
+func (s *source) runSync(ctx context.Context, inst *plugin.Instance, desc *plugin.Description, p *pending, st store.Staging, rc runConfig, name string) error {
 	spec := desc.Sync(name)
 	if spec == nil {
 		return fmt.Errorf("%w: the connector no longer offers it", ErrUnknownSync)

@@ -172,7 +172,7 @@ func copyRun(r *store.Run) *store.Run {
 }
 
 // Store returns the store layer of a configured layer, for reads.
-func (e *Engine) Store(layerName string) (*store.Layer, error) {
+func (e *Engine) Store(layerName string) (store.Layer, error) {
 	l, err := e.layer(layerName)
 	if err != nil {
 		return nil, err

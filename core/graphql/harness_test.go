@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -39,8 +41,8 @@ layer "site" {
 
 type harness struct {
 	t      testing.TB
-	st     *store.Store
-	layer  *store.Layer
+	st     store.Store
+	layer  store.Layer
 	cfg    *config.Layer
 	models map[string][]Model
 	svc    *Service
@@ -60,7 +62,7 @@ func newHarness(t testing.TB, hcl string, opts Options) *harness {
 	if diags.HasErrors() {
 		t.Fatal(config.FormatDiagnostics(diags))
 	}
-	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "data")})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: filepath.Join(dir, "data")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func errorf(code, f string, a ...any) *codedError {
 type reqCtx struct {
 	ctx   context.Context // the request's: ends when its client is gone
 	until time.Time       // the time limit; zero: none
-	snap  *store.Snapshot // nil: nothing published yet
+	snap  store.Snapshot  // nil: nothing published yet
 	rev   int64
 	// conns are the connections the reader may see, ascending; nil: every
 	// record (an api_token without a connections list).

@@ -107,7 +107,7 @@ func New(opts Options) *Service {
 type Env struct {
 	Config *config.Layer
 	Models map[string][]Model
-	Store  *store.Layer
+	Store  store.Layer
 }
 
 // Scope is what the reader may see: everything, or an api_token's models,
@@ -448,7 +448,7 @@ func etagMatches(header, etag string) bool {
 
 // schema returns the cached schema of the snapshot's revision for env and
 // scope, building it when needed.
-func (s *Service) schema(env Env, snap *store.Snapshot, scope Scope) (*cachedSchema, error) {
+func (s *Service) schema(env Env, snap store.Snapshot, scope Scope) (*cachedSchema, error) {
 	var number int64
 	if snap != nil {
 		number = snap.Revision().Number
@@ -465,7 +465,7 @@ func (s *Service) schema(env Env, snap *store.Snapshot, scope Scope) (*cachedSch
 	stats := &revStats{models: map[typeTarget]*modelStats{}}
 	if snap != nil {
 		var err error
-		stats, err = s.stats.get(snap, func(n int64) (*store.Snapshot, error) {
+		stats, err = s.stats.get(snap, func(n int64) (store.Snapshot, error) {
 			old, ok, err := env.Store.OpenSnapshot(n)
 			if err == nil && !ok {
 				err = store.ErrNoRevision
@@ -527,7 +527,7 @@ func modelsKey(models map[string][]Model) string {
 }
 
 // execute parses, validates, checks the limits of, and runs a query.
-func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap *store.Snapshot, rev int64, req *request, vars map[string]any, conns []string) (int, *response, *reqCtx) {
+func (s *Service) execute(ctx context.Context, cs *cachedSchema, snap store.Snapshot, rev int64, req *request, vars map[string]any, conns []string) (int, *response, *reqCtx) {
 	coded := func(status int, err *codedError) (int, *response, *reqCtx) {
 		return status, &response{noData: true, Errors: []responseError{{Message: err.msg, Extensions: map[string]any{"code": err.code}}}}, nil
 	}

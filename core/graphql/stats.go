@@ -138,7 +138,7 @@ const statsKept = 8
 
 // get returns the statistics of the snapshot's revision. open opens a
 // snapshot of an older revision.
-func (c *statsCache) get(snap *store.Snapshot, open func(int64) (*store.Snapshot, error)) (*revStats, error) {
+func (c *statsCache) get(snap store.Snapshot, open func(int64) (store.Snapshot, error)) (*revStats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := snap.Revision().Number
@@ -170,7 +170,7 @@ func (c *statsCache) get(snap *store.Snapshot, open func(int64) (*store.Snapshot
 
 // delta derives the statistics of snap's revision from base's; nil when
 // base's revision cannot be read any more.
-func (c *statsCache) delta(snap *store.Snapshot, base *revStats, open func(int64) (*store.Snapshot, error)) *revStats {
+func (c *statsCache) delta(snap store.Snapshot, base *revStats, open func(int64) (store.Snapshot, error)) *revStats {
 	old, err := open(base.rev)
 	if err != nil {
 		return nil

@@ -23,7 +23,7 @@ type layerLoop struct {
 	pruned chan struct{}
 	n      *Notifier
 	name   string
-	db     *store.Layer
+	db     store.Layer
 	log    hclog.Logger
 
 	// hard is cancelled when stop runs out of time: attempts in flight
@@ -86,7 +86,7 @@ type result struct {
 	cut bool
 }
 
-func newLayerLoop(n *Notifier, db *store.Layer, lc *config.Layer) *layerLoop {
+func newLayerLoop(n *Notifier, db store.Layer, lc *config.Layer) *layerLoop {
 	l := &layerLoop{
 		n: n, name: lc.Name, db: db, log: n.log.With("layer", lc.Name),
 		reloads: make(chan *config.Layer, 1), quit: make(chan struct{}), dead: make(chan struct{}),

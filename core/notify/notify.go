@@ -63,7 +63,7 @@ const FormatSlack = "slack"
 
 // Options configure a Notifier. Only Store and Config are required.
 type Options struct {
-	Store  *store.Store
+	Store  store.Store
 	Config *config.Config
 	Logger hclog.Logger
 	// Client sends the requests; nil: a pooled client that follows no

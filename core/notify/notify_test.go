@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/notify"
 	"github.com/synclayer/synclayer/core/store"
@@ -133,8 +135,8 @@ func (rc *receiver) notify(name string) *config.Notify {
 // fixture is a store with layer "cat" and a Notifier over it.
 type fixture struct {
 	t    *testing.T
-	st   *store.Store
-	db   *store.Layer
+	st   store.Store
+	db   store.Layer
 	cfg  *config.Config
 	opts notify.Options
 	n    *notify.Notifier
@@ -146,7 +148,7 @@ var fast = []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * ti
 
 func newFixture(t *testing.T, opts notify.Options, endpoints ...*config.Notify) *fixture {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

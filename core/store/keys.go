@@ -4,65 +4,11 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"fmt"
 )
 
-// Key layout of a layer's Badger database (managed mode: every version of a
-// key carries the commit timestamp it was written at).
-//
-//	c/<ts:8><seq:4>              record entry, one per record, keyed by its cursor
-//	r/<source>\0<model>\0<id>    record index: cursor, payload hash, first-seen ts, flags
-//	v/<revision:8>               revision
-//	u/<run>                      run
-//	k/<source>\0<sync>           committed checkpoint of a sync
-//	p/<run>\0<source>\0<sync>    checkpoint of a run in progress (moves to k/ on publish)
-//	e/<seq:8>                    event log
-//	a/<seq:8>                    audit log
-//	s/<run>\0<source>\0<model>\0<id> seen by a run (track_deletes), while it stages
-//	o/<event>\0<endpoint>        outbox: an outbound event for one endpoint
-//	w/<id>                       trigger webhook
-//	n/<seq:8>                    inbox: a payload webhook waiting to be published
-//	m/<name>                     layer metadata (config hashes, pin, …)
-//	t/<ts:8>                     revision ref: number and commit time (kept for good)
-//	q/<run>                      a queued or running run (index of u/)
-//	x/<seq:8>                    a payload webhook set aside: it could not be processed
-//	g/<run>\0c<seq:8>            a change of a run staging privately (see private.go)
-//	g/<run>\0s<src>\0<model>\0<id> seen by a run staging privately (track_deletes)
-//	j/<source>\0<connection>     a connection of a source (its config sealed)
-//
-// <source> in record keys (c/ entries, r/, k/, p/, s/) is a source key: the
-// source's name, or for a connection's records the name, 0x1f and the
-// connection's id (SourceKey), so that a connection's records, checkpoints
-// and seen markers sort together under their source and a source without
-// connections keeps the keys it always had.
-//
-// Record entries (c/) and the record index (r/) are the only keys that readers
-// look at through a revision's timestamp; they are written exclusively at a
-// timestamp that becomes, or lies below, a published revision's timestamp.
-// Everything else is read at the newest version.
-const (
-	pfxRecord     = 'c'
-	pfxIndex      = 'r'
-	pfxRevision   = 'v'
-	pfxRun        = 'u'
-	pfxCheckpoint = 'k'
-	pfxPendingCP  = 'p'
-	pfxEvent      = 'e'
-	pfxAudit      = 'a'
-	pfxSeen       = 's'
-	pfxOutbox     = 'o'
-	pfxWebhook    = 'w'
-	pfxInbox      = 'n'
-	pfxMeta       = 'm'
-	pfxRevRef     = 't'
-	pfxActiveRun  = 'q'
-	pfxSetAside   = 'x'
-	pfxPrivate    = 'g'
-	pfxConnection = 'j'
-)
-
-// connSep separates a source's name from a connection's id in a source key.
-const connSep = '\x1f'
+// ConnSep separates a source's name from a connection's id in a source key.
+// ConnSep separates a source from its connection in a source key.
+const ConnSep = '\x1f'
 
 // SourceKey is how the store names the records of one connection of a
 // source (connection "" : the source itself, for a source without
@@ -72,45 +18,38 @@ func SourceKey(source, connection string) string {
 	if connection == "" {
 		return source
 	}
-	return source + string(connSep) + connection
+	return source + string(ConnSep) + connection
 }
 
 // SplitSourceKey is the inverse of SourceKey.
 func SplitSourceKey(key string) (source, connection string) {
 	for i := 0; i < len(key); i++ {
-		if key[i] == connSep {
+		if key[i] == ConnSep {
 			return key[:i], key[i+1:]
 		}
 	}
 	return key, ""
 }
 
-// splitSourceBytes is SplitSourceKey on bytes, without copying.
-func splitSourceBytes(key []byte) (source, connection []byte) {
-	for i, c := range key {
-		if c == connSep {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, nil
-}
-
-// cursorLen is the length of a decoded cursor: the commit timestamp of the
+// CursorLen is the length of a decoded cursor: the commit timestamp of the
 // staging that wrote the change and a sequence number within it.
-const cursorLen = 12
+const CursorLen = 12
 
 // Cursor identifies one record change. Cursors of a layer sort in the order
 // their changes were published.
-type Cursor [cursorLen]byte
+type Cursor [CursorLen]byte
 
-func makeCursor(ts uint64, seq uint32) Cursor {
+// MakeCursor is the cursor of the seq-th change written by the commit at
+// timestamp ts. A driver's timestamps must grow in publish order.
+func MakeCursor(ts uint64, seq uint32) Cursor {
 	var c Cursor
 	binary.BigEndian.PutUint64(c[:8], ts)
 	binary.BigEndian.PutUint32(c[8:], seq)
 	return c
 }
 
-func (c Cursor) ts() uint64 { return binary.BigEndian.Uint64(c[:8]) }
+// Timestamp is the commit timestamp the cursor was made with.
+func (c Cursor) Timestamp() uint64 { return binary.BigEndian.Uint64(c[:8]) }
 
 // cursorEncoding is base64 with its alphabet in ASCII order, so that cursor
 // strings sort as the cursors do, and URL-safe.
@@ -122,14 +61,14 @@ func (c Cursor) String() string { return cursorEncoding.EncodeToString(c[:]) }
 
 // pageTokenLen is the length of a page token: a cursor and the revision
 // the page was read from.
-const pageTokenLen = cursorLen + 8
+const pageTokenLen = CursorLen + 8
 
 // PageToken is the next_cursor of a page: where the page ended and on which
 // revision, so that a walk that follows it stays on one revision.
 func PageToken(c Cursor, revision int64) string {
 	var b [pageTokenLen]byte
 	copy(b[:], c[:])
-	binary.BigEndian.PutUint64(b[cursorLen:], uint64(revision))
+	binary.BigEndian.PutUint64(b[CursorLen:], uint64(revision))
 	return cursorEncoding.EncodeToString(b[:])
 }
 
@@ -150,8 +89,8 @@ func ParsePosition(s string) (Cursor, int64, error) {
 	if err != nil || n != pageTokenLen {
 		return c, 0, ErrBadCursor
 	}
-	copy(c[:], b[:cursorLen])
-	rev := int64(binary.BigEndian.Uint64(b[cursorLen:]))
+	copy(c[:], b[:CursorLen])
+	rev := int64(binary.BigEndian.Uint64(b[CursorLen:]))
 	if rev <= 0 {
 		return c, 0, ErrBadCursor
 	}
@@ -168,104 +107,10 @@ func ParseCursor(s string) (Cursor, error) {
 		return c, ErrBadCursor
 	}
 	n, err := cursorEncoding.Decode(c[:], []byte(s))
-	if err != nil || n != cursorLen {
+	if err != nil || n != CursorLen {
 		return c, ErrBadCursor
 	}
 	return c, nil
-}
-
-func recordKey(c Cursor) []byte {
-	k := make([]byte, 1+cursorLen)
-	k[0] = pfxRecord
-	copy(k[1:], c[:])
-	return k
-}
-
-func indexPrefix(source, model string) []byte {
-	k := make([]byte, 0, 3+len(source)+len(model))
-	k = append(k, pfxIndex)
-	k = append(k, source...)
-	k = append(k, 0)
-	k = append(k, model...)
-	k = append(k, 0)
-	return k
-}
-
-func indexKey(source, model, id string) []byte {
-	return appendIndexKey(make([]byte, 0, 3+len(source)+len(model)+len(id)), source, model, id)
-}
-
-// appendIndexKey appends the index key of a record to k (usually empty with
-// enough capacity).
-func appendIndexKey(k []byte, source, model, id string) []byte {
-	k = append(k, pfxIndex)
-	k = append(k, source...)
-	k = append(k, 0)
-	k = append(k, model...)
-	k = append(k, 0)
-	k = append(k, id...)
-	return k
-}
-
-func u64Key(prefix byte, n uint64) []byte {
-	k := make([]byte, 9)
-	k[0] = prefix
-	binary.BigEndian.PutUint64(k[1:], n)
-	return k
-}
-
-func strKey(prefix byte, parts ...string) []byte {
-	n := 1
-	for _, p := range parts {
-		n += len(p) + 1
-	}
-	k := make([]byte, 0, n)
-	k = append(k, prefix)
-	for i, p := range parts {
-		if i > 0 {
-			k = append(k, 0)
-		}
-		k = append(k, p...)
-	}
-	return k
-}
-
-// Record index value: cursor(12) hash(8) firstSeenTs(8) flags(1).
-const indexValueLen = cursorLen + 8 + 8 + 1
-
-const flagDeleted = 1
-
-type indexEntry struct {
-	cursor    Cursor
-	hash      uint64
-	firstSeen uint64
-	deleted   bool
-}
-
-func (e indexEntry) encode() []byte { return e.appendTo(make([]byte, 0, indexValueLen)) }
-
-// appendTo appends the encoded entry to b.
-func (e indexEntry) appendTo(b []byte) []byte {
-	b = append(b, e.cursor[:]...)
-	b = binary.BigEndian.AppendUint64(b, e.hash)
-	b = binary.BigEndian.AppendUint64(b, e.firstSeen)
-	var flags byte
-	if e.deleted {
-		flags = flagDeleted
-	}
-	return append(b, flags)
-}
-
-func decodeIndex(b []byte) (indexEntry, error) {
-	var e indexEntry
-	if len(b) != indexValueLen {
-		return e, fmt.Errorf("store: corrupt record index value (%d bytes)", len(b))
-	}
-	copy(e.cursor[:], b)
-	e.hash = binary.BigEndian.Uint64(b[12:])
-	e.firstSeen = binary.BigEndian.Uint64(b[20:])
-	e.deleted = b[28]&flagDeleted != 0
-	return e, nil
 }
 
 // Action is a record's last action.
@@ -288,61 +133,4 @@ func (a Action) String() string {
 		return "DELETED"
 	}
 	return "UNKNOWN"
-}
-
-// Record entry value: action(1) firstSeenTs(8) uvarint(len source) source
-// uvarint(len model) model uvarint(len id) id payload.
-func encodeEntry(dst []byte, a Action, firstSeen uint64, source, model, id string, payload []byte) []byte {
-	dst = append(dst, byte(a))
-	dst = binary.BigEndian.AppendUint64(dst, firstSeen)
-	dst = binary.AppendUvarint(dst, uint64(len(source)))
-	dst = append(dst, source...)
-	dst = binary.AppendUvarint(dst, uint64(len(model)))
-	dst = append(dst, model...)
-	dst = binary.AppendUvarint(dst, uint64(len(id)))
-	dst = append(dst, id...)
-	return append(dst, payload...)
-}
-
-// entry is a decoded record entry; its byte slices alias the value they were
-// decoded from.
-type entry struct {
-	action    Action
-	firstSeen uint64
-	source    []byte
-	model     []byte
-	id        []byte
-	payload   []byte
-}
-
-var errCorruptEntry = errors.New("store: corrupt record entry")
-
-func decodeEntry(b []byte) (entry, error) {
-	var e entry
-	if len(b) < 9 {
-		return e, errCorruptEntry
-	}
-	e.action = Action(b[0])
-	e.firstSeen = binary.BigEndian.Uint64(b[1:9])
-	b = b[9:]
-	var ok bool
-	if e.source, b, ok = lenPrefixed(b); !ok {
-		return e, errCorruptEntry
-	}
-	if e.model, b, ok = lenPrefixed(b); !ok {
-		return e, errCorruptEntry
-	}
-	if e.id, b, ok = lenPrefixed(b); !ok {
-		return e, errCorruptEntry
-	}
-	e.payload = b
-	return e, nil
-}
-
-func lenPrefixed(b []byte) (field, rest []byte, ok bool) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || uint64(len(b)-w) < n {
-		return nil, nil, false
-	}
-	return b[w : w+int(n)], b[w+int(n):], true
 }

@@ -23,7 +23,7 @@ type layerCounts struct {
 
 // get returns the counts of the revision db's readers see now (0 and none
 // before the first revision).
-func (rc *recordCounts) get(layer string, db *store.Layer) (int64, []store.ModelCount, error) {
+func (rc *recordCounts) get(layer string, db store.Layer) (int64, []store.ModelCount, error) {
 	rc.mu.Lock()
 	lc := rc.m[layer]
 	if lc == nil {
@@ -52,7 +52,7 @@ func (rc *recordCounts) get(layer string, db *store.Layer) (int64, []store.Model
 
 // count counts snap's revision: from the counts kept and the changes since
 // when their revision is older and still readable, else by a full walk.
-func (lc *layerCounts) count(db *store.Layer, snap *store.Snapshot) ([]store.ModelCount, error) {
+func (lc *layerCounts) count(db store.Layer, snap store.Snapshot) ([]store.ModelCount, error) {
 	if lc.rev > 0 && lc.rev < snap.Revision().Number {
 		old, ok, err := db.OpenSnapshot(lc.rev)
 		if err == nil && ok {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/synclayer/synclayer/core/api"
@@ -150,7 +152,7 @@ layer "crm" {
 	// The host's files (the key that seals connection configs) go to the
 	// test's folder, not ./data of the package.
 	cfg.Service.DataDir = filepath.Join(f.dir, "data")
-	st, err := store.Open(store.Options{Dir: filepath.Join(f.dir, "data")})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: filepath.Join(f.dir, "data")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +204,7 @@ layer "crm" {
 	return f
 }
 
-func (f *fixture) db(layer string) *store.Layer {
+func (f *fixture) db(layer string) store.Layer {
 	f.t.Helper()
 	db, err := f.eng.Store(layer)
 	if err != nil {

@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 
 	"github.com/synclayer/synclayer/core/config"
-	"github.com/synclayer/synclayer/core/store"
 )
 
 func (c *client) pinCmd() *cobra.Command {
@@ -64,7 +65,7 @@ func (c *client) unpinCmd() *cobra.Command {
 // offlineStore opens the data dir named by --data-dir, else by the
 // configuration's service block. The host must not be running: Badger
 // allows one process per database.
-func offlineStore(cfgPath, dataDir string) (*store.Store, error) {
+func offlineStore(cfgPath, dataDir string) (*badgerstore.Store, error) {
 	svc := config.Service{DataDir: config.DefaultDataDir}
 	if cfgPath != "" {
 		cfg, err := loadConfig(cfgPath)
@@ -81,7 +82,7 @@ func offlineStore(cfgPath, dataDir string) (*store.Store, error) {
 		return nil, err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "synclayer", Level: hclog.Warn, Output: os.Stderr})
-	st, err := store.Open(store.Options{Dir: svc.DataDir, EncryptionKey: key, Logger: log})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: svc.DataDir, EncryptionKey: key, Logger: log})
 	if err != nil {
 		return nil, err
 	}

@@ -159,7 +159,7 @@ func (c *client) deliveriesRetryCmd() *cobra.Command {
 const notifyScheduleEnv = "SYNCLAYER_NOTIFY_SCHEDULE"
 
 // startNotifier starts delivering the outbound events of every layer.
-func startNotifier(cfg *config.Config, st *store.Store, log hclog.Logger, metrics *notify.Metrics) (*notify.Notifier, error) {
+func startNotifier(cfg *config.Config, st store.Store, log hclog.Logger, metrics *notify.Metrics) (*notify.Notifier, error) {
 	opts := notify.Options{Store: st, Config: cfg, Logger: log.Named("notify"), Metrics: metrics}
 	if v := os.Getenv(notifyScheduleEnv); v != "" {
 		for _, p := range strings.Split(v, ",") {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -171,7 +173,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err := preflight(cfg, plugins); err != nil {
 		return err // before anything opens or listens: a missing plugin ends serve at once
 	}
-	st, err := store.Open(store.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store"), MemoryLimit: true})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store"), MemoryLimit: true})
 	if err != nil {
 		return err
 	}
@@ -315,7 +317,7 @@ type loaded struct {
 // configuration then stays. The admin token reloads with the rest; the
 // other service settings (listen, data_dir, encryption_key, logging) need
 // a restart.
-func reload(path string, running *config.Config, fileService config.Service, st *store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
+func reload(path string, running *config.Config, fileService config.Service, st store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
 	log.Info("SIGHUP: reloading the configuration", "path", path)
 	cfg, diags := config.Load(path)
 	if diags.HasErrors() {

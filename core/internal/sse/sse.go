@@ -85,7 +85,7 @@ var ErrBadResume = errors.New("Last-Event-ID and after must be event sequence nu
 // Resume is where a stream starts: after the Last-Event-ID header when the
 // client sends one (a reconnection), else after the query parameter
 // after=, else after the newest event (only what happens from now on).
-func Resume(r *http.Request, db *store.Layer) (uint64, error) {
+func Resume(r *http.Request, db store.Layer) (uint64, error) {
 	v := strings.TrimSpace(r.Header.Get("Last-Event-ID"))
 	if v == "" {
 		v = r.URL.Query().Get("after")
@@ -111,7 +111,7 @@ func Scrub(ev *store.Event) {
 // Serve streams db's events after seq until the client goes, the lifetime
 // ends, a write fails or the context's stop (WithStop) closes. Headers are
 // written first; an error after that can only end the stream.
-func Serve(w http.ResponseWriter, r *http.Request, db *store.Layer, after uint64, opts Options) {
+func Serve(w http.ResponseWriter, r *http.Request, db store.Layer, after uint64, opts Options) {
 	opts.setDefaults()
 	rc := http.NewResponseController(w)
 	// The connection may serve other requests after the stream: it must

@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/synclayer/synclayer/core/internal/sse"
 	"github.com/synclayer/synclayer/core/store"
 )
 
-func openLayer(t *testing.T) *store.Layer {
+func openLayer(t *testing.T) store.Layer {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	st, err := badgerstore.Open(badgerstore.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +34,7 @@ func openLayer(t *testing.T) *store.Layer {
 	return db
 }
 
-func appendEvents(t *testing.T, db *store.Layer, types ...string) {
+func appendEvents(t *testing.T, db store.Layer, types ...string) {
 	t.Helper()
 	es := make([]store.Event, len(types))
 	for i, typ := range types {

@@ -37,11 +37,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/plugin"
-	"github.com/synclayer/synclayer/core/store"
 )
 
 var (
@@ -197,7 +198,7 @@ func payload(i int) (id string, v []byte) {
 // badgerBound writes the records with a raw WriteBatch, same options as the
 // host, in-process.
 func badgerBound(dir string) float64 {
-	db, err := badger.OpenManaged(store.BadgerOptions(dir))
+	db, err := badger.OpenManaged(badgerstore.BadgerOptions(dir))
 	must(err)
 	start := time.Now()
 	wb := db.NewWriteBatchAt(1)

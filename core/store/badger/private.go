@@ -1,0 +1,240 @@
+package badger
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Private staging.
+//
+// One run at a time stages in place (stage.go): its writes go straight to
+// the record keys, at timestamps above every published revision, and its
+// publish commits only the revision record on top (plus reconciling with
+// what was published meanwhile). That is what makes a large sync fast, but
+// it cannot be shared: readers see everything below a published timestamp,
+// so publishing one in-place staging would expose another's writes.
+//
+// A run that begins while another stages in place therefore stages
+// privately: its changes are appended, in order, under g/<run>\0c<seq>
+// (keys no reader looks at), its seen markers under g/<run>\0s…, and its
+// checkpoints as every run's (p/). Its publish replays the changes as a
+// direct publish (publish.go): under the publisher lock, at a timestamp
+// above the published revisions and below the in-place staging, so its cost
+// is in proportion to the run's changes and never to the layer's size. The
+// in-place run then reconciles with it when it publishes, as it does with
+// payload webhooks. Merging holds as in place: a private run's
+// ignore_if_modified_after compares with the timestamp its staging began at.
+//
+// Nothing of a private staging survives a restart: the host fails and
+// queues again the runs that were running, and the store drops every g/
+// and p/ key when it opens.
+
+// privateChangeKey is the key of change number seq of a private staging.
+func privateChangeKey(run string, seq uint64) []byte {
+	k := make([]byte, 0, 12+len(run))
+	k = append(k, pfxPrivate)
+	k = append(k, run...)
+	k = append(k, 0, 'c')
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func privatePrefix(run string) []byte {
+	k := append([]byte{pfxPrivate}, run...)
+	return append(k, 0)
+}
+
+// privateSeenPrefix is the prefix of the seen markers of (source, model).
+func privateSeenPrefix(run, source, model string) []byte {
+	k := append(privatePrefix(run), 's')
+	k = append(k, source...)
+	k = append(k, 0)
+	k = append(k, model...)
+	return append(k, 0)
+}
+
+// encodeChange encodes a change of a source key for a private staging.
+func encodeChange(dst []byte, source string, c *Change) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(source)))
+	dst = append(dst, source...)
+	dst = binary.AppendUvarint(dst, uint64(len(c.Model)))
+	dst = append(dst, c.Model...)
+	dst = binary.AppendUvarint(dst, uint64(len(c.ID)))
+	dst = append(dst, c.ID...)
+	if c.Delete {
+		return append(dst, 1)
+	}
+	dst = append(dst, 0)
+	return append(dst, c.Data...)
+}
+
+func decodeChange(b []byte) (source string, c Change, err error) {
+	src, b, ok := lenPrefixed(b)
+	var model, id []byte
+	if ok {
+		model, b, ok = lenPrefixed(b)
+	}
+	if ok {
+		id, b, ok = lenPrefixed(b)
+	}
+	if !ok || len(b) == 0 {
+		return "", c, errors.New("store: corrupt staged change")
+	}
+	c = Change{Model: string(model), ID: string(id), Delete: b[0] == 1}
+	if !c.Delete {
+		c.Data = append([]byte(nil), b[1:]...)
+	}
+	return string(src), c, nil
+}
+
+// applyPrivate appends changes to the writer's private staging.
+func (w *StageWriter) applyPrivate(changes []Change) error {
+	st := w.st
+	if st.l.closed.Load() {
+		return ErrClosed
+	}
+	wb := w.privateBatch()
+	for i := range changes {
+		c := &changes[i]
+		if !c.Delete && !validObject(c.Data) {
+			return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
+		}
+		seq := st.gseq.Add(1)
+		if err := wb.Set(privateChangeKey(st.run, seq), encodeChange(nil, w.source, c)); err != nil {
+			return err
+		}
+		if !c.Delete && w.track[c.Model] {
+			k := append(privateSeenPrefix(st.run, w.source, c.Model), c.ID...)
+			if err := wb.Set(k, nil); err != nil {
+				return err
+			}
+		}
+		w.staged++
+	}
+	if w.staged >= pendingLimit {
+		return w.flush()
+	}
+	return nil
+}
+
+// privateBatch returns the writer's write batch. Private keys are written
+// at the timestamp the staging reserved when it began: below every later
+// read, and no other writer uses these keys.
+func (w *StageWriter) privateBatch() *badger.WriteBatch {
+	if w.wb == nil {
+		w.wb = w.st.l.db.NewWriteBatchAt(w.st.gts)
+		w.wb.SetMaxPendingTxns(maxPendingTxns)
+		w.staged = 0
+	}
+	return w.wb
+}
+
+// publishPrivate replays a private staging as a direct publish.
+func (st *Staging) publishPrivate(info PublishInfo) (Revision, error) {
+	l := st.l
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	if l.closed.Load() {
+		return Revision{}, ErrClosed
+	}
+	d, err := l.beginDirect(st.start)
+	if err != nil {
+		return Revision{}, err
+	}
+	defer d.discard()
+	read := l.db.NewTransactionAt(readLatest, false)
+	defer read.Discard()
+	st.mu.Lock()
+	opts := make(map[string]WriterOptions, len(st.opts))
+	for k, v := range st.opts {
+		opts[k] = v
+	}
+	tracked := make([][2]string, 0, len(st.tracked))
+	for k := range st.tracked {
+		tracked = append(tracked, k)
+	}
+	st.mu.Unlock()
+	it := read.NewIterator(badger.IteratorOptions{Prefix: append(privatePrefix(st.run), 'c')})
+	for it.Rewind(); it.Valid(); it.Next() {
+		var source string
+		var c Change
+		err := it.Item().Value(func(v []byte) (err error) {
+			source, c, err = decodeChange(v)
+			return err
+		})
+		if err == nil {
+			err = d.apply(source, opts[source], &c)
+		}
+		if err == nil {
+			err = d.del(it.Item().KeyCopy(nil))
+		}
+		if err != nil {
+			it.Close()
+			return d.fail(fmt.Errorf("store: publish run %s: %w", st.run, err))
+		}
+	}
+	it.Close()
+	sort.Slice(tracked, func(i, j int) bool { return tracked[i][0]+"\x00"+tracked[i][1] < tracked[j][0]+"\x00"+tracked[j][1] })
+	for _, sm := range tracked {
+		if err := st.deleteUnseenPrivate(d, read, sm[0], sm[1]); err != nil {
+			return d.fail(fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err))
+		}
+	}
+	if info.Run == "" {
+		info.Run = st.run
+	}
+	rev, err := d.finish(info, st.moveCheckpoints)
+	if err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
+	return rev, nil
+}
+
+// deleteUnseenPrivate deletes, in the direct publish d, the published
+// records of (source, model) that the run did not save, and drops the
+// run's seen markers of it.
+func (st *Staging) deleteUnseenPrivate(d *direct, read *badger.Txn, source, model string) error {
+	// The records as published before this publish (d's own writes are
+	// all seen: they are saves of this run, or deletes).
+	pub := st.l.db.NewTransactionAt(d.ts-1, false)
+	defer pub.Discard()
+	return walkUnseen(pub, read, source, model, privateSeenPrefix(st.run, source, model), func(id []byte) error {
+		c := Change{Model: model, ID: string(id), Delete: true}
+		return d.apply(source, WriterOptions{}, &c)
+	}, d.del)
+}
+
+// abortPrivate drops a private staging's changes, seen markers and
+// checkpoints.
+func (st *Staging) abortPrivate() error {
+	l := st.l
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	return l.dropKeysLocked(privatePrefix(st.run), append(strKey(pfxPendingCP, st.run), 0))
+}
+
+// dropKeysLocked deletes every key under the prefixes. Call with l.pub
+// held (or during load).
+func (l *Layer) dropKeysLocked(prefixes ...[]byte) error {
+	read := l.db.NewTransactionAt(readLatest, false)
+	defer read.Discard()
+	wb := l.db.NewWriteBatchAt(l.nextTS())
+	defer wb.Cancel()
+	for _, pfx := range prefixes {
+		it := read.NewIterator(badger.IteratorOptions{Prefix: pfx})
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := wb.Delete(it.Item().KeyCopy(nil)); err != nil {
+				it.Close()
+				return err
+			}
+		}
+		it.Close()
+	}
+	return wb.Flush()
+}

@@ -1,0 +1,884 @@
+package badger
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Staging is a run's change set in progress. Its changes are written in
+// place, at timestamps above every published revision, so readers do not
+// see them until Publish commits the revision record; Abort restores every
+// key it touched. A staging survives a failed attempt of its run: the retry
+// writes on top of it (NextAttempt) and resumes from the run's checkpoints.
+// At most one staging is in place per layer; runs that begin while it is
+// open stage privately (private.go), so any number of runs stage at once.
+type Staging struct {
+	l     *Layer
+	run   string
+	base  uint64 // timestamp of the first attempt's writes
+	ts    uint64 // timestamp of the current attempt's writes
+	start uint64 // newest published timestamp when staging began
+	seq   atomic.Uint32
+
+	mu      sync.Mutex
+	counts  map[string]map[string]Counts
+	writers []*StageWriter
+	done    bool
+	// intervening are the index keys that revisions published while this
+	// staging was open changed (guarded by l.pub).
+	intervening map[string]struct{}
+	// tracked are the (source, model) pairs whose unseen records become
+	// deleted when the staging is published.
+	tracked map[[2]string]bool
+	// ignore are the (source, model) pairs whose sync merges with
+	// ignore_if_modified_after (model "": every model of the source).
+	ignore map[[2]string]bool
+
+	// private is set for a staging that keeps its changes aside until it
+	// publishes (private.go); gts is the timestamp of its writes, gseq
+	// numbers its changes, opts are its writers' options by source key.
+	private bool
+	gts     uint64
+	gseq    atomic.Uint64
+	opts    map[string]WriterOptions
+}
+
+// BeginStaging starts staging a run's changes: in place when no other run
+// does, else privately. Runs stage concurrently; each publishes as its own
+// revision.
+func (l *Layer) beginStaging(run string) (*Staging, error) {
+	if l.closed.Load() {
+		return nil, ErrClosed
+	}
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	if l.staging != nil {
+		return &Staging{l: l, run: run, private: true, gts: l.nextTS(), start: l.publishedTS(),
+			counts: map[string]map[string]Counts{}, tracked: map[[2]string]bool{}, ignore: map[[2]string]bool{},
+			opts: map[string]WriterOptions{}}, nil
+	}
+	txn := l.db.NewTransactionAt(readLatest, true)
+	defer txn.Discard()
+	if err := txn.Set(metaKey(metaStaging), []byte(run)); err != nil {
+		return nil, err
+	}
+	if err := txn.CommitAt(l.nextTS(), nil); err != nil {
+		return nil, fmt.Errorf("store: begin staging: %w", err)
+	}
+	base := l.ts + stagingGap
+	st := &Staging{l: l, run: run, base: base, ts: base, start: l.publishedTS(),
+		counts: map[string]map[string]Counts{}, intervening: map[string]struct{}{}, tracked: map[[2]string]bool{},
+		ignore: map[[2]string]bool{}}
+	l.staging = st
+	return st, nil
+}
+
+// Run is the id of the staging's run.
+func (st *Staging) Run() string { return st.run }
+
+// NextAttempt prepares the staging for a retry of its run: writers of the
+// failed attempt must be closed; the changes they flushed stay staged.
+func (st *Staging) NextAttempt() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done {
+		return ErrStagingDone
+	}
+	for _, w := range st.writers {
+		if !w.closed {
+			return errors.New("store: next attempt with a writer still open")
+		}
+	}
+	st.writers = nil
+	st.ts++
+	return nil
+}
+
+// Checkpoint returns the checkpoint a sync should resume from: the last
+// one this run recorded (own is then true: a retry continues its failed
+// attempt), else (unless fromScratch) the sync's committed checkpoint.
+func (st *Staging) Checkpoint(source, sync string, fromScratch bool) (cp []byte, own bool, err error) {
+	cp, err = st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
+	if err != nil || cp != nil {
+		return cp, cp != nil, err
+	}
+	if fromScratch {
+		return nil, false, nil
+	}
+	cp, err = st.l.Checkpoint(source, sync)
+	return cp, false, err
+}
+
+// Writer returns a writer for one source's changes. Writers of different
+// sources may be used concurrently; one writer is not safe for concurrent
+// use.
+func (st *Staging) writer(source string, opts WriterOptions) *StageWriter {
+	w := &StageWriter{st: st, source: source, opts: opts, fresh: map[string]bool{}, pending: map[uint64]pendingEntry{},
+		counts: map[string]Counts{}, track: map[string]bool{}}
+	for _, m := range opts.TrackDeletes {
+		w.track[m] = true
+	}
+	st.mu.Lock()
+	st.writers = append(st.writers, w)
+	if st.private {
+		st.opts[source] = opts
+	}
+	for _, m := range opts.TrackDeletes {
+		st.tracked[[2]string{source, m}] = true
+	}
+	if opts.IgnoreIfModifiedAfter {
+		if len(opts.Models) == 0 {
+			st.ignore[[2]string{source, ""}] = true
+		}
+		for _, m := range opts.Models {
+			st.ignore[[2]string{source, m}] = true
+		}
+	}
+	st.mu.Unlock()
+	w.a = applier{
+		source: source, opts: opts, ts: st.ts, base: st.base, start: st.start,
+		seq:     func() uint32 { return st.seq.Add(1) },
+		payload: w.entryPayload,
+		counts:  w.counts,
+		written: func(key []byte, e indexEntry) { w.pending[xxhash.Sum64(key)] = pendingEntry{key, e} },
+		vlog:    &st.l.vlog,
+	}
+	return w
+}
+
+// pendingEntry is an index entry written but not yet flushed.
+type pendingEntry struct {
+	key []byte
+	e   indexEntry
+}
+
+// pendingLimit bounds the changes written but not yet flushed by a writer.
+const pendingLimit = 20000
+
+// StageWriter applies one source's changes to a staging.
+type StageWriter struct {
+	st     *Staging
+	source string
+	opts   WriterOptions
+	a      applier
+	wb     *badger.WriteBatch
+	// fresh records, per model, whether the model had no records at all
+	// before this run: then a change needs no read unless its id may have
+	// been written earlier in this run (seen answers that).
+	fresh map[string]bool
+	seen  bloom
+	// pending holds the index entries written since the last flush, which
+	// reads cannot see yet, by the hash of their key.
+	pending map[uint64]pendingEntry
+	counts  map[string]Counts
+	track   map[string]bool
+	err     error
+	closed  bool
+	// staged counts the changes a private writer wrote since its last flush.
+	staged int
+	// it walks the record index for lookups (see lookup).
+	it    *badger.Iterator
+	itTxn *badger.Txn
+}
+
+// Apply stages a batch of changes. Changes to one record within a batch are
+// applied in order.
+func (w *StageWriter) Apply(changes []Change) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return errors.New("store: writer closed")
+	}
+	apply := w.apply
+	if w.st.private {
+		apply = w.applyPrivate
+	}
+	if err := apply(changes); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
+func (w *StageWriter) apply(changes []Change) error {
+	st := w.st
+	if st.l.closed.Load() {
+		return ErrClosed
+	}
+	for i := range changes {
+		c := &changes[i]
+		if byID(c) {
+			dels, err := w.resolveByID(c.ID)
+			if err == nil {
+				err = w.apply(dels)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		fresh, ok := w.fresh[c.Model]
+		if !ok {
+			var err error
+			if fresh, err = w.isFresh(c.Model); err != nil {
+				return err
+			}
+			w.fresh[c.Model] = fresh
+			if fresh && w.seen.bits == nil {
+				w.seen = newBloom(1 << 23)
+			}
+		}
+		key := appendIndexKey(w.a.alloc(3+len(w.source)+len(c.Model)+len(c.ID)), w.source, c.Model, c.ID)
+		h := xxhash.Sum64(key)
+		var cur indexEntry
+		found := false
+		p, inPending := w.pending[h]
+		if inPending && !bytes.Equal(p.key, key) {
+			// A hash collision: make everything readable and look it up.
+			if err := w.flush(); err != nil {
+				return err
+			}
+			inPending = false
+		}
+		if inPending {
+			cur, found = p.e, true
+		} else if !fresh || w.seen.has(h) {
+			var err error
+			if cur, found, err = w.lookup(key); err != nil {
+				return err
+			}
+		}
+		if fresh {
+			w.seen.add(h)
+		}
+		w.a.w = w.batch()
+		if err := w.a.apply(c, key, cur, found); err != nil {
+			return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, err)
+		}
+		if !c.Delete && w.track[c.Model] {
+			// Mark the record seen by this run, for track_deletes.
+			if err := w.batch().Set(seenKey(st.run, w.source, c.Model, c.ID), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if len(w.pending) >= pendingLimit {
+		return w.flush()
+	}
+	return nil
+}
+
+func seenKey(run, source, model, id string) []byte { return strKey(pfxSeen, run, source, model, id) }
+
+func (w *StageWriter) isFresh(model string) (bool, error) {
+	fresh := true
+	err := w.st.l.viewLatest(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: indexPrefix(w.source, model)})
+		defer it.Close()
+		it.Rewind()
+		fresh = !it.Valid()
+		return nil
+	})
+	return fresh, err
+}
+
+// entryPayload reads the payload of the record entry at cursor c.
+func (w *StageWriter) entryPayload(c Cursor) ([]byte, error) {
+	if c.Timestamp() >= w.st.base {
+		// Written by this run, perhaps not yet flushed.
+		if err := w.flush(); err != nil {
+			return nil, err
+		}
+		w.a.w = w.batch()
+	}
+	var payload []byte
+	err := w.st.l.viewLatest(func(txn *badger.Txn) (err error) {
+		payload, err = readPayload(txn, c)
+		return err
+	})
+	return payload, err
+}
+
+// batch returns the write batch, starting one if needed.
+func (w *StageWriter) batch() *badger.WriteBatch {
+	if w.wb == nil {
+		w.wb = w.st.l.db.NewWriteBatchAt(w.st.ts)
+		// Each pending transaction holds up to a few MiB of records on
+		// the heap; a few in flight keep the disk busy.
+		w.wb.SetMaxPendingTxns(maxPendingTxns)
+	}
+	return w.wb
+}
+
+// maxPendingTxns bounds the write transactions a writer has in flight.
+const maxPendingTxns = 4
+
+// flush makes every change applied so far durable and readable.
+func (w *StageWriter) flush() error {
+	w.closeIter() // its snapshot would not show what is flushed now
+	if w.wb == nil {
+		return nil
+	}
+	err := w.wb.Flush()
+	w.wb = nil
+	clear(w.pending)
+	return err
+}
+
+// lookup reads the index entry of key. Connectors mostly send records in
+// id order, and index keys sort by id, so one iterator walking forward
+// answers most lookups with a step or two instead of a point read through
+// every level of the tree. The iterator's snapshot is as of the last flush;
+// what was written since is in w.pending, which callers check first.
+func (w *StageWriter) lookup(key []byte) (indexEntry, bool, error) {
+	if w.it == nil {
+		w.itTxn = w.st.l.db.NewTransactionAt(readLatest, false)
+		w.it = w.itTxn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxIndex}})
+		w.it.Seek(key)
+	} else if !w.it.Valid() || bytes.Compare(w.it.Item().Key(), key) > 0 {
+		w.it.Seek(key)
+	} else {
+		for n := 0; w.it.Valid() && bytes.Compare(w.it.Item().Key(), key) < 0; n++ {
+			if n == 4 {
+				w.it.Seek(key)
+				break
+			}
+			w.it.Next()
+		}
+	}
+	if !w.it.Valid() || !bytes.Equal(w.it.Item().Key(), key) {
+		return indexEntry{}, false, nil
+	}
+	var ie indexEntry
+	err := w.it.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return })
+	return ie, err == nil, err
+}
+
+func (w *StageWriter) closeIter() {
+	if w.it != nil {
+		w.it.Close()
+		w.itTxn.Discard()
+		w.it, w.itTxn = nil, nil
+	}
+}
+
+// Checkpoint flushes the writer and then records the checkpoint of one of
+// its source's syncs for this run. The checkpoint becomes the sync's
+// committed checkpoint when the run is published; a retry of the run
+// resumes from it.
+func (w *StageWriter) Checkpoint(sync string, state []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.flush(); err != nil {
+		w.err = err
+		return err
+	}
+	if !json.Valid(state) {
+		return fmt.Errorf("store: checkpoint of %s/%s is not valid JSON", w.source, sync)
+	}
+	return w.st.l.setLatest(func(txn *badger.Txn) error {
+		return txn.Set(strKey(pfxPendingCP, w.st.run, w.source, sync), state)
+	})
+}
+
+// Close flushes the writer and folds its counts into the staging's. It
+// returns the writer's first error, if any.
+func (w *StageWriter) Close() error {
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	w.closeIter()
+	if w.err != nil {
+		if w.wb != nil {
+			w.wb.Cancel()
+			w.wb = nil
+		}
+		return w.err
+	}
+	if err := w.flush(); err != nil {
+		w.err = err
+		return err
+	}
+	w.st.addCounts(w.source, w.counts)
+	return nil
+}
+
+func (st *Staging) addCounts(source string, counts map[string]Counts) {
+	// Counts are by source: the changes of a source's connections add up.
+	source, _ = SplitSourceKey(source)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m := st.counts[source]
+	if m == nil {
+		m = map[string]Counts{}
+		st.counts[source] = m
+	}
+	for model, c := range counts {
+		t := m[model]
+		t.Added += c.Added
+		t.Updated += c.Updated
+		t.Deleted += c.Deleted
+		t.Unchanged += c.Unchanged
+		m[model] = t
+	}
+}
+
+// Counts returns the changes staged so far by closed writers, by source and
+// model.
+func (st *Staging) Counts() map[string]map[string]Counts {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make(map[string]map[string]Counts, len(st.counts))
+	for s, m := range st.counts {
+		mm := make(map[string]Counts, len(m))
+		for k, v := range m {
+			mm[k] = v
+		}
+		out[s] = mm
+	}
+	return out
+}
+
+// Publish closes every writer and commits the staging as a new revision,
+// together with the run's checkpoints. Records of tracked models that the
+// run did not save become deleted first. Readers see all of it or none.
+func (st *Staging) Publish(info PublishInfo) (Revision, error) {
+	st.mu.Lock()
+	if st.done {
+		st.mu.Unlock()
+		return Revision{}, ErrStagingDone
+	}
+	writers := append([]*StageWriter(nil), st.writers...)
+	st.mu.Unlock()
+	for _, w := range writers {
+		if err := w.Close(); err != nil {
+			return Revision{}, fmt.Errorf("store: publish run %s: source %s: %w", st.run, w.source, err)
+		}
+	}
+	if st.private {
+		return st.publishPrivate(info)
+	}
+	if err := st.deleteUnseen(); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err)
+	}
+	l := st.l
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	// The revision commits above every staged write; reconciling with
+	// revisions published meanwhile happens at that timestamp too, in as
+	// many commits as it takes: none is visible before the revision
+	// record, committed last (a crash before it rolls the run back).
+	ts := st.ts + 1
+	if err := st.reconcile(ts); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	txn := l.db.NewTransactionAt(readLatest, true)
+	defer txn.Discard()
+	if err := l.indexStaged(txn, st); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	if err := st.moveCheckpoints(txn); err != nil {
+		return Revision{}, err
+	}
+	if err := txn.Delete(metaKey(metaStaging)); err != nil {
+		return Revision{}, err
+	}
+	if info.Run == "" {
+		info.Run = st.run
+	}
+	rev, err := l.commitRevision(txn, ts, info, st.Counts())
+	if err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
+	l.staging = nil
+	st.dropSeen()
+	return rev, nil
+}
+
+// commitRevision adds the revision record to txn and commits it at ts.
+// Call with l.pub held.
+func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, counts map[string]map[string]Counts) (Revision, error) {
+	sources := append([]string(nil), info.Sources...)
+	sort.Strings(sources)
+	if sources == nil {
+		sources = []string{}
+	}
+	rev := Revision{CreatedAt: l.commitTime(), Trigger: info.Trigger, Run: info.Run, Sources: sources, Counts: counts, TS: ts, Number: 1}
+	l.mu.RLock()
+	if n := len(l.refs); n > 0 {
+		rev.Number = l.refs[n-1].num + 1
+	}
+	l.mu.RUnlock()
+	b, err := json.Marshal(rev)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := txn.Set(u64Key(pfxRevision, uint64(rev.Number)), b); err != nil {
+		return Revision{}, err
+	}
+	ref := refOf(rev)
+	if err := txn.Set(refKey(ts), ref.value()); err != nil {
+		return Revision{}, err
+	}
+	// Retention moves with the commit: the discard point is persisted
+	// with the revision that moves it, and revision records no longer
+	// readable go in the same commit.
+	plan := l.planRetention(time.Now(), &ref)
+	if err := plan.write(txn); err != nil {
+		return Revision{}, err
+	}
+	if err := consumeInbox(txn, info.Consume); err != nil {
+		return Revision{}, err
+	}
+	var announced bool
+	if info.Announce != nil {
+		ds := info.Announce(rev)
+		if err := putDeliveries(txn, ds); err != nil {
+			return Revision{}, err
+		}
+		announced = len(ds) > 0
+	}
+	if err := txn.CommitAt(ts, nil); err != nil {
+		return Revision{}, err
+	}
+	// Readers see the revision next: it must survive a power cut first.
+	// (Its commit is in place; on a failed fsync the revision stays
+	// invisible until the next start finds it on disk.)
+	if err := l.durable(); err != nil {
+		return Revision{}, fmt.Errorf("sync the revision: %w", err)
+	}
+	l.appendRevision(rev)
+	l.inboxConsumed(len(info.Consume))
+	l.mu.Lock()
+	l.stored = append(l.stored, rev.Number)
+	l.mu.Unlock()
+	l.applyRetention(plan)
+	if announced {
+		l.signalOutbox()
+	}
+	if ts > l.ts {
+		l.ts = ts
+	}
+	return rev, nil
+}
+
+// reconcile settles records that both this staging and a revision
+// published while it was open changed. The published change wins under
+// ignore_if_modified_after, the staged one under override; either way each
+// record keeps exactly one record entry. A staged change that gives way is
+// no longer counted. It commits at ts, in parts. Call with l.pub held.
+func (st *Staging) reconcile(ts uint64) error {
+	if len(st.intervening) == 0 {
+		return nil
+	}
+	published := st.l.db.NewTransactionAt(st.l.publishedTS(), false)
+	defer published.Discard()
+	keys := make([]string, 0, len(st.intervening))
+	for k := range st.intervening {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for len(keys) > 0 {
+		part := keys[:min(len(keys), commitChanges)]
+		keys = keys[len(part):]
+		txn := st.l.db.NewTransactionAt(readLatest, true)
+		err := st.reconcilePart(txn, published, part)
+		if err == nil {
+			err = txn.CommitAt(ts, nil)
+		}
+		txn.Discard()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (st *Staging) reconcilePart(txn, published *badger.Txn, keys []string) error {
+	for _, k := range keys {
+		key := []byte(k)
+		staged, ok, err := readIndex(txn, key)
+		if err != nil {
+			return err
+		}
+		if !ok || staged.cursor.Timestamp() < st.base {
+			continue // this run did not touch it
+		}
+		pub, ok, err := readIndex(published, key)
+		if err != nil || !ok {
+			return err
+		}
+		source, model, _ := splitIndexKey(key)
+		if st.ignoreIfModifiedAfter(source, model) {
+			// The published change stands: drop the staged entry, and
+			// stop counting it.
+			if err := txn.Delete(recordKey(staged.cursor)); err != nil {
+				return err
+			}
+			if err := txn.Set(key, pub.encode()); err != nil {
+				return err
+			}
+			st.uncount(source, model, staged)
+			continue
+		}
+		// The staged change stands: drop the entry the published change made.
+		if pub.cursor != staged.cursor {
+			if err := txn.Delete(recordKey(pub.cursor)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// uncount takes back the count of a staged change that gave way.
+func (st *Staging) uncount(source, model string, staged indexEntry) {
+	source, _ = SplitSourceKey(source)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m := st.counts[source]
+	if m == nil {
+		return
+	}
+	c := m[model]
+	switch {
+	case staged.deleted:
+		c.Deleted = max(c.Deleted-1, 0)
+	case staged.firstSeen >= st.base:
+		c.Added = max(c.Added-1, 0)
+	default:
+		c.Updated = max(c.Updated-1, 0)
+	}
+	m[model] = c
+}
+
+func (st *Staging) ignoreIfModifiedAfter(source, model string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ignore[[2]string{source, model}] || st.ignore[[2]string{source, ""}]
+}
+
+func splitIndexKey(key []byte) (source, model, id string) {
+	parts := bytes.SplitN(key[1:], []byte{0}, 3)
+	if len(parts) != 3 {
+		return "", "", ""
+	}
+	return string(parts[0]), string(parts[1]), string(parts[2])
+}
+
+// deleteUnseen deletes the records of tracked models that the run did not
+// save: it walks each model's index beside the run's seen markers, both in
+// id order.
+func (st *Staging) deleteUnseen() error {
+	st.mu.Lock()
+	tracked := make([][2]string, 0, len(st.tracked))
+	for k := range st.tracked {
+		tracked = append(tracked, k)
+	}
+	st.mu.Unlock()
+	sort.Slice(tracked, func(i, j int) bool { return tracked[i][0]+"\x00"+tracked[i][1] < tracked[j][0]+"\x00"+tracked[j][1] })
+	for _, sm := range tracked {
+		source, model := sm[0], sm[1]
+		var unseen []Change
+		err := st.l.viewLatest(func(txn *badger.Txn) error {
+			return walkUnseen(txn, txn, source, model, append(strKey(pfxSeen, st.run, source, model), 0), func(id []byte) error {
+				unseen = append(unseen, Change{Model: model, ID: string(id), Delete: true})
+				return nil
+			}, nil)
+		})
+		if err != nil {
+			return err
+		}
+		if len(unseen) == 0 {
+			continue
+		}
+		w := st.writer(source, WriterOptions{})
+		for i := 0; i < len(unseen); i += 1000 {
+			if err := w.Apply(unseen[i:min(i+1000, len(unseen))]); err != nil {
+				w.Close()
+				return err
+			}
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkUnseen walks the record index of (source, model) in idxTxn beside a
+// run's seen markers (prefix seenPfx) in seenTxn, both in id order, and
+// calls unseen with the id of each record not deleted that the run did not
+// save; passed, when set, with the key of every seen marker once walked.
+func walkUnseen(idxTxn, seenTxn *badger.Txn, source, model string, seenPfx []byte, unseen func(id []byte) error, passed func(key []byte) error) error {
+	ipfx := indexPrefix(source, model)
+	idx := idxTxn.NewIterator(badger.IteratorOptions{Prefix: ipfx})
+	defer idx.Close()
+	seen := seenTxn.NewIterator(badger.IteratorOptions{Prefix: seenPfx})
+	defer seen.Close()
+	next := func() error {
+		if passed != nil {
+			if err := passed(seen.Item().KeyCopy(nil)); err != nil {
+				return err
+			}
+		}
+		seen.Next()
+		return nil
+	}
+	seen.Rewind()
+	for idx.Rewind(); idx.Valid(); idx.Next() {
+		id := idx.Item().Key()[len(ipfx):]
+		for seen.Valid() && bytes.Compare(seen.Item().Key()[len(seenPfx):], id) < 0 {
+			if err := next(); err != nil {
+				return err
+			}
+		}
+		if seen.Valid() && bytes.Equal(seen.Item().Key()[len(seenPfx):], id) {
+			continue
+		}
+		var ie indexEntry
+		if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+			return err
+		}
+		if !ie.deleted {
+			if err := unseen(id); err != nil {
+				return err
+			}
+		}
+	}
+	for seen.Valid() {
+		if err := next(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropSeen removes the run's seen markers.
+func (st *Staging) dropSeen() {
+	st.mu.Lock()
+	n := len(st.tracked)
+	st.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	if err := st.l.db.DropPrefix(append(strKey(pfxSeen, st.run), 0)); err != nil {
+		st.l.log.Warn("could not drop the seen markers of a run", "run", st.run, "error", err)
+	}
+}
+
+// moveCheckpoints turns the run's pending checkpoints into committed ones.
+func (st *Staging) moveCheckpoints(txn *badger.Txn) error {
+	pfx := append(strKey(pfxPendingCP, st.run), 0)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
+	type kv struct{ k, v []byte }
+	var moves []kv
+	for it.Rewind(); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			it.Close()
+			return err
+		}
+		moves = append(moves, kv{it.Item().KeyCopy(nil), v})
+	}
+	it.Close()
+	for _, m := range moves {
+		rest := m.k[len(pfx):] // source \0 sync
+		if err := txn.Set(append([]byte{pfxCheckpoint}, rest...), m.v); err != nil {
+			return err
+		}
+		if err := txn.Delete(m.k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Abort drops the staging: every key it touched returns to its published
+// state and its checkpoints are discarded.
+func (st *Staging) Abort() error {
+	st.mu.Lock()
+	if st.done {
+		st.mu.Unlock()
+		return ErrStagingDone
+	}
+	st.done = true
+	writers := append([]*StageWriter(nil), st.writers...)
+	st.mu.Unlock()
+	for _, w := range writers {
+		w.Close() // errors are moot: everything is rolled back
+	}
+	if st.private {
+		return st.abortPrivate()
+	}
+	l := st.l
+	l.pub.Lock()
+	defer l.pub.Unlock()
+	defer func() { l.staging = nil }()
+	rts := st.ts + 1
+	if _, err := l.rollbackAbove(l.publishedTS(), rts); err != nil {
+		return fmt.Errorf("store: roll back run %s: %w", st.run, err)
+	}
+	l.ts = rts
+	txn := l.db.NewTransactionAt(readLatest, true)
+	defer txn.Discard()
+	pfx := append(strKey(pfxPendingCP, st.run), 0)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+	var keys [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		keys = append(keys, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := txn.Delete(metaKey(metaStaging)); err != nil {
+		return err
+	}
+	return txn.CommitAt(l.nextTS(), nil)
+}
+
+// bloom is a plain Bloom filter over 64-bit hashes (k=6), used to tell that
+// a record id was certainly not written earlier in a run.
+type bloom struct{ bits []uint64 }
+
+func newBloom(nbits int) bloom { return bloom{bits: make([]uint64, nbits/64)} }
+
+func (b *bloom) positions(h uint64, fn func(i uint64) bool) bool {
+	n := uint64(len(b.bits) * 64)
+	h1, h2 := h, h>>32|h<<32
+	for i := uint64(0); i < 6; i++ {
+		if !fn((h1 + i*h2) % n) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *bloom) add(h uint64) {
+	b.positions(h, func(i uint64) bool { b.bits[i/64] |= 1 << (i % 64); return true })
+}
+
+func (b *bloom) has(h uint64) bool {
+	if b.bits == nil {
+		return false
+	}
+	return b.positions(h, func(i uint64) bool { return b.bits[i/64]&(1<<(i%64)) != 0 })
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Batch is one source's changes in a direct publish.
+type Batch struct {
+	Source  string
+	Changes []Change
+	Options WriterOptions
+}
+
+// StoredRecord is a record as a snapshot returns it: its payload (the
+// connector's JSON object) and its metadata.
+type StoredRecord struct {
+	Source string
+	Model  string
+	ID     string
+	// Connection is the connection the record belongs to; "" for records
+	// of a source without connections (today every record).
+	Connection     string
+	Payload        []byte
+	Action         Action
+	Cursor         Cursor
+	FirstSeenAt    time.Time
+	LastModifiedAt time.Time
+	// Revision is the revision that last changed the record.
+	Revision int64
+}
+
+// Deleted tells whether the record is soft-deleted.
+func (r *StoredRecord) Deleted() bool { return r.Action == Deleted }
+
+// ErrNotIndexed is returned by Lookup for a field without a complete index
+// at the snapshot's revision.
+var ErrNotIndexed = errors.New("store: field not indexed at this revision")
+
+// RecordKey names a record of a model of a source: the connection it
+// belongs to ("" for none) and its id.
+type RecordKey struct{ Connection, ID string }
+
+// Less orders record keys by connection, then id.
+func (k RecordKey) Less(o RecordKey) bool {
+	if k.Connection != o.Connection {
+		return k.Connection < o.Connection
+	}
+	return k.ID < o.ID
+}
+
+// Change is one record change as a connector sends it.
+type Change struct {
+	Model  string
+	ID     string
+	Data   []byte // JSON object; unused for a delete
+	Delete bool
+}
+
+// WriterOptions tune how a source's changes are applied.
+type WriterOptions struct {
+	// IgnoreIfModifiedAfter skips a change to a record that a revision
+	// published after this staging began has modified (the merging strategy
+	// ignore_if_modified_after).
+	IgnoreIfModifiedAfter bool
+	// TrackDeletes lists models whose records this writer does not save
+	// become deleted when the staging is published (a full run with
+	// track_deletes).
+	TrackDeletes []string
+	// Models are the models the writer's sync writes: the merging
+	// strategy holds for them only (every model of the source if empty).
+	Models []string
+}
+
+// PublishInfo describes the revision a change set becomes.
+type PublishInfo struct {
+	Trigger string
+	Sources []string
+	Run     string
+	// Announce, when set, returns the outbound events that announce the
+	// revision; they are committed with it.
+	Announce func(Revision) []Delivery
+	// Consume lists inbox items whose changes the revision holds; they are
+	// removed in the same commit.
+	Consume []uint64
+}
