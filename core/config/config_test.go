@@ -190,6 +190,7 @@ func TestLoadFullExample(t *testing.T) {
 		LogFormat:         "json",
 		MaxConcurrentRuns: DefaultHostConcurrentRuns,
 		PluginIdleTimeout: DefaultPluginIdleTimeout,
+		Store:             Store{Driver: StoreBadger},
 	}
 	if svc != wantSvc {
 		t.Errorf("Service = %+v\nwant %+v", svc, wantSvc)
@@ -320,7 +321,7 @@ layer "l" {
 `)
 	cfg := mustLoad(t, path)
 	want := Service{Listen: DefaultListen, DataDir: DefaultDataDir, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
-		MaxConcurrentRuns: DefaultHostConcurrentRuns, PluginIdleTimeout: DefaultPluginIdleTimeout}
+		MaxConcurrentRuns: DefaultHostConcurrentRuns, PluginIdleTimeout: DefaultPluginIdleTimeout, Store: Store{Driver: StoreBadger}}
 	if cfg.Service != want {
 		t.Errorf("Service = %+v, want defaults %+v", cfg.Service, want)
 	}

@@ -40,9 +40,10 @@ const NotifyFormatNango = "nango"
 var nangoEvents = []string{"sync.completed", "sync.failed"}
 
 var (
-	logLevels  = []string{"trace", "debug", "info", "warn", "error"}
-	logFormats = []string{"text", "json"}
-	mergings   = []string{MergeOverride, MergeIgnoreIfModifiedAfter}
+	logLevels    = []string{"trace", "debug", "info", "warn", "error"}
+	logFormats   = []string{"text", "json"}
+	mergings     = []string{MergeOverride, MergeIgnoreIfModifiedAfter}
+	storeDrivers = []string{StoreBadger, StorePostgres}
 )
 
 // identRe is what block names (labels) and plugin names must look like.
@@ -66,6 +67,15 @@ var (
 			{Name: "log_format"},
 			{Name: "max_concurrent_runs"},
 			{Name: "plugin_idle_timeout"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{
+			{Type: "store"},
+		},
+	}
+	storeSchema = &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "driver"},
+			{Name: "dsn"},
 		},
 	}
 	pluginSchema = &hcl.BodySchema{
@@ -174,6 +184,7 @@ func Load(path string) (*Config, hcl.Diagnostics) {
 	}
 	diags = append(diags, l.diags...)
 	l.cfg.Service.applyDefaults()
+	diags = append(diags, l.cfg.checkStore()...)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -362,6 +373,9 @@ func (s *Service) applyDefaults() {
 	if s.PluginIdleTimeout == 0 {
 		s.PluginIdleTimeout = DefaultPluginIdleTimeout
 	}
+	if s.Store.Driver == "" {
+		s.Store.Driver = StoreBadger
+	}
 }
 
 func (d *decoder) service(b *hcl.Block, dir string) Service {
@@ -405,7 +419,37 @@ func (d *decoder) service(b *hcl.Block, dir string) Service {
 	if v, _, ok := d.positiveDuration(a, "plugin_idle_timeout"); ok {
 		s.PluginIdleTimeout = v
 	}
+	for i, blk := range content.Blocks {
+		if i > 0 {
+			d.errorAt(blk.DefRange, "Duplicate store block",
+				"Only one store block is allowed in the service block; the first is at %s.", rangeString(s.Store.Range))
+			continue
+		}
+		s.Store = d.store(blk)
+	}
 	return s
+}
+
+// store decodes the service's store block (SPEC §16).
+func (d *decoder) store(b *hcl.Block) Store {
+	st := Store{Range: b.DefRange}
+	content, diags := b.Body.Content(storeSchema)
+	d.diags = append(d.diags, diags...)
+	a := content.Attributes
+	if v, attr, ok := d.str(a, "driver"); ok && d.oneOf(attr, v, storeDrivers) {
+		st.Driver = v
+	}
+	dsn, dsnAttr, hasDSN := d.str(a, "dsn")
+	switch {
+	case st.Driver == StorePostgres && (!hasDSN || dsn == ""):
+		d.errorAt(b.DefRange, "Missing dsn",
+			`The postgres driver needs the database's connection string: dsn = env("DATABASE_URL"), like "postgres://user:password@host:5432/synclayer?sslmode=require".`)
+	case st.Driver != StorePostgres && hasDSN:
+		d.invalid(dsnAttr, `dsn is for driver = "postgres"; the badger driver keeps its data under data_dir.`)
+	case hasDSN:
+		st.DSN = dsn
+	}
+	return st
 }
 
 func (d *decoder) plugin(b *hcl.Block, dir string) *Plugin {
@@ -808,4 +852,27 @@ func (d *decoder) apiToken(b *hcl.Block, t *APIToken, sources map[string]*Source
 			t.Sources = v
 		}
 	}
+}
+
+// checkStore checks what the store driver asks of the rest: replicas seal
+// connection configs with one key, which must be the service's
+// encryption_key (a key file would differ per host).
+func (c *Config) checkStore() hcl.Diagnostics {
+	if c.Service.Store.Driver != StorePostgres || c.Service.EncryptionKey != "" {
+		return nil
+	}
+	for _, l := range c.Layers {
+		for _, s := range l.Sources {
+			if s.Connections {
+				return hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  "Missing encryption_key",
+					Detail: fmt.Sprintf("Source %q of layer %q has connections, whose configs are sealed at rest; with driver = \"postgres\" every host must seal with the same key: set encryption_key in the service block (the same on every host).",
+						s.Name, l.Name),
+					Subject: &s.Range,
+				}}
+			}
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -337,10 +338,11 @@ func (c stringCollector) list() []string {
 }
 
 // Secrets returns the service's non-empty sensitive settings (admin token,
-// encryption key), for redaction from logs.
+// encryption key, the store's dsn and its password), for redaction from
+// logs.
 func (s Service) Secrets() []string {
 	var out []string
-	for _, v := range []string{s.AdminToken, s.EncryptionKey} {
+	for _, v := range []string{s.AdminToken, s.EncryptionKey, s.Store.DSN, dsnPassword(s.Store.DSN)} {
 		if v != "" {
 			out = append(out, v)
 		}
@@ -360,4 +362,15 @@ func (n Notify) Secrets() []string {
 		out = append(out, n.URL)
 	}
 	return out
+}
+
+// dsnPassword is the password in a URL-form dsn ("" if none or not a URL):
+// a driver's error may quote it alone.
+func dsnPassword(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
 }

@@ -71,7 +71,25 @@ type Service struct {
 	MaxConcurrentRuns int
 	// PluginIdleTimeout stops idle plugin processes.
 	PluginIdleTimeout time.Duration
-	Range             hcl.Range
+	// Store is where layers live (SPEC §16).
+	Store Store
+	Range hcl.Range
+}
+
+// Store drivers.
+const (
+	// StoreBadger is the embedded default: one Badger database per layer
+	// under data_dir.
+	StoreBadger = "badger"
+	// StorePostgres lets N hosts share one PostgreSQL database.
+	StorePostgres = "postgres"
+)
+
+// Store is the service's store block.
+type Store struct {
+	Driver string // StoreBadger (default) or StorePostgres
+	DSN    string // sensitive; the postgres driver's connection string
+	Range  hcl.Range
 }
 
 // Plugin is a plugin block: where a connector binary lives and its checksum.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -73,6 +74,9 @@ func offlineStore(cfgPath, dataDir string) (*badgerstore.Store, error) {
 			return nil, err
 		}
 		svc = cfg.Service
+	}
+	if svc.Store.Driver == config.StorePostgres && dataDir == "" {
+		return nil, errors.New(`the store is PostgreSQL (driver = "postgres"), which synclayer does not back up itself: back up the database with pg_dump, and restore it with pg_restore`)
 	}
 	if dataDir != "" {
 		svc.DataDir = dataDir

@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(), validateCmd(), backupCmd(), restoreCmd())
+	root.AddCommand(serveCmd(), validateCmd(), backupCmd(), restoreCmd(), migrateCmd())
 	addClientCommands(root)
 	if err := root.Execute(); err != nil {
 		var ee exitError
