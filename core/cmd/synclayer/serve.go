@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -173,7 +174,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err := preflight(cfg, plugins); err != nil {
 		return err // before anything opens or listens: a missing plugin ends serve at once
 	}
-	st, err := badgerstore.Open(badgerstore.Options{Dir: cfg.Service.DataDir, EncryptionKey: key, Logger: log.Named("store"), MemoryLimit: true})
+	st, err := openStore(cfg.Service, key, log.Named("store"))
 	if err != nil {
 		return err
 	}
@@ -419,4 +420,14 @@ func validateCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&noPlugins, "no-plugins", false, "start no plugin: check the HCL, that plugins are installed and env()/file() calls, not config blocks against their schemas")
 	_ = cmd.MarkFlagRequired("config")
 	return cmd
+}
+
+// openStore opens the store the service block names.
+func openStore(svc config.Service, key []byte, log hclog.Logger) (store.Store, error) {
+	switch svc.Store.Driver {
+	case config.StorePostgres:
+		return nil, errors.New(`the postgres store driver is not complete in this build: use the default badger driver`)
+	default:
+		return badgerstore.Open(badgerstore.Options{Dir: svc.DataDir, EncryptionKey: key, Logger: log, MemoryLimit: true})
+	}
 }

@@ -13,6 +13,8 @@
 // start-up and its exec bound. BENCH_ONLY=connections_10k runs only that
 // scenario (connections.go); BENCH_CONNECTIONS=1000 sets its count of
 // connections.
+// BENCH_ONLY=postgres runs only the ingest, incremental and read scenarios
+// on the PostgreSQL store driver (postgres.go) against a throwaway server.
 // BENCH_CPUPROFILE=DIR writes a CPU and heap profile of the host for each
 // scenario into DIR (through the host's SYNCLAYER_PPROF listener).
 package main
@@ -75,6 +77,11 @@ func main() {
 		return
 	}
 
+	if os.Getenv("BENCH_ONLY") == "postgres" {
+		postgresBench(work)
+		report()
+		return
+	}
 	if os.Getenv("BENCH_ONLY") == "start" {
 		pluginStart()
 		report()
@@ -116,6 +123,7 @@ func main() {
 		webhooks(work)
 		soak(work)
 		connections(work)
+		postgresBench(work)
 	}
 	report()
 }
@@ -168,7 +176,12 @@ func dumpDeadHosts() {
 	}
 }
 
+// keyPrefix names the results of a scenario run again on another store
+// driver ("postgres_").
+var keyPrefix string
+
 func set(key string, v float64, goal, verdict string) {
+	key = keyPrefix + key
 	results[key] = math.Round(v*100) / 100
 	rows = append(rows, [4]string{key, strconv.FormatFloat(results[key], 'f', -1, 64), goal, verdict})
 }
@@ -262,9 +275,15 @@ layer %q {
 // newHostWarm starts a host with one generator layer; warmAt > 0 samples
 // peakWarm once a run received that many records.
 func newHostWarm(work, name string, n int, warmAt int64) *host {
+	return newHostConfig(work, name, generatorLayer(name, n), warmAt)
+}
+
+// newHostConfig starts a host with the configuration cfg, whose layer is
+// named name.
+func newHostConfig(work, name, cfg string, warmAt int64) *host {
 	h := &host{name: name, dir: filepath.Join(work, name), addr: freeAddr(), warmAt: warmAt}
 	must(os.MkdirAll(h.dir, 0o755))
-	must(os.WriteFile(filepath.Join(h.dir, "layer.hcl"), []byte(generatorLayer(name, n)), 0o644))
+	must(os.WriteFile(filepath.Join(h.dir, "layer.hcl"), []byte(cfg), 0o644))
 	h.start()
 	return h
 }
