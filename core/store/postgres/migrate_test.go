@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 
@@ -68,4 +69,23 @@ func TestOpenNoMigrateOnEmptyDatabase(t *testing.T) {
 		t.Fatal("opened a database without its schema")
 	}
 	t.Log(err)
+}
+
+// An exclusive host keeps others off the database until it closes.
+func TestExclusiveHost(t *testing.T) {
+	dsn := server.Database(t)
+	ctx := context.Background()
+	a, err := Open(ctx, Options{DSN: dsn, Exclusive: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, Options{DSN: dsn, Exclusive: true}); !errors.Is(err, ErrNotExclusive) {
+		t.Fatalf("second exclusive host: %v, want ErrNotExclusive", err)
+	}
+	a.Close()
+	b, err := Open(ctx, Options{DSN: dsn, Exclusive: true})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	b.Close()
 }
