@@ -285,6 +285,11 @@ func testOutbox(t *testing.T, d Driver) {
 func followChanges(t *testing.T, writers []store.Layer, reader store.Layer) {
 	t.Helper()
 	const goroutines, each = 4, 50
+	// Start from what the outbox holds already.
+	_, pos, err := reader.OutboxChanges(0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	for w := range goroutines {
 		l := writers[w%len(writers)]
@@ -309,7 +314,6 @@ func followChanges(t *testing.T, writers []store.Layer, reader store.Layer) {
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	seen := map[string]string{}
-	var pos uint64
 	for finished := false; !finished; {
 		select {
 		case <-done:

@@ -357,6 +357,53 @@ func testReads(t *testing.T, d Driver) {
 			}
 		}
 	})
+
+	testReadsAcrossHosts(t, d)
+}
+
+// testReadsAcrossHosts: a cursor walk whose pages go to different hosts
+// stays on its revision, which every host keeps while it goes on.
+func testReadsAcrossHosts(t *testing.T, d Driver) {
+	hostsTest(t, d, "AcrossHosts", 3, func(t *testing.T, ls []store.Layer) {
+		for _, l := range ls {
+			l.SetRetention(1, 0)
+		}
+		publish(t, ls[0], "run_0", "shop", many(30, "1")...)
+		q := store.Query{Limit: 10}
+		seen := 0
+		for page := 0; ; page++ {
+			got, p := readAll(t, ls[page%2], q)
+			seen += len(got)
+			if p.Revision.Number != 1 {
+				t.Fatalf("page %d on host %d read revision %d, want 1", page, page%2, p.Revision.Number)
+			}
+			if p.Next == "" {
+				break
+			}
+			for i := 0; i < 3; i++ {
+				publish(t, ls[2], fmt.Sprintf("run_%d_%d", page, i), "shop", save("M", "x", fmt.Sprint(page, i)))
+			}
+			c, rev, err := store.ParsePosition(p.Next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q = store.Query{After: &c, Revision: rev, Limit: 10}
+		}
+		if seen != 30 {
+			t.Fatalf("the walk saw %d records, want 30", seen)
+		}
+		// A revision one host just published reads on every other.
+		rev := publish(t, ls[2], "run_last", "shop", save("M", "y", "last"))
+		for h, l := range ls {
+			if got, page := readAll(t, l, store.Query{Revision: rev.Number, IDs: []string{"y"}, Model: "M", Sources: []string{"shop"}}); len(got) != 1 || page.Revision.Number != rev.Number {
+				t.Fatalf("host %d reads revision %d: %s at %d", h, rev.Number, ids(got), page.Revision.Number)
+			}
+			eventually(t, fmt.Sprintf("host %d reads revision %d by default", h, rev.Number), func() bool {
+				_, page := readAll(t, l, store.Query{Limit: 1})
+				return page.Revision.Number == rev.Number
+			})
+		}
+	})
 }
 
 // titles maps records' ids to titles.

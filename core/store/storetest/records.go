@@ -1103,6 +1103,85 @@ func testRecords(t *testing.T, d Driver) {
 			}
 		}
 	})
+
+	// Hosts stage and publish at once: revisions are numbered in commit
+	// order over every host, cursors and commit times grow with them, and
+	// every host reads the same layer.
+	hostsTest(t, d, "AcrossHosts", 3, func(t *testing.T, ls []store.Layer) {
+		const per = 50
+		var wg sync.WaitGroup
+		revs := make(chan store.Revision, 6)
+		for h := range ls {
+			for k := range 2 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					l := ls[h]
+					src := fmt.Sprintf("h%d-%d", h, k)
+					var cs []store.Change
+					for i := 0; i < per; i++ {
+						cs = append(cs, save("M", fmt.Sprintf("%s-%03d", src, i), src))
+					}
+					var rev store.Revision
+					var err error
+					if h == 2 {
+						rev, err = l.PublishChanges(store.PublishInfo{Trigger: "webhook", Sources: []string{src}}, []store.Batch{{Source: src, Changes: cs}})
+					} else {
+						var st store.Staging
+						if st, err = l.BeginStaging("run_" + src); err == nil {
+							w := st.Writer(src, store.WriterOptions{})
+							if err = w.Apply(cs); err == nil {
+								if err = w.Checkpoint("s", []byte(`{"h":1}`)); err == nil {
+									rev, err = st.Publish(store.PublishInfo{Trigger: "manual", Sources: []string{src}})
+								}
+							}
+						}
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					revs <- rev
+				}()
+			}
+		}
+		wg.Wait()
+		close(revs)
+		if t.Failed() {
+			return
+		}
+		all := collect(revs)
+		for _, l := range ls {
+			checkRevisionOrder(t, l, all, 6*per)
+		}
+		if cp, err := ls[2].Checkpoint("h0-1", "s"); err != nil || string(cp) != `{"h":1}` {
+			t.Fatalf("host c reads host a's checkpoint %s %v", cp, err)
+		}
+		// Merging holds against a change another host published while
+		// the run staged.
+		publish(t, ls[0], "run_seed", "m", save("M", "a", "0"), save("M", "b", "0"))
+		for _, ignore := range []bool{false, true} {
+			id := map[bool]string{false: "a", true: "b"}[ignore]
+			st, err := ls[0].BeginStaging(fmt.Sprint("run_merge_", ignore))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := st.Writer("m", store.WriterOptions{IgnoreIfModifiedAfter: ignore})
+			if err := w.Apply([]store.Change{save("M", id, "run")}); err != nil {
+				t.Fatal(err)
+			}
+			direct(t, ls[1], "m", save("M", id, "hook"))
+			rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[bool]string{false: "run", true: "hook"}[ignore]
+			got, _ := readAll(t, ls[2], store.Query{Source: "m", Revision: rev.Number})
+			if m := byID(got); len(got) != 2 || m[id].Title != want {
+				t.Fatalf("ignore_if_modified_after=%v over hosts: %+v, want %s's", ignore, got, want)
+			}
+		}
+	})
 }
 
 // sorted sorts a slice of strings in place and returns it.
@@ -1147,7 +1226,8 @@ func checkRevisionOrder(t testing.TB, l store.Layer, revs []store.Revision, tota
 			t.Fatalf("revision %d committed at %s, not after revision %d at %s", n, r.CreatedAt, n-1, p.CreatedAt)
 		}
 	}
-	all, _ := walk(t, l, store.Query{Limit: 1000})
+	newest := int64(len(revs))
+	all, _ := walk(t, l, store.Query{Revision: newest, Limit: 1000})
 	if len(all) != total {
 		t.Fatalf("%d records, want %d", len(all), total)
 	}
@@ -1164,7 +1244,7 @@ func checkRevisionOrder(t testing.TB, l store.Layer, revs []store.Revision, tota
 		}
 	}
 	for n := int64(1); n <= int64(len(revs)); n++ {
-		got, _ := walk(t, l, store.Query{ModifiedAfter: byNum[n].CreatedAt, Limit: 1000})
+		got, _ := walk(t, l, store.Query{Revision: newest, ModifiedAfter: byNum[n].CreatedAt, Limit: 1000})
 		want := 0
 		for _, r := range all {
 			if r.revision() >= n {

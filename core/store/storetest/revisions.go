@@ -332,4 +332,43 @@ func testRevisions(t *testing.T, d Driver) {
 			t.Fatalf("unpin with nothing pinned = %d, announce called %v, %v", was, called, err)
 		}
 	})
+
+	// A pin made on one host holds on every host; an unpin on another
+	// ends it everywhere.
+	hostsTest(t, d, "AcrossHosts", 2, func(t *testing.T, ls []store.Layer) {
+		a, b := ls[0], ls[1]
+		publish(t, a, "run_1", "shop", save("M", "a", "1"))
+		r2 := publish(t, b, "run_2", "shop", save("M", "a", "2"))
+		if err := a.Pin(1); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "host b reads the revision host a pinned", func() bool {
+			got, page := readAll(t, b, store.Query{})
+			cur, _ := b.Current()
+			return b.Pinned() == 1 && page.Revision.Number == 1 && len(got) == 1 && got[0].Title == "1" && cur.Number == 1 && cur.Pinned
+		})
+		r3 := publish(t, b, "run_3", "shop", save("M", "a", "3"))
+		if got, page := readAll(t, a, store.Query{}); page.Revision.Number != 1 || got[0].Title != "1" {
+			t.Fatalf("host a reads revision %d while 1 is pinned", page.Revision.Number)
+		}
+		eventually(t, "host a lists host b's revisions", func() bool {
+			revs := a.Revisions()
+			nw, _ := a.Newest()
+			return len(revs) == 3 && revs[0].Number == r3.Number && revs[2].Pinned && nw.Number == r3.Number
+		})
+		was, err := b.Unpin()
+		if err != nil || was != 1 {
+			t.Fatalf("unpin on host b = %d, %v", was, err)
+		}
+		eventually(t, "host a reads the newest once host b unpinned", func() bool {
+			_, page := readAll(t, a, store.Query{})
+			return a.Pinned() == 0 && page.Revision.Number == r3.Number
+		})
+		if err := a.Pin(r2.Number); err != nil {
+			t.Fatal(err)
+		}
+		if was, err := b.Unpin(); err != nil || was != r2.Number {
+			t.Fatalf("host b unpinned %d right after host a pinned %d: %v", was, r2.Number, err)
+		}
+	})
 }

@@ -523,6 +523,33 @@ func testSnapshots(t *testing.T, d Driver) {
 			t.Errorf("the older revision reads its own index: %s", got)
 		}
 	})
+
+	// A revision one host published opens on another, with the field
+	// indexes another host declared kept by the publish.
+	hostsTest(t, d, "AcrossHosts", 2, func(t *testing.T, ls []store.Layer) {
+		a, b := ls[0], ls[1]
+		publish(t, b, "run_1", "shop", save("M", "a", "1"))
+		if err := a.SetFieldIndexes([]store.FieldIndex{{Source: "shop", Model: "M", Field: "title"}}); err != nil {
+			t.Fatal(err)
+		}
+		r2 := publish(t, b, "run_2", "shop", save("M", "b", "1"), save("M", "c", "2"))
+		r3 := direct(t, b, "shop", save("M", "a", "2"))
+		for h, l := range ls {
+			if got := lookup(t, l, r2.Number, "shop", "title", "1"); fmt.Sprint(got) != "[a b]" {
+				t.Fatalf("host %d looks up revision 2: %v", h, got)
+			}
+			if got := lookup(t, l, r3.Number, "shop", "title", "2"); fmt.Sprint(got) != "[a c]" {
+				t.Fatalf("host %d looks up revision 3: %v", h, got)
+			}
+			s := snapshot(t, l, r3.Number)
+			if r, ok, err := s.Get("shop", "M", "a"); err != nil || !ok || r.Revision != r3.Number || !r.LastModifiedAt.Equal(r3.CreatedAt) {
+				t.Fatalf("host %d gets %+v %v %v", h, r, ok, err)
+			}
+			if c, err := s.CountRecords(); err != nil || fmt.Sprint(c) != "[{shop M 3 0 false}]" {
+				t.Fatalf("host %d counts %v %v", h, c, err)
+			}
+		}
+	})
 }
 
 // lookup looks values up in the field index of (source, M, field) at

@@ -91,8 +91,14 @@ func newEnv(t *testing.T, d Driver) *env {
 	}
 	t.Cleanup(func() { e.st.Close() })
 	e.l = layerOf(t, e.st, layerName)
+	e.l.SetRetention(defaultKeep, 0)
 	return e
 }
+
+// defaultKeep is the retention the suite's layers start with (the engine
+// always sets one: keep_revisions defaults to 10); tests of retention set
+// their own.
+const defaultKeep = 10
 
 // reopen restarts the store: every snapshot must be closed first.
 func (e *env) reopen() {
@@ -102,6 +108,7 @@ func (e *env) reopen() {
 		e.t.Fatalf("driver %s: Reopen returned no store", e.d.Name)
 	}
 	e.l = layerOf(e.t, e.st, layerName)
+	e.l.SetRetention(defaultKeep, 0)
 }
 
 func layerOf(t testing.TB, st store.Store, name string) store.Layer {
@@ -144,6 +151,7 @@ func hostsTest(t *testing.T, d Driver, name string, n int, fn func(t *testing.T,
 			st := st
 			t.Cleanup(func() { st.Close() })
 			ls[i] = layerOf(t, st, layerName)
+			ls[i].SetRetention(defaultKeep, 0)
 		}
 		fn(t, ls)
 	})
