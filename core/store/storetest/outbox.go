@@ -210,6 +210,12 @@ func testOutbox(t *testing.T, d Driver) {
 		followChanges(t, []store.Layer{e.l}, e.l)
 	})
 
+	// A delivery worker that follows OutboxChanges never reads the
+	// announcement of a revision before the revision is readable.
+	test(t, d, "AnnouncementAfterItsRevision", func(t *testing.T, e *env) {
+		announceFollow(t, e.l, e.l)
+	})
+
 	// Finished deliveries older than the cutoff go; pending and recent
 	// ones stay.
 	test(t, d, "Prune", func(t *testing.T, e *env) {
@@ -277,7 +283,59 @@ func testOutbox(t *testing.T, d Driver) {
 			t.Fatalf("40 increments over hosts left %d", got.Redeliveries)
 		}
 		followChanges(t, ls, ls[2])
+		announceFollow(t, ls[0], ls[1])
 	})
+}
+
+// announceFollow publishes revisions on writer, each announced, while a
+// follower of reader's OutboxChanges checks that every announcement it
+// reads names a revision reader can already read.
+func announceFollow(t *testing.T, writer, reader store.Layer) {
+	t.Helper()
+	const revisions = 20
+	_, pos, err := reader.OutboxChanges(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range revisions {
+			_, err := writer.PublishChanges(store.PublishInfo{Trigger: "webhook", Announce: func(r store.Revision) []store.Delivery {
+				return []store.Delivery{delivery(fmt.Sprintf("evt_announce_%d", r.Number), "app")}
+			}}, []store.Batch{{Source: "ann", Changes: []store.Change{save("M", "a", fmt.Sprint(i))}}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	seen := 0
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		ds, next, err := reader.OutboxChanges(pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos = next
+		for _, d := range ds {
+			var n int64
+			if _, err := fmt.Sscanf(d.EventID, "evt_announce_%d", &n); err != nil {
+				continue
+			}
+			seen++
+			if _, err := reader.Records(store.Query{Revision: n, Limit: 1}, func([]byte) error { return nil }); err != nil {
+				t.Fatalf("the announcement of revision %d was read before the revision: %v", n, err)
+			}
+		}
+	}
+	if !t.Failed() && seen != revisions {
+		t.Fatalf("read %d announcements, want %d", seen, revisions)
+	}
 }
 
 // followChanges has every writer layer add and update deliveries while
