@@ -262,6 +262,15 @@ func connJSON(t testing.TB, c *store.Connection) string {
 	}
 	x := *c
 	x.CreatedAt, x.UpdatedAt = x.CreatedAt.UTC(), x.UpdatedAt.UTC()
+	if len(x.Metadata) > 0 {
+		// Metadata is compared as JSON values, not bytes.
+		var v any
+		if err := json.Unmarshal(x.Metadata, &v); err != nil {
+			t.Fatalf("metadata %s: %v", x.Metadata, err)
+		}
+		b, _ := json.Marshal(v)
+		x.Metadata = b
+	}
 	b, err := json.Marshal(x)
 	if err != nil {
 		t.Fatal(err)
