@@ -154,6 +154,65 @@ func testRestart(t *testing.T, d Driver) {
 		}
 	})
 
+	// A host that restarts drops its own unpublished runs, never another
+	// host's: that run publishes whole, checkpoint included.
+	t.Run("OtherHostsStagingSurvives", func(t *testing.T) {
+		if d.Hosts == nil {
+			t.Skipf("driver %s has no hosts (Driver.Hosts is nil): this case needs 2 hosts on one database", d.Name)
+		}
+		t.Parallel()
+		sts := d.Hosts(t, 2)
+		if len(sts) != 2 {
+			t.Fatalf("driver %s: Hosts(2) opened %d stores", d.Name, len(sts))
+		}
+		t.Cleanup(func() {
+			for _, st := range sts {
+				st.Close()
+			}
+		})
+		a, b := layerOf(t, sts[0], layerName), layerOf(t, sts[1], layerName)
+		publish(t, a, "run_1", "shop", save("M", "a", "1"))
+		st, err := b.BeginStaging("run_b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := st.Writer("shop", store.WriterOptions{TrackDeletes: []string{"M"}})
+		if err := w.Apply([]store.Change{save("M", "b", "b")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Checkpoint("s", []byte(`{"b":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		// Host a restarts while host b's run stages, and stages one of
+		// its own that it does not publish.
+		sa, err := a.BeginStaging("run_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sa.Writer("shop", store.WriterOptions{}).Apply([]store.Change{save("M", "c", "a")}); err != nil {
+			t.Fatal(err)
+		}
+		sts[0] = d.Reopen(t, sts[0])
+		a = layerOf(t, sts[0], layerName)
+		if err := w.Apply([]store.Change{save("M", "d", "b")}); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+		if err != nil {
+			t.Fatalf("host b's run after host a restarted: %v", err)
+		}
+		if c := rev.Counts["shop"]["M"]; c != (store.Counts{Added: 2, Deleted: 1}) {
+			t.Fatalf("counts of host b's run %+v", c)
+		}
+		got, _ := readAll(t, a, store.Query{Revision: rev.Number})
+		if live(got) != "b d" || len(got) != 3 {
+			t.Fatalf("host a reads host b's revision: %+v", got)
+		}
+		if cp, _ := a.Checkpoint("shop", "s"); string(cp) != `{"b":1}` {
+			t.Fatalf("host b's checkpoint: %s", cp)
+		}
+	})
+
 	// What a 202 or an API answer acknowledged survives: the inbox, the
 	// outbox, events and audit, runs, connections, webhooks, settings.
 	test(t, d, "SystemStateSurvives", func(t *testing.T, e *env) {

@@ -39,8 +39,8 @@ type Driver struct {
 	// New opens a new, empty store for the test. The suite closes it (and
 	// every store Reopen returns) when the test ends.
 	New func(t testing.TB) store.Store
-	// Reopen closes st and opens the same data again, as a restart of the
-	// host would.
+	// Reopen closes st (made by New, or by Hosts) and opens the same data
+	// again, as a restart of the host would.
 	Reopen func(t testing.TB, st store.Store) store.Store
 	// Hosts, when set, opens n stores on one new, empty database, as n
 	// hosts would; the suite closes them. It is nil for an embedded driver
