@@ -72,10 +72,7 @@ func (l *Layer) AppendInbox(it store.InboxItem) (uint64, error) {
 	var seq int64
 	err = l.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`
-			INSERT INTO synclayer_counters (layer_id, name, value) VALUES ($1, $2, 1)
-			ON CONFLICT (layer_id, name) DO UPDATE SET value = synclayer_counters.value + 1
-			RETURNING value`, l.id, counterInbox)
+		b.Queue(takeNumbers, l.id, counterInbox, 1)
 		// The count reads a snapshot taken after the counter's lock was
 		// granted; it stops at the limit (a full count of a long inbox
 		// is not needed to know it is full).
@@ -132,7 +129,7 @@ func (l *Layer) PendingInbox(after uint64, limit int) ([]store.InboxItem, error)
 	ctx, cancel := l.ctx()
 	defer cancel()
 	rows, err := l.s.pool.Query(ctx, `SELECT seq, item, body FROM synclayer_inbox
-		WHERE layer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, l.id, int64(after), limit)
+		WHERE layer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, l.id, seqArg(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: read the webhook inbox of layer %q: %w", l.name, err)
 	}
@@ -164,7 +161,7 @@ func (l *Layer) oldestInbox() (time.Time, bool, error) {
 	defer cancel()
 	var at time.Time
 	err := l.s.pool.QueryRow(ctx, `SELECT received FROM synclayer_inbox
-		WHERE layer_id = $1 AND seq > $2 ORDER BY seq LIMIT 1`, l.id, int64(l.sys.inHead.Load())).Scan(&at)
+		WHERE layer_id = $1 AND seq > $2 ORDER BY seq LIMIT 1`, l.id, seqArg(l.sys.inHead.Load())).Scan(&at)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return time.Time{}, false, nil
 	}

@@ -62,10 +62,7 @@ func (l *Layer) appendLog(table, counter, kind string, times []time.Time, docs [
 	var last int64
 	err := l.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`
-			INSERT INTO synclayer_counters (layer_id, name, value) VALUES ($1, $2, $3)
-			ON CONFLICT (layer_id, name) DO UPDATE SET value = synclayer_counters.value + EXCLUDED.value
-			RETURNING value`, l.id, counter, int64(len(docs)))
+		b.Queue(takeNumbers, l.id, counter, int64(len(docs)))
 		b.Queue(`
 			INSERT INTO `+table+` (layer_id, seq, time, doc)
 			SELECT $1, c.value - $3 + u.n, u.t, u.d
@@ -91,7 +88,7 @@ func (l *Layer) readLog(table string, after uint64, limit int, add func(seq int6
 	ctx, cancel := l.ctx()
 	defer cancel()
 	rows, err := l.s.pool.Query(ctx, `SELECT seq, doc FROM `+table+` WHERE layer_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		l.id, int64(min(after, 1<<63-1)), limit)
+		l.id, seqArg(after), limit)
 	if err != nil {
 		return err
 	}

@@ -107,9 +107,7 @@ func writeDeliveries(ctx context.Context, tx pgx.Tx, l *Layer, ds []*store.Deliv
 		WHERE layer_id = $1 AND (event_id, endpoint) IN (SELECT * FROM unnest($2::text[], $3::text[]))
 		ORDER BY event_id, endpoint
 		FOR UPDATE`, l.id, events, endpoints)
-	b.Queue(`
-		INSERT INTO synclayer_counters (layer_id, name, value) VALUES ($1, $2, 1)
-		ON CONFLICT (layer_id, name) DO UPDATE SET value = synclayer_counters.value + 1`, l.id, counterOutbox)
+	b.Queue(takeNumbers, l.id, counterOutbox, 1)
 	b.Queue(`
 		INSERT INTO synclayer_deliveries (layer_id, event_id, endpoint, state, next_at, last_at, change, doc, body)
 		SELECT $1, u.e, u.p, u.s, u.n, u.a,
@@ -334,7 +332,7 @@ func (l *Layer) OutboxChanges(since uint64) ([]*store.Delivery, uint64, error) {
 		}
 		rows, err := tx.Query(ctx, `SELECT `+deliveryCols+` FROM synclayer_deliveries
 			WHERE layer_id = $1 AND change > $2
-			ORDER BY event_id, endpoint`, l.id, int64(since))
+			ORDER BY event_id, endpoint`, l.id, seqArg(since))
 		if err != nil {
 			return err
 		}

@@ -62,10 +62,6 @@ func (y *systemState) open(ctx context.Context, l *Layer) error {
 
 func (y *systemState) close() {
 	y.closed.Store(true)
-	// Wake the waiters: they find the layer closed.
-	y.inbox.fire()
-	y.outbox.fire()
-	y.events.fire()
 }
 
 func (y *systemState) notified(l *Layer, kind, payload string) {
@@ -110,22 +106,25 @@ func (s *signal) fire() {
 	}
 }
 
-// takeNumbers reserves n numbers of one of the layer's counters in tx and
-// returns the last of them (the first is last-n+1). The counter's row
-// stays locked until tx ends, so numbers are handed out in commit order
-// on every host: the next writer gets its numbers once this tx has
-// committed and is visible to every new snapshot (PostgreSQL releases a
-// transaction's locks after it becomes visible). A rolled back tx hands
-// its numbers back. Take the numbers as late in tx as possible: the
-// layer's other writers of the counter wait for tx's commit.
-func takeNumbers(ctx context.Context, tx pgx.Tx, l *Layer, counter string, n int) (int64, error) {
-	var last int64
-	err := tx.QueryRow(ctx, `
-		INSERT INTO synclayer_counters (layer_id, name, value) VALUES ($1, $2, $3)
-		ON CONFLICT (layer_id, name) DO UPDATE SET value = synclayer_counters.value + EXCLUDED.value
-		RETURNING value`, l.id, counter, int64(n)).Scan(&last)
-	return last, err
-}
+// takeNumbers is the statement that reserves numbers of one of the
+// layer's counters ($1 the layer, $2 the counter, $3 how many) in a
+// transaction and returns the last of them (the first is last-$3+1); the
+// transaction's later statements read the value back from the counter's
+// row. The row stays locked until the transaction ends, so numbers are
+// handed out in commit order on every host: the next writer gets its
+// numbers once this transaction has committed and is visible to every new
+// snapshot (PostgreSQL releases a transaction's locks after it becomes
+// visible). A rolled back transaction hands its numbers back. Take the
+// numbers as late in a transaction as possible: the layer's other writers
+// of the counter wait for its commit.
+const takeNumbers = `
+	INSERT INTO synclayer_counters (layer_id, name, value) VALUES ($1, $2, $3)
+	ON CONFLICT (layer_id, name) DO UPDATE SET value = synclayer_counters.value + EXCLUDED.value
+	RETURNING value`
+
+// seqArg is a sequence number as a query argument: numbers beyond what
+// the database holds are the largest it holds.
+func seqArg(seq uint64) int64 { return int64(min(seq, 1<<63-1)) }
 
 // enqueue stores outbound deliveries in tx, to be sent once it commits
 // (what a publish, a pin or a run announces), and queues the notification

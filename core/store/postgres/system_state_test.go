@@ -13,6 +13,27 @@ import (
 // Helpers of the system half's tests, and the seams the records half
 // calls.
 
+// The system half's interfaces, whole (Runs and Connections need the
+// records half's Checkpoint and DeleteConnection too: driver.go asserts
+// those once both halves are in).
+var (
+	_ store.Inbox    = (*Layer)(nil)
+	_ store.Outbox   = (*Layer)(nil)
+	_ store.Logs     = (*Layer)(nil)
+	_ store.Settings = (*Layer)(nil)
+	_ interface {
+		PutRun(r *store.Run, announce ...store.Delivery) error
+		GetRun(id string) (*store.Run, error)
+		ActiveRuns() ([]*store.Run, error)
+		Runs() ([]*store.Run, error)
+		RecentRuns(limit int) ([]*store.Run, error)
+		PruneRuns(before time.Time) (int, error)
+		PutConnection(c *store.Connection, create bool, announce ...store.Delivery) error
+		GetConnection(source, id string) (*store.Connection, error)
+		Connections(source, after string, fn func(c *store.Connection) bool) error
+	} = (*Layer)(nil)
+)
+
 // layerOf opens a layer of s, failing the test on an error.
 func layerOf(t testing.TB, s *Store, name string) *Layer {
 	t.Helper()
