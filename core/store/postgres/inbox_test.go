@@ -311,3 +311,25 @@ func TestWebhooks(t *testing.T) {
 		t.Fatal("webhooks left after deleting them all")
 	}
 }
+
+// BenchmarkAppendInbox appends payload webhooks from many goroutines of
+// two hosts: the appends of a layer take turns on its inbox counter, so
+// this is the layer's webhook intake (with the test server's fsync off:
+// a durable server adds its commit flush to every turn).
+func BenchmarkAppendInbox(b *testing.B) {
+	s, dsn := openStore(b)
+	hosts := []*Layer{layerOf(b, s, "demo"), layerOf(b, otherHost(b, dsn), "demo")}
+	body := []byte(`{"event":"contact.updated","id":"12345","fields":{"email":"a@example.com"}}`)
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		l := hosts[n.Add(1)%2]
+		for pb.Next() {
+			if _, err := l.AppendInbox(store.InboxItem{Source: "crm", Body: body}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

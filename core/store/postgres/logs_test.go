@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +216,27 @@ func TestAudit(t *testing.T) {
 	if other, err := layerOf(t, s, "other").Audit(0, 10); err != nil || len(other) != 0 {
 		t.Fatalf("another layer's audit: %+v %v", other, err)
 	}
+}
+
+// BenchmarkAppendEvents appends batches of 16 events from many goroutines
+// of two hosts (they take turns on the layer's event counter).
+func BenchmarkAppendEvents(b *testing.B) {
+	s, dsn := openStore(b)
+	hosts := []*Layer{layerOf(b, s, "demo"), layerOf(b, otherHost(b, dsn), "demo")}
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		l := hosts[n.Add(1)%2]
+		for pb.Next() {
+			es := make([]store.Event, 16)
+			for i := range es {
+				es[i] = store.Event{Type: "sync.progress", Run: "run_1", Message: "page fetched"}
+			}
+			if err := l.AppendEvents(es); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -483,4 +484,51 @@ func TestEnqueueSameDeliveryTwice(t *testing.T) {
 	if d := getDelivery(t, l, "evt_1.app"); d.Type != "sync.completed" {
 		t.Fatalf("stored %q", d.Type)
 	}
+}
+
+// BenchmarkClaimAndSettle is the delivery loop of a host with claims:
+// claim a due delivery, record its attempt, release it; two hosts at once
+// over one outbox.
+func BenchmarkClaimAndSettle(b *testing.B) {
+	s, dsn := openStore(b)
+	hosts := []*Layer{layerOf(b, s, "demo"), layerOf(b, otherHost(b, dsn), "demo")}
+	ds := make([]store.Delivery, b.N)
+	for i := range ds {
+		ds[i] = delivery(fmt.Sprintf("evt_%09d", i), "app")
+	}
+	for i := 0; i < len(ds); i += 1000 {
+		if err := hosts[0].Enqueue(ds[i:min(i+1000, len(ds))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	b.SetParallelism(2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		w := n.Add(1)
+		l, host := hosts[w%2], fmt.Sprint("host-", w)
+		for pb.Next() {
+			got, err := l.ClaimDeliveries(host, 1, time.Minute)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if len(got) == 0 {
+				continue
+			}
+			id := got[0].ID()
+			if _, err := l.ModifyDelivery(id, func(d *store.Delivery) error {
+				d.Attempts = append(d.Attempts, store.Attempt{At: time.Now(), Status: 204})
+				d.State = store.DeliveryDelivered
+				return nil
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+			if err := l.ReleaseDeliveries(host, id); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
