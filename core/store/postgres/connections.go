@@ -18,6 +18,9 @@ import (
 // commit. With create, it fails with store.ErrExists when the connection
 // exists (on any host: the database's primary key decides).
 func (l *Layer) PutConnection(c *store.Connection, create bool, announce ...store.Delivery) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	doc, err := json.Marshal(c)
 	if err != nil {
 		return err
@@ -59,6 +62,9 @@ func (l *Layer) PutConnection(c *store.Connection, create bool, announce ...stor
 
 // GetConnection returns one connection, or store.ErrNotFound.
 func (l *Layer) GetConnection(source, id string) (*store.Connection, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var doc []byte
@@ -85,6 +91,9 @@ const connectionsPage = 256
 // source is "", after then being ignored), in source and id order,
 // starting after the id after (of source); fn returns false to stop.
 func (l *Layer) Connections(source, after string, fn func(c *store.Connection) bool) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	// The position: the last (source, id) read.
 	posSource, posID, started := source, after, after != ""
 	for {

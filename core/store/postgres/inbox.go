@@ -50,6 +50,9 @@ func (l *Layer) InboxDepth() int {
 // commit, so that the count of pending items that follows sees every item
 // committed by any host before, and no two hosts pass the limit together.
 func (l *Layer) AppendInbox(it store.InboxItem) (uint64, error) {
+	if l.sys.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	if it.Received.IsZero() {
 		it.Received = time.Now().UTC()
 	}
@@ -123,6 +126,9 @@ func decodeInbox(seq int64, doc, body []byte) (store.InboxItem, error) {
 // PendingInbox returns up to limit inbox items with a sequence number
 // above after, oldest first.
 func (l *Layer) PendingInbox(after uint64, limit int) ([]store.InboxItem, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -185,6 +191,9 @@ func (l *Layer) InboxProcessed(seq uint64) {
 // UpdateInbox saves an item's attempt count (and the rest of its state)
 // while it waits in the inbox.
 func (l *Layer) UpdateInbox(it store.InboxItem) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	meta := it
 	meta.Seq, meta.Body = 0, nil
 	doc, err := json.Marshal(meta)
@@ -211,6 +220,9 @@ func (l *Layer) UpdateInbox(it store.InboxItem) error {
 // synclayer_inbox_set_aside for an operator until the event retention
 // prunes it (PruneEvents).
 func (l *Layer) SetAsideInbox(it store.InboxItem, reason string) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	meta := it
 	meta.Body = nil
 	doc, err := json.Marshal(meta)
@@ -242,6 +254,9 @@ func (l *Layer) SetAsideInbox(it store.InboxItem, reason string) error {
 // DropInbox removes items that will not be processed (they failed for
 // good, or changed nothing).
 func (l *Layer) DropInbox(seqs ...uint64) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	if len(seqs) == 0 {
 		return nil
 	}

@@ -22,6 +22,9 @@ import (
 // AppendEvents adds events to the log in one commit, setting their
 // sequence numbers and (when zero) times.
 func (l *Layer) AppendEvents(es []store.Event) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	if len(es) == 0 {
 		return nil
 	}
@@ -108,6 +111,9 @@ func (l *Layer) readLog(table string, after uint64, limit int, add func(seq int6
 
 // Events returns up to limit events with a sequence number above after.
 func (l *Layer) Events(after uint64, limit int) ([]store.Event, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	out := []store.Event{}
 	if limit <= 0 {
 		return out, nil
@@ -130,6 +136,9 @@ func (l *Layer) Events(after uint64, limit int) ([]store.Event, error) {
 // LastEventSeq is the sequence number of the newest event in the log (0
 // when it is empty).
 func (l *Layer) LastEventSeq() (uint64, error) {
+	if l.sys.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var seq int64
@@ -150,6 +159,9 @@ func (l *Layer) EventSignal() <-chan struct{} { return l.sys.events.wait() }
 // later events go on from the highest ever handed out, even when every
 // event was pruned (clients poll with after=).
 func (l *Layer) PruneEvents(before time.Time) (int, error) {
+	if l.sys.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	n, err := l.pruneChunks(`
 		DELETE FROM synclayer_events WHERE (layer_id, seq) IN (
 			SELECT layer_id, seq FROM synclayer_events WHERE layer_id = $1 AND time < $2 LIMIT $3)`, before)
@@ -167,6 +179,9 @@ func (l *Layer) PruneEvents(before time.Time) (int, error) {
 // AppendAudit adds an entry to the layer's audit log and returns it with
 // its number, layer and (when zero) time set.
 func (l *Layer) AppendAudit(a store.AuditEntry) (store.AuditEntry, error) {
+	if l.sys.closed.Load() {
+		return a, store.ErrClosed
+	}
 	a.Layer = l.name
 	if a.Time.IsZero() {
 		a.Time = time.Now().UTC()
@@ -196,6 +211,9 @@ func decodeAudit(seq int64, doc []byte) (store.AuditEntry, error) {
 // Audit returns up to limit audit entries with a sequence number above
 // after, oldest first.
 func (l *Layer) Audit(after uint64, limit int) ([]store.AuditEntry, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	out := []store.AuditEntry{}
 	if limit <= 0 {
 		return out, nil
@@ -213,6 +231,9 @@ func (l *Layer) Audit(after uint64, limit int) ([]store.AuditEntry, error) {
 
 // AuditTail returns the newest limit audit entries, oldest first.
 func (l *Layer) AuditTail(limit int) ([]store.AuditEntry, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	out := []store.AuditEntry{}
 	if limit <= 0 {
 		return out, nil
@@ -246,6 +267,9 @@ func (l *Layer) AuditTail(limit int) ([]store.AuditEntry, error) {
 // PruneAudit deletes audit entries older than the cutoff and returns how
 // many. Numbering goes on from the highest ever handed out.
 func (l *Layer) PruneAudit(before time.Time) (int, error) {
+	if l.sys.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	n, err := l.pruneChunks(`
 		DELETE FROM synclayer_audit WHERE (layer_id, seq) IN (
 			SELECT layer_id, seq FROM synclayer_audit WHERE layer_id = $1 AND time < $2 LIMIT $3)`, before)

@@ -5,12 +5,17 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // Settings: small values the host keeps per layer (synclayer_meta).
 
 // Meta returns a layer metadata value (nil when unset).
 func (l *Layer) Meta(name string) ([]byte, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var v []byte
@@ -26,6 +31,9 @@ func (l *Layer) Meta(name string) ([]byte, error) {
 
 // SetMeta sets a layer metadata value.
 func (l *Layer) SetMeta(name string, value []byte) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	if value == nil {
 		value = []byte{}
 	}
@@ -41,6 +49,9 @@ func (l *Layer) SetMeta(name string, value []byte) error {
 
 // DeleteMeta removes layer metadata values.
 func (l *Layer) DeleteMeta(names ...string) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	if len(names) == 0 {
 		return nil
 	}

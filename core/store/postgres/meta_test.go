@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"testing"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 func TestMeta(t *testing.T) {
@@ -39,5 +41,27 @@ func TestMeta(t *testing.T) {
 	}
 	if err := a.DeleteMeta(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A closed layer answers store.ErrClosed, as on the embedded driver.
+func TestSystemCallsOnAClosedLayer(t *testing.T) {
+	s, _ := openStore(t)
+	l := layerOf(t, s, "demo")
+	s.Close()
+	for name, err := range map[string]error{
+		"Meta":          func() error { _, err := l.Meta("k"); return err }(),
+		"SetMeta":       l.SetMeta("k", nil),
+		"AppendInbox":   func() error { _, err := l.AppendInbox(store.InboxItem{}); return err }(),
+		"Enqueue":       l.Enqueue([]store.Delivery{delivery("evt_1", "app")}),
+		"OutboxChanges": func() error { _, _, err := l.OutboxChanges(0); return err }(),
+		"AppendEvents":  l.AppendEvents([]store.Event{{Type: "x"}}),
+		"Events":        func() error { _, err := l.Events(0, 1); return err }(),
+		"PutRun":        l.PutRun(&store.Run{ID: "run_1"}),
+		"GetConnection": func() error { _, err := l.GetConnection("a", "b"); return err }(),
+	} {
+		if err != store.ErrClosed {
+			t.Errorf("%s on a closed layer: %v, want store.ErrClosed", name, err)
+		}
 	}
 }

@@ -173,6 +173,9 @@ func splitDeliveryID(id string) (event, endpoint string) {
 // Enqueue adds deliveries that announce no revision (sync.started,
 // sync.failed, pins) to the outbox, durably, in one commit.
 func (l *Layer) Enqueue(ds []store.Delivery) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	if len(ds) == 0 {
 		return nil
 	}
@@ -193,6 +196,9 @@ func (l *Layer) OutboxSignal() <-chan struct{} { return l.sys.outbox.wait() }
 // id ("" from the start), at most limit. With pendingOnly, only those
 // waiting for an attempt.
 func (l *Layer) Deliveries(after string, limit int, pendingOnly bool) ([]*store.Delivery, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	if limit <= 0 {
 		return []*store.Delivery{}, nil
 	}
@@ -219,6 +225,9 @@ func (l *Layer) Deliveries(after string, limit int, pendingOnly bool) ([]*store.
 // GetDelivery returns one delivery by its id; store.ErrNotFound when
 // unknown.
 func (l *Layer) GetDelivery(id string) (*store.Delivery, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	ev, ep := splitDeliveryID(id)
@@ -237,6 +246,9 @@ func (l *Layer) GetDelivery(id string) (*store.Delivery, error) {
 // UpdateDelivery records an attempt and the delivery's new state (it
 // stores the delivery as it is, creating it when unknown).
 func (l *Layer) UpdateDelivery(d *store.Delivery) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	if err := l.tx(ctx, func(tx pgx.Tx) error { return writeDeliveries(ctx, tx, l, []*store.Delivery{d}) }); err != nil {
@@ -255,6 +267,9 @@ func (l *Layer) UpdateDelivery(d *store.Delivery) error {
 // unknown. When fn returns an error nothing is written and that error is
 // returned.
 func (l *Layer) ModifyDelivery(id string, fn func(d *store.Delivery) error) (*store.Delivery, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	ev, ep := splitDeliveryID(id)
@@ -314,6 +329,9 @@ func (l *Layer) RedeliverDelivery(id string) (*store.Delivery, error) {
 // sees number N sees every write numbered N or below and none above, so
 // a follower of the positions misses no write made on any host.
 func (l *Layer) OutboxChanges(since uint64) ([]*store.Delivery, uint64, error) {
+	if l.sys.closed.Load() {
+		return nil, since, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var out []*store.Delivery
@@ -362,6 +380,9 @@ const pruneChunk = 1000
 // redelivered meanwhile is pending again, and stays). It returns how many
 // it deleted.
 func (l *Layer) PruneDeliveries(before time.Time) (int, error) {
+	if l.sys.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	n, err := l.pruneChunks(`
 		WITH d AS (
 			SELECT event_id, endpoint FROM synclayer_deliveries

@@ -41,6 +41,9 @@ import (
 // (SELECT ... FOR UPDATE SKIP LOCKED), and a row claimed by a commit that
 // lands while the statement runs is checked again and left out.
 func (l *Layer) ClaimDeliveries(host string, limit int, lease time.Duration) ([]*store.Delivery, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	if host == "" {
 		return nil, fmt.Errorf("store: claim deliveries: a host name is needed")
 	}
@@ -87,6 +90,9 @@ func (l *Layer) ClaimDeliveries(host string, limit int, lease time.Duration) ([]
 // another host holds (this host's lease ran out and it was claimed again)
 // is left alone.
 func (l *Layer) ReleaseDeliveries(host string, ids ...string) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	if len(ids) == 0 {
 		return nil
 	}

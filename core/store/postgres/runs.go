@@ -20,6 +20,9 @@ import (
 // that announce its change (sync.started, sync.failed), so that one is
 // never stored without the other.
 func (l *Layer) PutRun(r *store.Run, announce ...store.Delivery) error {
+	if l.sys.closed.Load() {
+		return store.ErrClosed
+	}
 	doc, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -53,6 +56,9 @@ func (l *Layer) PutRun(r *store.Run, announce ...store.Delivery) error {
 
 // GetRun loads a run record; store.ErrNotFound when unknown.
 func (l *Layer) GetRun(id string) (*store.Run, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var doc []byte
@@ -99,16 +105,25 @@ func (l *Layer) queryRuns(q string, args ...any) ([]*store.Run, error) {
 
 // ActiveRuns returns the queued and running runs, by id.
 func (l *Layer) ActiveRuns() ([]*store.Run, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	return l.queryRuns(`SELECT doc FROM synclayer_runs WHERE layer_id = $1 AND state IN ('queued', 'running') ORDER BY id`, l.id)
 }
 
 // Runs returns every run record, by id.
 func (l *Layer) Runs() ([]*store.Run, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	return l.queryRuns(`SELECT doc FROM synclayer_runs WHERE layer_id = $1 ORDER BY id`, l.id)
 }
 
 // RecentRuns returns up to limit run records, newest first.
 func (l *Layer) RecentRuns(limit int) ([]*store.Run, error) {
+	if l.sys.closed.Load() {
+		return nil, store.ErrClosed
+	}
 	if limit <= 0 {
 		return []*store.Run{}, nil
 	}
@@ -118,6 +133,9 @@ func (l *Layer) RecentRuns(limit int) ([]*store.Run, error) {
 // PruneRuns deletes the records of runs that finished before the cutoff
 // (never a queued or running one) and returns how many.
 func (l *Layer) PruneRuns(before time.Time) (int, error) {
+	if l.sys.closed.Load() {
+		return 0, store.ErrClosed
+	}
 	n, err := l.pruneChunks(`
 		DELETE FROM synclayer_runs WHERE (layer_id, id) IN (
 			SELECT layer_id, id FROM synclayer_runs

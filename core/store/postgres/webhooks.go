@@ -24,6 +24,9 @@ const webhookIDBytes = 20
 
 // AddWebhook creates a trigger webhook with a random id.
 func (l *Layer) AddWebhook(name string) (store.Webhook, error) {
+	if l.sys.closed.Load() {
+		return store.Webhook{}, store.ErrClosed
+	}
 	var b [webhookIDBytes]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return store.Webhook{}, err
@@ -43,6 +46,9 @@ func (l *Layer) AddWebhook(name string) (store.Webhook, error) {
 
 // DeleteWebhook removes a trigger webhook; store.ErrNotFound when unknown.
 func (l *Layer) DeleteWebhook(id string) (store.Webhook, error) {
+	if l.sys.closed.Load() {
+		return store.Webhook{}, store.ErrClosed
+	}
 	h := sha256.Sum256([]byte(id))
 	ctx, cancel := l.ctx()
 	defer cancel()
