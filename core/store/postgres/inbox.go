@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,8 +30,8 @@ func (l *Layer) SetInboxLimit(n int) { l.sys.inLimit.Store(int64(n)) }
 func (l *Layer) InboxDepth() int {
 	ctx, cancel := l.ctx()
 	defer cancel()
-	var n int64
-	if err := l.s.pool.QueryRow(ctx, `SELECT count(*) FROM synclayer_inbox WHERE layer_id = $1`, l.id).Scan(&n); err != nil {
+	n, err := l.inboxDepth(ctx)
+	if err != nil {
 		if !l.sys.closed.Load() {
 			l.log.Warn("could not count the webhook inbox; reporting the last count", "error", err)
 		}
@@ -40,6 +41,17 @@ func (l *Layer) InboxDepth() int {
 	return int(n)
 }
 
+// inboxDepth reads the number of waiting items: appended minus removed
+// (an item whose removal is not committed yet still waits).
+func (l *Layer) inboxDepth(ctx context.Context) (int64, error) {
+	var n int64
+	err := l.s.pool.QueryRow(ctx, `
+		SELECT coalesce(sum(CASE name WHEN $2 THEN value ELSE -value END), 0)
+		FROM synclayer_counters WHERE layer_id = $1 AND name IN ($2, $3)`,
+		l.id, counterInbox, counterInboxDone).Scan(&n)
+	return n, err
+}
+
 // AppendInbox stores a payload webhook durably and returns its sequence
 // number: it returns once the database has committed it (the host answers
 // 202 next). Items of a layer are handled in sequence order. It fails with
@@ -47,8 +59,9 @@ func (l *Layer) InboxDepth() int {
 // inbox limit.
 //
 // The number is taken first: it locks the layer's inbox counter until the
-// commit, so that the count of pending items that follows sees every item
-// committed by any host before, and no two hosts pass the limit together.
+// commit, so that the depth read next (the number minus the items
+// removed, see counterInboxDone) counts every item committed by any host
+// before, and no two hosts pass the limit together.
 func (l *Layer) AppendInbox(it store.InboxItem) (uint64, error) {
 	if l.sys.closed.Load() {
 		return 0, store.ErrClosed
@@ -76,14 +89,16 @@ func (l *Layer) AppendInbox(it store.InboxItem) (uint64, error) {
 	err = l.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		b.Queue(takeNumbers, l.id, counterInbox, 1)
-		// The count reads a snapshot taken after the counter's lock was
-		// granted; it stops at the limit (a full count of a long inbox
-		// is not needed to know it is full).
+		// This statement's snapshot is taken after the counter's lock was
+		// granted: the items before this one are the number minus one,
+		// less those whose removal was committed.
 		b.Queue(`
 			INSERT INTO synclayer_inbox (layer_id, seq, received, item, body)
-			SELECT $1, (SELECT value FROM synclayer_counters WHERE layer_id = $1 AND name = $2), $3, $4, $5
-			WHERE $6::bigint <= 0 OR (SELECT count(*) FROM (SELECT 1 FROM synclayer_inbox WHERE layer_id = $1 LIMIT $6::bigint) x) < $6::bigint`,
-			l.id, counterInbox, it.Received, doc, body, limit)
+			SELECT $1, c.value, $4, $5, $6
+			FROM (SELECT value FROM synclayer_counters WHERE layer_id = $1 AND name = $2) c
+			WHERE $7::bigint <= 0
+			   OR c.value - 1 - coalesce((SELECT value FROM synclayer_counters WHERE layer_id = $1 AND name = $3), 0) < $7::bigint`,
+			l.id, counterInbox, counterInboxDone, it.Received, doc, body, limit)
 		b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, encodeNotification(l.name, kindInbox, ""))
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
@@ -236,7 +251,7 @@ func (l *Layer) SetAsideInbox(it store.InboxItem, reason string) error {
 	ctx, cancel := l.ctx()
 	defer cancel()
 	err = l.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM synclayer_inbox WHERE layer_id = $1 AND seq = $2`, l.id, int64(it.Seq)); err != nil {
+		if _, err := tx.Exec(ctx, removeInbox, l.id, []int64{int64(it.Seq)}, counterInboxDone); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `
@@ -262,7 +277,7 @@ func (l *Layer) DropInbox(seqs ...uint64) error {
 	}
 	ctx, cancel := l.ctx()
 	defer cancel()
-	if _, err := l.s.pool.Exec(ctx, `DELETE FROM synclayer_inbox WHERE layer_id = $1 AND seq = ANY($2)`, l.id, toInt64s(seqs)); err != nil {
+	if _, err := l.s.pool.Exec(ctx, removeInbox, l.id, toInt64s(seqs), counterInboxDone); err != nil {
 		return fmt.Errorf("store: drop webhooks from the inbox of layer %q: %w", l.name, err)
 	}
 	return nil

@@ -333,3 +333,51 @@ func BenchmarkAppendInbox(b *testing.B) {
 		}
 	})
 }
+
+// The depth is appended minus removed, whatever removes an item and
+// however often: an item removed twice, or never there, counts once or
+// not at all.
+func TestInboxDepthCountsEachRemovalOnce(t *testing.T) {
+	s, dsn := openStore(t)
+	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	var seqs []uint64
+	for range 6 {
+		seq, err := a.AppendInbox(store.InboxItem{Source: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	var wg sync.WaitGroup
+	for _, l := range []*Layer{a, b, a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := l.DropInbox(seqs[0], seqs[1], 999); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := b.SetAsideInbox(store.InboxItem{Seq: seqs[2]}, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetAsideInbox(store.InboxItem{Seq: seqs[2]}, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.InboxDepth(); n != 3 {
+		t.Fatalf("depth %d, want 3", n)
+	}
+	var rows int
+	if err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM synclayer_inbox`).Scan(&rows); err != nil || rows != 3 {
+		t.Fatalf("rows %d, %v", rows, err)
+	}
+	a.SetInboxLimit(4)
+	b.SetInboxLimit(4)
+	if _, err := a.AppendInbox(store.InboxItem{Source: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.AppendInbox(store.InboxItem{Source: "s"}); !errors.Is(err, store.ErrInboxFull) {
+		t.Fatalf("a fifth item at limit 4: %v", err)
+	}
+}

@@ -45,15 +45,21 @@ const (
 
 // Names of the per-layer counters (synclayer_counters).
 const (
-	counterInbox  = "inbox"
-	counterEvent  = "event"
-	counterAudit  = "audit"
-	counterOutbox = "outbox"
+	// counterInbox numbers inbox items: it is also how many were ever
+	// appended (a rolled back append hands its number back).
+	counterInbox = "inbox"
+	// counterInboxDone counts the inbox items ever removed (published,
+	// dropped, set aside): the inbox's depth is counterInbox minus it,
+	// read in one row each rather than counted over the inbox.
+	counterInboxDone = "inbox_done"
+	counterEvent     = "event"
+	counterAudit     = "audit"
+	counterOutbox    = "outbox"
 )
 
 func (y *systemState) open(ctx context.Context, l *Layer) error {
-	var n int64
-	if err := l.s.pool.QueryRow(ctx, `SELECT count(*) FROM synclayer_inbox WHERE layer_id = $1`, l.id).Scan(&n); err != nil {
+	n, err := l.inboxDepth(ctx)
+	if err != nil {
 		return err
 	}
 	y.inDepth.Store(n)
@@ -160,11 +166,21 @@ func (y *systemState) consumeInbox(ctx context.Context, tx pgx.Tx, l *Layer, seq
 	if len(seqs) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM synclayer_inbox WHERE layer_id = $1 AND seq = ANY($2)`, l.id, toInt64s(seqs)); err != nil {
+	if _, err := tx.Exec(ctx, removeInbox, l.id, toInt64s(seqs), counterInboxDone); err != nil {
 		return fmt.Errorf("store: remove published webhooks from the inbox of layer %q: %w", l.name, err)
 	}
 	return nil
 }
+
+// removeInbox deletes inbox items ($1 the layer, $2 their numbers, $3
+// counterInboxDone) and counts those it deleted as done, in one statement.
+// An item removed twice (by two hosts) is counted once: the second delete
+// waits for the first and finds nothing.
+const removeInbox = `
+	WITH d AS (DELETE FROM synclayer_inbox WHERE layer_id = $1 AND seq = ANY($2::bigint[]) RETURNING 1)
+	INSERT INTO synclayer_counters (layer_id, name, value)
+	SELECT $1, $3, count(*) FROM d HAVING count(*) > 0
+	ON CONFLICT (layer_id, name) DO UPDATE SET value = synclayer_counters.value + EXCLUDED.value`
 
 func toInt64s(seqs []uint64) []int64 {
 	out := make([]int64, len(seqs))

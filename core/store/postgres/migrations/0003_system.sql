@@ -9,7 +9,9 @@
 
 -- Per-layer counters handing out the numbers that must grow in commit
 -- order across hosts: "inbox" (inbox sequence numbers), "event" and
--- "audit" (log sequence numbers) and "outbox" (outbox change numbers). A
+-- "audit" (log sequence numbers) and "outbox" (outbox change numbers); and
+-- "inbox_done", the inbox items ever removed ("inbox" minus it is the
+-- inbox's depth, read without counting the inbox). A
 -- writer takes its number with an upsert that locks the counter's row
 -- until it commits, so the next writer, on any host, gets a larger number
 -- only once the previous one is committed and visible: a reader that
