@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -14,7 +17,9 @@ import (
 // only the host holding a delivery's claim makes its attempt:
 //
 //  1. ClaimDeliveries(host, limit, lease) claims due deliveries for host
-//     until now + lease, skipping those another host holds.
+//     until now + lease, skipping those another host holds; or
+//     ClaimDelivery(host, id, lease) claims one the host's worker has
+//     found due (fitting a worker that schedules deliveries itself).
 //  2. The host makes the attempt and records it (ModifyDelivery or
 //     UpdateDelivery; they leave the claim alone, so a redelivery asked for
 //     on another host while the attempt is in flight does not open the
@@ -83,6 +88,47 @@ func (l *Layer) ClaimDeliveries(host string, limit int, lease time.Duration) ([]
 		return ds[i].ID() < ds[j].ID()
 	})
 	return ds, nil
+}
+
+// ClaimDelivery claims one delivery (by its store.Delivery.ID) for host
+// until now + lease, when it is pending, due and not claimed by a host
+// whose lease still runs, and returns it as stored; ok is false (and the
+// delivery nil) when it is not claimable: unknown, settled, not due by the
+// database's clock (an attempt another host recorded moved its next
+// attempt on), or held. Of hosts claiming it at once, one gets it: the
+// others' updates wait for its commit and find it claimed.
+func (l *Layer) ClaimDelivery(host, id string, lease time.Duration) (d *store.Delivery, ok bool, err error) {
+	if l.sys.closed.Load() {
+		return nil, false, store.ErrClosed
+	}
+	if host == "" {
+		return nil, false, fmt.Errorf("store: claim a delivery: a host name is needed")
+	}
+	if lease <= 0 {
+		return nil, false, fmt.Errorf("store: claim a delivery: the lease must be positive (got %v)", lease)
+	}
+	ctx, cancel := l.ctx()
+	defer cancel()
+	ev, ep := splitDeliveryID(id)
+	var doc, body []byte
+	err = l.s.pool.QueryRow(ctx, `
+		UPDATE synclayer_deliveries
+		SET claimed_by = $4, claimed_until = now() + $5 * interval '1 microsecond'
+		WHERE layer_id = $1 AND event_id = $2 AND endpoint = $3 AND state = 'pending'
+		  AND (next_at IS NULL OR next_at <= now())
+		  AND (claimed_until IS NULL OR claimed_until <= now())
+		RETURNING `+deliveryCols, l.id, ev, ep, host, lease.Microseconds()).Scan(&doc, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("store: claim delivery %q of layer %q: %w", id, l.name, err)
+	}
+	d, err = decodeDelivery(doc, body)
+	if err != nil {
+		return nil, false, err
+	}
+	return d, true, nil
 }
 
 // ReleaseDeliveries ends the claims host holds on the deliveries with the

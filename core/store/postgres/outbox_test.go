@@ -532,3 +532,66 @@ func BenchmarkClaimAndSettle(b *testing.B) {
 		}
 	})
 }
+
+// One delivery claimed by hosts at once goes to one of them; once its
+// attempt is recorded (due later) and released, nobody can claim it
+// before it is due again.
+func TestClaimDeliveryOneWinner(t *testing.T) {
+	s, dsn := openStore(t)
+	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	const n = 20
+	var ds []store.Delivery
+	for i := range n {
+		ds = append(ds, delivery(fmt.Sprintf("evt_%02d", i), "app"))
+	}
+	if err := hosts[0].Enqueue(ds); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		id := fmt.Sprintf("evt_%02d.app", i)
+		var wins atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, ok, err := hosts[w%2].ClaimDelivery(fmt.Sprint("host-", w), id, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if ok {
+					wins.Add(1)
+					if d.ID() != id {
+						t.Errorf("claimed %s for %s", d.ID(), id)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%s claimed %d times, want once", id, wins.Load())
+		}
+	}
+	l := hosts[0]
+	var holder string
+	if err := s.pool.QueryRow(t.Context(), `SELECT claimed_by FROM synclayer_deliveries WHERE event_id = 'evt_00'`).Scan(&holder); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.ModifyDelivery("evt_00.app", func(d *store.Delivery) error {
+		d.Attempts = append(d.Attempts, store.Attempt{At: time.Now(), Status: 503})
+		d.NextAt = time.Now().Add(time.Hour)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.ReleaseDeliveries(holder, "evt_00.app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := hosts[1].ClaimDelivery("host-x", "evt_00.app", time.Hour); ok || err != nil {
+		t.Fatalf("claimed before its next attempt is due: %v, %v", ok, err)
+	}
+	if _, ok, err := l.ClaimDelivery("host-x", "evt_nope.app", time.Hour); ok || err != nil {
+		t.Fatalf("claimed an unknown delivery: %v, %v", ok, err)
+	}
+}
