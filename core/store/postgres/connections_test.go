@@ -10,9 +10,9 @@ import (
 	"github.com/synclayer/synclayer/core/store"
 )
 
-func TestConnections(t *testing.T) {
+func TestConnectionsPutGet(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	at := time.Date(2026, 1, 1, 0, 0, 0, 5, time.UTC)
 	c := &store.Connection{Source: "crm", ID: "acme", Config: []byte{1, 2, 3}, Metadata: []byte(`{"plan":"gold"}`),
 		Tags: map[string]string{"t": "1"}, Every: map[string]string{"contacts": "1h"}, Paused: []string{"deals"},
@@ -23,7 +23,7 @@ func TestConnections(t *testing.T) {
 	if err := l.PutConnection(c, true); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("creating it again: %v", err)
 	}
-	other := layerOf(t, otherHost(t, dsn), "demo")
+	other := sysLayer(t, sysHost(t, dsn), "demo")
 	got, err := other.GetConnection("crm", "acme")
 	if err != nil || fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *c) {
 		t.Fatalf("read back on the other host: %+v %v", got, err)
@@ -38,7 +38,7 @@ func TestConnections(t *testing.T) {
 	if _, err := other.GetConnection("crm", "nope"); err != store.ErrNotFound {
 		t.Fatalf("unknown connection: %v", err)
 	}
-	if _, err := layerOf(t, s, "other").GetConnection("crm", "acme"); err != store.ErrNotFound {
+	if _, err := sysLayer(t, s, "other").GetConnection("crm", "acme"); err != store.ErrNotFound {
 		t.Fatalf("another layer's connection: %v", err)
 	}
 }
@@ -47,7 +47,7 @@ func TestConnections(t *testing.T) {
 // told, over more than one page.
 func TestConnectionsListing(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	var want []string
 	for i := range connectionsPage + 44 {
 		id := fmt.Sprintf("c%04d", i)
@@ -97,7 +97,7 @@ func TestConnectionsListing(t *testing.T) {
 // told it exists.
 func TestConnectionCreateRaceAcrossHosts(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	var mu sync.Mutex
 	created, exists := 0, 0
 	var wg sync.WaitGroup
@@ -128,16 +128,16 @@ func TestConnectionCreateRaceAcrossHosts(t *testing.T) {
 // announces nothing.
 func TestPutConnectionAnnounces(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	c := &store.Connection{Source: "crm", ID: "acme", State: "active"}
-	if err := l.PutConnection(c, true, delivery("evt_1", "app")); err != nil {
+	if err := l.PutConnection(c, true, sysDelivery("evt_1", "app")); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.PutConnection(c, true, delivery("evt_2", "app")); !errors.Is(err, store.ErrExists) {
+	if err := l.PutConnection(c, true, sysDelivery("evt_2", "app")); !errors.Is(err, store.ErrExists) {
 		t.Fatal(err)
 	}
 	ds, _, err := l.OutboxChanges(0)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_1.app:pending]" {
-		t.Fatalf("announced: %v %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_1.app:pending]" {
+		t.Fatalf("announced: %v %v", sysDeliveryIDs(ds), err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // set aside and dropped items leave the queue.
 func TestInboxAppendReadUpdateDrop(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	received := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
 	first := store.InboxItem{Source: "crm", Connection: "acme", Method: "POST", Path: "/hooks/demo/crm/acme",
 		Header: http.Header{"X-Signature": {"sha256=abc"}}, Body: []byte(`{"a":1}`), Received: received}
@@ -31,7 +31,7 @@ func TestInboxAppendReadUpdateDrop(t *testing.T) {
 		}
 		seqs = append(seqs, seq)
 	}
-	other := layerOf(t, otherHost(t, dsn), "demo")
+	other := sysLayer(t, sysHost(t, dsn), "demo")
 	items, err := other.PendingInbox(0, 10)
 	if err != nil || len(items) != 3 {
 		t.Fatalf("pending: %+v, %v", items, err)
@@ -94,7 +94,7 @@ func TestInboxAppendReadUpdateDrop(t *testing.T) {
 // As badger's: the count and the oldest waiting item's time.
 func TestInboxStats(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "cat")
+	l := sysLayer(t, s, "cat")
 	if n, oldest, err := l.InboxStats(); err != nil || n != 0 || !oldest.IsZero() {
 		t.Fatalf("empty inbox: %d %v %v", n, oldest, err)
 	}
@@ -133,7 +133,7 @@ func TestInboxStats(t *testing.T) {
 // The limit counts the layer's waiting items; room comes back as they go.
 func TestInboxLimit(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	l.SetInboxLimit(2)
 	for range 2 {
 		if _, err := l.AppendInbox(store.InboxItem{Source: "s"}); err != nil {
@@ -155,7 +155,7 @@ func TestInboxLimit(t *testing.T) {
 		t.Fatalf("seq after a refusal: %d, want 3", seq)
 	}
 	// Another layer has its own room; no limit, no bound.
-	other := layerOf(t, s, "other")
+	other := sysLayer(t, s, "other")
 	other.SetInboxLimit(0)
 	for range 5 {
 		if _, err := other.AppendInbox(store.InboxItem{Source: "s"}); err != nil {
@@ -168,7 +168,7 @@ func TestInboxLimit(t *testing.T) {
 // between them, and refuse only beyond it.
 func TestInboxLimitHoldsAcrossHosts(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	const limit, tries = 25, 80
 	for _, l := range hosts {
 		l.SetInboxLimit(limit)
@@ -209,7 +209,7 @@ func TestInboxLimitHoldsAcrossHosts(t *testing.T) {
 // has read.
 func TestInboxReadersNeverSkipAcrossHosts(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	const writers, each = 4, 40
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -245,27 +245,27 @@ func TestInboxReadersNeverSkipAcrossHosts(t *testing.T) {
 // host's before AppendInbox returns.
 func TestInboxSignalOnEveryHost(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
 	here, there := a.InboxSignal(), b.InboxSignal()
-	if signalled(here) || signalled(there) {
+	if sysSignalled(here) || sysSignalled(there) {
 		t.Fatal("signalled before any append")
 	}
 	if _, err := a.AppendInbox(store.InboxItem{Source: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	if !signalled(here) {
+	if !sysSignalled(here) {
 		t.Fatal("the appending host's signal is still open after AppendInbox returned")
 	}
 	if next := a.InboxSignal(); next == here {
 		t.Fatal("the closed signal is handed out again")
 	}
-	waitSignal(t, there, "the other host's inbox after an append")
+	sysWaitSignal(t, there, "the other host's inbox after an append")
 }
 
 // Trigger webhooks: added on one host, known on every host at once.
-func TestWebhooks(t *testing.T) {
+func TestTriggerWebhooks(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
 	if b.HasWebhooks() || len(b.Webhooks()) != 0 {
 		t.Fatal("webhooks in a new layer")
 	}
@@ -292,7 +292,7 @@ func TestWebhooks(t *testing.T) {
 	if ws := b.Webhooks(); len(ws) != 2 || ws[0] != w1 || ws[1] != w2 {
 		t.Fatalf("webhooks oldest first: %+v", ws)
 	}
-	if _, ok := layerOf(t, s, "other").LookupWebhook(w1.ID); ok {
+	if _, ok := sysLayer(t, s, "other").LookupWebhook(w1.ID); ok {
 		t.Fatal("another layer knows the webhook")
 	}
 	if got, err := b.DeleteWebhook(w1.ID); err != nil || got != w1 {
@@ -318,7 +318,7 @@ func TestWebhooks(t *testing.T) {
 // a durable server adds its commit flush to every turn).
 func BenchmarkAppendInbox(b *testing.B) {
 	s, dsn := openStore(b)
-	hosts := []*Layer{layerOf(b, s, "demo"), layerOf(b, otherHost(b, dsn), "demo")}
+	hosts := []*Layer{sysLayer(b, s, "demo"), sysLayer(b, sysHost(b, dsn), "demo")}
 	body := []byte(`{"event":"contact.updated","id":"12345","fields":{"email":"a@example.com"}}`)
 	var n atomic.Int64
 	b.SetParallelism(4)
@@ -339,7 +339,7 @@ func BenchmarkAppendInbox(b *testing.B) {
 // not at all.
 func TestInboxDepthCountsEachRemovalOnce(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
 	var seqs []uint64
 	for range 6 {
 		seq, err := a.AppendInbox(store.InboxItem{Source: "s"})

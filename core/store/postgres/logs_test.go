@@ -12,9 +12,9 @@ import (
 
 // As badger's TestEventsAndRuns (events part): numbers go on after a
 // reopening; reads after a number; what was appended comes back.
-func TestEvents(t *testing.T) {
+func TestEventLogNumbersAndReads(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	at := time.Date(2026, 3, 4, 5, 6, 7, 891, time.UTC)
 	es := []store.Event{{Type: "sync.started", Run: "run_1", Source: "crm", Sync: "contacts", Connection: "acme",
 		Message: "hello", Fields: map[string]string{"k": "v"}, Time: at}}
@@ -34,7 +34,7 @@ func TestEvents(t *testing.T) {
 		}
 	}
 	s.Close()
-	l = layerOf(t, otherHost(t, dsn), "demo")
+	l = sysLayer(t, sysHost(t, dsn), "demo")
 	es = []store.Event{{Type: "x"}}
 	if err := l.AppendEvents(es); err != nil || es[0].Seq != 6 {
 		t.Fatalf("seq after reopen = %d, %v", es[0].Seq, err)
@@ -58,7 +58,7 @@ func TestEvents(t *testing.T) {
 // As badger's: pruning every entry does not restart the numbering.
 func TestEventSequenceSurvivesPruning(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	for range 5 {
 		if err := l.AppendEvents([]store.Event{{Type: "x", Time: time.Now().Add(-time.Hour)}}); err != nil {
 			t.Fatal(err)
@@ -86,7 +86,7 @@ func TestEventSequenceSurvivesPruning(t *testing.T) {
 		t.Fatalf("last event of an empty log: %d, %v", seq, err)
 	}
 	s.Close()
-	l = layerOf(t, otherHost(t, dsn), "demo")
+	l = sysLayer(t, sysHost(t, dsn), "demo")
 	es := []store.Event{{Type: "y"}}
 	if err := l.AppendEvents(es); err != nil || es[0].Seq != 7 {
 		t.Fatalf("event seq after pruning all and reopening = %d, want 7 (%v)", es[0].Seq, err)
@@ -101,7 +101,7 @@ func TestEventSequenceSurvivesPruning(t *testing.T) {
 // batch's are consecutive, and a follower on either host never skips one.
 func TestEventLogFollowersNeverSkipAcrossHosts(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	const writers, batches, per = 4, 40, 16
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -165,18 +165,18 @@ func TestEventLogFollowersNeverSkipAcrossHosts(t *testing.T) {
 // As badger's TestTail (events part), and the signal on the other host.
 func TestEventSignalOnEveryHost(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
 	if seq, err := a.LastEventSeq(); err != nil || seq != 0 {
 		t.Fatalf("empty log: %d %v", seq, err)
 	}
 	here, there := a.EventSignal(), b.EventSignal()
-	if signalled(here) || signalled(there) {
+	if sysSignalled(here) || sysSignalled(there) {
 		t.Fatal("the signal is closed before any append")
 	}
 	if err := a.AppendEvents([]store.Event{{Type: "a"}, {Type: "b"}}); err != nil {
 		t.Fatal(err)
 	}
-	if !signalled(here) {
+	if !sysSignalled(here) {
 		t.Fatal("the signal is still open after an append")
 	}
 	if seq, err := b.LastEventSeq(); err != nil || seq != 2 {
@@ -185,14 +185,14 @@ func TestEventSignalOnEveryHost(t *testing.T) {
 	if next := a.EventSignal(); next == here {
 		t.Fatal("the closed signal is handed out again")
 	}
-	waitSignal(t, there, "the other host's event signal after an append")
+	sysWaitSignal(t, there, "the other host's event signal after an append")
 }
 
 // The audit log: numbered, stamped with the layer, read after a number
 // and by its tail, oldest first.
-func TestAudit(t *testing.T) {
+func TestAuditLog(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	if tail, err := l.AuditTail(3); err != nil || tail == nil || len(tail) != 0 {
 		t.Fatalf("empty tail: %v %v", tail, err)
 	}
@@ -213,7 +213,7 @@ func TestAudit(t *testing.T) {
 	if err != nil || len(tail) != 3 || tail[0].Seq != 3 || tail[2].Seq != 5 {
 		t.Fatalf("tail: %+v %v", tail, err)
 	}
-	if other, err := layerOf(t, s, "other").Audit(0, 10); err != nil || len(other) != 0 {
+	if other, err := sysLayer(t, s, "other").Audit(0, 10); err != nil || len(other) != 0 {
 		t.Fatalf("another layer's audit: %+v %v", other, err)
 	}
 }
@@ -222,7 +222,7 @@ func TestAudit(t *testing.T) {
 // of two hosts (they take turns on the layer's event counter).
 func BenchmarkAppendEvents(b *testing.B) {
 	s, dsn := openStore(b)
-	hosts := []*Layer{layerOf(b, s, "demo"), layerOf(b, otherHost(b, dsn), "demo")}
+	hosts := []*Layer{sysLayer(b, s, "demo"), sysLayer(b, sysHost(b, dsn), "demo")}
 	var n atomic.Int64
 	b.SetParallelism(4)
 	b.ResetTimer()

@@ -6,9 +6,9 @@ import (
 	"github.com/synclayer/synclayer/core/store"
 )
 
-func TestMeta(t *testing.T) {
+func TestMetaSettings(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
 	if v, err := a.Meta("k"); err != nil || v != nil {
 		t.Fatalf("unset: %q %v", v, err)
 	}
@@ -27,7 +27,7 @@ func TestMeta(t *testing.T) {
 	if v, _ := a.Meta("k"); string(v) != "two" {
 		t.Fatalf("overwritten: %q", v)
 	}
-	if v, _ := layerOf(t, s, "other").Meta("k"); v != nil {
+	if v, _ := sysLayer(t, s, "other").Meta("k"); v != nil {
 		t.Fatalf("another layer's setting: %q", v)
 	}
 	if err := a.DeleteMeta("k", "j", "never-set"); err != nil {
@@ -47,13 +47,13 @@ func TestMeta(t *testing.T) {
 // A closed layer answers store.ErrClosed, as on the embedded driver.
 func TestSystemCallsOnAClosedLayer(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	s.Close()
 	for name, err := range map[string]error{
 		"Meta":          func() error { _, err := l.Meta("k"); return err }(),
 		"SetMeta":       l.SetMeta("k", nil),
 		"AppendInbox":   func() error { _, err := l.AppendInbox(store.InboxItem{}); return err }(),
-		"Enqueue":       l.Enqueue([]store.Delivery{delivery("evt_1", "app")}),
+		"Enqueue":       l.Enqueue([]store.Delivery{sysDelivery("evt_1", "app")}),
 		"OutboxChanges": func() error { _, _, err := l.OutboxChanges(0); return err }(),
 		"AppendEvents":  l.AppendEvents([]store.Event{{Type: "x"}}),
 		"Events":        func() error { _, err := l.Events(0, 1); return err }(),

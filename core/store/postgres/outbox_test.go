@@ -15,11 +15,11 @@ import (
 	"github.com/synclayer/synclayer/core/store"
 )
 
-func delivery(event, endpoint string) store.Delivery {
+func sysDelivery(event, endpoint string) store.Delivery {
 	return store.Delivery{EventID: event, Endpoint: endpoint, Type: "sync.started", Body: []byte(`{"id":"` + event + `"}`)}
 }
 
-func ids(ds []*store.Delivery) []string {
+func sysDeliveryIDs(ds []*store.Delivery) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.ID() + ":" + d.State
@@ -27,7 +27,7 @@ func ids(ds []*store.Delivery) []string {
 	return out
 }
 
-func getDelivery(t *testing.T, l *Layer, id string) *store.Delivery {
+func sysGetDelivery(t *testing.T, l *Layer, id string) *store.Delivery {
 	t.Helper()
 	d, err := l.GetDelivery(id)
 	if err != nil {
@@ -41,34 +41,34 @@ func getDelivery(t *testing.T, l *Layer, id string) *store.Delivery {
 // another host), the whole outbox at its newest state.
 func TestOutboxChangesReadsOnlyWhatChanged(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
-	if err := l.Enqueue([]store.Delivery{delivery("evt_1", "app"), delivery("evt_1", "ops"), delivery("evt_2", "app")}); err != nil {
+	l := sysLayer(t, s, "demo")
+	if err := l.Enqueue([]store.Delivery{sysDelivery("evt_1", "app"), sysDelivery("evt_1", "ops"), sysDelivery("evt_2", "app")}); err != nil {
 		t.Fatal(err)
 	}
 	ds, pos, err := l.OutboxChanges(0)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_1.app:pending evt_1.ops:pending evt_2.app:pending]" {
-		t.Fatalf("first read = %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_1.app:pending evt_1.ops:pending evt_2.app:pending]" {
+		t.Fatalf("first read = %v, %v", sysDeliveryIDs(ds), err)
 	}
 	if string(ds[0].Body) != `{"id":"evt_1"}` {
 		t.Fatalf("body = %s", ds[0].Body)
 	}
 	if ds, again, err := l.OutboxChanges(pos); err != nil || len(ds) != 0 || again != pos {
-		t.Fatalf("nothing changed, read %v at %d (was %d), %v", ids(ds), again, pos, err)
+		t.Fatalf("nothing changed, read %v at %d (was %d), %v", sysDeliveryIDs(ds), again, pos, err)
 	}
 
 	// An attempt, a redelivery and a new event are the changes.
-	d := getDelivery(t, l, "evt_1.ops")
+	d := sysGetDelivery(t, l, "evt_1.ops")
 	at := time.Now().UTC()
 	d.State, d.Attempts = store.DeliveryDelivered, []store.Attempt{{At: at, Status: 204, LatencyMS: 12}}
 	if err := l.UpdateDelivery(d); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Enqueue([]store.Delivery{delivery("evt_3", "app")}); err != nil {
+	if err := l.Enqueue([]store.Delivery{sysDelivery("evt_3", "app")}); err != nil {
 		t.Fatal(err)
 	}
 	ds, pos, err = l.OutboxChanges(pos)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_1.ops:delivered evt_3.app:pending]" {
-		t.Fatalf("after an attempt and an event: %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_1.ops:delivered evt_3.app:pending]" {
+		t.Fatalf("after an attempt and an event: %v, %v", sysDeliveryIDs(ds), err)
 	}
 	if got := ds[0].Attempts; len(got) != 1 || !got[0].At.Equal(at) || got[0].Status != 204 || got[0].LatencyMS != 12 {
 		t.Fatalf("attempt read back: %+v", got)
@@ -78,12 +78,12 @@ func TestOutboxChangesReadsOnlyWhatChanged(t *testing.T) {
 	if err != nil || re.State != store.DeliveryPending || re.Redeliveries != 1 {
 		t.Fatalf("redelivered: %+v, %v", re, err)
 	}
-	if !signalled(sig) {
+	if !sysSignalled(sig) {
 		t.Fatal("a redelivery did not fire the outbox signal")
 	}
 	ds, pos, err = l.OutboxChanges(pos)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_1.ops:pending]" || len(ds[0].Attempts) != 1 {
-		t.Fatalf("after a redelivery: %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_1.ops:pending]" || len(ds[0].Attempts) != 1 {
+		t.Fatalf("after a redelivery: %v, %v", sysDeliveryIDs(ds), err)
 	}
 	if _, err := l.RedeliverDelivery("evt_9.app"); err != store.ErrNotFound {
 		t.Fatalf("redelivering an unknown delivery: %v", err)
@@ -97,37 +97,37 @@ func TestOutboxChangesReadsOnlyWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if err := l.Enqueue([]store.Delivery{delivery("evt_4", "app")}); err != nil {
+	if err := l.Enqueue([]store.Delivery{sysDelivery("evt_4", "app")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.sys.enqueue(ctx, tx, l, []store.Delivery{delivery("evt_5", "app")}); err != nil {
+	if err := l.sys.enqueue(ctx, tx, l, []store.Delivery{sysDelivery("evt_5", "app")}); err != nil {
 		t.Fatal(err)
 	}
 	ds, pos, err = l.OutboxChanges(pos)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_4.app:pending]" {
-		t.Fatalf("while a publish is open: %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_4.app:pending]" {
+		t.Fatalf("while a publish is open: %v, %v", sysDeliveryIDs(ds), err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ds, pos, err = l.OutboxChanges(pos)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_5.app:pending]" {
-		t.Fatalf("after a publish: %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_5.app:pending]" {
+		t.Fatalf("after a publish: %v, %v", sysDeliveryIDs(ds), err)
 	}
-	if err := l.Enqueue([]store.Delivery{delivery("evt_6", "app")}); err != nil {
+	if err := l.Enqueue([]store.Delivery{sysDelivery("evt_6", "app")}); err != nil {
 		t.Fatal(err)
 	}
-	if ds, _, err = l.OutboxChanges(pos); err != nil || fmt.Sprint(ids(ds)) != "[evt_6.app:pending]" {
-		t.Fatalf("after a publish, a new event: %v, %v", ids(ds), err)
+	if ds, _, err = l.OutboxChanges(pos); err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_6.app:pending]" {
+		t.Fatalf("after a publish, a new event: %v, %v", sysDeliveryIDs(ds), err)
 	}
 
 	// Reopened, the whole outbox at its newest state.
 	s.Close()
-	l = layerOf(t, otherHost(t, dsn), "demo")
+	l = sysLayer(t, sysHost(t, dsn), "demo")
 	ds, _, err = l.OutboxChanges(0)
 	want := "[evt_1.app:pending evt_1.ops:pending evt_2.app:pending evt_3.app:pending evt_4.app:pending evt_5.app:pending evt_6.app:pending]"
-	if err != nil || fmt.Sprint(ids(ds)) != want {
-		t.Fatalf("after reopening: %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != want {
+		t.Fatalf("after reopening: %v, %v", sysDeliveryIDs(ds), err)
 	}
 }
 
@@ -135,7 +135,7 @@ func TestOutboxChangesReadsOnlyWhatChanged(t *testing.T) {
 // them follows the positions: every write is seen, at its final state.
 func TestOutboxChangesMissesNoConcurrentWriteOfTwoHosts(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	const writers, each = 4, 60
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -146,7 +146,7 @@ func TestOutboxChangesMissesNoConcurrentWriteOfTwoHosts(t *testing.T) {
 			for i := range each {
 				// Ids that do not sort in write order.
 				ev := fmt.Sprintf("evt_%03d_%d", each-i, w)
-				if err := l.Enqueue([]store.Delivery{delivery(ev, "app")}); err != nil {
+				if err := l.Enqueue([]store.Delivery{sysDelivery(ev, "app")}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -206,11 +206,11 @@ func TestOutboxChangesMissesNoConcurrentWriteOfTwoHosts(t *testing.T) {
 
 func TestPruneDeliveriesKeepsPendingAndRecent(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	old := time.Now().Add(-8 * 24 * time.Hour)
 	recent := time.Now().Add(-time.Hour)
 	mk := func(ev, state string, created time.Time, attempts ...time.Time) store.Delivery {
-		d := delivery(ev, "app")
+		d := sysDelivery(ev, "app")
 		d.State, d.Created = state, created
 		for _, at := range attempts {
 			d.Attempts = append(d.Attempts, store.Attempt{At: at, Status: 500})
@@ -232,8 +232,8 @@ func TestPruneDeliveriesKeepsPendingAndRecent(t *testing.T) {
 		t.Fatalf("pruned %d, %v; want 3", n, err)
 	}
 	ds, err := l.Deliveries("", 100, false)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_4.app:pending evt_5.app:failed evt_6.app:delivered]" {
-		t.Fatalf("left %v, %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_4.app:pending evt_5.app:failed evt_6.app:delivered]" {
+		t.Fatalf("left %v, %v", sysDeliveryIDs(ds), err)
 	}
 	if _, err := l.GetDelivery("evt_1.app"); err != store.ErrNotFound {
 		t.Fatalf("pruned delivery: %v", err)
@@ -244,16 +244,16 @@ func TestPruneDeliveriesKeepsPendingAndRecent(t *testing.T) {
 // driver's keys), page after an id, and filter pending ones.
 func TestDeliveriesListing(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	// "Z" < "a" < "a.b" in bytes (a locale's order would differ).
-	ds := []store.Delivery{delivery("evt_a", "ops"), delivery("evt_Z", "app"), delivery("evt_a", "app"), delivery("evt_a.b", "app"), delivery("evt_b", "app")}
+	ds := []store.Delivery{sysDelivery("evt_a", "ops"), sysDelivery("evt_Z", "app"), sysDelivery("evt_a", "app"), sysDelivery("evt_a.b", "app"), sysDelivery("evt_b", "app")}
 	ds[4].State = store.DeliveryDelivered
 	if err := l.Enqueue(ds); err != nil {
 		t.Fatal(err)
 	}
 	all, err := l.Deliveries("", 100, false)
-	if err != nil || fmt.Sprint(ids(all)) != "[evt_Z.app:pending evt_a.app:pending evt_a.ops:pending evt_a.b.app:pending evt_b.app:delivered]" {
-		t.Fatalf("all: %v, %v", ids(all), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(all)) != "[evt_Z.app:pending evt_a.app:pending evt_a.ops:pending evt_a.b.app:pending evt_b.app:delivered]" {
+		t.Fatalf("all: %v, %v", sysDeliveryIDs(all), err)
 	}
 	var paged []*store.Delivery
 	for after := ""; ; {
@@ -267,11 +267,11 @@ func TestDeliveriesListing(t *testing.T) {
 		paged = append(paged, page...)
 		after = page[len(page)-1].ID()
 	}
-	if fmt.Sprint(ids(paged)) != fmt.Sprint(ids(all)) {
-		t.Fatalf("paged by 2: %v", ids(paged))
+	if fmt.Sprint(sysDeliveryIDs(paged)) != fmt.Sprint(sysDeliveryIDs(all)) {
+		t.Fatalf("paged by 2: %v", sysDeliveryIDs(paged))
 	}
-	if p, err := l.Deliveries("evt_a.ops", 10, true); err != nil || fmt.Sprint(ids(p)) != "[evt_a.b.app:pending]" {
-		t.Fatalf("pending after evt_a.ops: %v, %v", ids(p), err)
+	if p, err := l.Deliveries("evt_a.ops", 10, true); err != nil || fmt.Sprint(sysDeliveryIDs(p)) != "[evt_a.b.app:pending]" {
+		t.Fatalf("pending after evt_a.ops: %v, %v", sysDeliveryIDs(p), err)
 	}
 	if p, err := l.Deliveries("", 0, false); err != nil || p == nil || len(p) != 0 {
 		t.Fatalf("limit 0: %v, %v", p, err)
@@ -280,8 +280,8 @@ func TestDeliveriesListing(t *testing.T) {
 		t.Fatalf("unknown delivery: %v", err)
 	}
 	// A layer sees only its own.
-	if p, err := layerOf(t, s, "other").Deliveries("", 10, false); err != nil || len(p) != 0 {
-		t.Fatalf("another layer's deliveries: %v, %v", ids(p), err)
+	if p, err := sysLayer(t, s, "other").Deliveries("", 10, false); err != nil || len(p) != 0 {
+		t.Fatalf("another layer's deliveries: %v, %v", sysDeliveryIDs(p), err)
 	}
 }
 
@@ -289,8 +289,8 @@ func TestDeliveriesListing(t *testing.T) {
 // hosts at once are all kept; one whose fn fails writes nothing.
 func TestModifyDeliveryAcrossHosts(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
-	if err := a.Enqueue([]store.Delivery{delivery("evt_1", "app")}); err != nil {
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
+	if err := a.Enqueue([]store.Delivery{sysDelivery("evt_1", "app")}); err != nil {
 		t.Fatal(err)
 	}
 	const each = 25
@@ -311,7 +311,7 @@ func TestModifyDeliveryAcrossHosts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if d := getDelivery(t, b, "evt_1.app"); d.Redeliveries != 4*each {
+	if d := sysGetDelivery(t, b, "evt_1.app"); d.Redeliveries != 4*each {
 		t.Fatalf("%d modifications kept, want %d", d.Redeliveries, 4*each)
 	}
 	_, pos, _ := a.OutboxChanges(0)
@@ -322,11 +322,11 @@ func TestModifyDeliveryAcrossHosts(t *testing.T) {
 	}); err != boom {
 		t.Fatalf("a failing fn: %v", err)
 	}
-	if d := getDelivery(t, a, "evt_1.app"); d.State != store.DeliveryPending {
+	if d := sysGetDelivery(t, a, "evt_1.app"); d.State != store.DeliveryPending {
 		t.Fatalf("a failing fn wrote %q", d.State)
 	}
 	if ds, _, _ := a.OutboxChanges(pos); len(ds) != 0 {
-		t.Fatalf("a failing fn made a change: %v", ids(ds))
+		t.Fatalf("a failing fn made a change: %v", sysDeliveryIDs(ds))
 	}
 	if _, err := a.ModifyDelivery("evt_2.app", func(*store.Delivery) error { return nil }); err != store.ErrNotFound {
 		t.Fatalf("modifying an unknown delivery: %v", err)
@@ -337,21 +337,21 @@ func TestModifyDeliveryAcrossHosts(t *testing.T) {
 // others off until it is released or its lease runs out.
 func TestClaimDeliveries(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
-	due := delivery("evt_1", "app")
-	later := delivery("evt_2", "app")
+	l := sysLayer(t, s, "demo")
+	due := sysDelivery("evt_1", "app")
+	later := sysDelivery("evt_2", "app")
 	later.NextAt = time.Now().Add(time.Hour)
-	done := delivery("evt_3", "app")
+	done := sysDelivery("evt_3", "app")
 	done.State = store.DeliveryDelivered
-	if err := l.Enqueue([]store.Delivery{due, later, done, delivery("evt_4", "app")}); err != nil {
+	if err := l.Enqueue([]store.Delivery{due, later, done, sysDelivery("evt_4", "app")}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := l.ClaimDeliveries("host-a", 10, time.Minute)
 	if err != nil || len(got) != 2 || got[0].ID() != "evt_1.app" || got[1].ID() != "evt_4.app" || string(got[0].Body) != `{"id":"evt_1"}` {
-		t.Fatalf("claimed %v, %v; want evt_1.app and evt_4.app", ids(got), err)
+		t.Fatalf("claimed %v, %v; want evt_1.app and evt_4.app", sysDeliveryIDs(got), err)
 	}
 	if again, err := l.ClaimDeliveries("host-b", 10, time.Minute); err != nil || len(again) != 0 {
-		t.Fatalf("claimed again while held: %v, %v", ids(again), err)
+		t.Fatalf("claimed again while held: %v, %v", sysDeliveryIDs(again), err)
 	}
 	// Recording the attempt leaves the claim; a release by another host
 	// does nothing; the holder's release frees it.
@@ -365,21 +365,21 @@ func TestClaimDeliveries(t *testing.T) {
 		t.Fatal(err)
 	}
 	if again, _ := l.ClaimDeliveries("host-b", 10, time.Minute); len(again) != 0 {
-		t.Fatalf("claimed after another host's release: %v", ids(again))
+		t.Fatalf("claimed after another host's release: %v", sysDeliveryIDs(again))
 	}
 	if err := l.ReleaseDeliveries("host-a", "evt_1.app"); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := l.ClaimDeliveries("host-b", 10, time.Minute); err != nil || fmt.Sprint(ids(again)) != "[evt_1.app:pending]" || len(again[0].Attempts) != 1 {
-		t.Fatalf("claimed after the holder's release: %v, %v", ids(again), err)
+	if again, err := l.ClaimDeliveries("host-b", 10, time.Minute); err != nil || fmt.Sprint(sysDeliveryIDs(again)) != "[evt_1.app:pending]" || len(again[0].Attempts) != 1 {
+		t.Fatalf("claimed after the holder's release: %v, %v", sysDeliveryIDs(again), err)
 	}
 	// A lease that ran out (moved into the past here, rather than waited
 	// for) opens the delivery to any host.
 	if _, err := s.pool.Exec(context.Background(), `UPDATE synclayer_deliveries SET claimed_until = now() - interval '1 second' WHERE event_id = 'evt_4'`); err != nil {
 		t.Fatal(err)
 	}
-	if again, err := l.ClaimDeliveries("host-c", 10, time.Minute); err != nil || fmt.Sprint(ids(again)) != "[evt_4.app:pending]" {
-		t.Fatalf("claimed after the lease ran out: %v, %v", ids(again), err)
+	if again, err := l.ClaimDeliveries("host-c", 10, time.Minute); err != nil || fmt.Sprint(sysDeliveryIDs(again)) != "[evt_4.app:pending]" {
+		t.Fatalf("claimed after the lease ran out: %v, %v", sysDeliveryIDs(again), err)
 	}
 	if _, err := l.ClaimDeliveries("", 1, time.Minute); err == nil {
 		t.Fatal("a claim without a host name")
@@ -393,11 +393,11 @@ func TestClaimDeliveries(t *testing.T) {
 // get every one.
 func TestClaimDeliveriesTwoHostsDisjoint(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	const n = 400
 	var ds []store.Delivery
 	for i := range n {
-		ds = append(ds, delivery(fmt.Sprintf("evt_%04d", i), "app"))
+		ds = append(ds, sysDelivery(fmt.Sprintf("evt_%04d", i), "app"))
 	}
 	if err := hosts[0].Enqueue(ds); err != nil {
 		t.Fatal(err)
@@ -447,41 +447,41 @@ func TestClaimDeliveriesTwoHostsDisjoint(t *testing.T) {
 // fires its own host's at once.
 func TestOutboxSignalOnEveryHost(t *testing.T) {
 	s, dsn := openStore(t)
-	a, b := layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")
+	a, b := sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")
 	here, there := a.OutboxSignal(), b.OutboxSignal()
-	if signalled(here) || signalled(there) {
+	if sysSignalled(here) || sysSignalled(there) {
 		t.Fatal("signalled before any write")
 	}
-	if err := a.Enqueue([]store.Delivery{delivery("evt_1", "app")}); err != nil {
+	if err := a.Enqueue([]store.Delivery{sysDelivery("evt_1", "app")}); err != nil {
 		t.Fatal(err)
 	}
-	if !signalled(here) {
+	if !sysSignalled(here) {
 		t.Fatal("the writing host's signal is still open after Enqueue returned")
 	}
-	waitSignal(t, there, "the other host's outbox after an Enqueue")
+	sysWaitSignal(t, there, "the other host's outbox after an Enqueue")
 	// An attempt recorded elsewhere is a change too.
 	there = b.OutboxSignal()
-	d := getDelivery(t, a, "evt_1.app")
+	d := sysGetDelivery(t, a, "evt_1.app")
 	d.State = store.DeliveryDelivered
 	if err := a.UpdateDelivery(d); err != nil {
 		t.Fatal(err)
 	}
-	waitSignal(t, there, "the other host's outbox after an UpdateDelivery")
+	sysWaitSignal(t, there, "the other host's outbox after an UpdateDelivery")
 }
 
 // A delivery announced twice in one commit is stored once, as the last.
 func TestEnqueueSameDeliveryTwice(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
-	first, second := delivery("evt_1", "app"), delivery("evt_1", "app")
+	l := sysLayer(t, s, "demo")
+	first, second := sysDelivery("evt_1", "app"), sysDelivery("evt_1", "app")
 	second.Type = "sync.completed"
-	err := inTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
+	err := sysTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
 		return l.sys.enqueue(ctx, tx, l, []store.Delivery{first, second})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := getDelivery(t, l, "evt_1.app"); d.Type != "sync.completed" {
+	if d := sysGetDelivery(t, l, "evt_1.app"); d.Type != "sync.completed" {
 		t.Fatalf("stored %q", d.Type)
 	}
 }
@@ -491,10 +491,10 @@ func TestEnqueueSameDeliveryTwice(t *testing.T) {
 // over one outbox.
 func BenchmarkClaimAndSettle(b *testing.B) {
 	s, dsn := openStore(b)
-	hosts := []*Layer{layerOf(b, s, "demo"), layerOf(b, otherHost(b, dsn), "demo")}
+	hosts := []*Layer{sysLayer(b, s, "demo"), sysLayer(b, sysHost(b, dsn), "demo")}
 	ds := make([]store.Delivery, b.N)
 	for i := range ds {
-		ds[i] = delivery(fmt.Sprintf("evt_%09d", i), "app")
+		ds[i] = sysDelivery(fmt.Sprintf("evt_%09d", i), "app")
 	}
 	for i := 0; i < len(ds); i += 1000 {
 		if err := hosts[0].Enqueue(ds[i:min(i+1000, len(ds))]); err != nil {
@@ -538,11 +538,11 @@ func BenchmarkClaimAndSettle(b *testing.B) {
 // before it is due again.
 func TestClaimDeliveryOneWinner(t *testing.T) {
 	s, dsn := openStore(t)
-	hosts := []*Layer{layerOf(t, s, "demo"), layerOf(t, otherHost(t, dsn), "demo")}
+	hosts := []*Layer{sysLayer(t, s, "demo"), sysLayer(t, sysHost(t, dsn), "demo")}
 	const n = 20
 	var ds []store.Delivery
 	for i := range n {
-		ds = append(ds, delivery(fmt.Sprintf("evt_%02d", i), "app"))
+		ds = append(ds, sysDelivery(fmt.Sprintf("evt_%02d", i), "app"))
 	}
 	if err := hosts[0].Enqueue(ds); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 // runs are pruned by age.
 func TestActiveRunsAndPruning(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	old := time.Now().Add(-48 * time.Hour)
 	id := func(at time.Time, n int) string { return fmt.Sprintf("run_%012x%04d", at.UnixMilli(), n) }
 	fin := old.Add(time.Minute)
@@ -53,7 +53,7 @@ func TestActiveRunsAndPruning(t *testing.T) {
 // A run reads back as saved; unknown runs say so; the newest come first.
 func TestRunsReadBack(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	if runs, err := l.RecentRuns(5); err != nil || len(runs) != 0 {
 		t.Fatalf("no runs: %v %v", runs, err)
 	}
@@ -65,7 +65,7 @@ func TestRunsReadBack(t *testing.T) {
 	if err := l.PutRun(r); err != nil {
 		t.Fatal(err)
 	}
-	got, err := layerOf(t, otherHost(t, dsn), "demo").GetRun("run_0000000000010")
+	got, err := sysLayer(t, sysHost(t, dsn), "demo").GetRun("run_0000000000010")
 	if err != nil || fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *r) || !got.StartedAt.Equal(started) {
 		t.Fatalf("run read back: %+v %v", got, err)
 	}
@@ -89,16 +89,16 @@ func TestRunsReadBack(t *testing.T) {
 // A run's announcement is stored with it, and fires the outbox signal.
 func TestPutRunAnnounces(t *testing.T) {
 	s, _ := openStore(t)
-	l := layerOf(t, s, "demo")
+	l := sysLayer(t, s, "demo")
 	sig := l.OutboxSignal()
-	if err := l.PutRun(&store.Run{ID: "run_1", State: store.RunRunning}, delivery("evt_1", "app")); err != nil {
+	if err := l.PutRun(&store.Run{ID: "run_1", State: store.RunRunning}, sysDelivery("evt_1", "app")); err != nil {
 		t.Fatal(err)
 	}
-	if !signalled(sig) {
+	if !sysSignalled(sig) {
 		t.Fatal("a run's announcement did not fire the outbox signal")
 	}
 	ds, _, err := l.OutboxChanges(0)
-	if err != nil || fmt.Sprint(ids(ds)) != "[evt_1.app:pending]" {
-		t.Fatalf("announced: %v %v", ids(ds), err)
+	if err != nil || fmt.Sprint(sysDeliveryIDs(ds)) != "[evt_1.app:pending]" {
+		t.Fatalf("announced: %v %v", sysDeliveryIDs(ds), err)
 	}
 }

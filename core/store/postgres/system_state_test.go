@@ -35,7 +35,7 @@ var (
 )
 
 // layerOf opens a layer of s, failing the test on an error.
-func layerOf(t testing.TB, s *Store, name string) *Layer {
+func sysLayer(t testing.TB, s *Store, name string) *Layer {
 	t.Helper()
 	l, err := s.layer(name)
 	if err != nil {
@@ -45,7 +45,7 @@ func layerOf(t testing.TB, s *Store, name string) *Layer {
 }
 
 // otherHost opens a second Store on the database of dsn: another host.
-func otherHost(t testing.TB, dsn string) *Store {
+func sysHost(t testing.TB, dsn string) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), Options{DSN: dsn})
 	if err != nil {
@@ -55,21 +55,21 @@ func otherHost(t testing.TB, dsn string) *Store {
 	return s
 }
 
-// signalWait bounds a wait for a signal that must come: a test that
+// sysSignalWait bounds a wait for a signal that must come: a test that
 // waits longer has failed (the bound guards against a hang, it measures
 // nothing).
-const signalWait = 30 * time.Second
+const sysSignalWait = 30 * time.Second
 
-func waitSignal(t testing.TB, ch <-chan struct{}, what string) {
+func sysWaitSignal(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
-	case <-time.After(signalWait):
+	case <-time.After(sysSignalWait):
 		t.Fatalf("%s: no signal", what)
 	}
 }
 
-func signalled(ch <-chan struct{}) bool {
+func sysSignalled(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
 		return true
@@ -79,7 +79,7 @@ func signalled(ch <-chan struct{}) bool {
 }
 
 // inTx runs fn in a transaction of l, as the records half does.
-func inTx(t testing.TB, l *Layer, fn func(ctx context.Context, tx pgx.Tx) error) error {
+func sysTx(t testing.TB, l *Layer, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	t.Helper()
 	ctx, cancel := l.ctx()
 	defer cancel()
@@ -91,8 +91,8 @@ func inTx(t testing.TB, l *Layer, fn func(ctx context.Context, tx pgx.Tx) error)
 // connection deleted in one go with it; nothing of a rolled back one.
 func TestSystemSeams(t *testing.T) {
 	s, dsn := openStore(t)
-	l := layerOf(t, s, "demo")
-	other := layerOf(t, otherHost(t, dsn), "demo")
+	l := sysLayer(t, s, "demo")
+	other := sysLayer(t, sysHost(t, dsn), "demo")
 	var seqs []uint64
 	for range 3 {
 		seq, err := l.AppendInbox(store.InboxItem{Source: "shop", Body: []byte(`{}`)})
@@ -107,8 +107,8 @@ func TestSystemSeams(t *testing.T) {
 
 	// Rolled back: nothing happened.
 	errRollback := context.Canceled
-	err := inTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
-		if err := l.sys.enqueue(ctx, tx, l, []store.Delivery{delivery("evt_0", "app")}); err != nil {
+	err := sysTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
+		if err := l.sys.enqueue(ctx, tx, l, []store.Delivery{sysDelivery("evt_0", "app")}); err != nil {
 			return err
 		}
 		if err := l.sys.consumeInbox(ctx, tx, l, seqs[:2]); err != nil {
@@ -123,7 +123,7 @@ func TestSystemSeams(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ds, _, err := l.OutboxChanges(0); err != nil || len(ds) != 0 {
-		t.Fatalf("a rolled back enqueue left %v, %v", ids(ds), err)
+		t.Fatalf("a rolled back enqueue left %v, %v", sysDeliveryIDs(ds), err)
 	}
 	if n := l.InboxDepth(); n != 3 {
 		t.Fatalf("a rolled back consume: depth %d, want 3", n)
@@ -134,8 +134,8 @@ func TestSystemSeams(t *testing.T) {
 
 	// Committed: every host's outbox signal fires.
 	sigHere, sigThere := l.OutboxSignal(), other.OutboxSignal()
-	err = inTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
-		if err := l.sys.enqueue(ctx, tx, l, []store.Delivery{delivery("evt_1", "app"), delivery("evt_1", "ops")}); err != nil {
+	err = sysTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
+		if err := l.sys.enqueue(ctx, tx, l, []store.Delivery{sysDelivery("evt_1", "app"), sysDelivery("evt_1", "ops")}); err != nil {
 			return err
 		}
 		if err := l.sys.consumeInbox(ctx, tx, l, seqs[:2]); err != nil {
@@ -146,11 +146,11 @@ func TestSystemSeams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitSignal(t, sigHere, "this host's outbox after an enqueue in a transaction")
-	waitSignal(t, sigThere, "the other host's outbox after an enqueue in a transaction")
+	sysWaitSignal(t, sigHere, "this host's outbox after an enqueue in a transaction")
+	sysWaitSignal(t, sigThere, "the other host's outbox after an enqueue in a transaction")
 	ds, _, err := other.OutboxChanges(0)
 	if err != nil || len(ds) != 2 || ds[0].State != store.DeliveryPending || ds[0].NextAt.IsZero() || ds[0].Created.IsZero() {
-		t.Fatalf("enqueued in a transaction: %v, %v", ids(ds), err)
+		t.Fatalf("enqueued in a transaction: %v, %v", sysDeliveryIDs(ds), err)
 	}
 	items, err := other.PendingInbox(0, 10)
 	if err != nil || len(items) != 1 || items[0].Seq != seqs[2] {
@@ -160,7 +160,7 @@ func TestSystemSeams(t *testing.T) {
 		t.Fatalf("deleted connection: %v", err)
 	}
 	// Deleting an unknown connection says so.
-	err = inTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
+	err = sysTx(t, l, func(ctx context.Context, tx pgx.Tx) error {
 		return l.sys.deleteConnection(ctx, tx, l, "crm", "acme")
 	})
 	if err != store.ErrNotFound {
