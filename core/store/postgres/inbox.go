@@ -52,9 +52,14 @@ func (l *Layer) inboxDepth(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// durableCommit makes the transaction's commit wait for its WAL to be
+// flushed when the server's (or the role's) synchronous_commit is off;
+// any stronger setting (local, remote_write, on, remote_apply) is kept.
+const durableCommit = `SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'`
+
 // AppendInbox stores a payload webhook durably and returns its sequence
-// number: it returns once the database has committed it (the host answers
-// 202 next). Items of a layer are handled in sequence order. It fails with
+// number: it returns once the database has committed it and flushed the
+// commit to its WAL (the host answers 202 next). Items of a layer are handled in sequence order. It fails with
 // store.ErrInboxFull when the layer already holds as many items as its
 // inbox limit.
 //
@@ -88,6 +93,9 @@ func (l *Layer) AppendInbox(it store.InboxItem) (uint64, error) {
 	var seq int64
 	err = l.tx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
+		// The 202 promises the item survives a crash: its commit waits
+		// for the WAL flush even where the server is set not to wait.
+		b.Queue(durableCommit)
 		b.Queue(takeNumbers, l.id, counterInbox, 1)
 		// This statement's snapshot is taken after the counter's lock was
 		// granted: the items before this one are the number minus one,
@@ -102,6 +110,9 @@ func (l *Layer) AppendInbox(it store.InboxItem) (uint64, error) {
 		b.Queue(`SELECT pg_notify($1, $2)`, notifyChannel, encodeNotification(l.name, kindInbox, ""))
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
 		if err := br.QueryRow().Scan(&seq); err != nil {
 			return err
 		}

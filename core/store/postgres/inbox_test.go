@@ -381,3 +381,38 @@ func TestInboxDepthCountsEachRemovalOnce(t *testing.T) {
 		t.Fatalf("a fifth item at limit 4: %v", err)
 	}
 }
+
+// An append's commit waits for the WAL flush even on a server set not to
+// wait (the test server runs with synchronous_commit off): the setting
+// is raised in the append's transaction, and only there.
+func TestAppendInboxCommitsDurably(t *testing.T) {
+	s, _ := openStore(t)
+	l := sysLayer(t, s, "demo")
+	ctx := t.Context()
+	var server string
+	if err := s.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&server); err != nil {
+		t.Fatal(err)
+	}
+	if server != "off" {
+		t.Fatalf("the test server's synchronous_commit is %q; this test needs it off", server)
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var inTx string
+	if _, err := tx.Exec(ctx, durableCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&inTx); err != nil || inTx != "on" {
+		t.Fatalf("synchronous_commit in the append's transaction: %q, %v", inTx, err)
+	}
+	tx.Rollback(ctx)
+	if _, err := l.AppendInbox(store.InboxItem{Source: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&server); err != nil || server != "off" {
+		t.Fatalf("the append changed the session's setting to %q (%v)", server, err)
+	}
+}
