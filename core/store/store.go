@@ -94,7 +94,8 @@ type Records interface {
 
 // Revisions are the layer's published revisions, retention and pins.
 type Revisions interface {
-	// Revisions lists the kept revisions, oldest first.
+	// Revisions lists the readable revisions, newest first, with the
+	// pinned flag set on the pinned one.
 	Revisions() []Revision
 	// Current is the revision readers see: the pinned one, or the newest.
 	Current() (Revision, bool)
@@ -128,8 +129,9 @@ type Inbox interface {
 	AppendInbox(it InboxItem) (uint64, error)
 	// PendingInbox lists pending items after a sequence number.
 	PendingInbox(after uint64, limit int) ([]InboxItem, error)
-	// InboxProcessed tells the store that the item is handled in memory
-	// (its depth falls); DropInbox removes it durably.
+	// InboxProcessed tells the store that every item up to seq was
+	// published or set aside, so that the oldest pending item InboxStats
+	// reports starts after them; DropInbox removes items durably.
 	InboxProcessed(seq uint64)
 	// UpdateInbox stores an item's new state (attempts, next try).
 	UpdateInbox(it InboxItem) error
