@@ -74,8 +74,10 @@ type Options struct {
 	// another; heartbeats go every RescueAfter/6. See the package doc for
 	// the whole bound. Default DefaultRescueAfter; at least 1 s.
 	RescueAfter time.Duration
-	// LockRetry is how long a run whose sync another host is running waits
-	// (River snooze) before it tries again. Default DefaultLockRetry.
+	// LockRetry is how long a run whose sync another run holds first waits
+	// (River snooze) before it tries again; the wait doubles with each try,
+	// up to max(LockRetry, 5 s). The run holding the sync wakes the runs
+	// waiting for it when it ends. Default DefaultLockRetry.
 	LockRetry time.Duration
 	// SchedulePoll is the longest the schedule loop sleeps between looks at
 	// the schedule table (it sleeps until the next due firing when that is

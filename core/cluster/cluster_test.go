@@ -354,3 +354,42 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("CancelRun(unknown) = %v, %v", found, err)
 	}
 }
+
+// TestWaitingRunWokenWhenSyncsFree: a run that snoozed behind another
+// (sharing a sync) starts when that one ends, not when its snooze is over
+// (an hour here).
+func TestWaitingRunWokenWhenSyncsFree(t *testing.T) {
+	t.Parallel()
+	dsn := database(t)
+	rec := newRecorder()
+	release := make(chan struct{})
+	rec.hold = func(ctx context.Context, r Run) error {
+		if r.Run == "run_first" {
+			<-release
+		}
+		return nil
+	}
+	var hosts []*Cluster
+	for i := range 2 {
+		hosts = append(hosts, openHost(t, dsn, Options{HostID: fmt.Sprintf("h%d", i), Runner: rec.runner(fmt.Sprintf("h%d", i)), LockRetry: time.Hour, NoSchedules: true}))
+	}
+	ctx := context.Background()
+	a, b := SyncKey{Source: "s", Sync: "a"}, SyncKey{Source: "s", Sync: "b"}
+	if _, _, err := hosts[0].EnqueueRun(ctx, RunJob{Layer: "l", Run: "run_first", Syncs: []SyncKey{a, b}}); err != nil {
+		t.Fatal(err)
+	}
+	<-rec.started
+	if _, _, err := hosts[1].EnqueueRun(ctx, RunJob{Layer: "l", Run: "run_second", Syncs: []SyncKey{b}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the second run did not snooze behind the first", func() bool {
+		var snoozes int
+		err := hosts[0].pool.QueryRow(ctx, `SELECT coalesce((metadata->>'snoozes')::int, 0) FROM river_job WHERE args->>'run' = 'run_second'`).Scan(&snoozes)
+		return err == nil && snoozes > 0
+	})
+	close(release)
+	waitFor(t, 30*time.Second, "the second run did not start when the first ended", func() bool { return rec.count() == 2 })
+	if o := rec.overlaps(); len(o) > 0 {
+		t.Fatalf("runs of one sync overlapped: %v", o)
+	}
+}

@@ -18,10 +18,11 @@
 //   - One active run per sync across hosts. A run takes, on a pool
 //     connection it holds for its whole duration, the advisory lock of each
 //     of its syncs (a 64-bit hash of layer, source, connection and sync;
-//     pg_try_advisory_lock, all or none). When another host holds one, the
-//     run's job snoozes Options.LockRetry and tries again, still a waiting
-//     run. The locks go with the connection: released at the run's end, or
-//     by PostgreSQL when the host dies.
+//     pg_try_advisory_lock, all or none). When another run holds one, the
+//     run's job snoozes (Options.LockRetry, doubling, at most 5 s) and
+//     tries again, still a waiting run; the run holding the sync wakes it
+//     when it ends. The locks go with the connection: released at the
+//     run's end, or by PostgreSQL when the host dies.
 //   - A run whose host dies runs again on another host within a bound.
 //     River's rescuer (internal/maintenance/job_rescuer.go, with the query
 //     JobGetStuck in riverdriver/riverpgxv5/internal/dbsqlc/river_job.sql:

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -81,17 +83,7 @@ func (c *Cluster) work(rctx context.Context, job *river.Job[runArgs]) error {
 		return fmt.Errorf("run %s: no database connection for its sync locks: %w", a.Run, err)
 	}
 	conn := acq.Conn()
-	release := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
-			// Never hand a connection that may hold locks back to the
-			// pool: closed, the pool drops it (and the server frees its
-			// locks).
-			conn.Close(ctx)
-		}
-		acq.Release()
-	}
+	release := func() { c.release(acq, nil) }
 	got, err := tryLocks(rctx, conn, lockKeys(a))
 	if err != nil {
 		release()
@@ -99,7 +91,7 @@ func (c *Cluster) work(rctx context.Context, job *river.Job[runArgs]) error {
 	}
 	if !got {
 		release()
-		return river.JobSnooze(c.opts.LockRetry)
+		return river.JobSnooze(c.snooze(job.Metadata))
 	}
 	var starts int
 	var cancelled bool
@@ -149,7 +141,7 @@ func (c *Cluster) work(rctx context.Context, job *river.Job[runArgs]) error {
 	close(done)
 	<-hb
 	cause := context.Cause(runCtx)
-	release()
+	c.release(acq, &a)
 
 	switch {
 	case err == nil:
@@ -167,6 +159,68 @@ func (c *Cluster) work(rctx context.Context, job *river.Job[runArgs]) error {
 	default:
 		c.log.Error("run failed", "layer", a.Layer, "run", a.Run, "error", err)
 		return river.JobCancel(fmt.Errorf("run %s: %w", a.Run, err))
+	}
+}
+
+// release gives a run's lock connection back to the pool, its locks
+// released; then, for a run that ran (ran != nil), it wakes the runs that
+// waited for its syncs.
+func (c *Cluster) release(acq *pgxpool.Conn, ran *runArgs) {
+	defer acq.Release()
+	conn := acq.Conn()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		// Never hand a connection that may hold locks back to the pool:
+		// closed, the pool drops it (and the server frees its locks).
+		conn.Close(ctx)
+		return
+	}
+	if ran != nil {
+		c.wake(ctx, conn, *ran)
+	}
+}
+
+// snooze is how long a run whose syncs another run holds waits before it
+// tries again: LockRetry, doubling with each try, at most
+// max(LockRetry, 5 s); the run holding the syncs wakes it when it ends
+// (wake), so the waits only bound the cost of the waiting runs' tries.
+// (Up to River's scheduler interval, 5 s, a snoozed job stays
+// "available", due later, and a wake makes it due at once.)
+func (c *Cluster) snooze(metadata []byte) time.Duration {
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(metadata, &m)
+	ceiling := max(c.opts.LockRetry, 5*time.Second)
+	d := c.opts.LockRetry << min(max(m.Snoozes, 0), 16)
+	if d <= 0 || d > ceiling {
+		d = ceiling
+	}
+	return d
+}
+
+// wake makes due at once the waiting runs that share a sync with a run
+// that ends (they snoozed behind it), so the next one starts without
+// waiting out its snooze. It only moves scheduled_at sooner, as River's
+// own scheduler would find it; a failure only costs the waiting runs their
+// snooze.
+func (c *Cluster) wake(ctx context.Context, conn *pgx.Conn, a runArgs) {
+	var terms []string
+	params := []any{Kind}
+	for _, s := range a.Syncs {
+		f, err := json.Marshal(map[string]any{"layer": a.Layer, "syncs": []SyncKey{s}})
+		if err != nil {
+			return
+		}
+		params = append(params, string(f))
+		terms = append(terms, fmt.Sprintf("args @> $%d::jsonb", len(params)))
+	}
+	_, err := conn.Exec(ctx, `UPDATE river_job SET scheduled_at = now()
+		WHERE kind = $1 AND state IN ('available', 'scheduled') AND scheduled_at > now()
+		  AND (`+strings.Join(terms, " OR ")+`)`, params...)
+	if err != nil {
+		c.log.Debug("could not wake the runs waiting behind a run", "run", a.Run, "error", err)
 	}
 }
 
