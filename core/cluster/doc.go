@@ -60,9 +60,11 @@
 //
 // about RescueAfter + 36 s, 66 s with the default. When the dead host was
 // River's leader, another is elected meanwhile, within River's leadership
-// TTL (about 15 s), and its rescuer looks at once. Measured
-// (TestRescueAfterHostDies, RescueAfter 2 s, the dead host being the
-// leader): about 18 s from kill -9 to the run starting on the survivor.
+// TTL (about 15 s), and its rescuer looks at once. Measured with
+// RescueAfter 2 s (TestRescueAfterHostDies), from kill -9 to the run
+// starting on the survivor: about 18 s when the dead host was the leader
+// (the leadership TTL dominates), about 26 s when the survivor was (the
+// rescuer's 30 s interval dominates).
 //
 // River's rescuer leaves alone jobs without a timeout, and jobs whose
 // timeout has not passed since attempted_at: a run's job has a nominal
@@ -79,7 +81,7 @@
 // through rivermigrate) and the cluster's own (synclayer_cluster_*,
 // embedded, versioned in synclayer_cluster_migrations), all under one
 // advisory lock, so N hosts starting at once take turns (rivermigrate
-// takes no lock of its own).
+// takes no lock of its own). `synclayer migrate` may call Migrate alone.
 //
 // # Connections
 //

@@ -68,10 +68,14 @@ func loadMigrations() ([]migration, error) {
 // Migrate brings River's tables (river_job, river_leader, ...) and the
 // cluster's own (synclayer_cluster_*) to this version of synclayer. Open
 // does it; `synclayer migrate` may call it alone. It is safe when N hosts
-// run it at once: they take turns on an advisory lock.
+// run it at once: they take turns on an advisory lock. The pool needs two
+// connections at least.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, log hclog.Logger) error {
 	if log == nil {
 		log = hclog.NewNullLogger()
+	}
+	if pool.Config().MaxConns < 2 {
+		return fmt.Errorf("cluster: migrate: the pool has %d connection; it needs 2 at least (one holds the migration lock while River migrates on another): raise pool_max_conns", pool.Config().MaxConns)
 	}
 	ms, err := loadMigrations()
 	if err != nil {
