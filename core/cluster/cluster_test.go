@@ -393,3 +393,95 @@ func TestWaitingRunWokenWhenSyncsFree(t *testing.T) {
 		t.Fatalf("runs of one sync overlapped: %v", o)
 	}
 }
+
+// TestLostLocksStopTheRun: when the connection holding a run's sync locks
+// breaks, the run is stopped (ErrLost: another run of its syncs may start
+// now) and goes back to the queue, to run again.
+func TestLostLocksStopTheRun(t *testing.T) {
+	t.Parallel()
+	dsn := database(t)
+	rec := newRecorder()
+	causes := make(chan error, 1)
+	rec.hold = func(ctx context.Context, r Run) error {
+		if r.Resumed {
+			return nil
+		}
+		<-ctx.Done()
+		causes <- context.Cause(ctx)
+		return ctx.Err()
+	}
+	c := openHost(t, dsn, Options{HostID: "a", Runner: rec.runner("a"), RescueAfter: 1200 * time.Millisecond, NoSchedules: true})
+	ctx := context.Background()
+	if _, _, err := c.EnqueueRun(ctx, RunJob{Layer: "l", Run: "run_1", Syncs: []SyncKey{{Source: "s", Sync: "y"}}}); err != nil {
+		t.Fatal(err)
+	}
+	<-rec.started
+	// The session holding the sync's lock (a bigint key shows as classid,
+	// its high 32 bits, and objid, its low ones).
+	key := uint64(lockKey("l", SyncKey{Source: "s", Sync: "y"}))
+	var killed bool
+	if err := c.pool.QueryRow(ctx, `SELECT pg_terminate_backend(pid) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		  AND classid::text::bigint = $1 AND objid::text::bigint = $2`, int64(key>>32), int64(key&0xffffffff)).Scan(&killed); err != nil || !killed {
+		t.Fatalf("terminating the lock connection: %v, %v", killed, err)
+	}
+	select {
+	case cause := <-causes:
+		if !errors.Is(cause, ErrLost) {
+			t.Fatalf("the run's context said %v, want ErrLost", cause)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run went on without its locks")
+	}
+	var again Run
+	select {
+	case again = <-rec.started:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the lost run did not go again; River's jobs: %v", jobStates(t, c.pool))
+	}
+	if again.Run != "run_1" || !again.Resumed {
+		t.Fatalf("then ran %+v, want run_1 resumed", again)
+	}
+	waitFor(t, 20*time.Second, "the run did not complete", func() bool { return jobStates(t, c.pool)["completed"] == 1 })
+}
+
+// TestEnqueueRunTx: a run queued in a transaction goes only if it commits.
+func TestEnqueueRunTx(t *testing.T) {
+	t.Parallel()
+	dsn := database(t)
+	rec := newRecorder()
+	c := openHost(t, dsn, Options{HostID: "a", Runner: rec.runner("a"), NoSchedules: true})
+	ctx := context.Background()
+	job := func(id string) RunJob {
+		return RunJob{Layer: "l", Run: id, Syncs: []SyncKey{{Source: "s", Sync: id}}}
+	}
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.EnqueueRunTx(ctx, tx, job("run_rolled_back")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, err = c.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.EnqueueRunTx(ctx, tx, job("run_committed")); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the committed run did not go", func() bool { return jobStates(t, c.pool)["completed"] == 1 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.runs) != 1 || rec.runs[0].Run != "run_committed" {
+		t.Fatalf("runs %+v, want run_committed only", rec.runs)
+	}
+	if _, _, err := c.EnqueueRunTx(ctx, nil, job("x")); err == nil {
+		t.Fatal("EnqueueRunTx without a transaction was accepted")
+	}
+}
