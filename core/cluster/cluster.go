@@ -116,7 +116,8 @@ type Cluster struct {
 
 // Open migrates River's and the cluster's tables (safe when N hosts start
 // at once), starts a River client working the "runs" queue with
-// MaxRuns workers, and starts the schedule loop. Close stops them.
+// MaxRuns workers, and starts the schedule loop. ctx bounds Open only:
+// Close stops them.
 func Open(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Pool == nil {
 		return nil, errors.New("cluster: Options.Pool is required")
@@ -187,7 +188,9 @@ func Open(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c.client = client
-	if err := client.Start(ctx); err != nil {
+	// River's client lives as long as its Start context: until Close, not
+	// until ctx (which bounds Open) ends.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		c.cancelBase(ErrClosed)
 		return nil, fmt.Errorf("cluster: starting River: %w", err)
 	}

@@ -485,3 +485,22 @@ func TestEnqueueRunTx(t *testing.T) {
 		t.Fatal("EnqueueRunTx without a transaction was accepted")
 	}
 }
+
+// TestOpenContextBoundsOpenOnly: the context given to Open bounds Open;
+// the host keeps working after it ends, until Close.
+func TestOpenContextBoundsOpenOnly(t *testing.T) {
+	t.Parallel()
+	dsn := database(t)
+	rec := newRecorder()
+	openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	c, err := Open(openCtx, Options{Pool: newPool(t, dsn, 2+ReservedConns), MaxRuns: 2, HostID: "a", Runner: rec.runner("a"), Logger: testLogger(t, "a")})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, _, err := c.EnqueueRun(context.Background(), RunJob{Layer: "l", Run: "run_1", Syncs: []SyncKey{{Source: "s", Sync: "y"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the run did not go after Open's context ended", func() bool { return jobStates(t, c.pool)["completed"] == 1 })
+}
