@@ -23,11 +23,12 @@ const Kind = "synclayer_run"
 // at once (RunFunc), so attempts count interruptions only.
 const maxAttempts = 100
 
-// waitingStates are River's states of a job that waits: a run in one of
-// them takes in later triggers of the same syncs (coalescing). River also
-// requires "running" in unique states; a run leaves the set when it starts
-// its work instead (see Cluster.work).
-var waitingStates = []rivertype.JobState{
+// uniqueStates are the River states in which a run takes in later
+// triggers of the same syncs (coalescing): those of a waiting job, and
+// "running", which River requires in every unique set (insert_opts.go,
+// requiredV3states). A run leaves the set when it starts its work instead:
+// its unique key is cleared then (see Cluster.work).
+var uniqueStates = []rivertype.JobState{
 	rivertype.JobStateAvailable,
 	rivertype.JobStatePending,
 	rivertype.JobStateRetryable,
@@ -40,8 +41,8 @@ var (
 	// ErrLost: this host no longer holds the run: its connection holding
 	// the sync locks broke, or River gave the run to another host (its
 	// heartbeat was missing for RescueAfter). Stop at once, publish
-	// nothing: another host runs it again.
-	ErrLost = errors.New("cluster: this host lost the run (its sync locks or its job); another host will run it")
+	// nothing: the run goes again, here or on another host.
+	ErrLost = errors.New("cluster: this host lost the run (its sync locks or its job); it will run again")
 	// ErrCancelled: CancelRun or CancelConnection cancelled the run.
 	ErrCancelled = errors.New("cluster: the run was cancelled")
 )
@@ -117,7 +118,7 @@ func (runArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		Queue:       Queue,
 		MaxAttempts: maxAttempts,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: waitingStates},
+		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: uniqueStates},
 	}
 }
 
