@@ -248,6 +248,7 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	// with whatever it started (kill -PGID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	tlsConfig, tlsEnv, err := m.certs.launch()
+	defer m.certs.replenish()
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", spec.Plugin, err)
 	}
