@@ -223,3 +223,26 @@ func TestServeGoPluginServices(t *testing.T) {
 		t.Fatalf("the socket is left behind: %v", err)
 	}
 }
+
+// TestSDKDoesNotLinkGoPlugin keeps go-plugin (and the gRPC reflection,
+// net/rpc and encoding/gob it brings) out of plugin binaries: the SDK
+// speaks go-plugin's protocol itself (goplugin.go), and linking go-plugin
+// cost every plugin start ~1.4 ms of package initialisation.
+func TestSDKDoesNotLinkGoPlugin(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is needed to list the SDK's dependencies: %v", err)
+	}
+	out, err := exec.Command(goTool, "list", "-deps", "github.com/synclayer/synclayer/plugin-sdk").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		switch {
+		case strings.HasPrefix(pkg, "github.com/hashicorp/go-plugin"),
+			pkg == "google.golang.org/grpc/reflection",
+			pkg == "net/rpc", pkg == "encoding/gob":
+			t.Errorf("the SDK links %s; plugins would pay its initialisation at every start (see goplugin.go)", pkg)
+		}
+	}
+}
