@@ -46,8 +46,30 @@ type launchCerts struct {
 	refilling atomic.Bool
 }
 
-// serverCert is a plugin's certificate and key, PEM.
-type serverCert struct{ cert, key []byte }
+// serverCert is a plugin's certificate and key, PEM, and the certificate
+// parsed, for the host's pool of that launch (parsed ahead with the rest,
+// off the launch's path).
+type serverCert struct {
+	cert, key []byte
+	leaf      *x509.Certificate
+}
+
+// newServerCert makes a plugin certificate.
+func newServerCert() (serverCert, error) {
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		return serverCert{}, err
+	}
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		return serverCert{}, fmt.Errorf("plugin TLS: the server certificate does not parse")
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return serverCert{}, fmt.Errorf("plugin TLS: the server certificate does not parse: %w", err)
+	}
+	return serverCert{certPEM, keyPEM, leaf}, nil
+}
 
 func newLaunchCerts() *launchCerts {
 	return &launchCerts{spare: make(chan serverCert, 1)}
@@ -76,9 +98,9 @@ func (c *launchCerts) makeHost() {
 // caller and cleared here.
 func (c *launchCerts) refill() {
 	defer c.refilling.Store(false)
-	if certPEM, keyPEM, err := selfSigned(); err == nil {
+	if sc, err := newServerCert(); err == nil {
 		select {
-		case c.spare <- serverCert{certPEM, keyPEM}:
+		case c.spare <- sc:
 		default:
 		}
 	}
@@ -93,11 +115,7 @@ func (c *launchCerts) next() (serverCert, error) {
 		return sc, nil
 	default:
 	}
-	certPEM, keyPEM, err := selfSigned()
-	if err != nil {
-		return serverCert{}, err
-	}
-	return serverCert{certPEM, keyPEM}, nil
+	return newServerCert()
 }
 
 // replenish starts making the next spare certificate unless one is ready
@@ -125,9 +143,7 @@ func (c *launchCerts) launch() (*tls.Config, []string, error) {
 		return nil, nil, err
 	}
 	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(srv.cert) {
-		return nil, nil, fmt.Errorf("plugin TLS: the server certificate does not parse")
-	}
+	roots.AddCert(srv.leaf)
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{c.host},
 		RootCAs:      roots,
