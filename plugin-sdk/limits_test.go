@@ -21,6 +21,7 @@ import (
 	sdk "github.com/synclayer/synclayer/plugin-sdk"
 	"github.com/synclayer/synclayer/plugin-sdk/sdktest"
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+	"github.com/synclayer/synclayer/proto/connector/v1/handshake"
 )
 
 // helperClient launches the helper plugin in mode through go-plugin; the
@@ -29,8 +30,8 @@ import (
 func helperClient(t *testing.T, mode string) connectorv1.ConnectorClient {
 	t.Helper()
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  connectorv1.Handshake,
-		VersionedPlugins: connectorv1.VersionedPlugins(nil),
+		HandshakeConfig:  handshake.Config,
+		VersionedPlugins: handshake.VersionedPlugins(nil),
 		Cmd:              helperCmd(mode),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,

@@ -1,7 +1,6 @@
 package sdk
 
 import (
-	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/synclayer/synclayer/plugin-sdk/internal/wire"
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
@@ -34,7 +31,8 @@ func init() {
 }
 
 // Serve runs the connector as a synclayer plugin: it answers the host over
-// go-plugin's gRPC transport until the host stops it, then exits. Call it
+// go-plugin's gRPC protocol (spoken by the SDK itself, see goplugin.go)
+// until the host stops it, then exits. Call it
 // from main and do nothing else there:
 //
 //	func main() { sdk.Serve(&MyConnector{}) }
@@ -47,13 +45,13 @@ func init() {
 // Nothing is ever printed to standard output, which belongs to the
 // handshake with the host.
 func Serve(c Connector) {
-	if os.Getenv(connectorv1.Handshake.MagicCookieKey) != connectorv1.Handshake.MagicCookieValue {
+	if os.Getenv(connectorv1.MagicCookieKey) != connectorv1.MagicCookieValue {
 		fmt.Fprint(os.Stderr, notLaunchedByHost(os.Args[0]))
 		os.Exit(1)
 	}
 	level := logLevel()
-	// The stderr logger keeps the real stderr: go-plugin later swaps
-	// os.Stderr for a pipe, while the host parses fd 2 as hclog JSON.
+	// The stderr logger keeps the real stderr: serveGoPlugin later points
+	// os.Stderr at /dev/null, while the host parses fd 2 as hclog JSON.
 	log := hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: level})
 
 	// Guard the handshake: whatever the connector prints while describing
@@ -70,20 +68,15 @@ func Serve(c Connector) {
 
 	go watchParent(log, os.Getppid(), time.Second)
 
-	tlsConfig, err := serverTLS()
+	tlsConfig, certLine, err := serverTLS()
 	if err != nil {
 		log.Error("the host's TLS settings are unusable", "error", err.Error())
 		os.Exit(1)
 	}
-	plugin.Serve(&plugin.ServeConfig{
-		TLSProvider:      func() (*tls.Config, error) { return tlsConfig, nil },
-		HandshakeConfig:  connectorv1.Handshake,
-		VersionedPlugins: connectorv1.VersionedPlugins(wire.NewServer(h, log, level)),
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
-		},
-		Logger: log.Named("go-plugin"),
-	})
+	if err := serveGoPlugin(log, tlsConfig, certLine, wire.NewServer(h, log, level), wire.ServerOptions()); err != nil {
+		log.Error("serving the host failed", "error", err.Error())
+		os.Exit(1)
+	}
 	os.Exit(0)
 }
 

@@ -17,6 +17,7 @@ import (
 
 	sdk "github.com/synclayer/synclayer/plugin-sdk"
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+	"github.com/synclayer/synclayer/proto/connector/v1/handshake"
 )
 
 // The test binary doubles as a plugin: with helperEnv set, TestMain serves
@@ -91,7 +92,7 @@ func TestServeByHand(t *testing.T) {
 
 func TestServePanicAtStartUp(t *testing.T) {
 	cmd := helperCmd("panic")
-	cmd.Env = append(cmd.Env, connectorv1.Handshake.MagicCookieKey+"="+connectorv1.Handshake.MagicCookieValue)
+	cmd.Env = append(cmd.Env, connectorv1.MagicCookieKey+"="+connectorv1.MagicCookieValue)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -134,8 +135,8 @@ func (s *syncBuffer) String() string {
 func TestServeOverGoPlugin(t *testing.T) {
 	var hostLog syncBuffer
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  connectorv1.Handshake,
-		VersionedPlugins: connectorv1.VersionedPlugins(nil),
+		HandshakeConfig:  handshake.Config,
+		VersionedPlugins: handshake.VersionedPlugins(nil),
 		Cmd:              helperCmd("1"),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
@@ -178,5 +179,70 @@ func TestServeOverGoPlugin(t *testing.T) {
 	// The plugin's stderr hclog line kept its level on the host side.
 	if log := hostLog.String(); !strings.Contains(log, "[WARN]  ") || !strings.Contains(log, "checking from the plugin") {
 		t.Fatalf("host log:\n%s", log)
+	}
+}
+
+// TestServeGoPluginServices checks the parts of go-plugin's protocol that
+// the SDK serves itself beside the connector: the socket in the folder the
+// host names, the health check go-plugin's Ping uses, and the controller's
+// Shutdown ending the process gracefully and removing its socket.
+func TestServeGoPluginServices(t *testing.T) {
+	dir := t.TempDir()
+	cmd := helperCmd("1")
+	// What go-plugin's client sets with a RunnerFunc.
+	cmd.Env = append(cmd.Env, "PLUGIN_UNIX_SOCKET_DIR="+dir)
+	var hostLog syncBuffer
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  handshake.Config,
+		VersionedPlugins: handshake.VersionedPlugins(nil),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           hclog.New(&hclog.LoggerOptions{Output: &hostLog, Level: hclog.Trace}),
+	})
+	defer client.Kill()
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := client.ReattachConfig().Addr
+	if addr.Network() != "unix" || !strings.HasPrefix(addr.String(), dir+string(os.PathSeparator)) {
+		t.Fatalf("socket %s %s, want a Unix socket under %s", addr.Network(), addr.String(), dir)
+	}
+	if err := rpc.Ping(); err != nil {
+		t.Fatalf("Ping (go-plugin's health check): %v", err)
+	}
+	client.Kill()
+	if !client.Exited() {
+		t.Fatal("the plugin did not exit on Kill")
+	}
+	if strings.Contains(hostLog.String(), "plugin failed to exit gracefully") {
+		t.Fatalf("Shutdown did not end the plugin:\n%s", hostLog.String())
+	}
+	if _, err := os.Stat(addr.String()); !os.IsNotExist(err) {
+		t.Fatalf("the socket is left behind: %v", err)
+	}
+}
+
+// TestSDKDoesNotLinkGoPlugin keeps go-plugin (and the gRPC reflection,
+// net/rpc and encoding/gob it brings) out of plugin binaries: the SDK
+// speaks go-plugin's protocol itself (goplugin.go), and linking go-plugin
+// cost every plugin start ~1.4 ms of package initialisation.
+func TestSDKDoesNotLinkGoPlugin(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is needed to list the SDK's dependencies: %v", err)
+	}
+	out, err := exec.Command(goTool, "list", "-deps", "github.com/synclayer/synclayer/plugin-sdk").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		switch {
+		case strings.HasPrefix(pkg, "github.com/hashicorp/go-plugin"),
+			pkg == "google.golang.org/grpc/reflection",
+			pkg == "net/rpc", pkg == "encoding/gob":
+			t.Errorf("the SDK links %s; plugins would pay its initialisation at every start (see goplugin.go)", pkg)
+		}
 	}
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/synclayer/synclayer/core/config"
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+	"github.com/synclayer/synclayer/proto/connector/v1/handshake"
 )
 
 // BinaryPrefix is the file name prefix of connector binaries.
@@ -247,13 +248,14 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	// with whatever it started (kill -PGID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	tlsConfig, tlsEnv, err := m.certs.launch()
+	defer m.certs.replenish()
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", spec.Plugin, err)
 	}
 	cmd.Env = append(cmd.Env, tlsEnv...)
 	cc := &goplugin.ClientConfig{
-		HandshakeConfig:  connectorv1.Handshake,
-		VersionedPlugins: connectorv1.VersionedPlugins(nil),
+		HandshakeConfig:  handshake.Config,
+		VersionedPlugins: handshake.VersionedPlugins(nil),
 		Cmd:              cmd,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		TLSConfig:        tlsConfig,

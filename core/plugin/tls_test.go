@@ -24,7 +24,7 @@ func TestPluginServesTheHostsCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(filepath.Join(binDir, "synclayer-plugin-files"))
-	cmd.Env = append(env, connectorv1.Handshake.MagicCookieKey+"="+connectorv1.Handshake.MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1")
+	cmd.Env = append(env, connectorv1.MagicCookieKey+"="+connectorv1.MagicCookieValue, "PLUGIN_PROTOCOL_VERSIONS=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ import (
 	sdk "github.com/synclayer/synclayer/plugin-sdk"
 	"github.com/synclayer/synclayer/plugin-sdk/internal/wire"
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+	"github.com/synclayer/synclayer/proto/connector/v1/handshake"
 )
 
 // Default names of the layer and source a Harness talks about.
@@ -99,7 +100,7 @@ func serve(c sdk.Connector, logOut io.Writer) (h *Harness, stop func(), err erro
 	// The plugin side exactly as sdk.Serve builds it (go-plugin's default
 	// gRPC server, the protocol's plugin map), over an in-memory listener.
 	tracked := &trackedHandler{Handler: wh, calls: &calls{running: map[string]chan struct{}{}}}
-	p := connectorv1.VersionedPlugins(wire.NewServer(tracked, log, hclog.Trace))[connectorv1.ProtocolVersion][connectorv1.PluginName].(plugin.GRPCPlugin)
+	p := handshake.VersionedPlugins(wire.NewServer(tracked, log, hclog.Trace))[connectorv1.ProtocolVersion][connectorv1.PluginName].(plugin.GRPCPlugin)
 	server := plugin.DefaultGRPCServer(nil)
 	if err := p.GRPCServer(nil, server); err != nil {
 		return nil, nil, err

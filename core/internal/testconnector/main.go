@@ -53,6 +53,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
+	"github.com/synclayer/synclayer/proto/connector/v1/handshake"
 )
 
 type config struct {
@@ -364,8 +365,8 @@ func main() {
 		}
 	}(os.Getppid())
 	goplugin.Serve(&goplugin.ServeConfig{
-		HandshakeConfig:  connectorv1.Handshake,
-		VersionedPlugins: connectorv1.VersionedPlugins(server{}),
+		HandshakeConfig:  handshake.Config,
+		VersionedPlugins: handshake.VersionedPlugins(server{}),
 		GRPCServer:       goplugin.DefaultGRPCServer,
 		Logger:           hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
 	})
