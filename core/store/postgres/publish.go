@@ -22,7 +22,11 @@ import (
 // Every publish (a run's staging, a direct publish of payload webhooks, a
 // connection's records deleted) is one transaction that takes the layer's
 // row lock first: revisions, cursors and commit times grow in commit order
-// across hosts. Its changes are rows of synclayer_staged under one run id;
+// across hosts. The lock is FOR NO KEY UPDATE: it serialises publishes
+// (and pins, retention) without blocking the rows that reference the
+// layer (their foreign keys take FOR KEY SHARE), so runs stage while
+// another publishes; a transaction that inserted such rows and then took
+// FOR UPDATE would deadlock with another doing the same. Its changes are rows of synclayer_staged under one run id;
 // the transaction works them out set-based, in SQL, so that it costs in
 // proportion to the changes and never to the layer's size:
 //
@@ -202,7 +206,7 @@ var errTooManyChanges = errors.New("a revision may hold at most 2,147,483,647 ch
 // set, runs first, once the layer's lock is held.
 func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store.PublishInfo, pre func() error) (store.Revision, error) {
 	var discard, pinned int64
-	if err := tx.QueryRow(ctx, `SELECT discard_rev, pinned FROM synclayer_layers WHERE id = $1 FOR UPDATE`, l.id).Scan(&discard, &pinned); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT discard_rev, pinned FROM synclayer_layers WHERE id = $1 FOR NO KEY UPDATE`, l.id).Scan(&discard, &pinned); err != nil {
 		return store.Revision{}, fmt.Errorf("lock the layer: %w", err)
 	}
 	if pre != nil {
@@ -222,9 +226,11 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 		start = prev
 	}
 	// The statements below join a change set with the live versions of
-	// its records, record by record through the indexes: never a scan of
-	// the layer, whatever the planner thinks of the temporary table.
-	if _, err := tx.Exec(ctx, `SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL work_mem = '64MB'`); err != nil {
+	// its records record by record, through the indexes (lateral
+	// subqueries the planner cannot flatten) or by ctid: never a scan of
+	// the layer, whatever the planner's estimates of the staged rows and
+	// the temporary table. Folding sorts and hashes the change set.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
 		return store.Revision{}, err
 	}
 	byID, err := l.resolveByID(ctx, tx, cs)
@@ -250,21 +256,28 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 	if tag.RowsAffected() > math.MaxInt32 {
 		return store.Revision{}, errTooManyChanges
 	}
-	if _, err := tx.Exec(ctx, `UPDATE synclayer_records r SET to_rev = $2 FROM synclayer_chg c
-		WHERE c.kind = 3 AND c.p_from IS NOT NULL AND r.layer_id = $1 AND r.source_key = c.source_key
-		AND r.model = c.model AND r.id = c.id AND r.from_rev = c.p_from`, l.id, n); err != nil {
+	// The live versions replaced, by ctid: nothing else changes them
+	// while the layer's lock is held (the pruner deletes only versions
+	// replaced long ago).
+	if _, err := tx.Exec(ctx, `UPDATE synclayer_records SET to_rev = $2
+		WHERE ctid = ANY(ARRAY(SELECT p_ctid FROM synclayer_chg WHERE kind = 3 AND p_ctid IS NOT NULL))
+		AND layer_id = $1 AND to_rev IS NULL`, l.id, n); err != nil {
 		return store.Revision{}, fmt.Errorf("close the replaced versions: %w", err)
 	}
+	// In new_seq order (synclayer_chg's), so that the heap follows the
+	// cursors.
 	if _, err := tx.Exec(ctx, `INSERT INTO synclayer_records
 		(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
-		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen,
-			coalesce(s.payload, o.payload), coalesce(s.hash, o.hash)
-		FROM synclayer_chg c
-		LEFT JOIN synclayer_staged s ON c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
-		LEFT JOIN synclayer_records o ON c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
-			AND o.model = c.model AND o.id = c.id AND o.from_rev = c.p_from
-		WHERE c.kind = 3
-		ORDER BY c.new_seq`, l.id, cs.run, n); err != nil {
+		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen, p.payload, p.hash
+		FROM synclayer_chg c CROSS JOIN LATERAL (
+			SELECT s.payload, s.hash FROM synclayer_staged s
+			WHERE c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
+			UNION ALL
+			SELECT o.payload, o.hash FROM synclayer_records o
+			WHERE c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
+				AND o.model = c.model AND o.id = c.id AND o.from_rev = c.p_from
+		) p
+		WHERE c.kind = 3`, l.id, cs.run, n); err != nil {
 		return store.Revision{}, fmt.Errorf("write the new versions: %w", err)
 	}
 	counts, err := l.countChg(ctx, tx, cs.sources)
@@ -327,7 +340,7 @@ const kindRevision = "revision"
 const createChg = `CREATE TEMP TABLE synclayer_chg (
 	source_key text, model text, id text,
 	last_seq bigint, save_seq bigint, n bigint, nsaves bigint, minh bigint, maxh bigint,
-	p_from bigint, p_action smallint, p_hash bigint, p_first bigint,
+	p_from bigint, p_action smallint, p_hash bigint, p_first bigint, p_ctid tid,
 	last_deleted boolean, ignored boolean, kind integer,
 	action smallint, first_seen bigint, new_seq bigint
 ) ON COMMIT DROP`
@@ -356,7 +369,7 @@ WITH c AS (
 		WHERE r.layer_id = $1 AND r.source_key = t.source_key AND (t.model = '' OR r.model = t.model)
 			AND r.to_rev IS NULL AND r.action <> 3
 			AND NOT EXISTS (SELECT 1 FROM synclayer_seen s WHERE s.layer_id = $1 AND s.run = $2
-				AND s.source_key = r.source_key AND s.model = r.model AND s.id = r.id)
+				AND s.source_key = r.source_key AND s.model = r.model AND s.id = r.id OFFSET 0)
 	) u
 ), a AS (
 	SELECT source_key, model, id, max(seq) AS last_seq,
@@ -365,12 +378,14 @@ WITH c AS (
 		min(hash) FILTER (WHERE NOT deleted) AS minh, max(hash) FILTER (WHERE NOT deleted) AS maxh
 	FROM c GROUP BY source_key, model, id
 ), j AS (
-	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first,
+	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
 		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
 		coalesce(r.from_rev > $3 AND EXISTS (SELECT 1 FROM unnest($11::text[], $12::text[]) AS i(source_key, model)
 			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)), false) AS ignored
-	FROM a LEFT JOIN synclayer_records r ON r.layer_id = $1 AND r.source_key = a.source_key
-		AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
+	FROM a LEFT JOIN LATERAL (
+		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
+		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
+		OFFSET 0) r ON true
 ), k AS (
 	SELECT j.*, CASE
 		WHEN ignored THEN 0
@@ -383,7 +398,8 @@ SELECT k.*,
 	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
 	coalesce(p_first, $13),
 	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END
-FROM k`
+FROM k
+ORDER BY last_seq, model`
 
 // countChg counts synclayer_chg by source and model: what a change that
 // gave way did is not counted, and its model is not named.

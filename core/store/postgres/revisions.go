@@ -45,7 +45,7 @@ func (l *Layer) readState(ctx context.Context, q pgx.Tx) (revState, error) {
 		FROM synclayer_layers WHERE id = $1`
 	var err error
 	if q != nil {
-		err = q.QueryRow(ctx, sql+` FOR UPDATE`, l.id).Scan(&s.pinned, &s.discard, &s.newest)
+		err = q.QueryRow(ctx, sql+` FOR NO KEY UPDATE`, l.id).Scan(&s.pinned, &s.discard, &s.newest)
 	} else {
 		err = l.s.pool.QueryRow(ctx, sql, l.id).Scan(&s.pinned, &s.discard, &s.newest)
 	}
