@@ -264,8 +264,8 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 		AND layer_id = $1 AND to_rev IS NULL`, l.id, n); err != nil {
 		return store.Revision{}, fmt.Errorf("close the replaced versions: %w", err)
 	}
-	// In new_seq order (synclayer_chg's), so that the heap follows the
-	// cursors.
+	// In new_seq order (synclayer_chg's rows are, as the window
+	// function sorted them), so that the heap follows the cursors.
 	if _, err := tx.Exec(ctx, `INSERT INTO synclayer_records
 		(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
 		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen, p.payload, p.hash
@@ -380,8 +380,9 @@ WITH c AS (
 ), j AS (
 	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
 		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
-		coalesce(r.from_rev > $3 AND EXISTS (SELECT 1 FROM unnest($11::text[], $12::text[]) AS i(source_key, model)
-			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)), false) AS ignored
+		CASE WHEN r.from_rev > $3 AND cardinality($11::text[]) > 0 THEN EXISTS (
+			SELECT 1 FROM unnest($11::text[], $12::text[]) AS i(source_key, model)
+			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)) ELSE false END AS ignored
 	FROM a LEFT JOIN LATERAL (
 		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
 		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
@@ -398,8 +399,7 @@ SELECT k.*,
 	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
 	coalesce(p_first, $13),
 	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END
-FROM k
-ORDER BY last_seq, model`
+FROM k`
 
 // countChg counts synclayer_chg by source and model: what a change that
 // gave way did is not counted, and its model is not named.

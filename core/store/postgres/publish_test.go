@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -368,5 +371,100 @@ func TestPublishTwoHostsConcurrently(t *testing.T) {
 	}
 	if versions != len(results) {
 		t.Fatalf("%d chained versions of the shared record, want %d", versions, len(results))
+	}
+}
+
+// stBenchRecords is the size of BenchmarkIngest (SYNCLAYER_PG_BENCH_RECORDS,
+// default 100,000).
+func stBenchRecords() int {
+	if n, err := strconv.Atoi(os.Getenv("SYNCLAYER_PG_BENCH_RECORDS")); err == nil && n > 0 {
+		return n
+	}
+	return 100000
+}
+
+// stBenchChanges makes n records of 1 KiB, as the generator source does.
+func stBenchChanges(n int) []store.Change {
+	pad := strings.Repeat("abcdefghijklmnopqrstuvwxyz0123456789", 40)
+	cs := make([]store.Change, n)
+	for i := range cs {
+		id := fmt.Sprintf("item-%09d", i)
+		head := fmt.Sprintf(`{"id":%q,"model":"Item","n":%d,"version":0,"data":"`, id, i)
+		cs[i] = store.Change{Model: "Item", ID: id, Data: []byte(head + pad[:1024-len(head)-2] + `"}`)}
+	}
+	return cs
+}
+
+// BenchmarkIngest measures a full run of fresh records staged and
+// published through the store against a plain COPY of the same rows into a
+// logged table of synclayer_records' shape (its columns and indexes), on
+// the same server in the same run: BENCH.md's postgres_ingest_ratio.
+//
+//	go test -run '^$' -bench Ingest -benchtime 1x ./core/store/postgres/
+func BenchmarkIngest(b *testing.B) {
+	n := stBenchRecords()
+	cs := stBenchChanges(n)
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		s, _ := openStore(b)
+		l, err := s.layer("bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.pool.Exec(ctx, `CREATE TABLE bench_copy (LIKE synclayer_records INCLUDING ALL)`); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		// The bound: COPY of the rows as they are stored.
+		t0 := time.Now()
+		i := 0
+		_, err = s.pool.CopyFrom(ctx, pgx.Identifier{"bench_copy"},
+			[]string{"layer_id", "source_key", "model", "id", "from_rev", "seq", "action", "first_seen_rev", "payload", "hash"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if i == n {
+					return nil, nil
+				}
+				c := &cs[i]
+				i++
+				return []any{l.id, "gen", c.Model, c.ID, int64(1), int32(i), int16(1), int64(1), c.Data, int64(i)}, nil
+			}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		bound := time.Since(t0)
+		// The store: staging in batches of 1,000, as the engine applies
+		// a connector's batches, then the publish.
+		t0 = time.Now()
+		st, err := l.beginStaging("run_bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := st.writer("gen", store.WriterOptions{})
+		for j := 0; j < n; j += 1000 {
+			if err := w.Apply(cs[j:min(j+1000, n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		staged := time.Since(t0)
+		rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ingest := time.Since(t0)
+		b.StopTimer()
+		if c := rev.Counts["gen"]["Item"]; c.Added != int64(n) {
+			b.Fatalf("counts %+v", c)
+		}
+		ratio := bound.Seconds() / ingest.Seconds()
+		b.Logf("%d records of 1 KiB: COPY %.0f records/s (%s); store %.0f records/s (%s: staging %s, publish %s); postgres_ingest_ratio %.2f",
+			n, float64(n)/bound.Seconds(), bound.Round(time.Millisecond), float64(n)/ingest.Seconds(), ingest.Round(time.Millisecond),
+			staged.Round(time.Millisecond), (ingest - staged).Round(time.Millisecond), ratio)
+		b.ReportMetric(float64(n)/ingest.Seconds(), "records/s")
+		b.ReportMetric(ratio, "ratio")
+		s.Close()
 	}
 }

@@ -172,7 +172,9 @@ func (st *Staging) writer(source string, opts store.WriterOptions) *StageWriter 
 	return w
 }
 
-// Limits of what a writer holds before it writes it out.
+// Limits of a chunk: what a writer holds before it writes it out. A
+// writer fills one chunk while the one before is copied, so staging
+// overlaps the connector's work with the server's; it holds at most two.
 const (
 	flushRows  = 10000
 	flushBytes = 8 << 20
@@ -188,24 +190,35 @@ type stagedRow struct {
 	hash    int64
 }
 
+// stageChunk is a run of changes written out in one COPY, with the seen
+// markers of its saves of tracked models.
+type stageChunk struct {
+	rows                []stagedRow
+	buf                 []byte
+	seenModels, seenIDs []string
+}
+
+func (c *stageChunk) reset() {
+	c.rows, c.buf, c.seenModels, c.seenIDs = c.rows[:0], c.buf[:0], c.seenModels[:0], c.seenIDs[:0]
+}
+
 // StageWriter stages one source key's changes.
 type StageWriter struct {
 	st     *Staging
 	source string
 	track  map[string]bool
-
-	rows []stagedRow
-	buf  []byte
-	// seen are the (model, id) of the saves of tracked models not yet
-	// written.
-	seenModels, seenIDs []string
-
 	// q writes the changes out: the pool, or the transaction of a direct
-	// publish.
+	// publish (never used by two goroutines at once: the writer waits for
+	// its chunk in flight before anything else uses q).
 	q interface {
 		execer
 		CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
 	}
+
+	// cur is the chunk being filled; spare the one copied before.
+	cur, spare *stageChunk
+	// inflight, when set, gets the result of the chunk being copied.
+	inflight chan error
 
 	err    error
 	closed bool
@@ -220,9 +233,13 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 	if w.closed {
 		return errors.New("store: writer closed")
 	}
+	if w.cur == nil {
+		w.cur = &stageChunk{}
+	}
 	for i := range changes {
 		c := &changes[i]
-		r := stagedRow{seq: w.st.seq.Add(1), model: c.Model, id: c.ID, deleted: c.Delete, off: len(w.buf)}
+		k := w.cur
+		r := stagedRow{seq: w.st.seq.Add(1), model: c.Model, id: c.ID, deleted: c.Delete, off: len(k.buf)}
 		if c.Delete {
 			if c.Model == "" {
 				w.st.byID.Store(true)
@@ -237,22 +254,22 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 			// unchanged), the payload compact.
 			r.hash = int64(xxhash.Sum64(c.Data))
 			if ws {
-				w.buf = compactJSON(w.buf, c.Data)
+				k.buf = compactJSON(k.buf, c.Data)
 			} else {
-				w.buf = append(w.buf, c.Data...)
+				k.buf = append(k.buf, c.Data...)
 			}
-			r.n = len(w.buf) - r.off
+			r.n = len(k.buf) - r.off
 			if w.track[c.Model] {
-				w.seenModels = append(w.seenModels, c.Model)
-				w.seenIDs = append(w.seenIDs, c.ID)
+				k.seenModels = append(k.seenModels, c.Model)
+				k.seenIDs = append(k.seenIDs, c.ID)
 			}
 		}
-		w.rows = append(w.rows, r)
-	}
-	if len(w.rows) >= flushRows || len(w.buf) >= flushBytes {
-		if err := w.flush(); err != nil {
-			w.err = err
-			return err
+		k.rows = append(k.rows, r)
+		if len(k.rows) >= flushRows || len(k.buf) >= flushBytes {
+			if err := w.ship(); err != nil {
+				w.err = err
+				return err
+			}
 		}
 	}
 	return nil
@@ -263,21 +280,22 @@ var errNotObject = errors.New("the record is not a valid JSON object")
 // stagedCols are the columns a writer copies into synclayer_staged.
 var stagedCols = []string{"layer_id", "run", "seq", "source_key", "model", "id", "deleted", "payload", "hash"}
 
-// copyRows is a writer's held changes as a source for CopyFrom.
+// copyRows is a chunk as a source for CopyFrom.
 type copyRows struct {
 	w    *StageWriter
+	k    *stageChunk
 	i    int
 	vals []any
 }
 
-func (c *copyRows) Next() bool { c.i++; return c.i <= len(c.w.rows) }
+func (c *copyRows) Next() bool { c.i++; return c.i <= len(c.k.rows) }
 
 func (c *copyRows) Values() ([]any, error) {
-	w := c.w
-	r := &w.rows[c.i-1]
+	w, k := c.w, c.k
+	r := &k.rows[c.i-1]
 	var payload []byte
 	if !r.deleted {
-		payload = w.buf[r.off : r.off+r.n]
+		payload = k.buf[r.off : r.off+r.n]
 	}
 	c.vals = append(c.vals[:0], w.st.l.id, w.st.run, r.seq, w.source, r.model, r.id, r.deleted, payload, r.hash)
 	return c.vals, nil
@@ -285,29 +303,63 @@ func (c *copyRows) Values() ([]any, error) {
 
 func (c *copyRows) Err() error { return nil }
 
-// flush writes the held changes and seen markers out.
-func (w *StageWriter) flush() error {
-	if len(w.rows) == 0 && len(w.seenIDs) == 0 {
-		return nil
-	}
+// copyChunk writes a chunk out.
+func (w *StageWriter) copyChunk(k *stageChunk) error {
 	l := w.st.l
 	ctx, cancel := l.ctx()
 	defer cancel()
-	if len(w.rows) > 0 {
-		if _, err := w.q.CopyFrom(ctx, pgx.Identifier{"synclayer_staged"}, stagedCols, &copyRows{w: w}); err != nil {
+	if len(k.rows) > 0 {
+		if _, err := w.q.CopyFrom(ctx, pgx.Identifier{"synclayer_staged"}, stagedCols, &copyRows{w: w, k: k}); err != nil {
 			return fmt.Errorf("store: stage changes of %s: %w", w.source, err)
 		}
 	}
-	if len(w.seenIDs) > 0 {
+	if len(k.seenIDs) > 0 {
 		if _, err := w.q.Exec(ctx, `INSERT INTO synclayer_seen (layer_id, run, source_key, model, id)
 			SELECT $1, $2, $3, m, i FROM unnest($4::text[], $5::text[]) AS u(m, i)
-			ON CONFLICT DO NOTHING`, l.id, w.st.run, w.source, w.seenModels, w.seenIDs); err != nil {
+			ON CONFLICT DO NOTHING`, l.id, w.st.run, w.source, k.seenModels, k.seenIDs); err != nil {
 			return fmt.Errorf("store: stage seen markers of %s: %w", w.source, err)
 		}
 	}
-	w.rows, w.buf = w.rows[:0], w.buf[:0]
-	w.seenModels, w.seenIDs = w.seenModels[:0], w.seenIDs[:0]
 	return nil
+}
+
+// ship sends the current chunk to be copied, once the one before is, and
+// starts filling the spare.
+func (w *StageWriter) ship() error {
+	if err := w.wait(); err != nil {
+		return err
+	}
+	k := w.cur
+	if k == nil || len(k.rows) == 0 && len(k.seenIDs) == 0 {
+		return nil
+	}
+	if w.spare == nil {
+		w.spare = &stageChunk{}
+	}
+	w.cur, w.spare = w.spare, k
+	w.cur.reset()
+	done := make(chan error, 1)
+	w.inflight = done
+	go func() { done <- w.copyChunk(k) }()
+	return nil
+}
+
+// wait waits for the chunk in flight, if any.
+func (w *StageWriter) wait() error {
+	if w.inflight == nil {
+		return nil
+	}
+	err := <-w.inflight
+	w.inflight = nil
+	return err
+}
+
+// flush writes out everything applied so far.
+func (w *StageWriter) flush() error {
+	if err := w.ship(); err != nil {
+		return err
+	}
+	return w.wait()
 }
 
 // Checkpoint writes out the changes applied so far and stages the
@@ -348,6 +400,7 @@ func (w *StageWriter) Close() error {
 	}
 	w.closed = true
 	if w.err != nil {
+		w.wait()
 		return w.err
 	}
 	if err := w.flush(); err != nil {
@@ -367,8 +420,10 @@ func (st *Staging) Abort() error {
 	writers := append([]*StageWriter(nil), st.writers...)
 	st.mu.Unlock()
 	for _, w := range writers {
-		// What they hold is dropped with the rest.
-		w.closed, w.rows, w.buf = true, nil, nil
+		// What they hold is dropped with the rest (once the chunk in
+		// flight, if any, is written: it would come after the drop).
+		w.wait()
+		w.closed, w.cur, w.spare = true, nil, nil
 	}
 	l := st.l
 	ctx, cancel := l.ctx()
