@@ -23,6 +23,8 @@ type recordsState struct {
 	prune chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
+	// bg counts the drops of published runs' staged rows under way.
+	bg sync.WaitGroup
 }
 
 func (r *recordsState) open(ctx context.Context, l *Layer) error {
@@ -40,6 +42,7 @@ func (r *recordsState) close() {
 	}
 	close(r.stop)
 	<-r.done
+	r.bg.Wait()
 }
 
 func (r *recordsState) notified(l *Layer, kind, payload string) {}

@@ -310,6 +310,7 @@ func TestStagedChangesInvisibleUntilPublishAndAbortLeavesNothing(t *testing.T) {
 	if err := st.Abort(); err != nil {
 		t.Fatal(err)
 	}
+	l.rec.bg.Wait() // run_1's staged rows go after its publish
 	if err := st.Abort(); !errors.Is(err, store.ErrStagingDone) {
 		t.Fatalf("second abort: %v", err)
 	}
@@ -383,6 +384,7 @@ func TestStageRetryResumesAndCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing staged outlives a publish.
+	l.rec.bg.Wait()
 	for _, table := range []string{"synclayer_staged", "synclayer_seen", "synclayer_staged_checkpoints"} {
 		if n := stCount(t, l, table); n != 0 {
 			t.Fatalf("%d rows left in %s", n, table)
