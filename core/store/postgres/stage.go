@@ -62,11 +62,12 @@ type Staging struct {
 // maxKeyHashes bounds the record hashes a staging keeps (8 bytes each).
 const maxKeyHashes = 4 << 20
 
-// addKeys adds a closed writer's record hashes.
-func (st *Staging) addKeys(keys []uint64) {
+// addKeys adds a closed writer's record hashes (many: it has more than
+// it kept).
+func (st *Staging) addKeys(keys []uint64, many bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.manyKeys || len(st.keys)+len(keys) > maxKeyHashes {
+	if many || st.manyKeys || len(st.keys)+len(keys) > maxKeyHashes {
 		st.manyKeys, st.keys = true, nil
 		return
 	}
@@ -481,16 +482,12 @@ func (w *StageWriter) Close() error {
 	w.closed = true
 	if w.err != nil {
 		w.wait()
-		return w.err
-	}
-	if err := w.flush(); err != nil {
+	} else if err := w.flush(); err != nil {
 		w.err = err
 	}
-	if len(w.keys) >= maxKeyHashes {
-		w.st.addKeys(make([]uint64, maxKeyHashes+1))
-	} else {
-		w.st.addKeys(w.keys)
-	}
+	// Whatever it staged, failed or not, counts for the publish's check
+	// that each record changed once.
+	w.st.addKeys(w.keys, len(w.keys) >= maxKeyHashes)
 	w.keys = nil
 	return w.err
 }

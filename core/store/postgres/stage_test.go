@@ -694,3 +694,40 @@ func TestStageConnectionTracksDeletesAndMerges(t *testing.T) {
 		}
 	}
 }
+
+// A writer that failed after writing some changes out still counts them:
+// the retry that sends them again publishes each record once.
+func TestStageRetryAfterAWriterFailed(t *testing.T) {
+	_, l, _ := stLayer(t)
+	st, _ := l.beginStaging("run_1")
+	w := st.writer("shop", store.WriterOptions{})
+	if err := w.Apply([]store.Change{stSave("M", "a", "1"), stSave("M", "b", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply([]store.Change{{Model: "M", ID: "c", Data: []byte(`{`)}}); err == nil {
+		t.Fatal("invalid JSON staged")
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("the failed writer closes without its error")
+	}
+	if err := st.NextAttempt(); err != nil {
+		t.Fatal(err)
+	}
+	w = st.writer("shop", store.WriterOptions{})
+	if err := w.Apply([]store.Change{stSave("M", "a", "1"), stSave("M", "b", "2"), stSave("M", "c", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rev.Counts["shop"]["M"]; c != (store.Counts{Added: 3}) {
+		t.Fatalf("counts %+v", c)
+	}
+	if recs := stByID(stRead(t, l, 0)); len(recs) != 3 || recs["b"].Title != "2" {
+		t.Fatalf("records %+v", recs)
+	}
+}
