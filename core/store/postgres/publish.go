@@ -95,6 +95,9 @@ type revInfo struct {
 // with the run's checkpoints; records of tracked models the run did not
 // save become deleted. Readers see all of it or none.
 func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
+	if err := st.l.recClosed(); err != nil {
+		return store.Revision{}, err
+	}
 	st.mu.Lock()
 	if st.done {
 		st.mu.Unlock()
@@ -107,6 +110,7 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 			return store.Revision{}, fmt.Errorf("store: publish run %s: source %s: %w", st.run, w.source, err)
 		}
 	}
+
 	st.mu.Lock()
 	cs := changeSet{run: st.run, start: st.start, maxSeq: st.seq.Load(), byID: st.byID.Load(), checkpoints: true,
 		tracked: sortedPairs(st.tracked), ignore: sortedPairs(st.ignore)}
@@ -171,6 +175,9 @@ func directRun() string {
 // revision. Every payload is checked first: a publish never fails half-way
 // for bad input.
 func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (store.Revision, error) {
+	if err := l.recClosed(); err != nil {
+		return store.Revision{}, err
+	}
 	for _, b := range batches {
 		for i := range b.Changes {
 			if c := &b.Changes[i]; !c.Delete && !validObject(c.Data) {

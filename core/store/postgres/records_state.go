@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // recordsState is a layer's state for records, revisions, staging and
@@ -46,6 +48,16 @@ func (r *recordsState) close() {
 }
 
 func (r *recordsState) notified(l *Layer, kind, payload string) {}
+
+// recClosed is store.ErrClosed once the store is closed.
+func (l *Layer) recClosed() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
 
 // defaultKeep is keep_revisions until SetRetention says otherwise (the
 // embedded driver's default too).

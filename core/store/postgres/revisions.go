@@ -118,6 +118,9 @@ func (l *Layer) readable(rr revRow, s revState, now time.Time) bool {
 // store.ErrRevisionGone for one no longer readable; with n = 0 and nothing
 // published, ok is false.
 func (l *Layer) revisionAt(n int64) (store.Revision, bool, error) {
+	if err := l.recClosed(); err != nil {
+		return store.Revision{}, false, err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	s, err := l.readState(ctx, nil)
@@ -405,6 +408,9 @@ func (l *Layer) prune(ctx context.Context) error {
 // Syncs go on publishing newer revisions meanwhile. announce are the
 // outbound events of the pin, committed with it.
 func (l *Layer) Pin(n int64, announce ...store.Delivery) error {
+	if err := l.recClosed(); err != nil {
+		return err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	return l.tx(ctx, func(tx pgx.Tx) error {
@@ -443,6 +449,9 @@ func (l *Layer) Unpin() (int64, error) { return l.UnpinWith(nil) }
 // UnpinWith is Unpin, with the outbound events that announce it (given
 // the revision that was pinned) committed with it.
 func (l *Layer) UnpinWith(announce func(was int64) []store.Delivery) (int64, error) {
+	if err := l.recClosed(); err != nil {
+		return 0, err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var was int64

@@ -104,6 +104,9 @@ func (l *Layer) beginStaging(run string) (*Staging, error) {
 	if run == "" {
 		return nil, errors.New("store: a staging needs its run's id")
 	}
+	if err := l.recClosed(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	st := &Staging{l: l, run: run, sources: map[string]bool{}, tracked: map[[2]string]bool{}, ignore: map[[2]string]bool{}}

@@ -695,6 +695,28 @@ func TestStageConnectionTracksDeletesAndMerges(t *testing.T) {
 	}
 }
 
+// A closed store answers store.ErrClosed.
+func TestStageClosedStore(t *testing.T) {
+	s, l, _ := stLayer(t)
+	st, _ := l.beginStaging("run_1")
+	if err := st.writer("shop", store.WriterOptions{}).Apply([]store.Change{stSave("M", "a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := st.Publish(store.PublishInfo{}); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("publish on a closed store: %v", err)
+	}
+	if _, err := l.beginStaging("run_2"); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("begin on a closed store: %v", err)
+	}
+	if _, err := l.PublishChanges(store.PublishInfo{}, nil); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("direct publish on a closed store: %v", err)
+	}
+	if err := l.Pin(1); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("pin on a closed store: %v", err)
+	}
+}
+
 // A writer that failed after writing some changes out still counts them:
 // the retry that sends them again publishes each record once.
 func TestStageRetryAfterAWriterFailed(t *testing.T) {
