@@ -1,0 +1,82 @@
+-- Reads of records (read.go, snapshot.go, counts.go, fieldindex.go).
+
+-- Record keys compare and sort byte by byte whatever the database's
+-- collation (en_US.UTF-8 sorts "a-b" after "ab"): a snapshot walks ids,
+-- and a source's connections, in the order the embedded driver does, and
+-- the primary key serves those walks. The columns' type is unchanged, only
+-- their collation (the indexes on them are rebuilt: the table is empty when
+-- this runs with the schema's first release).
+ALTER TABLE synclayer_records
+    ALTER COLUMN source_key TYPE text COLLATE "C",
+    ALTER COLUMN model TYPE text COLLATE "C",
+    ALTER COLUMN id TYPE text COLLATE "C";
+
+-- The commit time of every revision ever published, kept for good (like
+-- the embedded driver's revision refs) whatever retention does to
+-- synclayer_revisions: a record's first_seen_at is the time of the
+-- revision it was first seen in, which may be long gone, and
+-- modifiedAfter finds the first revision at or after a time among all of
+-- them. One small row per revision, written by a trigger in the
+-- transaction that inserts the revision.
+CREATE TABLE synclayer_revision_times (
+    layer_id   bigint      NOT NULL REFERENCES synclayer_layers (id),
+    rev        bigint      NOT NULL,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (layer_id, rev)
+);
+-- modifiedAfter's first revision at or after a time.
+CREATE INDEX synclayer_revision_times_at ON synclayer_revision_times (layer_id, created_at);
+
+CREATE FUNCTION synclayer_revision_time() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO synclayer_revision_times (layer_id, rev, created_at)
+    VALUES (NEW.layer_id, NEW.rev, NEW.created_at)
+    ON CONFLICT (layer_id, rev) DO UPDATE SET created_at = EXCLUDED.created_at;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER synclayer_revision_time
+    AFTER INSERT ON synclayer_revisions
+    FOR EACH ROW EXECUTE FUNCTION synclayer_revision_time();
+
+INSERT INTO synclayer_revision_times (layer_id, rev, created_at)
+    SELECT layer_id, rev, created_at FROM synclayer_revisions
+    ON CONFLICT DO NOTHING;
+
+-- Leases of revisions being paged: each page of a cursor walk (on any
+-- host) renews its revision's lease for store.LeaseTTL; retention keeps a
+-- revision whose lease has not expired.
+CREATE TABLE synclayer_leases (
+    layer_id   bigint      NOT NULL REFERENCES synclayer_layers (id),
+    rev        bigint      NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (layer_id, rev)
+);
+
+-- A record's payload as jsonb, for field indexes (fieldindex.go), or null
+-- when PostgreSQL's jsonb cannot hold it (a "\u0000" in a string, a number
+-- beyond numeric's range): such a record is not found by a lookup, and its
+-- publish never fails for an index. Declared immutable (what an index
+-- expression needs): its result depends on the bytes only.
+CREATE FUNCTION synclayer_payload_json(p bytea) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+    RETURN convert_from(p, 'UTF8')::jsonb;
+EXCEPTION WHEN others THEN
+    RETURN NULL;
+END $$;
+
+-- The field indexes a layer declared (SetFieldIndexes). Each is a partial
+-- GIN index of synclayer_records over the field's value, named index_name;
+-- since_rev is the newest revision when it was built: older snapshots
+-- report the field as not indexed, as the embedded driver does.
+CREATE TABLE synclayer_field_indexes (
+    layer_id   bigint NOT NULL REFERENCES synclayer_layers (id),
+    source     text   COLLATE "C" NOT NULL,
+    model      text   COLLATE "C" NOT NULL,
+    field      text   COLLATE "C" NOT NULL,
+    index_name text   NOT NULL UNIQUE,
+    since_rev  bigint NOT NULL,
+    PRIMARY KEY (layer_id, source, model, field)
+);

@@ -1,0 +1,511 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Reads of records (SPEC §4): a reader of revision N sees exactly the
+// versions with from_rev <= N AND (to_rev IS NULL OR to_rev > N). Every
+// read statement of this file and its siblings (snapshot.go, counts.go,
+// fieldindex.go) takes the layer's id as $1 and the revision as $2, and
+// holds the guard keptSQL: one statement sees one snapshot of the
+// database, so its rows are complete when the revision was still kept at
+// its start, and it returns none when it was not. A statement that returns
+// no rows asks whether the revision is kept (revisionKept) to tell "none"
+// from ErrRevisionGone.
+
+// visibleSQL selects the version of a record (alias r) that revision $2
+// sees.
+const visibleSQL = `r.from_rev <= $2 AND (r.to_rev IS NULL OR r.to_rev > $2)`
+
+// keptSQL holds while revision $2 of layer $1 is kept: retention deletes a
+// revision's row in the transaction that prunes the versions only it saw.
+const keptSQL = `EXISTS (SELECT 1 FROM synclayer_revisions WHERE layer_id = $1 AND rev = $2)`
+
+// versionCols are the columns a record is read with (versionOf scans them):
+// the version, and the commit times of the revisions it was published and
+// first seen in.
+const versionCols = `r.source_key, r.model, r.id, r.from_rev, r.seq, r.action, r.first_seen_rev, r.payload, m.created_at, f.created_at`
+
+// versionJoins joins the commit times versionCols reads.
+const versionJoins = ` LEFT JOIN synclayer_revision_times m ON m.layer_id = r.layer_id AND m.rev = r.from_rev` +
+	` LEFT JOIN synclayer_revision_times f ON f.layer_id = r.layer_id AND f.rev = r.first_seen_rev`
+
+// version is one row of synclayer_records with its revisions' times.
+type version struct {
+	sourceKey, model, id string
+	fromRev, firstSeen   int64
+	seq                  int32
+	action               store.Action
+	payload              []byte
+	modAt, firstAt       *time.Time
+}
+
+func (v *version) cursor() store.Cursor { return store.MakeCursor(uint64(v.fromRev), uint32(v.seq)) }
+
+func scanVersion(rows pgx.Rows, v *version) error {
+	var action int16
+	if err := rows.Scan(&v.sourceKey, &v.model, &v.id, &v.fromRev, &v.seq, &action, &v.firstSeen, &v.payload, &v.modAt, &v.firstAt); err != nil {
+		return err
+	}
+	v.action = store.Action(action)
+	return nil
+}
+
+// times are the commit times a version is rendered with: last modified
+// (its revision's) and first seen. A first-seen revision without a time
+// falls back to the modification's, as the embedded driver does.
+func (v *version) times() (mod, first time.Time, err error) {
+	if v.modAt == nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("store: record %s has no published revision", v.cursor())
+	}
+	mod = v.modAt.UTC()
+	first = mod
+	if v.firstSeen != v.fromRev && v.firstAt != nil {
+		first = v.firstAt.UTC()
+	}
+	return mod, first, nil
+}
+
+// sqlArgs builds a statement's positional arguments.
+type sqlArgs []any
+
+func (a *sqlArgs) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+// closedErr is store.ErrClosed once the store is closed.
+func (l *Layer) closedErr() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// revisionAt resolves revision n (0: the pinned one, else the newest) to
+// its number and commit time. ok is false when n is 0 and nothing is
+// published; a revision never published is ErrNoRevision, one no longer
+// kept ErrRevisionGone.
+func (l *Layer) revisionAt(ctx context.Context, n int64) (rev store.Revision, ok bool, err error) {
+	if err := l.closedErr(); err != nil {
+		return store.Revision{}, false, err
+	}
+	var pinned int64
+	var newest, found *int64
+	var at *time.Time
+	err = l.s.pool.QueryRow(ctx, `
+		WITH s AS (
+			SELECT pinned, (SELECT max(rev) FROM synclayer_revisions WHERE layer_id = $1) AS newest
+			FROM synclayer_layers WHERE id = $1),
+		n AS (
+			SELECT pinned, newest,
+				CASE WHEN $2::bigint <> 0 THEN $2::bigint WHEN pinned <> 0 THEN pinned ELSE newest END AS rev
+			FROM s)
+		SELECT n.pinned, n.newest, r.rev, r.created_at
+		FROM n LEFT JOIN synclayer_revisions r ON r.layer_id = $1 AND r.rev = n.rev`, l.id, n).
+		Scan(&pinned, &newest, &found, &at)
+	if err != nil {
+		return store.Revision{}, false, fmt.Errorf("store: read revision: %w", err)
+	}
+	if found == nil {
+		if n == 0 && pinned == 0 && newest == nil {
+			return store.Revision{}, false, nil // nothing published yet
+		}
+		if n == 0 {
+			n = pinned
+		}
+		if n < 1 || newest == nil || n > *newest {
+			return store.Revision{}, false, fmt.Errorf("%w: %d", store.ErrNoRevision, n)
+		}
+		return store.Revision{}, false, revisionGone(n)
+	}
+	return revisionOf(*found, *at, pinned), true, nil
+}
+
+// revisionOf is a revision as reads return it: its number, commit time and
+// whether it is pinned. TS, the cursors' timestamp, is its number.
+func revisionOf(n int64, at time.Time, pinned int64) store.Revision {
+	return store.Revision{Number: n, CreatedAt: at.UTC(), TS: uint64(n), Pinned: n == pinned}
+}
+
+func revisionGone(n int64) error {
+	return fmt.Errorf("%w: %d (the layer keeps its newest revisions, those younger than its keep_for, the pinned one and those being paged)", store.ErrRevisionGone, n)
+}
+
+// revisionKept tells whether revision n is kept.
+func (l *Layer) revisionKept(ctx context.Context, n int64) (bool, error) {
+	var ok bool
+	err := l.s.pool.QueryRow(ctx, `SELECT `+keptSQL, l.id, n).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: read revision: %w", err)
+	}
+	return ok, nil
+}
+
+// checkKept returns ErrRevisionGone unless revision n is kept: a read that
+// found nothing calls it.
+func (l *Layer) checkKept(ctx context.Context, n int64) error {
+	ok, err := l.revisionKept(ctx, n)
+	if err == nil && !ok {
+		err = revisionGone(n)
+	}
+	return err
+}
+
+// readChunk is how many versions a walk reads per statement: the rows are
+// copied out and the connection released before the records are emitted,
+// so a slow client holds no connection and memory stays bounded.
+const readChunk = 1000
+
+// Records streams the records matching q, in ascending cursor order, to
+// emit as JSON objects with their metadata (q.Metadata), byte for byte as
+// the embedded driver renders them. The slice passed to emit is only valid
+// during the call. All records come from one revision: q.Revision, or the
+// current one; Page.Next continues on it.
+func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Page, error) {
+	ctx, cancel := l.ctx()
+	defer cancel()
+	rev, ok, err := l.revisionAt(ctx, q.Revision)
+	if err != nil || !ok {
+		return store.Page{}, err
+	}
+	// Page.Revision carries what the embedded driver's does.
+	page := store.Page{Revision: store.Revision{Number: rev.Number, CreatedAt: rev.CreatedAt, TS: rev.TS}}
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	w := walk{l: l, rev: rev.Number, r: recordRenderer{format: q.Metadata}}
+	args := sqlArgs{l.id, rev.Number}
+	var conds []string
+	if len(q.IDs) > 0 {
+		sources := q.Sources
+		if q.Source != "" {
+			sources = []string{q.Source}
+		}
+		keys := make([]string, len(sources))
+		for i, s := range sources {
+			// A connection's records are found by its source key.
+			keys[i] = store.SourceKey(s, q.Connection)
+		}
+		conds = append(conds, `r.source_key = ANY(`+args.add(keys)+`)`,
+			`r.model = `+args.add(q.Model), `r.id = ANY(`+args.add(q.IDs)+`)`)
+	} else {
+		if q.Model != "" {
+			conds = append(conds, `r.model = `+args.add(q.Model))
+		}
+		switch {
+		case q.Source != "" && q.Connection != "":
+			conds = append(conds, `r.source_key = `+args.add(store.SourceKey(q.Source, q.Connection)))
+		case q.Source != "":
+			// The source's own records and every connection's.
+			conds = append(conds, sourceOfSQL(`r.source_key`)+` = `+args.add(q.Source))
+		case q.Connection != "":
+			conds = append(conds, connectionOfSQL(`r.source_key`)+` = `+args.add(q.Connection))
+		}
+	}
+	if q.Actions != 0 {
+		var actions []int16
+		for _, a := range []store.Action{store.Added, store.Updated, store.Deleted} {
+			if q.Actions&(1<<a) != 0 {
+				actions = append(actions, int16(a))
+			}
+		}
+		conds = append(conds, `r.action = ANY(`+args.add(actions)+`)`)
+	}
+	if q.After != nil {
+		w.after(*q.After)
+	}
+	if !q.ModifiedAfter.IsZero() {
+		// last_modified_at >= ModifiedAfter: commit times are whole
+		// microseconds, so that is >= ModifiedAfter rounded up to one.
+		ma := q.ModifiedAfter.Truncate(time.Microsecond)
+		if ma.Before(q.ModifiedAfter) {
+			ma = ma.Add(time.Microsecond)
+		}
+		// The walk starts at the first revision committed at or after
+		// it (commit times grow with revisions)...
+		var first *int64
+		err := l.s.pool.QueryRow(ctx, `SELECT rev FROM synclayer_revision_times
+			WHERE layer_id = $1 AND created_at >= $2 ORDER BY created_at, rev LIMIT 1`, l.id, ma).Scan(&first)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return page, nil // nothing was modified since
+		}
+		if err != nil {
+			return page, fmt.Errorf("store: read records: %w", err)
+		}
+		w.after(store.MakeCursor(uint64(*first-1), math.MaxInt32))
+		// ...and each record's own time decides.
+		conds = append(conds, `m.created_at >= `+args.add(ma))
+	}
+	w.query = `SELECT ` + versionCols + ` FROM synclayer_records r` + versionJoins +
+		` WHERE r.layer_id = $1 AND ` + visibleSQL + ` AND ` + keptSQL
+	for _, c := range conds {
+		w.query += ` AND ` + c
+	}
+	w.args = args
+	next, err := w.run(ctx, q.Limit, emit)
+	if err != nil {
+		return page, err
+	}
+	if next != nil {
+		page.Next = store.PageToken(*next, rev.Number)
+		// A walk goes on: its revision stays readable while it does.
+		if err := l.lease(ctx, rev.Number); err != nil {
+			l.log.Warn("could not lease the revision being paged; a later page may find it gone", "revision", rev.Number, "error", err)
+		}
+	}
+	return page, nil
+}
+
+// sourceOfSQL is the source part of a source key column (SplitSourceKey).
+func sourceOfSQL(col string) string { return `split_part(` + col + `, E'\x1f', 1)` }
+
+// connectionOfSQL is the connection part of a source key column ("" for
+// none), as SplitSourceKey splits it: after the first separator.
+func connectionOfSQL(col string) string {
+	return `CASE WHEN strpos(` + col + `, E'\x1f') > 0 THEN substr(` + col + `, strpos(` + col + `, E'\x1f') + 1) ELSE '' END`
+}
+
+// walk reads versions in cursor order by keyset, readChunk at a time.
+type walk struct {
+	l     *Layer
+	rev   int64
+	query string // the statement without its keyset condition, order and limit
+	args  sqlArgs
+	// the position: strictly after (posRev, posSeq)
+	posRev int64
+	posSeq int32
+	r      recordRenderer
+}
+
+// after moves the walk's start to after cursor c unless it starts later.
+func (w *walk) after(c store.Cursor) {
+	ts := c.Timestamp()
+	seq := uint32(c[8])<<24 | uint32(c[9])<<16 | uint32(c[10])<<8 | uint32(c[11])
+	if ts > math.MaxInt64 {
+		ts = math.MaxInt64
+	}
+	// No record has a seq above MaxInt32: after (ts, more) is after (ts, MaxInt32).
+	s := int32(min(seq, math.MaxInt32))
+	if int64(ts) > w.posRev || int64(ts) == w.posRev && s > w.posSeq {
+		w.posRev, w.posSeq = int64(ts), s
+	}
+}
+
+// run emits up to limit rendered records and returns the cursor to
+// continue after when one more matches.
+func (w *walk) run(ctx context.Context, limit int, emit func([]byte) error) (*store.Cursor, error) {
+	n := 0
+	var last store.Cursor
+	buf := make([]version, 0, readChunk)
+	for {
+		want := readChunk
+		if limit-n < readChunk {
+			want = limit - n + 1 // one more tells whether there is a next page
+		}
+		args := append(append(sqlArgs(nil), w.args...), w.posRev, w.posSeq, want)
+		k := len(w.args)
+		sql := w.query + fmt.Sprintf(` AND (r.from_rev, r.seq) > ($%d, $%d) ORDER BY r.from_rev, r.seq LIMIT $%d`, k+1, k+2, k+3)
+		var err error
+		buf, err = readVersions(ctx, w.l, buf[:0], sql, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: read records: %w", err)
+		}
+		if len(buf) == 0 {
+			if err := w.l.checkKept(ctx, w.rev); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+		for i := range buf {
+			v := &buf[i]
+			if n == limit {
+				return &last, nil
+			}
+			out, err := w.r.render(v)
+			if err != nil {
+				return nil, err
+			}
+			if err := emit(out); err != nil {
+				return nil, err
+			}
+			last = v.cursor()
+			n++
+		}
+		if len(buf) < want {
+			return nil, nil
+		}
+		lv := buf[len(buf)-1]
+		w.posRev, w.posSeq = lv.fromRev, lv.seq
+	}
+}
+
+// readVersions appends the versions a statement selects (versionCols) to
+// buf, payloads copied.
+func readVersions(ctx context.Context, l *Layer, buf []version, sql string, args ...any) ([]version, error) {
+	rows, err := l.s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return buf, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		buf = append(buf, version{})
+		if err := scanVersion(rows, &buf[len(buf)-1]); err != nil {
+			return buf, err
+		}
+	}
+	return buf, rows.Err()
+}
+
+// lease keeps revision n readable for store.LeaseTTL, for every host's
+// retention (see leasedRevisions). A lease renewed less than a tenth of
+// the TTL ago is left as it is: a fast walk writes once in a while, not
+// once a page.
+func (l *Layer) lease(ctx context.Context, n int64) error {
+	_, err := l.s.pool.Exec(ctx, `
+		INSERT INTO synclayer_leases AS s (layer_id, rev, expires_at)
+		VALUES ($1, $2, now() + make_interval(secs => $3))
+		ON CONFLICT (layer_id, rev) DO UPDATE SET expires_at = EXCLUDED.expires_at
+		WHERE s.expires_at < EXCLUDED.expires_at - make_interval(secs => $3 / 10)`,
+		l.id, n, store.LeaseTTL.Seconds())
+	return err
+}
+
+// leasedRevisions returns the revisions of the layer that a walk is paging
+// (their lease has not expired) and deletes the expired leases, in tx:
+// retention keeps the revisions it returns, as the embedded driver keeps
+// its leased ones.
+func (l *Layer) leasedRevisions(ctx context.Context, tx pgx.Tx) ([]int64, error) {
+	if _, err := tx.Exec(ctx, `DELETE FROM synclayer_leases WHERE layer_id = $1 AND expires_at <= now()`, l.id); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT rev FROM synclayer_leases WHERE layer_id = $1 ORDER BY rev`, l.id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// recordRenderer turns versions into the JSON of the read API, byte for
+// byte as the embedded driver's does. It reuses one buffer.
+type recordRenderer struct {
+	format store.MetadataFormat
+	buf    []byte
+	// formatted commit times
+	times map[time.Time][]byte
+}
+
+const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
+
+// timeOf returns a formatted commit time.
+func (r *recordRenderer) timeOf(t time.Time) []byte {
+	if b, ok := r.times[t]; ok {
+		return b
+	}
+	if r.times == nil || len(r.times) > 4096 {
+		r.times = map[time.Time][]byte{}
+	}
+	b := t.AppendFormat(nil, timeFormat)
+	r.times[t] = b
+	return b
+}
+
+func (r *recordRenderer) render(v *version) ([]byte, error) {
+	mod, first, err := v.times()
+	if err != nil {
+		return nil, err
+	}
+	c := v.cursor()
+	b := r.buf[:0]
+	p := trimSpace(v.payload)
+	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
+		return nil, fmt.Errorf("store: record %s/%s is not a JSON object", v.model, v.id)
+	}
+	b = append(b, p[:len(p)-1]...)
+	if len(trimSpace(p[1:len(p)-1])) > 0 {
+		b = append(b, ',')
+	}
+	if r.format == store.MetadataNango {
+		b = append(b, `"_nango_metadata":{"first_seen_at":"`...)
+		b = r.appendHistory(b, v, c, first, mod)
+		b = append(b, `","pruned_at":null}}`...)
+		r.buf = b
+		return b, nil
+	}
+	src, conn := store.SplitSourceKey(v.sourceKey)
+	b = append(b, `"_metadata":{"source":`...)
+	b = appendJSONString(b, src)
+	if strings.IndexByte(v.sourceKey, store.ConnSep) >= 0 {
+		b = append(b, `,"connection":`...)
+		b = appendJSONString(b, conn)
+	}
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, v.model)
+	b = append(b, `,"first_seen_at":"`...)
+	b = r.appendHistory(b, v, c, first, mod)
+	b = append(b, `","revision":`...)
+	b = strconv.AppendInt(b, v.fromRev, 10)
+	b = append(b, "}}"...)
+	r.buf = b
+	return b, nil
+}
+
+// appendHistory appends the metadata fields both shapes share, from the
+// value of first_seen_at to the cursor's: first_seen_at, last_modified_at,
+// last_action, deleted_at, cursor (its closing quote left to the caller).
+func (r *recordRenderer) appendHistory(b []byte, v *version, c store.Cursor, first, mod time.Time) []byte {
+	b = append(b, r.timeOf(first)...)
+	b = append(b, `","last_modified_at":"`...)
+	b = append(b, r.timeOf(mod)...)
+	b = append(b, `","last_action":"`...)
+	b = append(b, v.action.String()...)
+	b = append(b, `","deleted_at":`...)
+	if v.action == store.Deleted {
+		b = append(b, '"')
+		b = append(b, r.timeOf(mod)...)
+		b = append(b, '"')
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"cursor":"`...)
+	b = append(b, c.String()...)
+	return b
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string, as the embedded driver
+// does: as it is when it needs no escaping, else as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
