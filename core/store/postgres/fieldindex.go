@@ -153,6 +153,7 @@ func (l *Layer) SetFieldIndexes(defs []store.FieldIndex) error {
 			return fmt.Errorf("store: drop field index %s/%s.%s: %w", d.Source, d.Model, d.Field, err)
 		}
 	}
+	built := false
 	for _, d := range defs {
 		if had[d] {
 			continue
@@ -162,6 +163,15 @@ func (l *Layer) SetFieldIndexes(defs []store.FieldIndex) error {
 			return fmt.Errorf("store: build field index %s/%s.%s: %w", d.Source, d.Model, d.Field, err)
 		}
 		l.log.Info("built a field index", "source", d.Source, "model", d.Model, "field", d.Field, "took", time.Since(start).Round(time.Millisecond))
+		built = true
+	}
+	if built {
+		// The planner picks a new index by the statistics of its
+		// expression, which only ANALYZE gathers (autovacuum would, in
+		// time): until then lookups would walk the model instead.
+		if _, err := c.Exec(ctx, `ANALYZE synclayer_records`); err != nil {
+			return fmt.Errorf("store: field indexes: analyze: %w", err)
+		}
 	}
 	return nil
 }
@@ -308,10 +318,6 @@ func (s *Snapshot) lookup(source, model, field, sourceKey string, values []any, 
 	if sourceKey != "" {
 		sql += ` AND source_key = ` + args.add(sourceKey)
 	}
-	sql += ` ORDER BY source_key, id`
-	if limit > 0 {
-		sql += ` LIMIT ` + args.add(limit+1)
-	}
 	rows, err := s.l.s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: lookup %s/%s.%s: %w", source, model, field, err)
@@ -331,6 +337,9 @@ func (s *Snapshot) lookup(source, model, field, sourceKey string, values []any, 
 	if len(keys) == 0 {
 		return nil, false, s.l.checkKept(ctx, s.rev.Number)
 	}
+	// Sorted here, not by the statement: an ORDER BY tempts the planner
+	// into walking the primary key's order instead of using the index.
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
 	if limit > 0 && len(keys) > limit {
 		return keys[:limit], true, nil
 	}
