@@ -211,8 +211,12 @@ func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Pa
 		case q.Source != "" && q.Connection != "":
 			conds = append(conds, `r.source_key = `+args.add(store.SourceKey(q.Source, q.Connection)))
 		case q.Source != "":
-			// The source's own records and every connection's.
-			conds = append(conds, sourceOfSQL(`r.source_key`)+` = `+args.add(q.Source))
+			// The source's own records and every connection's: its key,
+			// and the keys in [source+"\x1f", source+"\x20") (byte
+			// order), which the planner estimates from the column's
+			// statistics.
+			conds = append(conds, `(r.source_key = `+args.add(q.Source)+
+				` OR r.source_key >= `+args.add(q.Source+"\x1f")+` AND r.source_key < `+args.add(q.Source+"\x20")+`)`)
 		case q.Connection != "":
 			conds = append(conds, connectionOfSQL(`r.source_key`)+` = `+args.add(q.Connection))
 		}
