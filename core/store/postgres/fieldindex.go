@@ -45,8 +45,10 @@ import (
 // index left invalid) is dropped and built again by the next
 // SetFieldIndexes.
 
-// fieldIndexLock is the advisory lock key space of SetFieldIndexes: one
-// key per layer (hosts starting at once build a layer's indexes once).
+// fieldIndexLock is the advisory lock key of SetFieldIndexes: one for the
+// database, not one per layer, since two CREATE INDEX CONCURRENTLY on one
+// table wait for each other's snapshots (a deadlock). Hosts starting at
+// once build a layer's indexes once, one after the other.
 const fieldIndexLock = 0x66696478 // "fidx"
 
 // fieldIndexBuildTimeout bounds the build of one layer's new indexes.
@@ -111,11 +113,24 @@ func (l *Layer) SetFieldIndexes(defs []store.FieldIndex) error {
 	defer conn.Release()
 	c := conn.Conn()
 	// A session lock, held across the builds (which cannot run in a
-	// transaction).
-	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, int32(fieldIndexLock), int32(l.id)); err != nil {
-		return fmt.Errorf("store: field indexes: %w", err)
+	// transaction). Taken by trying, not by waiting: a statement waiting
+	// for it holds a snapshot, which CREATE INDEX CONCURRENTLY in the
+	// holder's session waits for (a deadlock).
+	for {
+		var got bool
+		if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(fieldIndexLock)).Scan(&got); err != nil {
+			return fmt.Errorf("store: field indexes: %w", err)
+		}
+		if got {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: field indexes: another host is still building field indexes: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	defer c.Exec(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, int32(fieldIndexLock), int32(l.id))
+	defer c.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(fieldIndexLock))
 
 	rows, err := c.Query(ctx, `SELECT f.source, f.model, f.field, f.index_name, coalesce(i.indisvalid, false)
 		FROM synclayer_field_indexes f

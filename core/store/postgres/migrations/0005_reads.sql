@@ -54,17 +54,24 @@ CREATE TABLE synclayer_leases (
     PRIMARY KEY (layer_id, rev)
 );
 
--- A record's payload as jsonb, for field indexes (fieldindex.go), or null
--- when PostgreSQL's jsonb cannot hold it (a "\u0000" in a string, a number
--- beyond numeric's range): such a record is not found by a lookup, and its
--- publish never fails for an index. Declared immutable (what an index
--- expression needs): its result depends on the bytes only.
+-- A record's payload as jsonb, for field indexes (fieldindex.go). jsonb
+-- holds no "\u0000": such an escape reads as "\ufffd" (the same length,
+-- so the JSON stays valid whether it was an escape or the text after an
+-- escaped backslash), so that the record's other fields are still found.
+-- What jsonb cannot hold at all (a number beyond numeric's range) reads as
+-- null: the record is not found by a lookup, and its publish never fails
+-- for an index. Declared immutable (what an index expression needs): its
+-- result depends on the bytes only.
 CREATE FUNCTION synclayer_payload_json(p bytea) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 BEGIN
     RETURN convert_from(p, 'UTF8')::jsonb;
 EXCEPTION WHEN others THEN
-    RETURN NULL;
+    BEGIN
+        RETURN replace(convert_from(p, 'UTF8'), E'\\u0000', E'\\ufffd')::jsonb;
+    EXCEPTION WHEN others THEN
+        RETURN NULL;
+    END;
 END $$;
 
 -- The field indexes a layer declared (SetFieldIndexes). Each is a partial
