@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,14 +35,11 @@ const visibleSQL = `r.from_rev <= $2 AND (r.to_rev IS NULL OR r.to_rev > $2)`
 // revision's row in the transaction that prunes the versions only it saw.
 const keptSQL = `EXISTS (SELECT 1 FROM synclayer_revisions WHERE layer_id = $1 AND rev = $2)`
 
-// versionCols are the columns a record is read with (versionOf scans them):
-// the version, and the commit times of the revisions it was published and
-// first seen in.
-const versionCols = `r.source_key, r.model, r.id, r.from_rev, r.seq, r.action, r.first_seen_rev, r.payload, m.created_at, f.created_at`
-
-// versionJoins joins the commit times versionCols reads.
-const versionJoins = ` LEFT JOIN synclayer_revision_times m ON m.layer_id = r.layer_id AND m.rev = r.from_rev` +
-	` LEFT JOIN synclayer_revision_times f ON f.layer_id = r.layer_id AND f.rev = r.first_seen_rev`
+// versionCols are the columns a record is read with (scanVersion scans
+// them). The commit times of its revisions come from the layer's cache
+// (fillTimes), not from a join: joined per row, they cost the statement
+// four times what the rows do.
+const versionCols = `r.source_key, r.model, r.id, r.from_rev, r.seq, r.action, r.first_seen_rev, r.payload`
 
 // version is one row of synclayer_records with its revisions' times.
 type version struct {
@@ -49,14 +48,16 @@ type version struct {
 	seq                  int32
 	action               store.Action
 	payload              []byte
-	modAt, firstAt       *time.Time
+	// the commit times of fromRev and firstSeen (fillTimes)
+	modAt, firstAt   time.Time
+	hasMod, hasFirst bool
 }
 
 func (v *version) cursor() store.Cursor { return store.MakeCursor(uint64(v.fromRev), uint32(v.seq)) }
 
 func scanVersion(rows pgx.Rows, v *version) error {
 	var action int16
-	if err := rows.Scan(&v.sourceKey, &v.model, &v.id, &v.fromRev, &v.seq, &action, &v.firstSeen, &v.payload, &v.modAt, &v.firstAt); err != nil {
+	if err := rows.Scan(&v.sourceKey, &v.model, &v.id, &v.fromRev, &v.seq, &action, &v.firstSeen, &v.payload); err != nil {
 		return err
 	}
 	v.action = store.Action(action)
@@ -67,15 +68,90 @@ func scanVersion(rows pgx.Rows, v *version) error {
 // (its revision's) and first seen. A first-seen revision without a time
 // falls back to the modification's, as the embedded driver does.
 func (v *version) times() (mod, first time.Time, err error) {
-	if v.modAt == nil {
+	if !v.hasMod {
 		return time.Time{}, time.Time{}, fmt.Errorf("store: record %s has no published revision", v.cursor())
 	}
-	mod = v.modAt.UTC()
-	first = mod
-	if v.firstSeen != v.fromRev && v.firstAt != nil {
-		first = v.firstAt.UTC()
+	mod, first = v.modAt, v.modAt
+	if v.firstSeen != v.fromRev && v.hasFirst {
+		first = v.firstAt
 	}
 	return mod, first, nil
+}
+
+// revTimes caches the commit times of a layer's revisions. A committed
+// revision's time never changes, so the cache is right on every host
+// without being told of other hosts' publishes: a revision it lacks is
+// read when first needed.
+type revTimes struct {
+	mu sync.Mutex
+	m  map[int64]time.Time
+}
+
+// maxCachedTimes bounds a layer's cache of revision times.
+const maxCachedTimes = 1 << 16
+
+// layerTimes holds each layer's revTimes (by *Layer).
+var layerTimes sync.Map
+
+// fillTimes sets the commit times of versions, reading those the cache
+// lacks (one statement).
+func (l *Layer) fillTimes(ctx context.Context, vs []version) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	c, _ := layerTimes.LoadOrStore(l, &revTimes{m: map[int64]time.Time{}})
+	rt := c.(*revTimes)
+	known := map[int64]time.Time{}
+	var missing []int64
+	rt.mu.Lock()
+	for i := range vs {
+		for _, n := range [2]int64{vs[i].fromRev, vs[i].firstSeen} {
+			if _, ok := known[n]; ok || slices.Contains(missing, n) {
+				continue
+			}
+			if at, ok := rt.m[n]; ok {
+				known[n] = at
+			} else {
+				missing = append(missing, n)
+			}
+		}
+	}
+	rt.mu.Unlock()
+	if len(missing) > 0 {
+		rows, err := l.s.pool.Query(ctx, `SELECT rev, created_at FROM synclayer_revision_times WHERE layer_id = $1 AND rev = ANY($2)`, l.id, missing)
+		if err != nil {
+			return fmt.Errorf("store: read revision times: %w", err)
+		}
+		got := map[int64]time.Time{}
+		for rows.Next() {
+			var n int64
+			var at time.Time
+			if err := rows.Scan(&n, &at); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: read revision times: %w", err)
+			}
+			got[n] = at.UTC()
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: read revision times: %w", err)
+		}
+		rt.mu.Lock()
+		if len(rt.m)+len(got) > maxCachedTimes {
+			rt.m = map[int64]time.Time{}
+		}
+		for n, at := range got {
+			rt.m[n] = at
+			known[n] = at
+		}
+		rt.mu.Unlock()
+	}
+	for i := range vs {
+		v := &vs[i]
+		v.modAt, v.hasMod = known[v.fromRev]
+		v.firstAt, v.hasFirst = known[v.firstSeen]
+	}
+	return nil
 }
 
 // sqlArgs builds a statement's positional arguments.
@@ -166,10 +242,29 @@ func (l *Layer) checkKept(ctx context.Context, n int64) error {
 	return err
 }
 
-// readChunk is how many versions a walk reads per statement: the rows are
-// copied out and the connection released before the records are emitted,
-// so a slow client holds no connection and memory stays bounded.
-const readChunk = 1000
+// A walk reads versions by statements of at most readChunk rows, and about
+// chunkBytes of payloads (sized by the previous statement's payloads; the
+// first reads firstChunk): the rows are copied out and the connection
+// released before the records are emitted, so a slow client holds no
+// connection and memory stays bounded whatever the records' size.
+const (
+	readChunk  = 2000
+	firstChunk = 256
+	minChunk   = 16
+	chunkBytes = 4 << 20
+)
+
+// chunkAfter is the size of the statement after one that read vs.
+func chunkAfter(vs []version) int {
+	if len(vs) == 0 {
+		return firstChunk
+	}
+	total := 0
+	for i := range vs {
+		total += len(vs[i].payload) + len(vs[i].id) + len(vs[i].sourceKey) + len(vs[i].model)
+	}
+	return max(minChunk, min(readChunk, chunkBytes*len(vs)/max(total, 1)))
+}
 
 // Records streams the records matching q, in ascending cursor order, to
 // emit as JSON objects with their metadata (q.Metadata), byte for byte as
@@ -253,9 +348,9 @@ func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Pa
 		}
 		w.after(store.MakeCursor(uint64(*first-1), math.MaxInt32))
 		// ...and each record's own time decides.
-		conds = append(conds, `m.created_at >= `+args.add(ma))
+		w.modifiedAfter = ma
 	}
-	w.query = `SELECT ` + versionCols + ` FROM synclayer_records r` + versionJoins +
+	w.query = `SELECT ` + versionCols + ` FROM synclayer_records r` +
 		` WHERE r.layer_id = $1 AND ` + visibleSQL + ` AND ` + keptSQL
 	for _, c := range conds {
 		w.query += ` AND ` + c
@@ -284,7 +379,7 @@ func connectionOfSQL(col string) string {
 	return `CASE WHEN strpos(` + col + `, E'\x1f') > 0 THEN substr(` + col + `, strpos(` + col + `, E'\x1f') + 1) ELSE '' END`
 }
 
-// walk reads versions in cursor order by keyset, readChunk at a time.
+// walk reads versions in cursor order by keyset, a chunk at a time.
 type walk struct {
 	l     *Layer
 	rev   int64
@@ -293,7 +388,9 @@ type walk struct {
 	// the position: strictly after (posRev, posSeq)
 	posRev int64
 	posSeq int32
-	r      recordRenderer
+	// modifiedAfter, when set, skips the versions committed before it.
+	modifiedAfter time.Time
+	r             recordRenderer
 }
 
 // after moves the walk's start to after cursor c unless it starts later.
@@ -315,10 +412,11 @@ func (w *walk) after(c store.Cursor) {
 func (w *walk) run(ctx context.Context, limit int, emit func([]byte) error) (*store.Cursor, error) {
 	n := 0
 	var last store.Cursor
-	buf := make([]version, 0, readChunk)
+	var buf []version
+	chunk := firstChunk
 	for {
-		want := readChunk
-		if limit-n < readChunk {
+		want := chunk
+		if limit-n < want {
 			want = limit - n + 1 // one more tells whether there is a next page
 		}
 		args := append(append(sqlArgs(nil), w.args...), w.posRev, w.posSeq, want)
@@ -337,6 +435,9 @@ func (w *walk) run(ctx context.Context, limit int, emit func([]byte) error) (*st
 		}
 		for i := range buf {
 			v := &buf[i]
+			if !w.modifiedAfter.IsZero() && v.hasMod && v.modAt.Before(w.modifiedAfter) {
+				continue
+			}
 			if n == limit {
 				return &last, nil
 			}
@@ -355,24 +456,30 @@ func (w *walk) run(ctx context.Context, limit int, emit func([]byte) error) (*st
 		}
 		lv := buf[len(buf)-1]
 		w.posRev, w.posSeq = lv.fromRev, lv.seq
+		chunk = chunkAfter(buf)
 	}
 }
 
 // readVersions appends the versions a statement selects (versionCols) to
-// buf, payloads copied.
+// buf, payloads copied, with their revisions' times.
 func readVersions(ctx context.Context, l *Layer, buf []version, sql string, args ...any) ([]version, error) {
 	rows, err := l.s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return buf, err
 	}
 	defer rows.Close()
+	start := len(buf)
 	for rows.Next() {
 		buf = append(buf, version{})
 		if err := scanVersion(rows, &buf[len(buf)-1]); err != nil {
 			return buf, err
 		}
 	}
-	return buf, rows.Err()
+	if err := rows.Err(); err != nil {
+		return buf, err
+	}
+	rows.Close()
+	return buf, l.fillTimes(ctx, buf[start:])
 }
 
 // lease keeps revision n readable for store.LeaseTTL, for every host's

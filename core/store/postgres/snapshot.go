@@ -91,7 +91,7 @@ func fill(r *store.StoredRecord, v *version) error {
 
 // selectVersions is the start of a statement reading versions the
 // snapshot's revision sees ($1 layer, $2 revision).
-const selectVersions = `SELECT ` + versionCols + ` FROM synclayer_records r` + versionJoins +
+const selectVersions = `SELECT ` + versionCols + ` FROM synclayer_records r` +
 	` WHERE r.layer_id = $1 AND ` + visibleSQL + ` AND ` + keptSQL
 
 // Get returns one record (deleted ones too) by source key, model and id.
@@ -117,9 +117,15 @@ func (s *Snapshot) Get(source, model, id string) (store.StoredRecord, bool, erro
 	return r, true, nil
 }
 
-// scanChunks are the sizes of the statements of an id-ordered walk: small
-// first (a GraphQL page often wants ten records), then larger.
-var scanChunks = [...]int{64, 256, readChunk}
+// scanChunk is the size of the i-th statement of an id-ordered walk after
+// one that read prev: small first (a GraphQL page often wants ten
+// records), then larger, within the bounds of chunkAfter.
+func scanChunk(i int, prev []version) int {
+	if i == 0 {
+		return 64
+	}
+	return min(chunkAfter(prev), 256<<(2*(i-1)))
+}
 
 // Scan calls fn with the records of one (source key, model) that are not
 // deleted, in ascending id order (byte order), starting after afterID (all
@@ -135,7 +141,7 @@ func (s *Snapshot) Scan(source, model, afterID string, fn func(r *store.StoredRe
 	var rec store.StoredRecord
 	from := afterID
 	for i := 0; ; i++ {
-		want := scanChunks[min(i, len(scanChunks)-1)]
+		want := scanChunk(i, buf)
 		sql := selectVersions + ` AND r.source_key = $3 AND r.model = $4 AND r.action <> 3`
 		args := []any{s.l.id, s.rev.Number, source, model, want}
 		if i > 0 || from != "" {
@@ -187,7 +193,7 @@ func (s *Snapshot) ScanConnections(source, model, afterConn, afterID string, fn 
 	var buf []version
 	var rec store.StoredRecord
 	for i := 0; ; i++ {
-		want := scanChunks[min(i, len(scanChunks)-1)]
+		want := scanChunk(i, buf)
 		args := []any{s.l.id, s.rev.Number, start, end, model, want, source}
 		idCond := ``
 		if afterID != "" {
@@ -208,7 +214,7 @@ func (s *Snapshot) ScanConnections(source, model, afterConn, afterID string, fn 
 			SELECT ` + versionCols + ` FROM k CROSS JOIN LATERAL (
 				SELECT r.* FROM synclayer_records r
 				WHERE r.layer_id = $1 AND r.source_key = k.sk AND r.model = $5 AND ` + visibleSQL + ` AND r.action <> 3` + idCond + `
-				ORDER BY r.id LIMIT $6) r` + versionJoins + `
+				ORDER BY r.id LIMIT $6) r
 			WHERE k.sk IS NOT NULL AND (k.sk = $7 OR starts_with(k.sk, $7 || E'\x1f')) AND ` + keptSQL + `
 			LIMIT $6`
 		buf, err = readVersions(ctx, s.l, buf[:0], sql, args...)
@@ -262,9 +268,10 @@ func (s *Snapshot) Changes(since int64, fn func(r *store.StoredRecord) error) er
 	var buf []version
 	var rec store.StoredRecord
 	for {
+		want := chunkAfter(buf)
 		buf, err = readVersions(ctx, s.l, buf[:0], selectVersions+
 			` AND (r.from_rev, r.seq) > ($3, $4) ORDER BY r.from_rev, r.seq LIMIT $5`,
-			s.l.id, s.rev.Number, posRev, posSeq, readChunk)
+			s.l.id, s.rev.Number, posRev, posSeq, want)
 		if err != nil {
 			return fmt.Errorf("store: read changes: %w", err)
 		}
@@ -279,7 +286,7 @@ func (s *Snapshot) Changes(since int64, fn func(r *store.StoredRecord) error) er
 				return err
 			}
 		}
-		if len(buf) < readChunk {
+		if len(buf) < want {
 			return nil
 		}
 		last := buf[len(buf)-1]
