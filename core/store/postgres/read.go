@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -61,6 +64,41 @@ func scanVersion(rows pgx.Rows, v *version) error {
 		return err
 	}
 	v.action = store.Action(action)
+	return nil
+}
+
+// versionOIDs are the types of versionCols, in order.
+var versionOIDs = [...]uint32{pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.Int8OID, pgtype.Int4OID, pgtype.Int2OID, pgtype.Int8OID, pgtype.ByteaOID}
+
+// binaryVersionCols tells whether a statement's columns are versionCols in
+// the formats decodeVersion reads (binary, or text for text).
+func binaryVersionCols(fds []pgconn.FieldDescription) bool {
+	if len(fds) != len(versionOIDs) {
+		return false
+	}
+	for i, fd := range fds {
+		// A text value's bytes are the same in both formats.
+		if fd.DataTypeOID != versionOIDs[i] || fd.Format != pgtype.BinaryFormatCode && fd.DataTypeOID != pgtype.TextOID {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeVersion reads versionCols from their binary values: what Scan
+// does, without its per-column dispatch (a walk reads many rows of few
+// columns).
+func decodeVersion(vals [][]byte, v *version) error {
+	if len(vals) != len(versionOIDs) || vals[0] == nil || vals[1] == nil || vals[2] == nil || vals[7] == nil ||
+		len(vals[3]) != 8 || len(vals[4]) != 4 || len(vals[5]) != 2 || len(vals[6]) != 8 {
+		return errors.New("store: unexpected record row")
+	}
+	v.sourceKey, v.model, v.id = string(vals[0]), string(vals[1]), string(vals[2])
+	v.fromRev = int64(binary.BigEndian.Uint64(vals[3]))
+	v.seq = int32(binary.BigEndian.Uint32(vals[4]))
+	v.action = store.Action(binary.BigEndian.Uint16(vals[5]))
+	v.firstSeen = int64(binary.BigEndian.Uint64(vals[6]))
+	v.payload = append(v.payload[:0], vals[7]...)
 	return nil
 }
 
@@ -469,9 +507,19 @@ func readVersions(ctx context.Context, l *Layer, buf []version, sql string, args
 	}
 	defer rows.Close()
 	start := len(buf)
+	raw := false
 	for rows.Next() {
+		if len(buf) == start {
+			raw = binaryVersionCols(rows.FieldDescriptions())
+		}
 		buf = append(buf, version{})
-		if err := scanVersion(rows, &buf[len(buf)-1]); err != nil {
+		v := &buf[len(buf)-1]
+		if raw {
+			err = decodeVersion(rows.RawValues(), v)
+		} else {
+			err = scanVersion(rows, v)
+		}
+		if err != nil {
 			return buf, err
 		}
 	}

@@ -558,3 +558,32 @@ func TestRenderPayloadEdges(t *testing.T) {
 }
 
 var cursorField = regexp.MustCompile(`"cursor":"[-0-9A-Za-z_]{16}"`)
+
+// The walk's statements come back in the formats decodeVersion reads, so
+// that it, not Scan, decodes them.
+func TestVersionsDecodeWithoutScan(t *testing.T) {
+	l := testLayer(t)
+	publish(t, l, t0, save("shop", "items", "a", item("a", "1")))
+	rows, err := l.s.pool.Query(context.Background(), selectVersions, l.id, int64(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		t.Fatal(rows.Err())
+	}
+	if !binaryVersionCols(rows.FieldDescriptions()) {
+		t.Fatalf("columns %+v", rows.FieldDescriptions())
+	}
+	var v, w version
+	if err := decodeVersion(rows.RawValues(), &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := scanVersion(rows, &w); err != nil {
+		t.Fatal(err)
+	}
+	if v.sourceKey != w.sourceKey || v.model != w.model || v.id != w.id || v.fromRev != w.fromRev || v.seq != w.seq ||
+		v.action != w.action || v.firstSeen != w.firstSeen || !bytes.Equal(v.payload, w.payload) || v.id != "a" {
+		t.Fatalf("decoded %+v, scanned %+v", v, w)
+	}
+}
