@@ -373,19 +373,23 @@ func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Pa
 		if ma.Before(q.ModifiedAfter) {
 			ma = ma.Add(time.Microsecond)
 		}
-		// The walk starts at the first revision committed at or after
-		// it (commit times grow with revisions)...
+		// The walk starts at the oldest revision committed at or after
+		// it: a range of the time index, the revisions since (OFFSET 0
+		// keeps the planner from walking every revision in number order
+		// for min)...
 		var first *int64
-		err := l.s.pool.QueryRow(ctx, `SELECT rev FROM synclayer_revision_times
-			WHERE layer_id = $1 AND created_at >= $2 ORDER BY created_at, rev LIMIT 1`, l.id, ma).Scan(&first)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return page, nil // nothing was modified since
-		}
+		err := l.s.pool.QueryRow(ctx, `SELECT min(rev) FROM (SELECT rev FROM synclayer_revision_times
+			WHERE layer_id = $1 AND created_at >= $2 OFFSET 0) since`, l.id, ma).Scan(&first)
 		if err != nil {
 			return page, fmt.Errorf("store: read records: %w", err)
 		}
+		if first == nil {
+			return page, nil // nothing was modified since
+		}
 		w.after(store.MakeCursor(uint64(*first-1), math.MaxInt32))
-		// ...and each record's own time decides.
+		// ...and each record's own time decides, so that it is exact
+		// even if hosts' clocks made a revision older than the one
+		// before it.
 		w.modifiedAfter = ma
 	}
 	w.query = `SELECT ` + versionCols + ` FROM synclayer_records r` +

@@ -587,3 +587,22 @@ func TestVersionsDecodeWithoutScan(t *testing.T) {
 		t.Fatalf("decoded %+v, scanned %+v", v, w)
 	}
 }
+
+// A revision committed by a host whose clock is behind may be older than
+// the one before it: modifiedAfter still keeps exactly the records whose
+// last_modified_at is at or after it.
+func TestModifiedAfterWithSkewedClocks(t *testing.T) {
+	l := testLayer(t)
+	publish(t, l, t0, save("shop", "items", "a", item("a", "1")))
+	publish(t, l, t0.Add(30*time.Second), save("shop", "items", "b", item("b", "2")))
+	publish(t, l, t0.Add(20*time.Second), save("shop", "items", "c", item("c", "3")))
+	for _, tc := range []struct {
+		after time.Duration
+		want  []string
+	}{{10 * time.Second, []string{"b", "c"}}, {25 * time.Second, []string{"b"}}, {20 * time.Second, []string{"b", "c"}}, {31 * time.Second, nil}} {
+		rs, _ := records(t, l, store.Query{ModifiedAfter: t0.Add(tc.after)})
+		eq(t, fmt.Sprintf("after %s", tc.after), ids(rs), tc.want)
+		rs, _ = records(t, l, store.Query{ModifiedAfter: t0.Add(tc.after), Model: "items", Source: "shop", IDs: []string{"a", "b", "c"}})
+		eq(t, fmt.Sprintf("ids after %s", tc.after), ids(rs), tc.want)
+	}
+}
