@@ -10,7 +10,8 @@ import (
 // which it refreshes about once a minute, they feed a metric.
 const diskSizeTTL = time.Minute
 
-// diskSizes caches each store's figures (by *Store).
+// diskSizes caches each store's figures (by *Store); forgotten when one of
+// its layers closes after the store did.
 var diskSizes sync.Map
 
 // diskFigures are one reading of the records table's size and of how its

@@ -29,6 +29,18 @@ import (
 // its start, and it returns none when it was not. A statement that returns
 // no rows asks whether the revision is kept (revisionKept) to tell "none"
 // from ErrRevisionGone.
+//
+// What reads rely on from the writers (publish, retention):
+//   - A revision is kept while its synclayer_revisions row exists: pruning
+//     deletes the row in the transaction that deletes the versions only it
+//     (and older pruned revisions) saw, and keeps the revisions a walk has
+//     leased (leasedRevisions).
+//   - Inserting a revision's row records its commit time for good
+//     (synclayer_revision_times, by a trigger): first_seen_at and
+//     modifiedAfter read the times of revisions long pruned.
+//   - A version's payload is the JSON object as readers get it: stored
+//     compact, as the embedded driver stores it, the records render byte
+//     for byte as its do.
 
 // visibleSQL selects the version of a record (alias r) that revision $2
 // sees.
@@ -190,6 +202,16 @@ func (l *Layer) fillTimes(ctx context.Context, vs []version) error {
 		v.firstAt, v.hasFirst = known[v.firstSeen]
 	}
 	return nil
+}
+
+// closeReads forgets what the reads cache of the layer (its revision
+// times, and its store's disk figures once the store is closed); the
+// layer's close calls it.
+func (l *Layer) closeReads() {
+	layerTimes.Delete(l)
+	if l.closedErr() != nil {
+		diskSizes.Delete(l.s)
+	}
 }
 
 // sqlArgs builds a statement's positional arguments.

@@ -606,3 +606,22 @@ func TestModifiedAfterWithSkewedClocks(t *testing.T) {
 		eq(t, fmt.Sprintf("ids after %s", tc.after), ids(rs), tc.want)
 	}
 }
+
+// A layer's caches go when it closes.
+func TestCloseReadsForgetsTheCaches(t *testing.T) {
+	l := testLayer(t)
+	publish(t, l, t0, save("shop", "items", "a", item("a", "1")))
+	records(t, l, store.Query{})
+	l.DiskSize()
+	if _, ok := layerTimes.Load(l); !ok {
+		t.Fatal("no revision times cached")
+	}
+	l.s.Close()
+	l.closeReads()
+	if _, ok := layerTimes.Load(l); ok {
+		t.Fatal("revision times cached after close")
+	}
+	if _, ok := diskSizes.Load(l.s); ok {
+		t.Fatal("disk figures cached after close")
+	}
+}
