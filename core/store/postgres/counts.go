@@ -163,7 +163,7 @@ func (s *Snapshot) CountChanges(old store.Snapshot, oldCounts []store.ModelCount
 			WHERE o.layer_id = r.layer_id AND o.source_key = r.source_key AND o.model = r.model AND o.id = r.id
 				AND o.from_rev <= $3 AND (o.to_rev IS NULL OR o.to_rev > $3)) o ON true
 		WHERE r.layer_id = $1 AND r.from_rev > $3 AND `+visibleSQL+` AND `+keptSQL+`
-			AND EXISTS (SELECT 1 FROM synclayer_revisions WHERE layer_id = $1 AND rev = $3)
+			AND EXISTS (SELECT 1 FROM synclayer_layers WHERE id = $1 AND discard_rev <= $3)
 		GROUP BY r.source_key, r.model`,
 		[]any{s.l.id, s.rev.Number, o.rev.Number}, func(sourceKey, model string, live, deleted int64) {
 			source, conn := store.SplitSourceKey(sourceKey)

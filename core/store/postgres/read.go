@@ -21,23 +21,26 @@ import (
 )
 
 // Reads of records (SPEC §4): a reader of revision N sees exactly the
-// versions with from_rev <= N AND (to_rev IS NULL OR to_rev > N). Every
-// read statement of this file and its siblings (snapshot.go, counts.go,
+// versions with from_rev <= N AND (to_rev IS NULL OR to_rev > N). Which
+// revision a read starts on, and whether it may (store.ErrNoRevision,
+// store.ErrRevisionGone), is retention's answer (revisionAt, revisions.go);
+// the versions a revision sees stay in the table while it is at or above
+// the layer's discard point (the pruner deletes only versions with to_rev
+// <= discard_rev, after the commit that raised it). So every read
+// statement of this file and its siblings (snapshot.go, counts.go,
 // fieldindex.go) takes the layer's id as $1 and the revision as $2, and
 // holds the guard keptSQL: one statement sees one snapshot of the
-// database, so its rows are complete when the revision was still kept at
-// its start, and it returns none when it was not. A statement that returns
-// no rows asks whether the revision is kept (revisionKept) to tell "none"
-// from ErrRevisionGone.
+// database, so its rows are complete when the revision was at or above the
+// discard point at its start, and it returns none when it was not. A
+// statement that returns no rows asks (checkKept) to tell "none" from
+// store.ErrRevisionGone. A walk goes on reading its revision whatever
+// retention decides meanwhile, until the pruner may have reached it, as
+// the embedded driver's readers do until compaction.
 //
-// What reads rely on from the writers (publish, retention):
-//   - A revision is kept while its synclayer_revisions row exists: pruning
-//     deletes the row in the transaction that deletes the versions only it
-//     (and older pruned revisions) saw, and keeps the revisions a walk has
-//     leased (leasedRevisions).
-//   - Inserting a revision's row records its commit time for good
-//     (synclayer_revision_times, by a trigger): first_seen_at and
-//     modifiedAfter read the times of revisions long pruned.
+// What reads rely on from the writers (publish.go, revisions.go):
+//   - A revision's row in synclayer_revisions stays for good (kept turns
+//     false): first_seen_at and modifiedAfter read the commit times of
+//     revisions long unreadable.
 //   - A version's payload is the JSON object as readers get it: stored
 //     compact, as the embedded driver stores it, the records render byte
 //     for byte as its do.
@@ -46,9 +49,9 @@ import (
 // sees.
 const visibleSQL = `r.from_rev <= $2 AND (r.to_rev IS NULL OR r.to_rev > $2)`
 
-// keptSQL holds while revision $2 of layer $1 is kept: retention deletes a
-// revision's row in the transaction that prunes the versions only it saw.
-const keptSQL = `EXISTS (SELECT 1 FROM synclayer_revisions WHERE layer_id = $1 AND rev = $2)`
+// keptSQL holds while the versions revision $2 of layer $1 sees are all in
+// the table: the revision is at or above the layer's discard point.
+const keptSQL = `EXISTS (SELECT 1 FROM synclayer_layers WHERE id = $1 AND discard_rev <= $2)`
 
 // versionCols are the columns a record is read with (scanVersion scans
 // them). The commit times of its revisions come from the layer's cache
@@ -168,7 +171,7 @@ func (l *Layer) fillTimes(ctx context.Context, vs []version) error {
 	}
 	rt.mu.Unlock()
 	if len(missing) > 0 {
-		rows, err := l.s.pool.Query(ctx, `SELECT rev, created_at FROM synclayer_revision_times WHERE layer_id = $1 AND rev = ANY($2)`, l.id, missing)
+		rows, err := l.s.pool.Query(ctx, `SELECT rev, created_at FROM synclayer_revisions WHERE layer_id = $1 AND rev = ANY($2)`, l.id, missing)
 		if err != nil {
 			return fmt.Errorf("store: read revision times: %w", err)
 		}
@@ -232,57 +235,22 @@ func (l *Layer) closedErr() error {
 	return nil
 }
 
-// revisionAt resolves revision n (0: the pinned one, else the newest) to
-// its number and commit time. ok is false when n is 0 and nothing is
-// published; a revision never published is ErrNoRevision, one no longer
-// kept ErrRevisionGone.
-func (l *Layer) revisionAt(ctx context.Context, n int64) (rev store.Revision, ok bool, err error) {
+// readRevision resolves revision n (0: the pinned one, else the newest)
+// as retention answers (revisionAt), and fails with store.ErrClosed once
+// the store is closed.
+func (l *Layer) readRevision(n int64) (store.Revision, bool, error) {
 	if err := l.closedErr(); err != nil {
 		return store.Revision{}, false, err
 	}
-	var pinned int64
-	var newest, found *int64
-	var at *time.Time
-	err = l.s.pool.QueryRow(ctx, `
-		WITH s AS (
-			SELECT pinned, (SELECT max(rev) FROM synclayer_revisions WHERE layer_id = $1) AS newest
-			FROM synclayer_layers WHERE id = $1),
-		n AS (
-			SELECT pinned, newest,
-				CASE WHEN $2::bigint <> 0 THEN $2::bigint WHEN pinned <> 0 THEN pinned ELSE newest END AS rev
-			FROM s)
-		SELECT n.pinned, n.newest, r.rev, r.created_at
-		FROM n LEFT JOIN synclayer_revisions r ON r.layer_id = $1 AND r.rev = n.rev`, l.id, n).
-		Scan(&pinned, &newest, &found, &at)
-	if err != nil {
-		return store.Revision{}, false, fmt.Errorf("store: read revision: %w", err)
-	}
-	if found == nil {
-		if n == 0 && pinned == 0 && newest == nil {
-			return store.Revision{}, false, nil // nothing published yet
-		}
-		if n == 0 {
-			n = pinned
-		}
-		if n < 1 || newest == nil || n > *newest {
-			return store.Revision{}, false, fmt.Errorf("%w: %d", store.ErrNoRevision, n)
-		}
-		return store.Revision{}, false, revisionGone(n)
-	}
-	return revisionOf(*found, *at, pinned), true, nil
-}
-
-// revisionOf is a revision as reads return it: its number, commit time and
-// whether it is pinned. TS, the cursors' timestamp, is its number.
-func revisionOf(n int64, at time.Time, pinned int64) store.Revision {
-	return store.Revision{Number: n, CreatedAt: at.UTC(), TS: uint64(n), Pinned: n == pinned}
+	return l.revisionAt(n)
 }
 
 func revisionGone(n int64) error {
-	return fmt.Errorf("%w: %d (the layer keeps its newest revisions, those younger than its keep_for, the pinned one and those being paged)", store.ErrRevisionGone, n)
+	return fmt.Errorf("%w: %d (its versions may be pruned: the layer keeps its newest revisions, those younger than its keep_for, the pinned one and those being paged)", store.ErrRevisionGone, n)
 }
 
-// revisionKept tells whether revision n is kept.
+// revisionKept tells whether the versions revision n sees are all in the
+// table (keptSQL).
 func (l *Layer) revisionKept(ctx context.Context, n int64) (bool, error) {
 	var ok bool
 	err := l.s.pool.QueryRow(ctx, `SELECT `+keptSQL, l.id, n).Scan(&ok)
@@ -332,12 +300,12 @@ func chunkAfter(vs []version) int {
 // during the call. All records come from one revision: q.Revision, or the
 // current one; Page.Next continues on it.
 func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Page, error) {
-	ctx, cancel := l.ctx()
-	defer cancel()
-	rev, ok, err := l.revisionAt(ctx, q.Revision)
+	rev, ok, err := l.readRevision(q.Revision)
 	if err != nil || !ok {
 		return store.Page{}, err
 	}
+	ctx, cancel := l.ctx()
+	defer cancel()
 	// Page.Revision carries what the embedded driver's does.
 	page := store.Page{Revision: store.Revision{Number: rev.Number, CreatedAt: rev.CreatedAt, TS: rev.TS}}
 	if q.Limit <= 0 {
@@ -400,7 +368,7 @@ func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Pa
 		// keeps the planner from walking every revision in number order
 		// for min)...
 		var first *int64
-		err := l.s.pool.QueryRow(ctx, `SELECT min(rev) FROM (SELECT rev FROM synclayer_revision_times
+		err := l.s.pool.QueryRow(ctx, `SELECT min(rev) FROM (SELECT rev FROM synclayer_revisions
 			WHERE layer_id = $1 AND created_at >= $2 OFFSET 0) since`, l.id, ma).Scan(&first)
 		if err != nil {
 			return page, fmt.Errorf("store: read records: %w", err)
@@ -427,9 +395,7 @@ func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Pa
 	if next != nil {
 		page.Next = store.PageToken(*next, rev.Number)
 		// A walk goes on: its revision stays readable while it does.
-		if err := l.lease(ctx, rev.Number); err != nil {
-			l.log.Warn("could not lease the revision being paged; a later page may find it gone", "revision", rev.Number, "error", err)
-		}
+		l.Lease(rev.Number)
 	}
 	return page, nil
 }
@@ -554,35 +520,6 @@ func readVersions(ctx context.Context, l *Layer, buf []version, sql string, args
 	}
 	rows.Close()
 	return buf, l.fillTimes(ctx, buf[start:])
-}
-
-// lease keeps revision n readable for store.LeaseTTL, for every host's
-// retention (see leasedRevisions). A lease renewed less than a tenth of
-// the TTL ago is left as it is: a fast walk writes once in a while, not
-// once a page.
-func (l *Layer) lease(ctx context.Context, n int64) error {
-	_, err := l.s.pool.Exec(ctx, `
-		INSERT INTO synclayer_leases AS s (layer_id, rev, expires_at)
-		VALUES ($1, $2, now() + make_interval(secs => $3))
-		ON CONFLICT (layer_id, rev) DO UPDATE SET expires_at = EXCLUDED.expires_at
-		WHERE s.expires_at < EXCLUDED.expires_at - make_interval(secs => $3 / 10)`,
-		l.id, n, store.LeaseTTL.Seconds())
-	return err
-}
-
-// leasedRevisions returns the revisions of the layer that a walk is paging
-// (their lease has not expired) and deletes the expired leases, in tx:
-// retention keeps the revisions it returns, as the embedded driver keeps
-// its leased ones.
-func (l *Layer) leasedRevisions(ctx context.Context, tx pgx.Tx) ([]int64, error) {
-	if _, err := tx.Exec(ctx, `DELETE FROM synclayer_leases WHERE layer_id = $1 AND expires_at <= now()`, l.id); err != nil {
-		return nil, err
-	}
-	rows, err := tx.Query(ctx, `SELECT rev FROM synclayer_leases WHERE layer_id = $1 ORDER BY rev`, l.id)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 // recordRenderer turns versions into the JSON of the read API, byte for

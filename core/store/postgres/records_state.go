@@ -1,13 +1,58 @@
 package postgres
 
-import "context"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // recordsState is a layer's state for records, revisions, staging and
-// snapshots (owned by records*.go).
-type recordsState struct{}
+// snapshots (owned by records*.go, stage.go, publish.go, revisions.go).
+// It caches nothing another host could change: revisions, pins and
+// retention's discard point are read from the database, so every host
+// sees the same at once. What it holds is this host's retention settings
+// (each host is given the same configuration) and the pruner.
+type recordsState struct {
+	mu sync.Mutex
+	// keep and keepFor are the retention settings (SetRetention).
+	keep    int
+	keepFor time.Duration
 
-func (r *recordsState) open(ctx context.Context, l *Layer) error { return nil }
+	// prune wakes the pruner (pruneLoop); stop ends it, done tells it
+	// ended.
+	prune chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+}
 
-func (r *recordsState) close() {}
+func (r *recordsState) open(ctx context.Context, l *Layer) error {
+	r.keep = defaultKeep
+	r.prune, r.stop, r.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	go l.pruneLoop()
+	// Versions an earlier host's pruner had not reached yet.
+	r.prune <- struct{}{}
+	return nil
+}
+
+func (r *recordsState) close() {
+	if r.stop == nil {
+		return
+	}
+	close(r.stop)
+	<-r.done
+}
 
 func (r *recordsState) notified(l *Layer, kind, payload string) {}
+
+// defaultKeep is keep_revisions until SetRetention says otherwise (the
+// embedded driver's default too).
+const defaultKeep = 10
+
+// published wakes the pruner after a commit that may have moved the
+// discard point.
+func (l *Layer) published() {
+	select {
+	case l.rec.prune <- struct{}{}:
+	default:
+	}
+}

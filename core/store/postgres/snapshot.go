@@ -41,24 +41,26 @@ func (l *Layer) OpenSnapshot(n int64) (store.Snapshot, bool, error) {
 }
 
 func (l *Layer) openSnapshot(n int64) (*Snapshot, bool, error) {
-	ctx, cancel := l.ctx()
-	defer cancel()
-	rev, ok, err := l.revisionAt(ctx, n)
+	rev, ok, err := l.readRevision(n)
 	if err != nil || !ok {
 		return nil, ok, err
 	}
+	// What the embedded driver's snapshot carries.
+	rev = store.Revision{Number: rev.Number, CreatedAt: rev.CreatedAt, TS: rev.TS, Pinned: rev.Pinned}
 	return &Snapshot{l: l, rev: rev}, true, nil
 }
 
 // Revision is the revision the snapshot reads.
 func (s *Snapshot) Revision() store.Revision { return s.rev }
 
-// Retained tells whether the snapshot's revision is still kept. A reader
-// that derived something from an older snapshot checks it afterwards.
+// Retained tells whether the snapshot's revision is still kept (readable
+// by retention's rules). A reader that derived something from an older
+// snapshot checks it afterwards.
 func (s *Snapshot) Retained() bool {
-	ctx, cancel := s.l.ctx()
-	defer cancel()
-	ok, err := s.l.revisionKept(ctx, s.rev.Number)
+	if s.l.closedErr() != nil {
+		return false
+	}
+	_, ok, err := s.l.revisionAt(s.rev.Number)
 	return err == nil && ok
 }
 
@@ -254,7 +256,7 @@ func (s *Snapshot) Changes(since int64, fn func(r *store.StoredRecord) error) er
 	}
 	if since > 0 {
 		var newest *int64
-		if err := s.l.s.pool.QueryRow(ctx, `SELECT max(rev) FROM synclayer_revision_times WHERE layer_id = $1`, s.l.id).Scan(&newest); err != nil {
+		if err := s.l.s.pool.QueryRow(ctx, `SELECT max(rev) FROM synclayer_revisions WHERE layer_id = $1`, s.l.id).Scan(&newest); err != nil {
 			return fmt.Errorf("store: read revision: %w", err)
 		}
 		if newest == nil || since > *newest {

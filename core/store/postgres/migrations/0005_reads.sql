@@ -11,48 +11,9 @@ ALTER TABLE synclayer_records
     ALTER COLUMN model TYPE text COLLATE "C",
     ALTER COLUMN id TYPE text COLLATE "C";
 
--- The commit time of every revision ever published, kept for good (like
--- the embedded driver's revision refs) whatever retention does to
--- synclayer_revisions: a record's first_seen_at is the time of the
--- revision it was first seen in, which may be long gone, and
--- modifiedAfter finds the first revision at or after a time among all of
--- them. One small row per revision, written by a trigger in the
--- transaction that inserts the revision.
-CREATE TABLE synclayer_revision_times (
-    layer_id   bigint      NOT NULL REFERENCES synclayer_layers (id),
-    rev        bigint      NOT NULL,
-    created_at timestamptz NOT NULL,
-    PRIMARY KEY (layer_id, rev)
-);
--- modifiedAfter's first revision at or after a time.
-CREATE INDEX synclayer_revision_times_at ON synclayer_revision_times (layer_id, created_at);
-
-CREATE FUNCTION synclayer_revision_time() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO synclayer_revision_times (layer_id, rev, created_at)
-    VALUES (NEW.layer_id, NEW.rev, NEW.created_at)
-    ON CONFLICT (layer_id, rev) DO UPDATE SET created_at = EXCLUDED.created_at;
-    RETURN NULL;
-END $$;
-
-CREATE TRIGGER synclayer_revision_time
-    AFTER INSERT ON synclayer_revisions
-    FOR EACH ROW EXECUTE FUNCTION synclayer_revision_time();
-
-INSERT INTO synclayer_revision_times (layer_id, rev, created_at)
-    SELECT layer_id, rev, created_at FROM synclayer_revisions
-    ON CONFLICT DO NOTHING;
-
--- Leases of revisions being paged: each page of a cursor walk (on any
--- host) renews its revision's lease for store.LeaseTTL; retention keeps a
--- revision whose lease has not expired.
-CREATE TABLE synclayer_leases (
-    layer_id   bigint      NOT NULL REFERENCES synclayer_layers (id),
-    rev        bigint      NOT NULL,
-    expires_at timestamptz NOT NULL,
-    PRIMARY KEY (layer_id, rev)
-);
+-- modifiedAfter starts at the oldest revision committed at or after a
+-- time: a range of this index (the revisions since), not a walk of all.
+CREATE INDEX synclayer_revisions_at ON synclayer_revisions (layer_id, created_at);
 
 -- A record's payload as jsonb, for field indexes (fieldindex.go). jsonb
 -- holds no "\u0000": such an escape reads as "\ufffd" (the same length,

@@ -1,0 +1,519 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/synclayer/synclayer/core/store"
+)
+
+// Publishing.
+//
+// Every publish (a run's staging, a direct publish of payload webhooks, a
+// connection's records deleted) is one transaction that takes the layer's
+// row lock first: revisions, cursors and commit times grow in commit order
+// across hosts. The lock is FOR NO KEY UPDATE: it serialises publishes
+// (and pins, retention) without blocking the rows that reference the
+// layer (their foreign keys take FOR KEY SHARE), so runs stage while
+// another publishes; a transaction that inserted such rows and then took
+// FOR UPDATE would deadlock with another doing the same. Its changes are rows of synclayer_staged under one run id;
+// the transaction works them out set-based, in SQL, so that it costs in
+// proportion to the changes and never to the layer's size:
+//
+//  1. synclayer_chg (a temporary table) gets one row per record the change
+//     set touches: its changes folded (the last one wins; a save identical
+//     to the published payload, by the hash of the connector's bytes, is
+//     unchanged), joined with its live version, and what the publish does
+//     with it (kind: given way to a fresher revision under
+//     ignore_if_modified_after, unchanged, no-op, or a new version with
+//     its action and its cursor's sequence number);
+//  2. the live versions replaced get to_rev = the new revision;
+//  3. the new versions are inserted, payloads straight from the staged
+//     rows (or, for a delete, from the version it replaces);
+//  4. counts come from synclayer_chg; the run's checkpoints are moved;
+//     the revision row, the inbox items consumed, the deliveries that
+//     announce the revision and the retention it moves go in the same
+//     commit.
+//
+// The rules are the embedded driver's (core/store/badger/apply.go): a
+// delete of an unknown or deleted record does nothing; a save of a deleted
+// record revives it as ADDED and keeps its first_seen; a record added and
+// deleted by one change set is stored as deleted and counted as neither.
+
+// changeSet is what a publish applies.
+type changeSet struct {
+	// run names the change set's rows in synclayer_staged, seen markers
+	// and staged checkpoints.
+	run string
+	// direct is set for a change set without staging: its merging never
+	// gives way (it began at the newest revision).
+	direct bool
+	// start is the newest revision when the change set began.
+	start int64
+	// maxSeq is the greatest sequence number of its staged rows.
+	maxSeq int64
+	// byID is set when a staged row is a delete by id alone (empty model).
+	byID bool
+	// tracked are (source key, model) pairs whose live records without a
+	// seen marker of run are deleted after the staged changes; model ""
+	// is every model of the source key.
+	tracked [][2]string
+	// ignore are the (source key, model) pairs merged with
+	// ignore_if_modified_after (model "": every model).
+	ignore [][2]string
+	// sources have an entry in the revision's counts even without
+	// changes.
+	sources []string
+	// checkpoints: move the run's staged checkpoints.
+	checkpoints bool
+}
+
+// revInfo is what synclayer_revisions.info holds: a store.Revision without
+// Number, CreatedAt, Pinned and TS.
+type revInfo struct {
+	Trigger string                             `json:"trigger"`
+	Run     string                             `json:"run,omitempty"`
+	Sources []string                           `json:"sources"`
+	Counts  map[string]map[string]store.Counts `json:"counts"`
+}
+
+// Publish closes the writers and makes the staged changes one revision,
+// with the run's checkpoints; records of tracked models the run did not
+// save become deleted. Readers see all of it or none.
+func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
+	st.mu.Lock()
+	if st.done {
+		st.mu.Unlock()
+		return store.Revision{}, store.ErrStagingDone
+	}
+	writers := append([]*StageWriter(nil), st.writers...)
+	st.mu.Unlock()
+	for _, w := range writers {
+		if err := w.Close(); err != nil {
+			return store.Revision{}, fmt.Errorf("store: publish run %s: source %s: %w", st.run, w.source, err)
+		}
+	}
+	st.mu.Lock()
+	cs := changeSet{run: st.run, start: st.start, maxSeq: st.seq.Load(), byID: st.byID.Load(), checkpoints: true,
+		tracked: sortedPairs(st.tracked), ignore: sortedPairs(st.ignore)}
+	for s := range st.sources {
+		cs.sources = append(cs.sources, s)
+	}
+	st.mu.Unlock()
+	if info.Run == "" {
+		info.Run = st.run
+	}
+	l := st.l
+	ctx, cancel := l.ctx()
+	defer cancel()
+	var rev store.Revision
+	err := l.tx(ctx, func(tx pgx.Tx) (err error) {
+		rev, err = l.publish(ctx, tx, cs, info, nil)
+		return err
+	})
+	if err != nil {
+		return store.Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	st.mu.Lock()
+	st.done = true
+	st.mu.Unlock()
+	l.published()
+	// Nothing reads the staged rows any more; a failure leaves them to
+	// the next attempt of a run of that id.
+	if err := dropStaged(ctx, l.s.pool, l.id, st.run); err != nil {
+		l.log.Warn("could not drop the staged changes of a published run", "run", st.run, "error", err)
+	}
+	return rev, nil
+}
+
+func sortedPairs(m map[[2]string]bool) [][2]string {
+	out := make([][2]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i][0] != out[j][0] {
+			return out[i][0] < out[j][0]
+		}
+		return out[i][1] < out[j][1]
+	})
+	return out
+}
+
+// directRun is a fresh run id for a change set published without staging:
+// its rows live and die in the publish's transaction.
+func directRun() string {
+	var b [12]byte
+	rand.Read(b[:])
+	return "~direct-" + hex.EncodeToString(b[:])
+}
+
+// PublishChanges publishes changes outside a run (payload webhooks) as one
+// revision. Every payload is checked first: a publish never fails half-way
+// for bad input.
+func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (store.Revision, error) {
+	for _, b := range batches {
+		for i := range b.Changes {
+			if c := &b.Changes[i]; !c.Delete && !validObject(c.Data) {
+				return store.Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, errNotObject)
+			}
+		}
+	}
+	ctx, cancel := l.ctx()
+	defer cancel()
+	cs := changeSet{run: directRun(), direct: true}
+	var rev store.Revision
+	err := l.tx(ctx, func(tx pgx.Tx) error {
+		st := &Staging{l: l, run: cs.run}
+		for _, b := range batches {
+			w := &StageWriter{st: st, source: b.Source, q: tx}
+			if err := w.Apply(b.Changes); err != nil {
+				return err
+			}
+			if err := w.flush(); err != nil {
+				return err
+			}
+		}
+		cs.maxSeq, cs.byID = st.seq.Load(), st.byID.Load()
+		var err error
+		if rev, err = l.publish(ctx, tx, cs, info, nil); err != nil {
+			return err
+		}
+		return dropStaged(ctx, tx, l.id, cs.run)
+	})
+	if err != nil {
+		return store.Revision{}, fmt.Errorf("store: publish: %w", err)
+	}
+	l.published()
+	return rev, nil
+}
+
+// errTooManyChanges: a cursor's sequence number within its revision has
+// 31 bits here (the schema's integer).
+var errTooManyChanges = errors.New("a revision may hold at most 2,147,483,647 changes: split the sync")
+
+// publish applies cs and commits it as the next revision, in tx. pre, when
+// set, runs first, once the layer's lock is held.
+func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store.PublishInfo, pre func() error) (store.Revision, error) {
+	var discard, pinned int64
+	if err := tx.QueryRow(ctx, `SELECT discard_rev, pinned FROM synclayer_layers WHERE id = $1 FOR NO KEY UPDATE`, l.id).Scan(&discard, &pinned); err != nil {
+		return store.Revision{}, fmt.Errorf("lock the layer: %w", err)
+	}
+	if pre != nil {
+		if err := pre(); err != nil {
+			return store.Revision{}, err
+		}
+	}
+	var prev int64
+	var prevAt *time.Time
+	err := tx.QueryRow(ctx, `SELECT rev, created_at FROM synclayer_revisions WHERE layer_id = $1 ORDER BY rev DESC LIMIT 1`, l.id).Scan(&prev, &prevAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return store.Revision{}, err
+	}
+	n := prev + 1
+	start := cs.start
+	if cs.direct {
+		start = prev
+	}
+	// The statements below join a change set with the live versions of
+	// its records record by record, through the indexes (lateral
+	// subqueries the planner cannot flatten) or by ctid: never a scan of
+	// the layer, whatever the planner's estimates of the staged rows and
+	// the temporary table. Folding sorts and hashes the change set.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+		return store.Revision{}, err
+	}
+	byID, err := l.resolveByID(ctx, tx, cs)
+	if err != nil {
+		return store.Revision{}, fmt.Errorf("deletes by id: %w", err)
+	}
+	if _, err := tx.Exec(ctx, createChg); err != nil {
+		return store.Revision{}, err
+	}
+	var tsk, tm, isk, im []string
+	for _, p := range cs.tracked {
+		tsk, tm = append(tsk, p[0]), append(tm, p[1])
+	}
+	for _, p := range cs.ignore {
+		isk, im = append(isk, p[0]), append(im, p[1])
+	}
+	tag, err := tx.Exec(ctx, fillChg, l.id, cs.run, start,
+		byID.sk, byID.model, byID.id, byID.seq,
+		tsk, tm, cs.maxSeq, isk, im, n)
+	if err != nil {
+		return store.Revision{}, fmt.Errorf("fold the changes: %w", err)
+	}
+	if tag.RowsAffected() > math.MaxInt32 {
+		return store.Revision{}, errTooManyChanges
+	}
+	// The live versions replaced, by ctid: nothing else changes them
+	// while the layer's lock is held (the pruner deletes only versions
+	// replaced long ago).
+	if _, err := tx.Exec(ctx, `UPDATE synclayer_records SET to_rev = $2
+		WHERE ctid = ANY(ARRAY(SELECT p_ctid FROM synclayer_chg WHERE kind = 3 AND p_ctid IS NOT NULL))
+		AND layer_id = $1 AND to_rev IS NULL`, l.id, n); err != nil {
+		return store.Revision{}, fmt.Errorf("close the replaced versions: %w", err)
+	}
+	// In new_seq order (synclayer_chg's rows are, as the window
+	// function sorted them), so that the heap follows the cursors.
+	if _, err := tx.Exec(ctx, `INSERT INTO synclayer_records
+		(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
+		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen, p.payload, p.hash
+		FROM synclayer_chg c CROSS JOIN LATERAL (
+			SELECT s.payload, s.hash FROM synclayer_staged s
+			WHERE c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
+			UNION ALL
+			SELECT o.payload, o.hash FROM synclayer_records o
+			WHERE c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
+				AND o.model = c.model AND o.id = c.id AND o.from_rev = c.p_from
+		) p
+		WHERE c.kind = 3`, l.id, cs.run, n); err != nil {
+		return store.Revision{}, fmt.Errorf("write the new versions: %w", err)
+	}
+	counts, err := l.countChg(ctx, tx, cs.sources)
+	if err != nil {
+		return store.Revision{}, err
+	}
+	if cs.checkpoints {
+		if _, err := tx.Exec(ctx, `INSERT INTO synclayer_checkpoints (layer_id, source_key, sync, state)
+			SELECT layer_id, source_key, sync, state FROM synclayer_staged_checkpoints WHERE layer_id = $1 AND run = $2
+			ON CONFLICT (layer_id, source_key, sync) DO UPDATE SET state = EXCLUDED.state`, l.id, cs.run); err != nil {
+			return store.Revision{}, fmt.Errorf("publish the checkpoints: %w", err)
+		}
+	}
+	sources := append([]string{}, info.Sources...)
+	sort.Strings(sources)
+	rev := store.Revision{Number: n, Trigger: info.Trigger, Run: info.Run, Sources: sources, Counts: counts, TS: uint64(n)}
+	b, err := json.Marshal(revInfo{Trigger: rev.Trigger, Run: rev.Run, Sources: rev.Sources, Counts: rev.Counts})
+	if err != nil {
+		return store.Revision{}, err
+	}
+	// Commit times grow strictly per layer, whatever the clock does.
+	var at time.Time
+	if err := tx.QueryRow(ctx, `INSERT INTO synclayer_revisions (layer_id, rev, created_at, info)
+		VALUES ($1, $2, greatest(clock_timestamp(), $3::timestamptz + interval '1 microsecond'), $4)
+		RETURNING created_at`, l.id, n, prevAt, b).Scan(&at); err != nil {
+		return store.Revision{}, fmt.Errorf("write the revision: %w", err)
+	}
+	rev.CreatedAt = at.UTC()
+	if err := l.sys.consumeInbox(ctx, tx, l, info.Consume); err != nil {
+		return store.Revision{}, fmt.Errorf("consume the inbox: %w", err)
+	}
+	if info.Announce != nil {
+		if err := l.sys.enqueue(ctx, tx, l, info.Announce(rev)); err != nil {
+			return store.Revision{}, fmt.Errorf("announce the revision: %w", err)
+		}
+	}
+	if err := l.retain(ctx, tx, n, discard, pinned); err != nil {
+		return store.Revision{}, fmt.Errorf("retention: %w", err)
+	}
+	if err := l.notify(ctx, tx, kindRevision, strconv.FormatInt(n, 10)); err != nil {
+		return store.Revision{}, err
+	}
+	if testHookBeforeCommit != nil {
+		if err := testHookBeforeCommit(); err != nil {
+			return store.Revision{}, err
+		}
+	}
+	return rev, nil
+}
+
+// testHookBeforeCommit, when set (tests only), runs at the end of a
+// publish's transaction, before it commits.
+var testHookBeforeCommit func() error
+
+// kindRevision is the notification of a published revision (payload: its
+// number).
+const kindRevision = "revision"
+
+// createChg is the per-publish table of the records a change set touches.
+const createChg = `CREATE TEMP TABLE synclayer_chg (
+	source_key text, model text, id text,
+	last_seq bigint, save_seq bigint, n bigint, nsaves bigint, minh bigint, maxh bigint,
+	p_from bigint, p_action smallint, p_hash bigint, p_first bigint, p_ctid tid,
+	last_deleted boolean, ignored boolean, kind integer,
+	action smallint, first_seen bigint, new_seq bigint
+) ON COMMIT DROP`
+
+// fillChg folds a change set into synclayer_chg. Parameters: $1 layer, $2
+// run, $3 start (revisions above it modified a record after the change set
+// began), $4-$7 deletes by id resolved (source key, model, id, seq), $8-$9
+// tracked (source key, model; "" every model), $10 the greatest staged
+// sequence number, $11-$12 ignore_if_modified_after (source key, model),
+// $13 the new revision.
+//
+// kind: 0 gives way (ignore_if_modified_after), 1 unchanged, 2 nothing to
+// do (a delete of what is not live), 3 a new version.
+const fillChg = `INSERT INTO synclayer_chg
+WITH c AS (
+	SELECT source_key, model, id, seq, deleted, hash
+	FROM synclayer_staged WHERE layer_id = $1 AND run = $2 AND model <> ''
+	UNION ALL
+	SELECT source_key, model, id, seq, true, 0
+	FROM unnest($4::text[], $5::text[], $6::text[], $7::bigint[]) AS b(source_key, model, id, seq)
+	UNION ALL
+	SELECT u.source_key, u.model, u.id, $10 + row_number() OVER (ORDER BY u.source_key, u.model, u.id), true, 0
+	FROM unnest($8::text[], $9::text[]) AS t(source_key, model)
+	CROSS JOIN LATERAL (
+		SELECT r.source_key, r.model, r.id FROM synclayer_records r
+		WHERE r.layer_id = $1 AND r.source_key = t.source_key AND (t.model = '' OR r.model = t.model)
+			AND r.to_rev IS NULL AND r.action <> 3
+			AND NOT EXISTS (SELECT 1 FROM synclayer_seen s WHERE s.layer_id = $1 AND s.run = $2
+				AND s.source_key = r.source_key AND s.model = r.model AND s.id = r.id OFFSET 0)
+	) u
+), a AS (
+	SELECT source_key, model, id, max(seq) AS last_seq,
+		max(seq) FILTER (WHERE NOT deleted) AS save_seq,
+		count(*) AS n, count(*) FILTER (WHERE NOT deleted) AS nsaves,
+		min(hash) FILTER (WHERE NOT deleted) AS minh, max(hash) FILTER (WHERE NOT deleted) AS maxh
+	FROM c GROUP BY source_key, model, id
+), j AS (
+	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
+		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
+		CASE WHEN r.from_rev > $3 AND cardinality($11::text[]) > 0 THEN EXISTS (
+			SELECT 1 FROM unnest($11::text[], $12::text[]) AS i(source_key, model)
+			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)) ELSE false END AS ignored
+	FROM a LEFT JOIN LATERAL (
+		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
+		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
+		OFFSET 0) r ON true
+), k AS (
+	SELECT j.*, CASE
+		WHEN ignored THEN 0
+		WHEN NOT last_deleted AND p_action IN (1, 2) AND nsaves = n AND minh = maxh AND minh = p_hash THEN 1
+		WHEN last_deleted AND nsaves = 0 AND (p_action IS NULL OR p_action = 3) THEN 2
+		ELSE 3 END AS kind
+	FROM j
+)
+SELECT k.*,
+	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
+	coalesce(p_first, $13),
+	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END
+FROM k`
+
+// countChg counts synclayer_chg by source and model: what a change that
+// gave way did is not counted, and its model is not named.
+func (l *Layer) countChg(ctx context.Context, tx pgx.Tx, sources []string) (map[string]map[string]store.Counts, error) {
+	counts := map[string]map[string]store.Counts{}
+	for _, s := range sources {
+		counts[s] = map[string]store.Counts{}
+	}
+	rows, err := tx.Query(ctx, `SELECT split_part(source_key, $1, 1), model,
+			count(*) FILTER (WHERE kind = 3 AND action = 1),
+			count(*) FILTER (WHERE kind = 3 AND action = 2),
+			count(*) FILTER (WHERE kind = 3 AND action = 3 AND p_action IN (1, 2)),
+			coalesce(sum(n) FILTER (WHERE kind = 1), 0)::bigint
+		FROM synclayer_chg WHERE kind <> 0 GROUP BY 1, 2`, string(store.ConnSep))
+	if err != nil {
+		return nil, fmt.Errorf("count the changes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var source, model string
+		var c store.Counts
+		if err := rows.Scan(&source, &model, &c.Added, &c.Updated, &c.Deleted, &c.Unchanged); err != nil {
+			return nil, err
+		}
+		m := counts[source]
+		if m == nil {
+			m = map[string]store.Counts{}
+			counts[source] = m
+		}
+		m[model] = c
+	}
+	return counts, rows.Err()
+}
+
+// byIDRows are deletes by id resolved to the models that hold the id.
+type byIDRows struct {
+	sk, model, id []string
+	seq           []int64
+}
+
+// resolveByID resolves the change set's deletes by id alone: each deletes
+// the record with that id in every model of its source key that holds it
+// (published, or saved earlier in the change set).
+func (l *Layer) resolveByID(ctx context.Context, tx pgx.Tx, cs changeSet) (byIDRows, error) {
+	var out byIDRows
+	if !cs.byID {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT source_key, id, seq FROM synclayer_staged
+		WHERE layer_id = $1 AND run = $2 AND model = '' AND deleted`, l.id, cs.run)
+	if err != nil {
+		return out, err
+	}
+	var bsk, bid []string
+	var bseq []int64
+	keys := map[string]bool{}
+	for rows.Next() {
+		var sk, id string
+		var seq int64
+		if err := rows.Scan(&sk, &id, &seq); err != nil {
+			rows.Close()
+			return out, err
+		}
+		bsk, bid, bseq = append(bsk, sk), append(bid, id), append(bseq, seq)
+		keys[sk] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	// The models of each source key: the published ones (one index probe
+	// per model) and those staged.
+	var msk, mm []string
+	for sk := range keys {
+		rows, err := tx.Query(ctx, `WITH RECURSIVE m(model) AS (
+				SELECT min(model) FROM synclayer_records WHERE layer_id = $1 AND source_key = $2 AND to_rev IS NULL
+				UNION ALL
+				SELECT (SELECT min(model) FROM synclayer_records WHERE layer_id = $1 AND source_key = $2
+					AND to_rev IS NULL AND model > m.model)
+				FROM m WHERE m.model IS NOT NULL)
+			SELECT model FROM m WHERE model IS NOT NULL
+			UNION
+			SELECT DISTINCT model FROM synclayer_staged WHERE layer_id = $1 AND run = $3 AND source_key = $2 AND model <> ''`,
+			l.id, sk, cs.run)
+		if err != nil {
+			return out, err
+		}
+		ms, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return out, err
+		}
+		for _, m := range ms {
+			msk, mm = append(msk, sk), append(mm, m)
+		}
+	}
+	rows, err = tx.Query(ctx, `SELECT b.sk, m.model, b.id, b.seq
+		FROM unnest($3::text[], $4::text[], $5::bigint[]) AS b(sk, id, seq)
+		JOIN unnest($6::text[], $7::text[]) AS m(sk, model) ON m.sk = b.sk
+		WHERE EXISTS (SELECT 1 FROM synclayer_records r WHERE r.layer_id = $1 AND r.source_key = b.sk
+				AND r.model = m.model AND r.id = b.id AND r.to_rev IS NULL AND r.action <> 3)
+			OR EXISTS (SELECT 1 FROM synclayer_staged s WHERE s.layer_id = $1 AND s.run = $2 AND s.source_key = b.sk
+				AND s.model = m.model AND s.id = b.id AND s.seq < b.seq)
+		ORDER BY b.seq, m.model`, l.id, cs.run, bsk, bid, bseq, msk, mm)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sk, model, id string
+		var seq int64
+		if err := rows.Scan(&sk, &model, &id, &seq); err != nil {
+			return out, err
+		}
+		out.sk, out.model, out.id, out.seq = append(out.sk, sk), append(out.model, model), append(out.id, id), append(out.seq, seq)
+	}
+	return out, rows.Err()
+}
