@@ -395,7 +395,7 @@ func (l *Layer) Records(q store.Query, emit func(record []byte) error) (store.Pa
 	if next != nil {
 		page.Next = store.PageToken(*next, rev.Number)
 		// A walk goes on: its revision stays readable while it does.
-		l.Lease(rev.Number)
+		l.renewLease(ctx, rev.Number)
 	}
 	return page, nil
 }
@@ -520,6 +520,19 @@ func readVersions(ctx context.Context, l *Layer, buf []version, sql string, args
 	}
 	rows.Close()
 	return buf, l.fillTimes(ctx, buf[start:])
+}
+
+// renewLease leases revision n for a walk going on (Lease), unless its
+// lease was renewed within the last tenth of store.LeaseTTL: Lease takes
+// the layer's lock, which a publish holds for its length, and a fast walk
+// need not wait for it once a page.
+func (l *Layer) renewLease(ctx context.Context, n int64) {
+	var expires time.Time
+	err := l.s.pool.QueryRow(ctx, `SELECT expires_at FROM synclayer_leases WHERE layer_id = $1 AND rev = $2`, l.id, n).Scan(&expires)
+	if err == nil && expires.After(time.Now().Add(store.LeaseTTL*9/10)) {
+		return
+	}
+	l.Lease(n)
 }
 
 // recordRenderer turns versions into the JSON of the read API, byte for
