@@ -82,3 +82,55 @@ func walkBench(b *testing.B, l interface {
 	}
 	b.ReportMetric(float64(benchRecords*b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkSnapshotReads measures a snapshot's point reads over 100,000
+// records with an indexed field (what GraphQL's post(id:) and
+// allPost(filter:{slug:{eq:…}}) cost the store):
+//
+//	go test -run '^$' -bench SnapshotReads ./core/store/postgres/
+func BenchmarkSnapshotReads(b *testing.B) {
+	l := testLayer(b)
+	ctx := context.Background()
+	if _, err := l.s.pool.Exec(ctx, `INSERT INTO synclayer_revisions (layer_id, rev, created_at, info) VALUES ($1, 1, $2, '{}')`, l.id, t0); err != nil {
+		b.Fatal(err)
+	}
+	_, err := l.s.pool.Exec(ctx, `
+		INSERT INTO synclayer_records (layer_id, source_key, model, id, from_rev, seq, action, first_seen_rev, payload)
+		SELECT $1, 'blog', 'post', 'p' || i, 1, i, 1, 1,
+			convert_to(json_build_object('id', 'p' || i, 'slug', 'slug-' || i, 'pad', repeat('x', 500))::text, 'UTF8')
+		FROM generate_series(0, $2::int - 1) i`, l.id, benchRecords)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := l.SetFieldIndexes([]store.FieldIndex{{Source: "blog", Model: "post", Field: "slug"}}); err != nil {
+		b.Fatal(err)
+	}
+	snap, _, err := l.openSnapshot(0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer snap.Close()
+	b.Run("get", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if _, ok, err := snap.Get("blog", "post", fmt.Sprintf("p%d", i%benchRecords)); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("lookup", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			ids, _, err := snap.Lookup("blog", "post", "slug", []any{fmt.Sprintf("slug-%d", i%benchRecords)}, 10)
+			if err != nil || len(ids) != 1 {
+				b.Fatal(ids, err)
+			}
+		}
+	})
+	b.Run("scan1000", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			n := 0
+			if err := snap.Scan("blog", "post", "", func(*store.StoredRecord) (bool, error) { n++; return n < 1000, nil }); err != nil || n != 1000 {
+				b.Fatal(n, err)
+			}
+		}
+	})
+}
