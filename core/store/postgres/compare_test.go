@@ -320,7 +320,7 @@ func TestSnapshotsReadAsBadgerDoes(t *testing.T) {
 				}
 			}
 		}
-		for since := int64(0); since <= int64(len(tw.revs)); since++ {
+		for since := int64(-1); since <= int64(len(tw.revs)); since++ {
 			var want, got []stored
 			if err := bs.Changes(since, func(r *store.StoredRecord) error { want = append(want, strip(r)); return nil }); err != nil {
 				t.Fatal(err)

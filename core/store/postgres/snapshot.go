@@ -243,7 +243,8 @@ func (s *Snapshot) ScanConnections(source, model, afterConn, afterID string, fn 
 }
 
 // Changes calls fn with every record (deleted ones too) whose latest change
-// was published after revision since (0: every record), in cursor order.
+// was published after revision since (0 or less: every record), in cursor
+// order; a revision never published is store.ErrNoRevision.
 // The record passed to fn is only valid during the call.
 func (s *Snapshot) Changes(since int64, fn func(r *store.StoredRecord) error) error {
 	ctx, cancel, err := s.enter()
@@ -251,9 +252,6 @@ func (s *Snapshot) Changes(since int64, fn func(r *store.StoredRecord) error) er
 		return err
 	}
 	defer cancel()
-	if since < 0 {
-		return fmt.Errorf("%w: %d", store.ErrNoRevision, since)
-	}
 	if since > 0 {
 		var newest *int64
 		if err := s.l.s.pool.QueryRow(ctx, `SELECT max(rev) FROM synclayer_revisions WHERE layer_id = $1`, s.l.id).Scan(&newest); err != nil {
@@ -264,8 +262,8 @@ func (s *Snapshot) Changes(since int64, fn func(r *store.StoredRecord) error) er
 		}
 	}
 	posRev, posSeq := since, int32(math.MaxInt32)
-	if since == 0 {
-		posSeq = 0
+	if since <= 0 {
+		posRev, posSeq = 0, 0 // every record
 	}
 	var buf []version
 	var rec store.StoredRecord
