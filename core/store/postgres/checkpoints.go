@@ -10,6 +10,9 @@ import (
 // Checkpoint is the published checkpoint of a sync of a source key (nil
 // when it has none).
 func (l *Layer) Checkpoint(source, sync string) ([]byte, error) {
+	if err := l.recClosed(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var cp []byte

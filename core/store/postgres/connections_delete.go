@@ -24,6 +24,9 @@ func (l *Layer) DeleteConnection(info store.PublishInfo, source, id string) (sto
 // deleteConnection is DeleteConnection with the deletion of the
 // connection's row given (tests give their own until the system half is in).
 func (l *Layer) deleteConnection(info store.PublishInfo, source, id string, deleteRow func(ctx context.Context, tx pgx.Tx) error) (store.Revision, error) {
+	if err := l.recClosed(); err != nil {
+		return store.Revision{}, err
+	}
 	key := store.SourceKey(source, id)
 	// Every live record of the source key, as an unseen record of a run
 	// that saw nothing.

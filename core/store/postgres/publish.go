@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -76,6 +77,9 @@ type changeSet struct {
 	sources []string
 	// checkpoints: move the run's staged checkpoints.
 	checkpoints bool
+	// once is set when every record of the change set has one staged
+	// change: the publish need not fold them.
+	once bool
 }
 
 // revInfo is what synclayer_revisions.info holds: a store.Revision without
@@ -91,6 +95,9 @@ type revInfo struct {
 // with the run's checkpoints; records of tracked models the run did not
 // save become deleted. Readers see all of it or none.
 func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
+	if err := st.l.recClosed(); err != nil {
+		return store.Revision{}, err
+	}
 	st.mu.Lock()
 	if st.done {
 		st.mu.Unlock()
@@ -103,13 +110,16 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 			return store.Revision{}, fmt.Errorf("store: publish run %s: source %s: %w", st.run, w.source, err)
 		}
 	}
+
 	st.mu.Lock()
 	cs := changeSet{run: st.run, start: st.start, maxSeq: st.seq.Load(), byID: st.byID.Load(), checkpoints: true,
 		tracked: sortedPairs(st.tracked), ignore: sortedPairs(st.ignore)}
+	once := !cs.byID && len(cs.tracked) == 0 && cs.maxSeq < math.MaxInt32
 	for s := range st.sources {
 		cs.sources = append(cs.sources, s)
 	}
 	st.mu.Unlock()
+	cs.once = once && st.oncePerRecord()
 	if info.Run == "" {
 		info.Run = st.run
 	}
@@ -128,11 +138,14 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 	st.done = true
 	st.mu.Unlock()
 	l.published()
-	// Nothing reads the staged rows any more; a failure leaves them to
-	// the next attempt of a run of that id.
-	if err := dropStaged(ctx, l.s.pool, l.id, st.run); err != nil {
-		l.log.Warn("could not drop the staged changes of a published run", "run", st.run, "error", err)
-	}
+	// Nothing reads the staged rows any more: they go after the publish
+	// returns (a failure leaves them to the next attempt of a run of that
+	// id).
+	l.rec.bg.Add(1)
+	go func() {
+		defer l.rec.bg.Done()
+		l.dropPublished(st.run, cs.maxSeq)
+	}()
 	return rev, nil
 }
 
@@ -162,6 +175,9 @@ func directRun() string {
 // revision. Every payload is checked first: a publish never fails half-way
 // for bad input.
 func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (store.Revision, error) {
+	if err := l.recClosed(); err != nil {
+		return store.Revision{}, err
+	}
 	for _, b := range batches {
 		for i := range b.Changes {
 			if c := &b.Changes[i]; !c.Delete && !validObject(c.Data) {
@@ -247,9 +263,14 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 	for _, p := range cs.ignore {
 		isk, im = append(isk, p[0]), append(im, p[1])
 	}
-	tag, err := tx.Exec(ctx, fillChg, l.id, cs.run, start,
-		byID.sk, byID.model, byID.id, byID.seq,
-		tsk, tm, cs.maxSeq, isk, im, n)
+	var tag pgconn.CommandTag
+	if cs.once {
+		tag, err = tx.Exec(ctx, fillChgOnce, l.id, cs.run, start, isk, im, n)
+	} else {
+		tag, err = tx.Exec(ctx, fillChg, l.id, cs.run, start,
+			byID.sk, byID.model, byID.id, byID.seq,
+			tsk, tm, cs.maxSeq, isk, im, n)
+	}
 	if err != nil {
 		return store.Revision{}, fmt.Errorf("fold the changes: %w", err)
 	}
@@ -268,15 +289,16 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 	// function sorted them), so that the heap follows the cursors.
 	if _, err := tx.Exec(ctx, `INSERT INTO synclayer_records
 		(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
-		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen, p.payload, p.hash
-		FROM synclayer_chg c CROSS JOIN LATERAL (
+		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen,
+			coalesce(c.payload, p.payload), CASE WHEN c.payload IS NULL THEN p.hash ELSE c.maxh END
+		FROM synclayer_chg c LEFT JOIN LATERAL (
 			SELECT s.payload, s.hash FROM synclayer_staged s
-			WHERE c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
+			WHERE c.payload IS NULL AND c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
 			UNION ALL
 			SELECT o.payload, o.hash FROM synclayer_records o
-			WHERE c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
+			WHERE c.payload IS NULL AND c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
 				AND o.model = c.model AND o.id = c.id AND o.from_rev = c.p_from
-		) p
+		) p ON true
 		WHERE c.kind = 3`, l.id, cs.run, n); err != nil {
 		return store.Revision{}, fmt.Errorf("write the new versions: %w", err)
 	}
@@ -342,7 +364,7 @@ const createChg = `CREATE TEMP TABLE synclayer_chg (
 	last_seq bigint, save_seq bigint, n bigint, nsaves bigint, minh bigint, maxh bigint,
 	p_from bigint, p_action smallint, p_hash bigint, p_first bigint, p_ctid tid,
 	last_deleted boolean, ignored boolean, kind integer,
-	action smallint, first_seen bigint, new_seq bigint
+	action smallint, first_seen bigint, new_seq bigint, payload bytea
 ) ON COMMIT DROP`
 
 // fillChg folds a change set into synclayer_chg. Parameters: $1 layer, $2
@@ -395,10 +417,50 @@ WITH c AS (
 		ELSE 3 END AS kind
 	FROM j
 )
-SELECT k.*,
+SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh,
+	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
 	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
 	coalesce(p_first, $13),
-	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END
+	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END,
+	NULL::bytea
+FROM k`
+
+// fillChgOnce is fillChg for a change set that changes each record once
+// (no delete by id, no track_deletes): no folding, a change's staged
+// sequence number is its cursor's, and the payloads come along (the rows
+// of synclayer_staged are read once). Parameters: $1 layer, $2 run, $3
+// start, $4-$5 ignore_if_modified_after, $6 the new revision.
+const fillChgOnce = `INSERT INTO synclayer_chg
+WITH a AS (
+	SELECT source_key, model, id, seq AS last_seq, CASE WHEN deleted THEN NULL ELSE seq END AS save_seq,
+		1::bigint AS n, CASE WHEN deleted THEN 0 ELSE 1 END::bigint AS nsaves,
+		CASE WHEN deleted THEN NULL ELSE hash END AS minh, CASE WHEN deleted THEN NULL ELSE hash END AS maxh,
+		payload
+	FROM synclayer_staged WHERE layer_id = $1 AND run = $2
+), j AS (
+	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
+		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
+		CASE WHEN r.from_rev > $3 AND cardinality($4::text[]) > 0 THEN EXISTS (
+			SELECT 1 FROM unnest($4::text[], $5::text[]) AS i(source_key, model)
+			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)) ELSE false END AS ignored
+	FROM a LEFT JOIN LATERAL (
+		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
+		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
+		OFFSET 0) r ON true
+), k AS (
+	SELECT j.*, CASE
+		WHEN ignored THEN 0
+		WHEN NOT last_deleted AND p_action IN (1, 2) AND nsaves = n AND minh = maxh AND minh = p_hash THEN 1
+		WHEN last_deleted AND nsaves = 0 AND (p_action IS NULL OR p_action = 3) THEN 2
+		ELSE 3 END AS kind
+	FROM j
+)
+SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh,
+	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
+	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
+	coalesce(p_first, $6),
+	CASE WHEN kind = 3 THEN last_seq END,
+	CASE WHEN kind = 3 THEN payload END
 FROM k`
 
 // countChg counts synclayer_chg by source and model: what a change that

@@ -468,3 +468,56 @@ func BenchmarkIngest(b *testing.B) {
 		s.Close()
 	}
 }
+
+// BenchmarkIncremental measures a run changing 1% of a layer of
+// SYNCLAYER_PG_BENCH_RECORDS records (BENCH.md's incremental_ms): its cost
+// is in proportion to the changes, not the layer.
+//
+//	go test -run '^$' -bench Incremental -benchtime 1x ./core/store/postgres/
+func BenchmarkIncremental(b *testing.B) {
+	n := stBenchRecords()
+	cs := stBenchChanges(n)
+	s, _ := openStore(b)
+	l, err := s.layer("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := l.beginStaging("run_full")
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := st.writer("gen", store.WriterOptions{})
+	for j := 0; j < n; j += 1000 {
+		if err := w.Apply(cs[j:min(j+1000, n)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := st.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		var changed []store.Change
+		for j := i % 100; j < n; j += 100 {
+			c := cs[j]
+			c.Data = []byte(strings.Replace(string(c.Data), `"version":0`, fmt.Sprintf(`"version":%d`, i+1), 1))
+			changed = append(changed, c)
+		}
+		t0 := time.Now()
+		st, err := l.beginStaging(fmt.Sprintf("run_%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.writer("gen", store.WriterOptions{}).Apply(changed); err != nil {
+			b.Fatal(err)
+		}
+		rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c := rev.Counts["gen"]["Item"]; c.Updated != int64(len(changed)) {
+			b.Fatalf("counts %+v", c)
+		}
+		b.Logf("%d of %d records changed: staged and published in %s", len(changed), n, time.Since(t0).Round(time.Millisecond))
+	}
+}

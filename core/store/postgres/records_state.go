@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // recordsState is a layer's state for records, revisions, staging and
@@ -23,6 +25,8 @@ type recordsState struct {
 	prune chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
+	// bg counts the drops of published runs' staged rows under way.
+	bg sync.WaitGroup
 }
 
 func (r *recordsState) open(ctx context.Context, l *Layer) error {
@@ -40,9 +44,20 @@ func (r *recordsState) close() {
 	}
 	close(r.stop)
 	<-r.done
+	r.bg.Wait()
 }
 
 func (r *recordsState) notified(l *Layer, kind, payload string) {}
+
+// recClosed is store.ErrClosed once the store is closed.
+func (l *Layer) recClosed() error {
+	l.s.mu.Lock()
+	defer l.s.mu.Unlock()
+	if l.s.closed {
+		return store.ErrClosed
+	}
+	return nil
+}
 
 // defaultKeep is keep_revisions until SetRetention says otherwise (the
 // embedded driver's default too).

@@ -118,6 +118,9 @@ func (l *Layer) readable(rr revRow, s revState, now time.Time) bool {
 // store.ErrRevisionGone for one no longer readable; with n = 0 and nothing
 // published, ok is false.
 func (l *Layer) revisionAt(n int64) (store.Revision, bool, error) {
+	if err := l.recClosed(); err != nil {
+		return store.Revision{}, false, err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	s, err := l.readState(ctx, nil)
@@ -155,22 +158,24 @@ func (l *Layer) revisionAt(n int64) (store.Revision, bool, error) {
 func (l *Layer) Lease(n int64) {
 	ctx, cancel := l.ctx()
 	defer cancel()
-	err := l.tx(ctx, func(tx pgx.Tx) error {
-		// Under the layer's lock: a publish pruning meanwhile sees the
-		// lease, or the lease sees the revision gone.
-		s, err := l.readState(ctx, tx)
+	// Not under the layer's lock: a reader's page must not wait for a
+	// publish. A publish that drops the revision meanwhile wins, as it
+	// would had it come before the page (the next page answers that the
+	// revision is gone).
+	err := func() error {
+		s, err := l.readState(ctx, nil)
 		if err != nil {
 			return err
 		}
-		rr, ok, err := l.readRev(ctx, tx, n)
+		rr, ok, err := l.readRev(ctx, nil, n)
 		if err != nil || !ok || !l.readable(rr, s, time.Now()) {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO synclayer_leases (layer_id, rev, expires_at) VALUES ($1, $2, $3)
+		_, err = l.s.pool.Exec(ctx, `INSERT INTO synclayer_leases (layer_id, rev, expires_at) VALUES ($1, $2, $3)
 			ON CONFLICT (layer_id, rev) DO UPDATE SET expires_at = greatest(synclayer_leases.expires_at, EXCLUDED.expires_at)`,
 			l.id, n, time.Now().Add(store.LeaseTTL))
 		return err
-	})
+	}()
 	if err != nil {
 		l.log.Warn("could not lease a revision being paged", "revision", n, "error", err)
 	}
@@ -405,6 +410,9 @@ func (l *Layer) prune(ctx context.Context) error {
 // Syncs go on publishing newer revisions meanwhile. announce are the
 // outbound events of the pin, committed with it.
 func (l *Layer) Pin(n int64, announce ...store.Delivery) error {
+	if err := l.recClosed(); err != nil {
+		return err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	return l.tx(ctx, func(tx pgx.Tx) error {
@@ -443,6 +451,9 @@ func (l *Layer) Unpin() (int64, error) { return l.UnpinWith(nil) }
 // UnpinWith is Unpin, with the outbound events that announce it (given
 // the revision that was pinned) committed with it.
 func (l *Layer) UnpinWith(announce func(was int64) []store.Delivery) (int64, error) {
+	if err := l.recClosed(); err != nil {
+		return 0, err
+	}
 	ctx, cancel := l.ctx()
 	defer cancel()
 	var was int64

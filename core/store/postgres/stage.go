@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -51,6 +52,43 @@ type Staging struct {
 	// ignore are the (source key, model) pairs whose sync merges with
 	// ignore_if_modified_after (model "": every model of the source key).
 	ignore map[[2]string]bool
+	// keys are the hashes of the records the closed writers staged
+	// changes of (until there are too many to keep): a run that changed
+	// each record once publishes without folding.
+	keys     []uint64
+	manyKeys bool
+}
+
+// maxKeyHashes bounds the record hashes a staging keeps (8 bytes each).
+const maxKeyHashes = 4 << 20
+
+// addKeys adds a closed writer's record hashes (many: it has more than
+// it kept).
+func (st *Staging) addKeys(keys []uint64, many bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if many || st.manyKeys || len(st.keys)+len(keys) > maxKeyHashes {
+		st.manyKeys, st.keys = true, nil
+		return
+	}
+	st.keys = append(st.keys, keys...)
+}
+
+// oncePerRecord tells whether every record the staging changed was changed
+// once (a hash collision only makes it answer no).
+func (st *Staging) oncePerRecord() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.manyKeys {
+		return false
+	}
+	slices.Sort(st.keys)
+	for i := 1; i < len(st.keys); i++ {
+		if st.keys[i] == st.keys[i-1] {
+			return false
+		}
+	}
+	return true
 }
 
 // BeginStaging starts staging the changes of run.
@@ -65,6 +103,9 @@ func (l *Layer) BeginStaging(run string) (store.Staging, error) {
 func (l *Layer) beginStaging(run string) (*Staging, error) {
 	if run == "" {
 		return nil, errors.New("store: a staging needs its run's id")
+	}
+	if err := l.recClosed(); err != nil {
+		return nil, err
 	}
 	ctx, cancel := l.ctx()
 	defer cancel()
@@ -90,6 +131,41 @@ func dropStaged(ctx context.Context, q execer, layer int64, run string) error {
 		}
 	}
 	return nil
+}
+
+// dropPublished drops what a published run staged. When its changes are
+// all synclayer_staged holds (a large sync alone), the table is truncated:
+// deleting row by row would cost as much as writing them did.
+func (l *Layer) dropPublished(run string, maxSeq int64) {
+	ctx, cancel := l.ctx()
+	defer cancel()
+	errBusy := errors.New("busy")
+	err := l.tx(ctx, func(tx pgx.Tx) error {
+		if maxSeq >= 10000 {
+			// Under the table's lock no one stages meanwhile; without it
+			// at once, a plain delete.
+			if _, err := tx.Exec(ctx, `LOCK TABLE synclayer_staged IN ACCESS EXCLUSIVE MODE NOWAIT`); err != nil {
+				return errBusy
+			}
+			var others bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM synclayer_staged WHERE (layer_id, run) < ($1, $2))
+				OR EXISTS (SELECT 1 FROM synclayer_staged WHERE (layer_id, run) > ($1, $2))`, l.id, run).Scan(&others); err != nil {
+				return err
+			}
+			if !others {
+				if _, err := tx.Exec(ctx, `TRUNCATE synclayer_staged`); err != nil {
+					return err
+				}
+			}
+		}
+		return dropStaged(ctx, tx, l.id, run)
+	})
+	if errors.Is(err, errBusy) {
+		err = l.tx(ctx, func(tx pgx.Tx) error { return dropStaged(ctx, tx, l.id, run) })
+	}
+	if err != nil {
+		l.log.Warn("could not drop the staged changes of a published run", "run", run, "error", err)
+	}
 }
 
 // execer is a transaction, a connection or the pool.
@@ -219,6 +295,10 @@ type StageWriter struct {
 	cur, spare *stageChunk
 	// inflight, when set, gets the result of the chunk being copied.
 	inflight chan error
+	// keys are the hashes of the records changed (see Staging.keys);
+	// scratch builds what they hash.
+	keys    []uint64
+	scratch []byte
 
 	err    error
 	closed bool
@@ -240,6 +320,10 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 		c := &changes[i]
 		k := w.cur
 		r := stagedRow{seq: w.st.seq.Add(1), model: c.Model, id: c.ID, deleted: c.Delete, off: len(k.buf)}
+		if len(w.keys) < maxKeyHashes {
+			w.scratch = append(append(append(append(append(w.scratch[:0], w.source...), 0), c.Model...), 0), c.ID...)
+			w.keys = append(w.keys, xxhash.Sum64(w.scratch))
+		}
 		if c.Delete {
 			if c.Model == "" {
 				w.st.byID.Store(true)
@@ -401,11 +485,13 @@ func (w *StageWriter) Close() error {
 	w.closed = true
 	if w.err != nil {
 		w.wait()
-		return w.err
-	}
-	if err := w.flush(); err != nil {
+	} else if err := w.flush(); err != nil {
 		w.err = err
 	}
+	// Whatever it staged, failed or not, counts for the publish's check
+	// that each record changed once.
+	w.st.addKeys(w.keys, len(w.keys) >= maxKeyHashes)
+	w.keys = nil
 	return w.err
 }
 

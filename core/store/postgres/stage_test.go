@@ -310,6 +310,7 @@ func TestStagedChangesInvisibleUntilPublishAndAbortLeavesNothing(t *testing.T) {
 	if err := st.Abort(); err != nil {
 		t.Fatal(err)
 	}
+	l.rec.bg.Wait() // run_1's staged rows go after its publish
 	if err := st.Abort(); !errors.Is(err, store.ErrStagingDone) {
 		t.Fatalf("second abort: %v", err)
 	}
@@ -383,6 +384,7 @@ func TestStageRetryResumesAndCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing staged outlives a publish.
+	l.rec.bg.Wait()
 	for _, table := range []string{"synclayer_staged", "synclayer_seen", "synclayer_staged_checkpoints"} {
 		if n := stCount(t, l, table); n != 0 {
 			t.Fatalf("%d rows left in %s", n, table)
@@ -690,5 +692,64 @@ func TestStageConnectionTracksDeletesAndMerges(t *testing.T) {
 		if r.SourceKey == src && r.ID == "3" && r.Title != "hook" {
 			t.Fatalf("merged record %+v", r)
 		}
+	}
+}
+
+// A closed store answers store.ErrClosed.
+func TestStageClosedStore(t *testing.T) {
+	s, l, _ := stLayer(t)
+	st, _ := l.beginStaging("run_1")
+	if err := st.writer("shop", store.WriterOptions{}).Apply([]store.Change{stSave("M", "a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := st.Publish(store.PublishInfo{}); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("publish on a closed store: %v", err)
+	}
+	if _, err := l.beginStaging("run_2"); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("begin on a closed store: %v", err)
+	}
+	if _, err := l.PublishChanges(store.PublishInfo{}, nil); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("direct publish on a closed store: %v", err)
+	}
+	if err := l.Pin(1); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("pin on a closed store: %v", err)
+	}
+}
+
+// A writer that failed after writing some changes out still counts them:
+// the retry that sends them again publishes each record once.
+func TestStageRetryAfterAWriterFailed(t *testing.T) {
+	_, l, _ := stLayer(t)
+	st, _ := l.beginStaging("run_1")
+	w := st.writer("shop", store.WriterOptions{})
+	if err := w.Apply([]store.Change{stSave("M", "a", "1"), stSave("M", "b", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply([]store.Change{{Model: "M", ID: "c", Data: []byte(`{`)}}); err == nil {
+		t.Fatal("invalid JSON staged")
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("the failed writer closes without its error")
+	}
+	if err := st.NextAttempt(); err != nil {
+		t.Fatal(err)
+	}
+	w = st.writer("shop", store.WriterOptions{})
+	if err := w.Apply([]store.Change{stSave("M", "a", "1"), stSave("M", "b", "2"), stSave("M", "c", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rev.Counts["shop"]["M"]; c != (store.Counts{Added: 3}) {
+		t.Fatalf("counts %+v", c)
+	}
+	if recs := stByID(stRead(t, l, 0)); len(recs) != 3 || recs["b"].Title != "2" {
+		t.Fatalf("records %+v", recs)
 	}
 }
