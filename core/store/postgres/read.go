@@ -523,9 +523,9 @@ func readVersions(ctx context.Context, l *Layer, buf []version, sql string, args
 }
 
 // renewLease leases revision n for a walk going on (Lease), unless its
-// lease was renewed within the last tenth of store.LeaseTTL: Lease takes
-// the layer's lock, which a publish holds for its length, and a fast walk
-// need not wait for it once a page.
+// lease was renewed within the last tenth of store.LeaseTTL: Lease costs
+// three statements and a write, which a fast walk need not pay once a
+// page.
 func (l *Layer) renewLease(ctx context.Context, n int64) {
 	var expires time.Time
 	err := l.s.pool.QueryRow(ctx, `SELECT expires_at FROM synclayer_leases WHERE layer_id = $1 AND rev = $2`, l.id, n).Scan(&expires)
