@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -276,7 +277,10 @@ func lookupValues(values []any) []string {
 		switch x := v.(type) {
 		case string:
 			b, _ := json.Marshal(x)
-			out = append(out, string(b))
+			// As synclayer_payload_json reads a payload: jsonb holds no
+			// NUL, so \u0000 stands as U+FFFD on both sides (and the
+			// candidates are checked: ambiguous).
+			out = append(out, strings.ReplaceAll(string(b), `\u0000`, "\ufffd"))
 			continue
 		case bool:
 			out = append(out, strconv.FormatBool(x))
@@ -326,7 +330,15 @@ func (s *Snapshot) lookup(source, model, field, sourceKey string, values []any, 
 	}
 	defer cancel()
 	args := sqlArgs{s.l.id, s.rev.Number}
-	sql := `SELECT source_key, id FROM synclayer_records
+	// A string with NUL or U+FFFD is looked up as its jsonb stand-in
+	// (lookupValues), which two strings share: the candidates' fields
+	// are then compared with the values as the payload holds them.
+	check := ambiguousValues(values)
+	cols := `source_key, id`
+	if check {
+		cols += `, payload`
+	}
+	sql := `SELECT ` + cols + ` FROM synclayer_records
 		WHERE ` + fieldIndexPredicate(s.l.id, source, model) + `
 			AND ` + fieldIndexExpr(field) + ` @> ANY(` + args.add(vals) + `::text[]::jsonb[])
 			AND from_rev <= $2 AND (to_rev IS NULL OR to_rev > $2) AND action <> 3 AND ` + keptSQL
@@ -340,8 +352,16 @@ func (s *Snapshot) lookup(source, model, field, sourceKey string, values []any, 
 	defer rows.Close()
 	for rows.Next() {
 		var sk, id string
-		if err := rows.Scan(&sk, &id); err != nil {
+		var payload []byte
+		dest := []any{&sk, &id}
+		if check {
+			dest = append(dest, &payload)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, false, fmt.Errorf("store: lookup %s/%s.%s: %w", source, model, field, err)
+		}
+		if check && !fieldHolds(payload, field, values) {
+			continue
 		}
 		_, conn := store.SplitSourceKey(sk)
 		keys = append(keys, store.RecordKey{Connection: conn, ID: id})
@@ -387,4 +407,77 @@ func (s *Snapshot) Lookup(source, model, field string, values []any, limit int) 
 // (connection "") first.
 func (s *Snapshot) LookupConnections(source, model, field string, values []any, limit int) (keys []store.RecordKey, more bool, err error) {
 	return s.lookup(source, model, field, "", values, limit)
+}
+
+// ambiguousValues tells whether a string value has a NUL or U+FFFD, whose
+// jsonb stand-in it shares with another string.
+func ambiguousValues(values []any) bool {
+	for _, v := range values {
+		if x, ok := v.(string); ok && strings.ContainsAny(x, "\x00\ufffd") {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldHolds tells whether the payload's field is, or is an array holding,
+// one of the string values exactly (a candidate of an ambiguous lookup;
+// the index already matched its other values).
+func fieldHolds(payload []byte, field string, values []any) bool {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(payload, &doc) != nil {
+		return false
+	}
+	raw, ok := doc[field]
+	if !ok {
+		return false
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(raw, &items) != nil {
+		items = []json.RawMessage{raw}
+	}
+	for _, it := range items {
+		var got any
+		d := json.NewDecoder(bytes.NewReader(it))
+		d.UseNumber()
+		if d.Decode(&got) != nil {
+			continue
+		}
+		for _, v := range values {
+			switch x := v.(type) {
+			case string:
+				if g, ok := got.(string); ok && g == x {
+					return true
+				}
+			default:
+				// Non-string values are not ambiguous: the index's
+				// match stands.
+				if _, isStr := got.(string); !isStr && lookupValues([]any{v}) != nil && matchesScalar(got, v) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// matchesScalar compares a decoded JSON scalar with a lookup value that is
+// not a string, as lookupValues renders both.
+func matchesScalar(got, v any) bool {
+	a := lookupValues([]any{v})
+	if len(a) == 0 {
+		return false
+	}
+	switch g := got.(type) {
+	case bool:
+		return strconv.FormatBool(g) == a[0]
+	case json.Number:
+		f, err := g.Float64()
+		if err != nil {
+			return false
+		}
+		b := lookupValues([]any{f})
+		return len(b) == 1 && b[0] == a[0]
+	}
+	return false
 }

@@ -36,6 +36,7 @@ func (l *Layer) open(ctx context.Context) error {
 func (l *Layer) close() {
 	l.rec.close()
 	l.sys.close()
+	l.closeReads()
 }
 
 // notified is called for every notification about this layer, from this
