@@ -140,7 +140,7 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 	st.mu.Lock()
 	st.done = true
 	st.mu.Unlock()
-	l.published()
+	l.afterPublish()
 	// Nothing reads the staged rows any more: they go after the publish
 	// returns (a failure leaves them to the next attempt of a run of that
 	// id).
@@ -213,7 +213,7 @@ func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (s
 	if err != nil {
 		return store.Revision{}, fmt.Errorf("store: publish: %w", err)
 	}
-	l.published()
+	l.afterPublish()
 	return rev, nil
 }
 
@@ -339,7 +339,7 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 			return store.Revision{}, fmt.Errorf("announce the revision: %w", err)
 		}
 	}
-	if err := l.retain(ctx, tx, n, discard, pinned); err != nil {
+	if err := l.retainRevisions(ctx, tx, n, discard, pinned); err != nil {
 		return store.Revision{}, fmt.Errorf("retention: %w", err)
 	}
 	if err := l.notify(ctx, tx, kindRevision, strconv.FormatInt(n, 10)); err != nil {

@@ -44,11 +44,11 @@ func TestStageSameAsBadger(t *testing.T) {
 		}
 	}
 	for _, seed := range seeds {
-		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { sameAsBadger(t, seed) })
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) { stSameAsBadger(t, seed) })
 	}
 }
 
-func sameAsBadger(t *testing.T, seed uint64) {
+func stSameAsBadger(t *testing.T, seed uint64) {
 	bs, err := badger.Open(badger.Options{Dir: t.TempDir(), InMemory: true})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func sameAsBadger(t *testing.T, seed uint64) {
 		}
 		runID := fmt.Sprintf("run_%d", run)
 		var hookRevs []store.Revision
-		pub := func(l stPublisher) store.Revision {
+		pub := func(l stStager) store.Revision {
 			t.Helper()
 			st, err := l.BeginStaging(runID)
 			if err != nil {
@@ -172,20 +172,20 @@ func sameAsBadger(t *testing.T, seed uint64) {
 		if brev.Number != prev.Number || fmt.Sprint(brev.Counts) != fmt.Sprint(prev.Counts) {
 			t.Fatalf("run %d (%+v):\nbadger   %d %v\npostgres %d %v", run, plans, brev.Number, brev.Counts, prev.Number, prev.Counts)
 		}
-		if b, p := badgerState(t, bl), pgState(t, pl); b != p {
+		if b, p := stBadgerState(t, bl), stPgState(t, pl); b != p {
 			t.Fatalf("run %d (%+v, webhooks %+v): records differ:\nbadger only   %s\npostgres only %s", run, plans, hook, stMinus(b, p), stMinus(p, b))
 		}
 	}
 }
 
-// stPublisher is what both drivers' layers offer to stage and publish.
-type stPublisher interface {
+// stStager is what both drivers' layers offer to stage and publish.
+type stStager interface {
 	BeginStaging(run string) (store.Staging, error)
 	PublishChanges(info store.PublishInfo, batches []store.Batch) (store.Revision, error)
 }
 
-// badgerState renders the embedded driver's current records, sorted.
-func badgerState(t *testing.T, l store.Layer) string {
+// stBadgerState renders the embedded driver's current records, sorted.
+func stBadgerState(t *testing.T, l store.Layer) string {
 	t.Helper()
 	var out []string
 	_, err := l.Records(store.Query{Limit: 10000}, func(b []byte) error {
@@ -214,8 +214,8 @@ func badgerState(t *testing.T, l store.Layer) string {
 	return strings.Join(out, " ")
 }
 
-// pgState renders this driver's current records as badgerState does.
-func pgState(t *testing.T, l *Layer) string {
+// stPgState renders this driver's current records as stBadgerState does.
+func stPgState(t *testing.T, l *Layer) string {
 	t.Helper()
 	var out []string
 	for _, r := range stRead(t, l, 0) {
