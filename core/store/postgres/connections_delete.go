@@ -16,14 +16,14 @@ import (
 // from info.Announce as for any revision. store.ErrNotFound when there is
 // no such connection.
 func (l *Layer) DeleteConnection(info store.PublishInfo, source, id string) (store.Revision, error) {
-	return l.deleteConnection(info, source, id, func(ctx context.Context, tx pgx.Tx) error {
+	return l.deleteConnectionWith(info, source, id, func(ctx context.Context, tx pgx.Tx) error {
 		return l.sys.deleteConnection(ctx, tx, l, source, id)
 	})
 }
 
-// deleteConnection is DeleteConnection with the deletion of the
+// deleteConnectionWith is DeleteConnection with the deletion of the
 // connection's row given (tests give their own until the system half is in).
-func (l *Layer) deleteConnection(info store.PublishInfo, source, id string, deleteRow func(ctx context.Context, tx pgx.Tx) error) (store.Revision, error) {
+func (l *Layer) deleteConnectionWith(info store.PublishInfo, source, id string, deleteRow func(ctx context.Context, tx pgx.Tx) error) (store.Revision, error) {
 	if err := l.recClosed(); err != nil {
 		return store.Revision{}, err
 	}
@@ -50,6 +50,6 @@ func (l *Layer) deleteConnection(info store.PublishInfo, source, id string, dele
 	if err != nil {
 		return store.Revision{}, fmt.Errorf("store: delete connection %s of %s: %w", id, source, err)
 	}
-	l.published()
+	l.afterPublish()
 	return rev, nil
 }

@@ -48,8 +48,11 @@ import (
 //
 // The rules are the embedded driver's (core/store/badger/apply.go): a
 // delete of an unknown or deleted record does nothing; a save of a deleted
-// record revives it as ADDED and keeps its first_seen; a record added and
-// deleted by one change set is stored as deleted and counted as neither.
+// record revives it as ADDED (UPDATED when the change set then saves it
+// again with another payload, as the embedded driver applies one change
+// after the other) and keeps its first_seen; a record added and deleted by
+// one change set is stored as deleted and counted as neither. Counts
+// follow what the record was before and after: added, updated or deleted.
 
 // changeSet is what a publish applies.
 type changeSet struct {
@@ -137,7 +140,7 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 	st.mu.Lock()
 	st.done = true
 	st.mu.Unlock()
-	l.published()
+	l.afterPublish()
 	// Nothing reads the staged rows any more: they go after the publish
 	// returns (a failure leaves them to the next attempt of a run of that
 	// id).
@@ -210,7 +213,7 @@ func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (s
 	if err != nil {
 		return store.Revision{}, fmt.Errorf("store: publish: %w", err)
 	}
-	l.published()
+	l.afterPublish()
 	return rev, nil
 }
 
@@ -336,7 +339,7 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 			return store.Revision{}, fmt.Errorf("announce the revision: %w", err)
 		}
 	}
-	if err := l.retain(ctx, tx, n, discard, pinned); err != nil {
+	if err := l.retainRevisions(ctx, tx, n, discard, pinned); err != nil {
 		return store.Revision{}, fmt.Errorf("retention: %w", err)
 	}
 	if err := l.notify(ctx, tx, kindRevision, strconv.FormatInt(n, 10)); err != nil {
@@ -361,7 +364,7 @@ const kindRevision = "revision"
 // createChg is the per-publish table of the records a change set touches.
 const createChg = `CREATE TEMP TABLE synclayer_chg (
 	source_key text, model text, id text,
-	last_seq bigint, save_seq bigint, n bigint, nsaves bigint, minh bigint, maxh bigint,
+	last_seq bigint, save_seq bigint, n bigint, nsaves bigint, minh bigint, maxh bigint, lead_hash bigint, lead_n bigint,
 	p_from bigint, p_action smallint, p_hash bigint, p_first bigint, p_ctid tid,
 	last_deleted boolean, ignored boolean, kind integer,
 	action smallint, first_seen bigint, new_seq bigint, payload bytea
@@ -375,7 +378,10 @@ const createChg = `CREATE TEMP TABLE synclayer_chg (
 // $13 the new revision.
 //
 // kind: 0 gives way (ignore_if_modified_after), 1 unchanged, 2 nothing to
-// do (a delete of what is not live), 3 a new version.
+// do (a delete of what is not live), 3 a new version. lead_n counts the
+// saves of lead_hash the record's changes begin with: as the embedded
+// driver applies changes one by one, those are unchanged when the live
+// version has that hash, whatever comes after them.
 const fillChg = `INSERT INTO synclayer_chg
 WITH c AS (
 	SELECT source_key, model, id, seq, deleted, hash
@@ -393,12 +399,22 @@ WITH c AS (
 			AND NOT EXISTS (SELECT 1 FROM synclayer_seen s WHERE s.layer_id = $1 AND s.run = $2
 				AND s.source_key = r.source_key AND s.model = r.model AND s.id = r.id OFFSET 0)
 	) u
+), c1 AS (
+	SELECT c.*, first_value(deleted) OVER w AS first_deleted, first_value(hash) OVER w AS first_hash
+	FROM c WINDOW w AS (PARTITION BY source_key, model, id ORDER BY seq)
+), c2 AS (
+	-- broken: a change other than a save of the first change's payload
+	-- came at or before this one.
+	SELECT c1.*, bool_or(deleted OR first_deleted OR hash <> first_hash)
+		OVER (PARTITION BY source_key, model, id ORDER BY seq) AS broken
+	FROM c1
 ), a AS (
 	SELECT source_key, model, id, max(seq) AS last_seq,
 		max(seq) FILTER (WHERE NOT deleted) AS save_seq,
 		count(*) AS n, count(*) FILTER (WHERE NOT deleted) AS nsaves,
-		min(hash) FILTER (WHERE NOT deleted) AS minh, max(hash) FILTER (WHERE NOT deleted) AS maxh
-	FROM c GROUP BY source_key, model, id
+		min(hash) FILTER (WHERE NOT deleted) AS minh, max(hash) FILTER (WHERE NOT deleted) AS maxh,
+		min(first_hash) FILTER (WHERE NOT first_deleted) AS lead_hash, count(*) FILTER (WHERE NOT broken) AS lead_n
+	FROM c2 GROUP BY source_key, model, id
 ), j AS (
 	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
 		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
@@ -417,9 +433,10 @@ WITH c AS (
 		ELSE 3 END AS kind
 	FROM j
 )
-SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh,
+SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh, lead_hash, lead_n,
 	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
-	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
+	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL THEN 1
+		WHEN p_action = 3 AND NOT (nsaves = n AND minh <> maxh) THEN 1 ELSE 2 END::smallint,
 	coalesce(p_first, $13),
 	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END,
 	NULL::bytea
@@ -435,6 +452,7 @@ WITH a AS (
 	SELECT source_key, model, id, seq AS last_seq, CASE WHEN deleted THEN NULL ELSE seq END AS save_seq,
 		1::bigint AS n, CASE WHEN deleted THEN 0 ELSE 1 END::bigint AS nsaves,
 		CASE WHEN deleted THEN NULL ELSE hash END AS minh, CASE WHEN deleted THEN NULL ELSE hash END AS maxh,
+		CASE WHEN deleted THEN NULL ELSE hash END AS lead_hash, CASE WHEN deleted THEN 0 ELSE 1 END::bigint AS lead_n,
 		payload
 	FROM synclayer_staged WHERE layer_id = $1 AND run = $2
 ), j AS (
@@ -455,9 +473,10 @@ WITH a AS (
 		ELSE 3 END AS kind
 	FROM j
 )
-SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh,
+SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh, lead_hash, lead_n,
 	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
-	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL OR p_action = 3 THEN 1 ELSE 2 END::smallint,
+	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL THEN 1
+		WHEN p_action = 3 AND NOT (nsaves = n AND minh <> maxh) THEN 1 ELSE 2 END::smallint,
 	coalesce(p_first, $6),
 	CASE WHEN kind = 3 THEN last_seq END,
 	CASE WHEN kind = 3 THEN payload END
@@ -471,10 +490,10 @@ func (l *Layer) countChg(ctx context.Context, tx pgx.Tx, sources []string) (map[
 		counts[s] = map[string]store.Counts{}
 	}
 	rows, err := tx.Query(ctx, `SELECT split_part(source_key, $1, 1), model,
-			count(*) FILTER (WHERE kind = 3 AND action = 1),
-			count(*) FILTER (WHERE kind = 3 AND action = 2),
-			count(*) FILTER (WHERE kind = 3 AND action = 3 AND p_action IN (1, 2)),
-			coalesce(sum(n) FILTER (WHERE kind = 1), 0)::bigint
+			count(*) FILTER (WHERE kind = 3 AND NOT last_deleted AND (p_action IS NULL OR p_action = 3)),
+			count(*) FILTER (WHERE kind = 3 AND NOT last_deleted AND p_action IN (1, 2)),
+			count(*) FILTER (WHERE kind = 3 AND last_deleted AND p_action IN (1, 2)),
+			coalesce(sum(lead_n) FILTER (WHERE p_action IN (1, 2) AND lead_hash = p_hash), 0)::bigint
 		FROM synclayer_chg WHERE kind <> 0 GROUP BY 1, 2`, string(store.ConnSep))
 	if err != nil {
 		return nil, fmt.Errorf("count the changes: %w", err)

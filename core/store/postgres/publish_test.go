@@ -220,12 +220,12 @@ func TestPublishDeleteConnection(t *testing.T) {
 	if _, err := st.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := l.deleteConnection(store.PublishInfo{Trigger: "manual"}, "crm", "nope", func(context.Context, pgx.Tx) error { return store.ErrNotFound })
+	_, err := l.deleteConnectionWith(store.PublishInfo{Trigger: "manual"}, "crm", "nope", func(context.Context, pgx.Tx) error { return store.ErrNotFound })
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown connection: %v", err)
 	}
 	var deletedRow string
-	rev, err := l.deleteConnection(store.PublishInfo{Trigger: "manual", Sources: []string{"crm"}}, "crm", "acme", func(ctx context.Context, tx pgx.Tx) error {
+	rev, err := l.deleteConnectionWith(store.PublishInfo{Trigger: "manual", Sources: []string{"crm"}}, "crm", "acme", func(ctx context.Context, tx pgx.Tx) error {
 		deletedRow = "acme"
 		return nil
 	})

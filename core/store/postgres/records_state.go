@@ -65,7 +65,7 @@ const defaultKeep = 10
 
 // published wakes the pruner after a commit that may have moved the
 // discard point.
-func (l *Layer) published() {
+func (l *Layer) afterPublish() {
 	select {
 	case l.rec.prune <- struct{}{}:
 	default:

@@ -39,7 +39,7 @@ type revState struct {
 	newest, pinned, discard int64
 }
 
-func (l *Layer) readState(ctx context.Context, q pgx.Tx) (revState, error) {
+func (l *Layer) readRevState(ctx context.Context, q pgx.Tx) (revState, error) {
 	var s revState
 	sql := `SELECT pinned, discard_rev, coalesce((SELECT max(rev) FROM synclayer_revisions WHERE layer_id = $1), 0)
 		FROM synclayer_layers WHERE id = $1`
@@ -97,7 +97,7 @@ func (l *Layer) readRev(ctx context.Context, q pgx.Tx, n int64) (revRow, bool, e
 }
 
 // readable tells whether a revision row is readable now.
-func (l *Layer) readable(rr revRow, s revState, now time.Time) bool {
+func (l *Layer) revReadable(rr revRow, s revState, now time.Time) bool {
 	n := rr.rev.Number
 	if !rr.kept || n < s.discard || n > s.newest {
 		return false
@@ -123,7 +123,7 @@ func (l *Layer) revisionAt(n int64) (store.Revision, bool, error) {
 	}
 	ctx, cancel := l.ctx()
 	defer cancel()
-	s, err := l.readState(ctx, nil)
+	s, err := l.readRevState(ctx, nil)
 	if err != nil {
 		return store.Revision{}, false, err
 	}
@@ -143,7 +143,7 @@ func (l *Layer) revisionAt(n int64) (store.Revision, bool, error) {
 	if err != nil {
 		return store.Revision{}, false, err
 	}
-	if !ok || !l.readable(rr, s, time.Now()) {
+	if !ok || !l.revReadable(rr, s, time.Now()) {
 		keep, keepFor := l.retentionNow()
 		return store.Revision{}, false, fmt.Errorf("%w: %d (the layer keeps its newest %d, those younger than %s, the pinned one and those being paged)",
 			store.ErrRevisionGone, n, keep, keepFor)
@@ -163,12 +163,12 @@ func (l *Layer) Lease(n int64) {
 	// would had it come before the page (the next page answers that the
 	// revision is gone).
 	err := func() error {
-		s, err := l.readState(ctx, nil)
+		s, err := l.readRevState(ctx, nil)
 		if err != nil {
 			return err
 		}
 		rr, ok, err := l.readRev(ctx, nil, n)
-		if err != nil || !ok || !l.readable(rr, s, time.Now()) {
+		if err != nil || !ok || !l.revReadable(rr, s, time.Now()) {
 			return err
 		}
 		_, err = l.s.pool.Exec(ctx, `INSERT INTO synclayer_leases (layer_id, rev, expires_at) VALUES ($1, $2, $3)
@@ -187,7 +187,7 @@ func (l *Layer) Revisions() []store.Revision {
 	out := []store.Revision{}
 	ctx, cancel := l.ctx()
 	defer cancel()
-	s, err := l.readState(ctx, nil)
+	s, err := l.readRevState(ctx, nil)
 	if err != nil {
 		l.log.Warn("could not list the revisions", "error", err)
 		return out
@@ -206,7 +206,7 @@ func (l *Layer) Revisions() []store.Revision {
 			l.log.Warn("skipping a revision that does not decode", "error", err)
 			continue
 		}
-		if l.readable(rr, s, now) {
+		if l.revReadable(rr, s, now) {
 			rr.rev.Pinned = rr.rev.Number == s.pinned
 			out = append(out, rr.rev)
 		}
@@ -222,7 +222,7 @@ func (l *Layer) Revisions() []store.Revision {
 func (l *Layer) Current() (store.Revision, bool) {
 	ctx, cancel := l.ctx()
 	defer cancel()
-	s, err := l.readState(ctx, nil)
+	s, err := l.readRevState(ctx, nil)
 	if err != nil {
 		l.log.Warn("could not read the current revision", "error", err)
 		return store.Revision{}, false
@@ -238,7 +238,7 @@ func (l *Layer) Current() (store.Revision, bool) {
 func (l *Layer) Newest() (store.Revision, bool) {
 	ctx, cancel := l.ctx()
 	defer cancel()
-	s, err := l.readState(ctx, nil)
+	s, err := l.readRevState(ctx, nil)
 	if err != nil {
 		l.log.Warn("could not read the newest revision", "error", err)
 		return store.Revision{}, false
@@ -265,7 +265,7 @@ func (l *Layer) revisionRow(ctx context.Context, n int64, s revState) (store.Rev
 func (l *Layer) Pinned() int64 {
 	ctx, cancel := l.ctx()
 	defer cancel()
-	s, err := l.readState(ctx, nil)
+	s, err := l.readRevState(ctx, nil)
 	if err != nil {
 		l.log.Warn("could not read the pinned revision", "error", err)
 	}
@@ -302,14 +302,14 @@ func (l *Layer) retainNow() error {
 	ctx, cancel := l.ctx()
 	defer cancel()
 	err := l.tx(ctx, func(tx pgx.Tx) error {
-		s, err := l.readState(ctx, tx)
+		s, err := l.readRevState(ctx, tx)
 		if err != nil || s.newest == 0 {
 			return err
 		}
-		return l.retain(ctx, tx, s.newest, s.discard, s.pinned)
+		return l.retainRevisions(ctx, tx, s.newest, s.discard, s.pinned)
 	})
 	if err == nil {
-		l.published()
+		l.afterPublish()
 	}
 	return err
 }
@@ -317,7 +317,7 @@ func (l *Layer) retainNow() error {
 // retain drops the revisions no longer readable once newest is published,
 // and raises the discard point to the oldest one still readable. Call in
 // a transaction holding the layer's lock.
-func (l *Layer) retain(ctx context.Context, tx pgx.Tx, newest, discard, pinned int64) error {
+func (l *Layer) retainRevisions(ctx context.Context, tx pgx.Tx, newest, discard, pinned int64) error {
 	keep, keepFor := l.retentionNow()
 	now := time.Now()
 	boundary := max(newest-int64(keep)+1, 1)
@@ -381,13 +381,13 @@ func (l *Layer) pruneLoop() {
 			return
 		case <-l.rec.prune:
 		}
-		if err := l.prune(ctx); err != nil && ctx.Err() == nil {
+		if err := l.pruneVersions(ctx); err != nil && ctx.Err() == nil {
 			l.log.Warn("could not prune old versions of records", "error", err)
 		}
 	}
 }
 
-func (l *Layer) prune(ctx context.Context) error {
+func (l *Layer) pruneVersions(ctx context.Context) error {
 	var discard int64
 	if err := l.s.pool.QueryRow(ctx, `SELECT discard_rev FROM synclayer_layers WHERE id = $1`, l.id).Scan(&discard); err != nil {
 		return err
@@ -416,7 +416,7 @@ func (l *Layer) Pin(n int64, announce ...store.Delivery) error {
 	ctx, cancel := l.ctx()
 	defer cancel()
 	return l.tx(ctx, func(tx pgx.Tx) error {
-		s, err := l.readState(ctx, tx)
+		s, err := l.readRevState(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -427,7 +427,7 @@ func (l *Layer) Pin(n int64, announce ...store.Delivery) error {
 		if err != nil {
 			return err
 		}
-		if !ok || !l.readable(rr, s, time.Now()) {
+		if !ok || !l.revReadable(rr, s, time.Now()) {
 			return fmt.Errorf("%w: %d", store.ErrRevisionGone, n)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE synclayer_layers SET pinned = $2 WHERE id = $1`, l.id, n); err != nil {
@@ -458,7 +458,7 @@ func (l *Layer) UnpinWith(announce func(was int64) []store.Delivery) (int64, err
 	defer cancel()
 	var was int64
 	err := l.tx(ctx, func(tx pgx.Tx) error {
-		s, err := l.readState(ctx, tx)
+		s, err := l.readRevState(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -478,11 +478,11 @@ func (l *Layer) UnpinWith(announce func(was int64) []store.Delivery) (int64, err
 			return nil
 		}
 		s.pinned = 0
-		return l.retain(ctx, tx, s.newest, s.discard, 0)
+		return l.retainRevisions(ctx, tx, s.newest, s.discard, 0)
 	})
 	if err != nil {
 		return 0, err
 	}
-	l.published()
+	l.afterPublish()
 	return was, nil
 }

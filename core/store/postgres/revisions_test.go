@@ -52,7 +52,7 @@ func TestRevisionsRetentionAndPinning(t *testing.T) {
 	for i := 6; i <= 9; i++ {
 		stRun(t, l, fmt.Sprintf("run_%d", i), stSave("M", "a", fmt.Sprint(i)))
 	}
-	if err := l.prune(context.Background()); err != nil {
+	if err := l.pruneVersions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := stRead(t, l, 0); len(got) != 1 || got[0].Title != "3" {
@@ -151,7 +151,7 @@ func TestRevisionsDroppedKeepTheirCommitTimes(t *testing.T) {
 	if !at.Equal(first.CreatedAt) || kept {
 		t.Fatalf("revision 1's row: %s kept %v, want %s", at, kept, first.CreatedAt)
 	}
-	if err := l.prune(context.Background()); err != nil {
+	if err := l.pruneVersions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	recs := stByID(stRead(t, l, 0))
@@ -214,7 +214,7 @@ func TestRevisionsLeaseKeepsItsRevision(t *testing.T) {
 		}
 		stRun(t, l2, fmt.Sprintf("run_%d", i+1), upd...)
 	}
-	if err := l2.prune(context.Background()); err != nil {
+	if err := l2.pruneVersions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := stRead(t, l, 1)
@@ -232,7 +232,7 @@ func TestRevisionsLeaseKeepsItsRevision(t *testing.T) {
 	if _, _, err := l.revisionAt(1); !errors.Is(err, store.ErrRevisionGone) {
 		t.Fatalf("revision 1 without a lease: %v, want gone", err)
 	}
-	if err := l.prune(context.Background()); err != nil {
+	if err := l.pruneVersions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := stVersions(t, l, "r00"); n != 1 {

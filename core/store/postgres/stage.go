@@ -124,7 +124,7 @@ func (l *Layer) beginStaging(run string) (*Staging, error) {
 }
 
 // dropStaged deletes everything a run staged.
-func dropStaged(ctx context.Context, q execer, layer int64, run string) error {
+func dropStaged(ctx context.Context, q stageExecer, layer int64, run string) error {
 	for _, t := range []string{"synclayer_staged", "synclayer_seen", "synclayer_staged_checkpoints"} {
 		if _, err := q.Exec(ctx, `DELETE FROM `+t+` WHERE layer_id = $1 AND run = $2`, layer, run); err != nil {
 			return err
@@ -168,8 +168,8 @@ func (l *Layer) dropPublished(run string, maxSeq int64) {
 	}
 }
 
-// execer is a transaction, a connection or the pool.
-type execer interface {
+// stageExecer is a transaction, a connection or the pool.
+type stageExecer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
@@ -287,7 +287,7 @@ type StageWriter struct {
 	// publish (never used by two goroutines at once: the writer waits for
 	// its chunk in flight before anything else uses q).
 	q interface {
-		execer
+		stageExecer
 		CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
 	}
 

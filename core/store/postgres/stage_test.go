@@ -753,3 +753,33 @@ func TestStageRetryAfterAWriterFailed(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 }
+
+// A full run with track_deletes and ignore_if_modified_after does not
+// delete a record a webhook added while it staged: that record is fresher
+// than the run's view. Under override it is deleted (the run did not see
+// it).
+func TestStageTrackDeletesAndAFresherWebhookRecord(t *testing.T) {
+	for _, ignore := range []bool{true, false} {
+		_, l, _ := stLayer(t)
+		stRun(t, l, "run_0", stSave("M", "old", "o"), stSave("M", "gone", "g"))
+		st, _ := l.beginStaging("run_1")
+		if _, err := l.PublishChanges(store.PublishInfo{Trigger: "webhook"}, []store.Batch{{Source: "shop", Changes: []store.Change{stSave("M", "hook", "h")}}}); err != nil {
+			t.Fatal(err)
+		}
+		w := st.writer("shop", store.WriterOptions{IgnoreIfModifiedAfter: ignore, TrackDeletes: []string{"M"}})
+		if err := w.Apply([]store.Change{stSave("M", "old", "o")}); err != nil {
+			t.Fatal(err)
+		}
+		rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, counts := "hook old", store.Counts{Deleted: 1, Unchanged: 1}
+		if !ignore {
+			want, counts = "old", store.Counts{Deleted: 2, Unchanged: 1}
+		}
+		if got := stLive(t, l, "shop"); got != want || rev.Counts["shop"]["M"] != counts {
+			t.Fatalf("ignore %v: live %q counts %+v, want %q %+v", ignore, got, rev.Counts["shop"]["M"], want, counts)
+		}
+	}
+}
