@@ -14,6 +14,7 @@ import (
 	"time"
 
 	badgerstore "github.com/synclayer/synclayer/core/store/badger"
+	"github.com/synclayer/synclayer/core/store/postgres"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
@@ -176,7 +177,8 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	}
 	st, err := openStore(cfg.Service, key, log.Named("store"))
 	if err != nil {
-		return err
+		// A driver's error may quote its dsn.
+		return errors.New(secrets.Replace(err.Error()))
 	}
 	defer st.Close()
 
@@ -426,7 +428,13 @@ func validateCmd() *cobra.Command {
 func openStore(svc config.Service, key []byte, log hclog.Logger) (store.Store, error) {
 	switch svc.Store.Driver {
 	case config.StorePostgres:
-		return nil, errors.New(`the postgres store driver is not complete in this build: use the default badger driver`)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st, err := postgres.Open(ctx, postgres.Options{DSN: svc.Store.DSN, Logger: log, Exclusive: true})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	default:
 		return badgerstore.Open(badgerstore.Options{Dir: svc.DataDir, EncryptionKey: key, Logger: log, MemoryLimit: true})
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // Hosts starting at once migrate the schema once, and all open.
@@ -82,10 +83,35 @@ func TestExclusiveHost(t *testing.T) {
 	if _, err := Open(ctx, Options{DSN: dsn, Exclusive: true}); !errors.Is(err, ErrNotExclusive) {
 		t.Fatalf("second exclusive host: %v, want ErrNotExclusive", err)
 	}
+	// A staging the first host left (killed mid-run) is dropped when the
+	// next exclusive host opens.
+	l, err := a.layer("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.BeginStaging("run_left")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := st.Writer("src", store.WriterOptions{})
+	if err := w.Apply([]store.Change{{Model: "M", ID: "1", Data: []byte(`{"id":"1"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var staged int
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM synclayer_staged`).Scan(&staged); err != nil || staged != 1 {
+		t.Fatalf("staged rows before: %d, %v; want 1", staged, err)
+	}
 	a.Close()
 	b, err := Open(ctx, Options{DSN: dsn, Exclusive: true})
 	if err != nil {
 		t.Fatalf("after the first closed: %v", err)
 	}
-	b.Close()
+	defer b.Close()
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM synclayer_staged`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("staged rows after an exclusive open: %d, %v; want 0", n, err)
+	}
 }

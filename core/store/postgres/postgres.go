@@ -106,6 +106,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			pool.Close()
 			return nil, err
 		}
+		// The only host: no staging in the database is of a live run
+		// (the runs a previous process left run again under new ids).
+		if _, err := pool.Exec(pctx, `TRUNCATE synclayer_staged, synclayer_seen, synclayer_staged_checkpoints`); err != nil {
+			s.exclusive.Close(context.Background())
+			pool.Close()
+			return nil, fmt.Errorf("store: postgres: drop the stagings a previous process left: %w", err)
+		}
 	}
 	if s.listen, err = startListener(ctx, cfg.ConnConfig, s); err != nil {
 		if s.exclusive != nil {
