@@ -45,6 +45,12 @@
 //     jobs are a per-client list in memory), no firing waits for a leader
 //     election when the leader dies, and the exactly-once comes from the
 //     row lock and the transaction, not from who is leader.
+//   - One leader per task. TryLead gives a named task (a layer's webhook
+//     inbox) to one host at a time: a session advisory lock on a pool
+//     connection the Leadership holds until Release. Other hosts are told
+//     no at once and try again later; a dead host's connection, and so its
+//     lock, goes with it, and the leader's own context ends
+//     (ErrLeadershipLost) within about a second when its connection breaks.
 //
 // # The rescue bound
 //
