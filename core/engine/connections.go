@@ -682,6 +682,13 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 		return store.Revision{}, err
 	}
 	l.unscheduleConnection(s.cfg.Name, id)
+	if c := e.cluster.Load(); c != nil {
+		// Its runs waiting in River, or running on any host (their
+		// context's cause is cluster.ErrCancelled there).
+		if _, err := c.CancelConnection(ctx, layerName, sourceName, id); err != nil {
+			l.log.Error("could not cancel the runs of a deleted connection on the other hosts", "connection", id, "error", err)
+		}
+	}
 	// Its waiting runs go; its running ones are cancelled and waited for,
 	// so that none publishes after the delete.
 	var wait []*pending
@@ -797,12 +804,21 @@ func (e *Engine) PauseConnection(layerName, sourceName, id, syncName string, pau
 		return err
 	}
 	s.mu.Lock()
-	if mc := s.conns[id]; mc != nil {
+	mc := s.conns[id]
+	if mc != nil {
 		for _, y := range syncs {
 			mc.paused[y] = paused
 		}
 	}
 	s.mu.Unlock()
+	if l.e.clusterOpts != nil {
+		for _, y := range syncs {
+			sc, ok := l.connSchedule(s, mc, y)
+			if err := l.putSchedule(store.SyncRef{Source: sourceName, Sync: y, Connection: id}, sc, ok && !paused, time.Time{}); err != nil {
+				return err
+			}
+		}
+	}
 	action := "sync.resumed"
 	if paused {
 		action = "sync.paused"
