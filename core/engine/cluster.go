@@ -420,11 +420,13 @@ func (l *layer) nextRunsClustered() map[store.SyncRef]time.Time {
 func (l *layer) inboxLeaderLoop() {
 	defer l.e.wg.Done()
 	key := "inbox/" + l.cfg.Name
+	failing := false // logged once per streak of failures
 	for l.e.ctx.Err() == nil {
 		lead, err := l.e.cluster.Load().TryLead(l.e.ctx, key)
-		if err != nil && l.e.ctx.Err() == nil {
-			l.log.Warn("could not try to lead the layer's webhook inbox; trying again", "error", err)
+		if err != nil && !failing && l.e.ctx.Err() == nil {
+			l.log.Warn("could not try to lead the layer's webhook inbox; trying again every second", "error", err)
 		}
+		failing = err != nil
 		if lead == nil {
 			l.pause(inboxLeaderRetry)
 			continue
