@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/synclayer/synclayer/core/cluster"
@@ -31,6 +33,7 @@ func TestCluster(t *testing.T) {
 	t.Run("ScheduleFiresOncePerPeriod", func(t *testing.T) { testClusterSchedule(t, server) })
 	t.Run("DeadHostsRunIsRescued", func(t *testing.T) { testClusterRescue(t, server) })
 	t.Run("OneHostAtATimeProcessesTheInbox", func(t *testing.T) { testClusterInbox(t, server) })
+	t.Run("ConnectionSchedulesAndDelete", func(t *testing.T) { testClusterConnections(t, server) })
 }
 
 // clusterHost is how a test host starts.
@@ -493,4 +496,71 @@ func testClusterInbox(t *testing.T, server *pgtest.Server) {
 
 	stopEngine(a)
 	waitUntil(t, "host b to take the inbox over", func() bool { return webhookRevisions(b) == 1 && depth(b) == 0 })
+}
+
+// testClusterConnections: a connection's schedule is a row of the
+// cluster's table (its override of the period included), gone while the
+// sync is paused; deleting the connection during its run cancels the run
+// and deletes its schedules.
+func testClusterConnections(t *testing.T, server *pgtest.Server) {
+	dsn := server.Database(t)
+	db := testPool(t, dsn)
+	env := newTestEnv(t, "")
+	env.writeConfig(connConfig(""))
+	e := clusterHost{name: "a", dsn: dsn}.start(t, env)
+	ctx := testCtx(t)
+	own := fmt.Sprintf(`{"mode":"block","gate":%q,"started":%q}`, env.path("gate"), env.path("acme.started"))
+	if _, err := e.CreateConnection(ctx, "lay", "crm", ConnectionInput{ID: "acme", Config: []byte(own), Every: map[string]string{"items": "1h"}, NoCheck: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the connection's first run to reach its plugin", func() bool { return exists(env.path("acme.started")) })
+
+	schedule := func() (everyMS int64, next time.Time, ok bool) {
+		t.Helper()
+		err := db.QueryRow(ctx, `SELECT every_ms, next_at FROM synclayer_cluster_schedules
+			WHERE layer = 'lay' AND source = 'crm' AND connection = 'acme' AND sync = 'items'`).Scan(&everyMS, &next)
+		if err == nil {
+			return everyMS, next, true
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		return 0, time.Time{}, false
+	}
+	every, next, ok := schedule()
+	if !ok || every != time.Hour.Milliseconds() {
+		t.Fatalf("the connection's schedule: every %d ms (found %v), want its override of 1h", every, ok)
+	}
+	c, err := e.GetConnection("lay", "crm", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Syncs[0].NextRunAt; got == nil || !got.Equal(next.UTC()) {
+		t.Fatalf("the connection's next run is %v, want the schedule's %v", got, next)
+	}
+	if err := e.PauseConnection("lay", "crm", "acme", "items", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := schedule(); ok {
+		t.Fatal("a paused sync kept its schedule")
+	}
+	if err := e.PauseConnection("lay", "crm", "acme", "items", false); err != nil {
+		t.Fatal(err)
+	}
+	if every, _, ok := schedule(); !ok || every != time.Hour.Milliseconds() {
+		t.Fatalf("a resumed sync's schedule: every %d ms (found %v), want 1h", every, ok)
+	}
+
+	if _, err := e.DeleteConnection(ctx, "lay", "crm", "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := schedule(); ok {
+		t.Fatal("a deleted connection kept its schedule")
+	}
+	for _, r := range runs(t, e, "lay") {
+		if connectionOf(r.Syncs) == "acme" && r.State != store.RunFailed {
+			t.Errorf("run %s of the deleted connection is %s, want failed", r.ID, r.State)
+		}
+	}
+	waitUntil(t, "River to finish the deleted connection's run", func() bool { return activeRunJobs(t, db) == 0 })
 }
