@@ -377,6 +377,24 @@ func (l *layer) unscheduleConnectionClustered(source, id string) {
 	}
 }
 
+// queuedRunsOf lists the runs of a connection whose records say queued
+// (in a cluster, their runs wait in River): the connection's delete marks
+// them failed.
+func (l *layer) queuedRunsOf(source, id string) []*pending {
+	runs, err := l.db.ActiveRuns()
+	if err != nil {
+		l.log.Error("could not list the queued runs of a deleted connection", "connection", id, "error", err)
+		return nil
+	}
+	var out []*pending
+	for _, r := range runs {
+		if r.State == store.RunQueued && connectionOf(r.Syncs) == id && r.Syncs[0].Source == source {
+			out = append(out, &pending{run: r})
+		}
+	}
+	return out
+}
+
 // nextRunClustered is nextRun in a cluster: the next firing of the sync's
 // schedule row.
 func (l *layer) nextRunClustered(ref store.SyncRef) (time.Time, bool) {

@@ -551,16 +551,31 @@ func testClusterConnections(t *testing.T, server *pgtest.Server) {
 		t.Fatalf("a resumed sync's schedule: every %d ms (found %v), want 1h", every, ok)
 	}
 
+	// A run waits behind the running one: the delete drops it too.
+	waiting, err := e.Trigger("lay", TriggerRequest{Source: "crm", Connection: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := e.Run("lay", waiting); err != nil || rs.State != store.RunQueued {
+		t.Fatalf("the second run of the connection: %+v, %v; want it queued", rs, err)
+	}
 	if _, err := e.DeleteConnection(ctx, "lay", "crm", "acme"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := schedule(); ok {
 		t.Fatal("a deleted connection kept its schedule")
 	}
+	n := 0
 	for _, r := range runs(t, e, "lay") {
-		if connectionOf(r.Syncs) == "acme" && r.State != store.RunFailed {
-			t.Errorf("run %s of the deleted connection is %s, want failed", r.ID, r.State)
+		if connectionOf(r.Syncs) == "acme" {
+			n++
+			if r.State != store.RunFailed {
+				t.Errorf("run %s of the deleted connection is %s, want failed", r.ID, r.State)
+			}
 		}
+	}
+	if n != 2 {
+		t.Errorf("%d runs of the deleted connection, want 2 (the running one, the waiting one)", n)
 	}
 	waitUntil(t, "River to finish the deleted connection's run", func() bool { return activeRunJobs(t, db) == 0 })
 }

@@ -682,12 +682,14 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 		return store.Revision{}, err
 	}
 	l.unscheduleConnection(s.cfg.Name, id)
+	var dropped []*pending
 	if c := e.cluster.Load(); c != nil {
 		// Its runs waiting in River, or running on any host (their
 		// context's cause is cluster.ErrCancelled there).
 		if _, err := c.CancelConnection(ctx, layerName, sourceName, id); err != nil {
 			l.log.Error("could not cancel the runs of a deleted connection on the other hosts", "connection", id, "error", err)
 		}
+		dropped = l.queuedRunsOf(sourceName, id)
 	}
 	// Its waiting runs go; its running ones are cancelled and waited for,
 	// so that none publishes after the delete.
@@ -695,7 +697,6 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 	now := time.Now().UTC()
 	l.mu.Lock()
 	kept := l.queue[:0:0]
-	var dropped []*pending
 	for _, p := range l.queue {
 		if connectionOf(p.run.Syncs) == id && p.run.Syncs[0].Source == sourceName {
 			dropped = append(dropped, p)
