@@ -31,6 +31,7 @@ func TestCluster(t *testing.T) {
 	server := pgtest.Start(t)
 	t.Run("TriggerStormMakesAtMostTwoRuns", func(t *testing.T) { testClusterTriggerStorm(t, server) })
 	t.Run("ScheduleFiresOncePerPeriod", func(t *testing.T) { testClusterSchedule(t, server) })
+	t.Run("StoppingHostHandsItsRunOver", func(t *testing.T) { testClusterStopHandsOver(t, server) })
 	t.Run("DeadHostsRunIsRescued", func(t *testing.T) { testClusterRescue(t, server) })
 	t.Run("OneHostAtATimeProcessesTheInbox", func(t *testing.T) { testClusterInbox(t, server) })
 	t.Run("ConnectionSchedulesAndDelete", func(t *testing.T) { testClusterConnections(t, server) })
@@ -309,6 +310,43 @@ layer "lay" {
 	}
 	if next, err := b.NextRuns("lay"); err != nil || next[ref].IsZero() {
 		t.Fatalf("NextRuns after Resume = %v, %v; want the schedule back", next, err)
+	}
+}
+
+// testClusterStopHandsOver: a host that stops in the middle of a run puts
+// it back (its record queued, its job back in River), and another host
+// runs it, under its id, at once.
+func testClusterStopHandsOver(t *testing.T, server *pgtest.Server) {
+	dsn := server.Database(t)
+	envA, envB := newTestEnv(t, ""), newTestEnv(t, "")
+	layers := blockingCluster(envA)
+	envA.writeConfig(layers)
+	envB.writeConfig(layers)
+	a := clusterHost{name: "a", dsn: dsn}.start(t, envA)
+	started := runs(t, a, "lay")
+	if len(started) != 1 {
+		t.Fatalf("host a's runs: %+v, want its startup run", started)
+	}
+	id := started[0].ID
+	waitUntil(t, "host a's run to reach its plugin", func() bool { return exists(envA.path("started")) })
+	b := clusterHost{name: "b", dsn: dsn}.start(t, envB)
+
+	stopEngine(a)
+	if r, err := a.Run("lay", id); err != nil || r.State != store.RunQueued {
+		t.Fatalf("host a's record of the run it stopped: %+v, %v; want it queued again", r, err)
+	}
+	envA.writeFile("gate", "")
+	var rs *RunStatus
+	waitUntil(t, "host b to run the run host a put back", func() bool {
+		var err error
+		rs, err = b.Run("lay", id)
+		return err == nil && (rs.State == store.RunCompleted || rs.State == store.RunFailed)
+	})
+	if rs.State != store.RunCompleted || rs.Revision == 0 {
+		t.Fatalf("the handed-over run ended %+v on host b, want completed with a revision", rs.Run)
+	}
+	if db, _ := a.Store("lay"); len(db.Revisions()) != 0 {
+		t.Fatalf("host a published %v while stopping", db.Revisions())
 	}
 }
 
