@@ -41,6 +41,10 @@ import (
 // tries to take it over (its leader stopped or died).
 const inboxLeaderRetry = time.Second
 
+// inboxPoll is how often the leader of a layer's inbox looks at it even
+// without a signal from the store (webhooks appended on other hosts).
+const inboxPoll = 5 * time.Second
+
 // startCluster opens the cluster and starts the layers on it: their inbox
 // leadership, schedules, watch streams, and first runs.
 func (e *Engine) startCluster(ctx context.Context) error {
@@ -452,7 +456,7 @@ func (l *layer) inboxLeaderLoop() {
 		l.log.Debug("this host publishes the layer's payload webhooks")
 		ctx, cancel := context.WithCancel(lead.Context())
 		stop := context.AfterFunc(l.e.ctx, cancel)
-		l.processInbox(ctx)
+		l.processInbox(ctx, inboxPoll)
 		stop()
 		cancel()
 		lead.Release()

@@ -160,11 +160,14 @@ const (
 // inboxLoop publishes payload webhooks in arrival order.
 func (l *layer) inboxLoop() {
 	defer l.e.wg.Done()
-	l.processInbox(l.e.ctx)
+	l.processInbox(l.e.ctx, 0)
 }
 
 // processInbox publishes payload webhooks in arrival order until ctx ends.
-func (l *layer) processInbox(ctx context.Context) {
+// It looks again when the store signals a new item, when a retry is due,
+// and, if poll is set, every poll at least (items another host appended,
+// should the store not signal them here).
+func (l *layer) processInbox(ctx context.Context, poll time.Duration) {
 	in := &inbox{retry: map[uint64]time.Time{}}
 	for ctx.Err() == nil {
 		sig := l.db.InboxSignal()
@@ -178,6 +181,9 @@ func (l *layer) processInbox(ctx context.Context) {
 			if wait == 0 {
 				continue
 			}
+		}
+		if poll > 0 && (wait == 0 || wait > poll) {
+			wait = poll
 		}
 		var timer *time.Timer
 		var fire <-chan time.Time
