@@ -5,8 +5,12 @@ package engine
 // where runs wait and who starts them:
 //
 //   - Queue: a trigger's runs go to River (core/cluster EnqueueRun), one
-//     per connection group as always. A trigger for the same syncs as a
-//     run waiting on any host coalesces into it. This process's queue,
+//     per connection group as always. A trigger for the same set of syncs
+//     (with the same reset and full) as a run waiting on any host
+//     coalesces into it; unlike the local queue, a narrower or wider
+//     trigger queues a run of its own, which takes turns with the waiting
+//     one on their shared syncs, and the waiting run keeps its trigger.
+//     This process's queue,
 //     dispatcher (worker, dispatchLocked) and recoverRuns are not used:
 //     River keeps the waiting runs, rescues those of a dead host, and a
 //     run takes its syncs' advisory locks (one active run per sync across
