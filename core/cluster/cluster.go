@@ -93,6 +93,8 @@ type Options struct {
 
 	// fired, when set (tests), is told of each firing this host made.
 	fired func(Schedule, time.Time)
+	// leaderCheck, when set (tests), replaces DefaultLeaderCheck.
+	leaderCheck time.Duration
 }
 
 // Cluster is one host's part in running the layers' runs across the hosts

@@ -45,6 +45,12 @@
 //     jobs are a per-client list in memory), no firing waits for a leader
 //     election when the leader dies, and the exactly-once comes from the
 //     row lock and the transaction, not from who is leader.
+//   - One leader per task. TryLead gives a named task (a layer's webhook
+//     inbox) to one host at a time: a session advisory lock on a pool
+//     connection the Leadership holds until Release. Other hosts are told
+//     no at once and try again later; a dead host's connection, and so its
+//     lock, goes with it, and the leader's own context ends
+//     (ErrLeadershipLost) within about a second when its connection breaks.
 //
 // # The rescue bound
 //
@@ -87,51 +93,40 @@
 //
 // A running run holds one pool connection (its locks and heartbeats);
 // River needs a few more: the pool must have MaxRuns + ReservedConns
-// connections at least (Open checks).
+// connections at least (Open checks). A held Leadership takes one more
+// each (the engine: one per layer whose inbox this host leads).
 //
 // # Wiring into the engine
 //
-// The engine (core/engine) keeps its shape: the changes are in queue.go
-// and schedule.go, and only with the postgres store driver (with Badger,
-// one host, nothing changes).
+// core/engine uses a Cluster when engine.Options.Cluster is set (see
+// core/engine/cluster.go); without it, one host, nothing changes.
 //
-//   - Start: engine.New opens the Cluster with Options.Runner set to a
-//     function that finds the layer (run.Layer), builds a pending from
-//     run.RunJob (its store.Run with ID run.Run, State running, Trigger,
-//     Syncs from run.Syncs as store.SyncRefs, Reset, Full), and calls what
-//     runOne does today: l.execute(p) under the layer's bookkeeping
-//     (l.running, limiter slots with acquireSlots, so that per-source
-//     max_concurrent_runs still holds on each host), returning nil when the
-//     run ended, failed or not. p.ctx is the RunFunc's ctx (joined with the
-//     engine's): a cancel whose context.Cause is ErrLost must publish
-//     nothing. When run.Resumed, first abort what the earlier attempt left
-//     (its staging; mark its run record failed "interrupted", with its
-//     sync.failed event, as recoverRuns does), then run from the last
-//     published checkpoints. Options.MaxRuns is service
-//     max_concurrent_runs; Options.HostID a stable per-process id;
-//     Options.NewRunID = func() string { return newID("run") }.
-//   - queue.go, layer.enqueue: instead of the in-memory queue, call
-//     EnqueueRun(ctx, RunJob{Layer, Run: newID("run"), Syncs, Reset,
-//     Full, Trigger}) per connection group (Trigger keeps its grouping).
-//     When coalesced, return the returned id and log the "coalesced" event
-//     (the waiting run keeps its own trigger); otherwise write the queued
-//     store.Run (PutRun) and the run.queued event. (With the postgres
-//     store, EnqueueRunTx may share the store's transaction for "durable
-//     before acknowledged".) dispatchLocked and worker() are not used: River
-//     dispatches, MaxRuns bounds the host, the advisory locks replace the
-//     held map. recoverRuns is not needed: River keeps queued runs, and
-//     rescues running ones. Connection deleted: CancelConnection (the
-//     run's ctx cause is ErrCancelled on whichever host runs it);
-//     a run cancelled through the API: CancelRun.
-//   - schedule.go: instead of the heap, UpsertSchedule for each scheduled
-//     sync at start (sources: Every or Cron from scheduleOf; connections:
-//     connSchedule, First = spread(...) for a new connection) — every host
-//     does it, and unchanged schedules keep their beat; DeleteSchedule when
-//     a sync is paused (Pause) and UpsertSchedule on Resume;
-//     DeleteSchedules(ScheduleFilter{Layer, Source, Connection}) when a
-//     connection is deleted (unscheduleConnection); NextRun for nextRun
-//     (status, dashboard). scheduleLoop is not started: the cluster's loop
-//     fires, and its runs come through the Runner with Trigger "schedule".
-//   - Stop and reload: Close interrupts this host's runs (cause ErrClosed)
-//     and River gives them to another host or the next start.
+//   - Start opens the Cluster once the layers are open and their sources
+//     described, with Runner set to the engine's (it finds the layer,
+//     makes the run's pending from its record, and runs it through
+//     execute under l.running and the limiter's slots, so that per-source
+//     max_concurrent_runs holds on each host); MaxRuns defaults to the
+//     service's max_concurrent_runs; NewRunID makes the engine's ids.
+//     Stop closes it first: the runs it interrupts (ErrClosed) are put
+//     back queued, for another host or the next start.
+//   - layer.enqueue calls EnqueueRun per connection group: coalesced, the
+//     trigger gets the waiting run's id and a "coalesced" event; otherwise
+//     the run's record is written queued, with its run.queued event. The
+//     local queue, dispatcher and recoverRuns are not used.
+//   - A Resumed run whose record says running: that record is marked
+//     failed "interrupted" with its sync.failed event (as recoverRuns
+//     does) and the run goes again under a new id from the last published
+//     checkpoints; a record put back queued goes on under its id; a record
+//     that ended needs nothing more. A run cancelled with ErrLost records
+//     and publishes nothing (the engine checks its context right before
+//     publishing).
+//   - Schedules: every host upserts the schedule of each scheduled sync of
+//     its sources and connections at start; connection create and update
+//     upsert, Pause deletes and Resume upserts, a connection's delete
+//     calls DeleteSchedules and CancelConnection; NextRun answers the
+//     status calls. The engine's heap and scheduleLoop are not used. A
+//     fired run whose sync is no longer scheduled (source, sync or
+//     connection gone) deletes its schedule.
+//   - Each layer's webhook inbox is processed by the host that leads
+//     "inbox/<layer>" (TryLead), the others trying every second.
 package cluster

@@ -682,13 +682,21 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 		return store.Revision{}, err
 	}
 	l.unscheduleConnection(s.cfg.Name, id)
+	var dropped []*pending
+	if c := e.cluster.Load(); c != nil {
+		// Its runs waiting in River, or running on any host (their
+		// context's cause is cluster.ErrCancelled there).
+		if _, err := c.CancelConnection(ctx, layerName, sourceName, id); err != nil {
+			l.log.Error("could not cancel the runs of a deleted connection on the other hosts", "connection", id, "error", err)
+		}
+		dropped = l.queuedRunsOf(sourceName, id)
+	}
 	// Its waiting runs go; its running ones are cancelled and waited for,
 	// so that none publishes after the delete.
 	var wait []*pending
 	now := time.Now().UTC()
 	l.mu.Lock()
 	kept := l.queue[:0:0]
-	var dropped []*pending
 	for _, p := range l.queue {
 		if connectionOf(p.run.Syncs) == id && p.run.Syncs[0].Source == sourceName {
 			dropped = append(dropped, p)
@@ -797,12 +805,21 @@ func (e *Engine) PauseConnection(layerName, sourceName, id, syncName string, pau
 		return err
 	}
 	s.mu.Lock()
-	if mc := s.conns[id]; mc != nil {
+	mc := s.conns[id]
+	if mc != nil {
 		for _, y := range syncs {
 			mc.paused[y] = paused
 		}
 	}
 	s.mu.Unlock()
+	if l.e.clusterOpts != nil {
+		for _, y := range syncs {
+			sc, ok := l.connSchedule(s, mc, y)
+			if err := l.putSchedule(store.SyncRef{Source: sourceName, Sync: y, Connection: id}, sc, ok && !paused, time.Time{}); err != nil {
+				return err
+			}
+		}
+	}
 	action := "sync.resumed"
 	if paused {
 		action = "sync.paused"

@@ -34,6 +34,9 @@ func (e *Engine) NextRuns(layerName string) (map[store.SyncRef]time.Time, error)
 	if err != nil {
 		return nil, err
 	}
+	if e.clusterOpts != nil {
+		return l.nextRunsClustered(), nil
+	}
 	l.nextMu.Lock()
 	defer l.nextMu.Unlock()
 	out := map[store.SyncRef]time.Time{}

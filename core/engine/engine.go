@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/synclayer/synclayer/core/cluster"
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/internal/seal"
@@ -37,6 +38,15 @@ type Options struct {
 	// values of every source) and keeps them out of run errors and events;
 	// give the same one to the host's log output. nil: a private one.
 	Redactor *redact.Redactor
+	// Cluster, when set, makes this engine one of the hosts that share a
+	// PostgreSQL (SPEC §16): Start opens a core/cluster Cluster with these
+	// options, and the layers' runs, schedules and webhook inboxes go
+	// through it instead of this process's queue, dispatcher and scheduler
+	// (see cluster.go). Set Pool and HostID; Runner and NewRunID are the
+	// engine's own; MaxRuns defaults to the service's max_concurrent_runs;
+	// Logger to the engine's. Stop closes the Cluster (the pool stays
+	// open). nil: one host, everything in this process.
+	Cluster *cluster.Options
 }
 
 // Engine owns the layers of a configuration at run time.
@@ -47,6 +57,11 @@ type Engine struct {
 	log     hclog.Logger
 	metrics *Metrics
 	redact  *redact.Redactor
+
+	// clusterOpts is Options.Cluster; cluster is the Cluster Start opened
+	// with it (nil before, and always without clusterOpts).
+	clusterOpts *cluster.Options
+	cluster     atomic.Pointer[cluster.Cluster]
 
 	layers map[string]*layer
 	order  []string
@@ -100,6 +115,8 @@ func New(opts Options) (*Engine, error) {
 		metrics: opts.Metrics,
 		redact:  opts.Redactor,
 		layers:  map[string]*layer{},
+
+		clusterOpts: opts.Cluster,
 	}
 	e.limits = newLimiter(opts.Config.Service.MaxConcurrentRuns, e.kickAll)
 	for _, lc := range opts.Config.Layers {
@@ -146,9 +163,12 @@ func (e *Engine) Start(ctx context.Context) error {
 			}
 		}
 		// After prepare: the sync.failed events of interrupted runs need
-		// the sources' descriptions.
-		if err := l.recoverRuns(); err != nil {
-			return err
+		// the sources' descriptions. (In a cluster, River keeps the queued
+		// runs and rescues the interrupted ones.)
+		if e.clusterOpts == nil {
+			if err := l.recoverRuns(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -158,6 +178,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		l := e.layers[name]
 		if err := l.setFieldIndexes(); err != nil {
 			return err
+		}
+		if e.clusterOpts != nil {
+			continue // startCluster starts the layer, once the cluster is open
 		}
 		e.wg.Add(4)
 		go l.worker()
@@ -169,6 +192,11 @@ func (e *Engine) Start(ctx context.Context) error {
 			go s.watchLoop()
 		}
 		if err := l.initialRun(); err != nil {
+			return err
+		}
+	}
+	if e.clusterOpts != nil {
+		if err := e.startCluster(ctx); err != nil {
 			return err
 		}
 	}
@@ -195,6 +223,14 @@ func (e *Engine) Stop(ctx context.Context) {
 	e.mu.Lock()
 	e.ready, e.stopped = false, true
 	e.mu.Unlock()
+	if c := e.cluster.Load(); c != nil {
+		// First, while the engine still runs: the runs it interrupts
+		// (cause cluster.ErrClosed) go back to River's queue, for another
+		// host or the next start.
+		if err := c.Close(ctx); err != nil {
+			e.log.Warn("shutdown: the cluster did not stop cleanly", "error", err)
+		}
+	}
 	if e.cancel != nil {
 		e.cancel()
 	}
@@ -255,6 +291,10 @@ type layer struct {
 	waiting map[waitKey]*pending // waiting runs by sync (queue.go)
 	running map[string]*pending  // by run id
 	wake    chan struct{}
+
+	// clusterMu orders, on this host, a clustered run's queueing (River,
+	// then its queued record) before its start (cluster.go).
+	clusterMu sync.Mutex
 
 	// The schedule (schedule.go): every scheduled sync by due time.
 	nextMu    sync.Mutex

@@ -160,8 +160,16 @@ const (
 // inboxLoop publishes payload webhooks in arrival order.
 func (l *layer) inboxLoop() {
 	defer l.e.wg.Done()
+	l.processInbox(l.e.ctx, 0)
+}
+
+// processInbox publishes payload webhooks in arrival order until ctx ends.
+// It looks again when the store signals a new item, when a retry is due,
+// and, if poll is set, every poll at least (items another host appended,
+// should the store not signal them here).
+func (l *layer) processInbox(ctx context.Context, poll time.Duration) {
 	in := &inbox{retry: map[uint64]time.Time{}}
-	for l.e.ctx.Err() == nil {
+	for ctx.Err() == nil {
 		sig := l.db.InboxSignal()
 		items, err := l.db.PendingInbox(in.after, inboxBatch)
 		if err != nil {
@@ -169,10 +177,13 @@ func (l *layer) inboxLoop() {
 		}
 		var wait time.Duration
 		if len(items) > 0 {
-			wait = l.publishInbox(in, items)
+			wait = l.publishInbox(ctx, in, items)
 			if wait == 0 {
 				continue
 			}
+		}
+		if poll > 0 && (wait == 0 || wait > poll) {
+			wait = poll
 		}
 		var timer *time.Timer
 		var fire <-chan time.Time
@@ -181,14 +192,14 @@ func (l *layer) inboxLoop() {
 			fire = timer.C
 		}
 		select {
-		case <-l.e.ctx.Done():
+		case <-ctx.Done():
 		case <-sig:
 		case <-fire:
 		}
 		if timer != nil {
 			timer.Stop()
 		}
-		if l.e.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 	}
@@ -244,9 +255,9 @@ func (e errInvalidWebhook) Unwrap() error { return e.err }
 // revision; an item that failed for a passing reason holds back the later
 // items of its source (their order matters) but not those of other
 // sources. It returns how long to wait before the next pass when nothing
-// is ready (0: go on at once).
-func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
-	ctx := l.e.ctx
+// is ready (0: go on at once). ctx ends the pass (the engine stops, or
+// this host no longer leads the layer's inbox).
+func (l *layer) publishInbox(ctx context.Context, in *inbox, items []store.InboxItem) time.Duration {
 	var batches []store.Batch
 	var consume []uint64
 	var changes, bytes int
@@ -330,6 +341,9 @@ func (l *layer) publishInbox(in *inbox, items []store.InboxItem) time.Duration {
 		names = append(names, s)
 	}
 	sort.Strings(names)
+	if ctx.Err() != nil {
+		return 0 // stopping, or no longer the inbox's leader: they stay in the inbox
+	}
 	p := &pending{run: &store.Run{ID: newID("run"), Trigger: TriggerWebhook}, syncType: syncTypeWebhook}
 	p.run.StartedAt = &now
 	rev, err := l.db.PublishChanges(store.PublishInfo{Trigger: TriggerWebhook, Sources: names, Run: p.run.ID, Consume: consume, Announce: l.announceWebhook(p, names)}, batches)

@@ -259,7 +259,12 @@ func union(run *store.Run, refs []store.SyncRef) bool {
 // one for any sync (of any connection). A reset trigger merges only into a
 // waiting reset run, so that a reset never spreads to syncs nobody asked
 // to reset. Runs that share no sync run side by side (dispatch).
+//
+// In a cluster, the run goes to River instead (enqueueClustered).
 func (l *layer) enqueue(refs []store.SyncRef, trigger string, reset, full bool) (string, error) {
+	if l.e.clusterOpts != nil {
+		return l.enqueueClustered(refs, trigger, reset, full)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// The oldest waiting run of any of the syncs (an index: thousands of
@@ -371,17 +376,9 @@ func (l *layer) recoverRuns() error {
 			l.queue = append(l.queue, &pending{run: r})
 		case store.RunRunning:
 			now := time.Now().UTC()
-			r.State, r.Error, r.FinishedAt = store.RunFailed, "interrupted: the host stopped during the run; its changes were not published and it was queued again", &now
-			// Its sync.started went out: so does its sync.failed, in the
-			// same commit as the failure.
-			p := &pending{run: r}
-			p.syncType = l.syncTypeOf(p)
-			ev := l.runEvent(EventSyncFailed, p)
-			ev.FinishedAt, ev.Error = fmtTime(now), r.Error
-			if err := l.db.PutRun(r, l.deliveries(ev, false)...); err != nil {
+			if err := l.failInterrupted(r, now); err != nil {
 				return err
 			}
-			l.event(store.Event{Type: "sync.failed", Run: r.ID, Message: r.Error})
 			again := &store.Run{ID: newID("run"), State: store.RunQueued, Trigger: r.Trigger, Syncs: r.Syncs, Full: r.Full, Reset: r.Reset, QueuedAt: now}
 			if err := l.db.PutRun(again); err != nil {
 				return err
@@ -393,6 +390,23 @@ func (l *layer) recoverRuns() error {
 	for _, p := range l.queue {
 		l.indexWaiting(p)
 	}
+	return nil
+}
+
+// failInterrupted marks failed a run that a host left running (it stopped
+// or died during the run): it is run again, under a new id.
+func (l *layer) failInterrupted(r *store.Run, now time.Time) error {
+	r.State, r.Error, r.FinishedAt = store.RunFailed, "interrupted: the host stopped during the run; its changes were not published and it was queued again", &now
+	// Its sync.started went out: so does its sync.failed, in the same
+	// commit as the failure.
+	p := &pending{run: r}
+	p.syncType = l.syncTypeOf(p)
+	ev := l.runEvent(EventSyncFailed, p)
+	ev.FinishedAt, ev.Error = fmtTime(now), r.Error
+	if err := l.db.PutRun(r, l.deliveries(ev, false)...); err != nil {
+		return err
+	}
+	l.event(store.Event{Type: "sync.failed", Run: r.ID, Message: r.Error})
 	return nil
 }
 
@@ -530,6 +544,12 @@ func (l *layer) dispatchLocked() {
 func (l *layer) runOne(p *pending) {
 	defer l.e.wg.Done()
 	l.execute(p)
+	l.finishRun(p)
+}
+
+// finishRun ends the bookkeeping of a run that ran: it leaves l.running,
+// gives its slots back, and lets the next ones go.
+func (l *layer) finishRun(p *pending) {
 	l.mu.Lock()
 	close(p.done)
 	delete(l.running, p.run.ID)

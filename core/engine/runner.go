@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/synclayer/synclayer/core/cluster"
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/plugin"
@@ -50,10 +51,16 @@ func (l *layer) execute(p *pending) {
 	if err != nil && l.e.ctx.Err() == nil && context.Cause(ctx) != nil {
 		err = context.Cause(ctx) // cancelled: the connection was deleted
 	}
+	if err != nil && errors.Is(err, cluster.ErrLost) {
+		// This host no longer holds the run (cluster): it runs again, here
+		// or on another host, which records it. Nothing was published.
+		l.log.Warn("run lost to the cluster; it will run again", "run", run.ID)
+		return
+	}
 	finished := time.Now().UTC()
 	defer func() { l.afterConnectionRun(p, err) }()
 	switch {
-	case err != nil && l.e.ctx.Err() != nil:
+	case err != nil && (l.e.ctx.Err() != nil || errors.Is(err, cluster.ErrClosed)):
 		// Shutdown: nothing was published; the next start runs it again.
 		run = l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Error, r.RetryAt = store.RunQueued, nil, "", nil })
 		l.log.Info("run interrupted by shutdown; it will run again at the next start", "run", run.ID)
@@ -224,6 +231,12 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 		if err := st.NextAttempt(); err != nil {
 			return store.Revision{}, err
 		}
+	}
+	if ctx.Err() != nil {
+		// Cancelled as its work ended (shutdown, its connection deleted,
+		// the run lost to another host): publish nothing.
+		l.abort(st, p)
+		return store.Revision{}, context.Cause(ctx)
 	}
 	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p)})
 	if err != nil {

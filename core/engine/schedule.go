@@ -177,6 +177,10 @@ func (l *layer) scheduleConnection(s *source, mc *conn, first bool) {
 	if desc == nil {
 		return
 	}
+	if l.e.clusterOpts != nil {
+		l.scheduleConnectionClustered(s, mc, desc, first)
+		return
+	}
 	now := time.Now()
 	l.nextMu.Lock()
 	for _, y := range desc.Syncs {
@@ -197,6 +201,10 @@ func (l *layer) scheduleConnection(s *source, mc *conn, first bool) {
 
 // unscheduleConnection takes a connection's syncs out of the schedule.
 func (l *layer) unscheduleConnection(source, id string) {
+	if l.e.clusterOpts != nil {
+		l.unscheduleConnectionClustered(source, id)
+		return
+	}
 	l.nextMu.Lock()
 	defer l.nextMu.Unlock()
 	for ref := range l.sched {
@@ -208,6 +216,9 @@ func (l *layer) unscheduleConnection(source, id string) {
 
 // nextRun tells when a scheduled sync is due next.
 func (l *layer) nextRun(ref store.SyncRef) (time.Time, bool) {
+	if l.e.clusterOpts != nil {
+		return l.nextRunClustered(ref)
+	}
 	l.nextMu.Lock()
 	defer l.nextMu.Unlock()
 	if it := l.sched[ref]; it != nil {
@@ -338,6 +349,13 @@ func (e *Engine) setPaused(layerName, sourceName, syncName string, paused bool) 
 	}
 	if err := l.db.SetMeta(pausedKey(refs[0]), v); err != nil {
 		return err
+	}
+	if l.e.clusterOpts != nil && refs[0].Connection == "" {
+		s := l.source(sourceName)
+		sc, ok := s.scheduleOf(syncName)
+		if err := l.putSchedule(refs[0], sc, ok && !paused, time.Time{}); err != nil {
+			return err
+		}
 	}
 	l.audit(action, map[string]string{"source": sourceName, "sync": syncName})
 	l.event(store.Event{Type: action, Source: sourceName, Sync: syncName})
