@@ -317,7 +317,9 @@ func maxOverlap(runs []connRun) int {
 // own records; a token change queues a full run with the new token; the CLI
 // adds, lists and removes; a deleted connection leaves no live record; no
 // token is ever in the data dir or the log.
-func TestConnectionsEndToEnd(t *testing.T) {
+func TestConnectionsEndToEnd(t *testing.T) { onEachStore(t, testConnectionsEndToEnd) }
+
+func testConnectionsEndToEnd(t *testing.T) {
 	api, srv := newAccountsAPI(t, time.Second)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "layer.hcl"), connectionsLayer(srv.URL, notesDir(t, dir)))
@@ -509,6 +511,10 @@ func TestConnectionsEndToEnd(t *testing.T) {
 // secret.
 func assertNoSecrets(t *testing.T, dir string, secrets []string) {
 	t.Helper()
+	if dsn, ok := storeDSN.Load(t); ok {
+		assertNoSecretsInDatabase(t, dsn.(string), secrets)
+		return
+	}
 	files := 0
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

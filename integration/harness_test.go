@@ -47,6 +47,7 @@ func TestMain(m *testing.M) {
 	}
 	binDir, _ = filepath.Abs(binDir)
 	code := m.Run()
+	stopSharedPostgres()
 	cleanup()
 	os.Exit(code)
 }
@@ -110,6 +111,7 @@ func startHost(t *testing.T, config, dataDir string) *host {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
+	useTestStore(t, config)
 	h := &host{t: t, addr: freeAddr(t), config: config, dataDir: dataDir}
 	h.start()
 	t.Cleanup(h.stop)

@@ -83,6 +83,10 @@ func TestBigWebhookDoesNotStallTheInbox(t *testing.T) {
 // for it (their order matters); one whose changes can never be published
 // is set aside at once with an event, and does not block the queue.
 func TestWebhookFailuresRetriedOrSetAside(t *testing.T) {
+	onEachStore(t, testWebhookFailuresRetriedOrSetAside)
+}
+
+func testWebhookFailuresRetriedOrSetAside(t *testing.T) {
 	dir := t.TempDir()
 	failFile := filepath.Join(dir, "fail")
 	writeFile(t, failFile, "3") // as often as a permanent error is tried: it is marked transient, so it goes on

@@ -206,7 +206,9 @@ func notifyBlock(name, url, secret string) string {
 // under deliveries (API and CLI), a manual retry sends the event again, and
 // a sync.completed's modifiedAfter reads exactly the records its run
 // changed plus later ones.
-func TestNotifyEndToEnd(t *testing.T) {
+func TestNotifyEndToEnd(t *testing.T) { onEachStore(t, testNotifyEndToEnd) }
+
+func testNotifyEndToEnd(t *testing.T) {
 	t.Setenv("SYNCLAYER_NOTIFY_SCHEDULE", testSchedule)
 	rc := newNotifyReceiver(t)
 	var failedOnce atomic.Bool
@@ -244,8 +246,20 @@ func TestNotifyEndToEnd(t *testing.T) {
 		t.Fatalf("attempts of %s: %+v", ev1.ID, tries)
 	}
 
+	// The receiver's 2xx comes before the host records the attempt: wait
+	// for the record.
 	var dl deliveryList
-	h.call("GET", "/v1/layers/blog/deliveries?limit=1000", nil, 200, &dl)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		h.call("GET", "/v1/layers/blog/deliveries?limit=1000", nil, 200, &dl)
+		settled := true
+		for _, d := range dl.Deliveries {
+			settled = settled && (d.Event != ev1.ID || d.State != "pending")
+		}
+		if settled || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	found := false
 	for _, d := range dl.Deliveries {
 		if d.Event != ev1.ID {
@@ -478,7 +492,9 @@ func TestNotifyRetryAfterAndGone(t *testing.T) {
 // kills the host with SIGKILL while it delivers them, restarts it, and
 // checks every event id is acknowledged at least once, and more than once
 // only across the crash.
-func TestNotifyEventsSurviveKillNine(t *testing.T) {
+func TestNotifyEventsSurviveKillNine(t *testing.T) { onEachStore(t, testNotifyEventsSurviveKillNine) }
+
+func testNotifyEventsSurviveKillNine(t *testing.T) {
 	t.Setenv("SYNCLAYER_NOTIFY_SCHEDULE", testSchedule)
 	rc := newNotifyReceiver(t)
 	rc.setAnswer(func(_ outEvent, _ int, w http.ResponseWriter) int {

@@ -96,7 +96,9 @@ func envInt(name string, def int) int {
 // (50000 records with kills at random within 1.5 s of the trigger made each
 // restart recover and re-read 2.5 times as much, and on a loaded machine
 // took 175-186 s of the package's 225-232 s.)
-func TestKillNineDuringSyncs(t *testing.T) {
+func TestKillNineDuringSyncs(t *testing.T) { onEachStore(t, testKillNineDuringSyncs) }
+
+func testKillNineDuringSyncs(t *testing.T) {
 	loops := envInt("SYNCLAYER_KILL_LOOPS", 20)
 	records := envInt("SYNCLAYER_KILL_RECORDS", 20000)
 	dir := t.TempDir()

@@ -58,6 +58,10 @@ func post(t *testing.T, url string, header map[string]string, body string) (int,
 // first run of a large generator source runs: they give at most one more
 // run.
 func TestTriggerHooksCoalesceDuringALongRun(t *testing.T) {
+	onEachStore(t, testTriggerHooksCoalesceDuringALongRun)
+}
+
+func testTriggerHooksCoalesceDuringALongRun(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "layer.hcl"), `
 layer "big" {
@@ -236,7 +240,9 @@ layer "rt" {
 
 // TestPayloadWebhooks: a bad token gets 401 and stores nothing; a good one
 // gets 202, and is published even when the host is killed right after.
-func TestPayloadWebhooks(t *testing.T) {
+func TestPayloadWebhooks(t *testing.T) { onEachStore(t, testPayloadWebhooks) }
+
+func testPayloadWebhooks(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "layer.hcl")
 	writeFile(t, cfg, hookLayer(hookPlugin(t), `    config {

@@ -55,10 +55,20 @@ func leaderKey(key string) int64 {
 // connection breaks (ErrLeadershipLost: stop the task at once) or at
 // Release. ctx bounds TryLead only.
 func (c *Cluster) TryLead(ctx context.Context, key string) (*Leadership, error) {
+	return tryLead(ctx, c.pool, key, c.leaderCheck())
+}
+
+// TryLeadOn is TryLead on a pool of its own, for a host's task that runs
+// beside the engine's Cluster (the notifier).
+func TryLeadOn(ctx context.Context, pool *pgxpool.Pool, key string) (*Leadership, error) {
+	return tryLead(ctx, pool, key, DefaultLeaderCheck)
+}
+
+func tryLead(ctx context.Context, pool *pgxpool.Pool, key string, check time.Duration) (*Leadership, error) {
 	if key == "" {
 		return nil, errors.New("cluster: a leadership needs a key")
 	}
-	acq, err := c.pool.Acquire(ctx)
+	acq, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: no database connection to lead %s: %w", key, err)
 	}
@@ -73,7 +83,7 @@ func (c *Cluster) TryLead(ctx context.Context, key string) (*Leadership, error) 
 	}
 	ld := &Leadership{key: key, conn: acq, stopped: make(chan struct{})}
 	ld.ctx, ld.cancel = context.WithCancelCause(context.Background())
-	go ld.watch(c.leaderCheck())
+	go ld.watch(check)
 	return ld, nil
 }
 

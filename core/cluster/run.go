@@ -240,3 +240,29 @@ func (c *Cluster) activeJobs(ctx context.Context, filter []byte) ([]int64, error
 	}
 	return ids, nil
 }
+
+// SyncState tells whether a run of the sync is running on some host
+// ("running"), waiting ("queued"), or neither (""), across every host: the
+// state of the layer's River jobs that hold the sync.
+func (c *Cluster) SyncState(ctx context.Context, layer string, k SyncKey) (string, error) {
+	filter, err := json.Marshal(map[string]any{"layer": layer, "syncs": []SyncKey{k}})
+	if err != nil {
+		return "", err
+	}
+	var running, waiting bool
+	err = c.pool.QueryRow(ctx, `SELECT
+			coalesce(bool_or(state = 'running'), false),
+			coalesce(bool_or(state IN ('available', 'scheduled', 'retryable', 'pending')), false)
+		FROM river_job
+		WHERE kind = $1 AND args @> $2::jsonb AND state NOT IN ('completed', 'cancelled', 'discarded')`, Kind, string(filter)).Scan(&running, &waiting)
+	if err != nil {
+		return "", fmt.Errorf("cluster: the state of %s/%s: %w", layer, k.Sync, err)
+	}
+	switch {
+	case running:
+		return "running", nil
+	case waiting:
+		return "queued", nil
+	}
+	return "", nil
+}

@@ -204,13 +204,32 @@ func memConn(c *store.Connection) *conn {
 
 func (s *source) hasConnection(id string) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	_, ok := s.conns[id]
-	return ok
+	s.mu.Unlock()
+	if ok || s.l.e.cluster.Load() == nil {
+		return ok
+	}
+	// Another host may have created it: the store has every host's.
+	c, err := s.l.db.GetConnection(s.cfg.Name, id)
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	if _, ok := s.conns[id]; !ok {
+		s.conns[id] = memConn(c)
+	}
+	s.mu.Unlock()
+	return true
 }
 
-// connectionIDs lists the source's connections, sorted.
+// connectionIDs lists the source's connections, sorted. With a cluster,
+// the other hosts' creations and deletions are read from the store first.
 func (s *source) connectionIDs() []string {
+	if s.l.e.cluster.Load() != nil {
+		if err := s.loadConnections(); err != nil {
+			s.log.Warn("could not reread the connections from the store; using what this host knows", "error", err)
+		}
+	}
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.conns))
 	for id := range s.conns {

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"time"
 
+	"github.com/synclayer/synclayer/core/cluster"
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -105,6 +108,22 @@ func active(p *pending) bool {
 // waiting ones, never at the whole queue (thousands of connection runs
 // may wait).
 func (l *layer) runState(ref store.SyncRef) string {
+	if c := l.e.cluster.Load(); c != nil {
+		// Runs wait in River and run on any host: ask the database.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := c.SyncState(ctx, l.cfg.Name, cluster.SyncKey{Source: ref.Source, Connection: ref.Connection, Sync: ref.Sync})
+		if err == nil {
+			switch st {
+			case "running":
+				return SyncRunning
+			case "queued":
+				return SyncQueued
+			}
+			return SyncIdle
+		}
+		l.log.Warn("could not read the sync's state across hosts; showing this host's", "error", err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.running {

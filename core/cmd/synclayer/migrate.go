@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/synclayer/synclayer/core/cluster"
 	"github.com/synclayer/synclayer/core/config"
 	"github.com/synclayer/synclayer/core/internal/redact"
 	"github.com/synclayer/synclayer/core/store/postgres"
@@ -40,6 +42,15 @@ The embedded badger store needs no migration.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			if err := postgres.Migrate(ctx, cfg.Service.Store.DSN, log.Named("store")); err != nil {
+				return errors.New(secrets.Replace(err.Error()))
+			}
+			// The run distribution's tables (River's and the schedules').
+			pool, err := pgxpool.New(ctx, cfg.Service.Store.DSN)
+			if err != nil {
+				return errors.New(secrets.Replace(err.Error()))
+			}
+			defer pool.Close()
+			if err := cluster.Migrate(ctx, pool, log.Named("cluster")); err != nil {
 				return errors.New(secrets.Replace(err.Error()))
 			}
 			fmt.Println("the database schema is current")

@@ -180,6 +180,12 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 		// A driver's error may quote its dsn.
 		return errors.New(secrets.Replace(err.Error()))
 	}
+	rep, err := openReplicas(cfg, log)
+	if err != nil {
+		st.Close()
+		return errors.New(secrets.Replace(err.Error()))
+	}
+	defer rep.close()
 	defer st.Close()
 
 	reg := prometheus.NewRegistry()
@@ -192,7 +198,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	if err := deliveryMetrics.Register(reg); err != nil {
 		return err
 	}
-	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
+	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets, Cluster: rep.clusterOptions()})
 	if err != nil {
 		return err
 	}
@@ -238,7 +244,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 	}
 	// Outbound events: after the engine has started (and recovered its
 	// runs); stopped after it, before the store closes.
-	notifier, err := startNotifier(cfg, st, log, deliveryMetrics)
+	notifier, err := startDeliverer(cfg, st, rep, log, deliveryMetrics)
 	if err != nil {
 		srv.Close()
 		eng.Stop(context.Background())
@@ -263,7 +269,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				systemd.reloading()
-				if next := reload(cfgPath, cfg, fileService, st, metrics, log, secrets); next != nil {
+				if next := reload(cfgPath, cfg, fileService, st, rep, metrics, log, secrets); next != nil {
 					eng.Stop(context.Background())
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 					err := next.eng.Start(ctx)
@@ -274,7 +280,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 						log.Error("reload: the new configuration did not start; keeping the running one", "error", err)
 						next.eng.Stop(context.Background())
 						pm := pluginManager(cfg, log)
-						old, oerr := engine.New(engine.Options{Config: cfg, Store: st, Plugins: pm, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
+						old, oerr := engine.New(engine.Options{Config: cfg, Store: st, Plugins: pm, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets, Cluster: rep.clusterOptions()})
 						if oerr == nil {
 							oerr = old.Start(context.Background())
 						}
@@ -320,7 +326,7 @@ type loaded struct {
 // configuration then stays. The admin token reloads with the rest; the
 // other service settings (listen, data_dir, encryption_key, logging) need
 // a restart.
-func reload(path string, running *config.Config, fileService config.Service, st store.Store, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
+func reload(path string, running *config.Config, fileService config.Service, st store.Store, rep *replicas, metrics *engine.Metrics, log hclog.Logger, secrets *redact.Redactor) *loaded {
 	log.Info("SIGHUP: reloading the configuration", "path", path)
 	cfg, diags := config.Load(path)
 	if diags.HasErrors() {
@@ -359,7 +365,7 @@ func reload(path string, running *config.Config, fileService config.Service, st 
 		return nil
 	}
 	plugins := pluginManager(cfg, log)
-	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets})
+	eng, err := engine.New(engine.Options{Config: cfg, Store: st, Plugins: plugins, Logger: log.Named("engine"), Metrics: metrics, Redactor: secrets, Cluster: rep.clusterOptions()})
 	if err != nil {
 		log.Error("reload refused", "error", err)
 		return nil
@@ -430,7 +436,9 @@ func openStore(svc config.Service, key []byte, log hclog.Logger) (store.Store, e
 	case config.StorePostgres:
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		st, err := postgres.Open(ctx, postgres.Options{DSN: svc.Store.DSN, Logger: log, Exclusive: true})
+		// Hosts share the database: runs, schedules, the inbox and the
+		// deliveries are distributed (openReplicas, core/cluster).
+		st, err := postgres.Open(ctx, postgres.Options{DSN: svc.Store.DSN, Logger: log})
 		if err != nil {
 			return nil, err
 		}
