@@ -384,7 +384,24 @@ func (l *Layer) pruneLoop() {
 		if err := l.pruneVersions(ctx); err != nil && ctx.Err() == nil {
 			l.log.Warn("could not prune old versions of records", "error", err)
 		}
+		if err := l.pruneStagings(ctx); err != nil && ctx.Err() == nil {
+			l.log.Warn("could not drop the stagings of ended runs", "error", err)
+		}
 	}
+}
+
+// pruneStagings drops what runs that ended without publishing left staged:
+// a run whose host died is marked failed by the host that runs it again
+// (under a new id), and nothing else would ever read its staging.
+func (l *Layer) pruneStagings(ctx context.Context) error {
+	for _, table := range []string{"synclayer_staged", "synclayer_seen", "synclayer_staged_checkpoints"} {
+		_, err := l.s.pool.Exec(ctx, `DELETE FROM `+table+` s WHERE s.layer_id = $1 AND EXISTS (
+			SELECT 1 FROM synclayer_runs r WHERE r.layer_id = s.layer_id AND r.id = s.run AND r.state NOT IN ('queued', 'running'))`, l.id)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (l *Layer) pruneVersions(ctx context.Context) error {
