@@ -70,11 +70,11 @@ FUZZ_TARGETS := \
 	FuzzLoad:./core/config \
 	FuzzRecordsQuery:./core/api \
 	FuzzHooks:./core/api \
-	FuzzDecodeEntry:./core/store \
-	FuzzEncodeEntry:./core/store \
-	FuzzDecodeIndex:./core/store \
-	FuzzValidObject:./core/store \
-	FuzzParseCursor:./core/store \
+	FuzzDecodeEntry:./core/store/badger \
+	FuzzEncodeEntry:./core/store/badger \
+	FuzzDecodeIndex:./core/store/badger \
+	FuzzValidObject:./core/store/internal/jsonvalid \
+	FuzzParseCursor:./core/store/badger \
 	FuzzScanObject:./core/graphql \
 	FuzzEndpoint:./core/graphql
 

@@ -8,6 +8,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/synclayer/synclayer/core/store"
+	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 var (
@@ -137,12 +138,12 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 		// objects are stored. (An unchanged payload was checked when it
 		// was first stored.) They are stored compact; the hash stays the
 		// connector's bytes', so a resend of them is still unchanged.
-		ok, ws := validObjectWS(c.Data)
+		ok, ws := jsonvalid.ValidObjectWS(c.Data)
 		if !ok {
 			return errNotObject
 		}
 		if ws {
-			a.compact = compactJSON(a.compact[:0], c.Data)
+			a.compact = jsonvalid.Compact(a.compact[:0], c.Data)
 			payload = a.compact
 		}
 	}

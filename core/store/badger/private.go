@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 // Private staging.
@@ -99,7 +100,7 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 	wb := w.privateBatch()
 	for i := range changes {
 		c := &changes[i]
-		if !c.Delete && !validObject(c.Data) {
+		if !c.Delete && !jsonvalid.ValidObject(c.Data) {
 			return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
 		}
 		seq := st.gseq.Add(1)

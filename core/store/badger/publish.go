@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 // Limits of one commit of a publish. Badger refuses a transaction larger
@@ -34,7 +35,7 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 	// for bad input.
 	for _, b := range batches {
 		for i := range b.Changes {
-			if c := &b.Changes[i]; !c.Delete && !validObject(c.Data) {
+			if c := &b.Changes[i]; !c.Delete && !jsonvalid.ValidObject(c.Data) {
 				return Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, errNotObject)
 			}
 		}

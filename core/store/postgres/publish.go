@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synclayer/synclayer/core/store"
+	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 // Publishing.
@@ -183,7 +184,7 @@ func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (s
 	}
 	for _, b := range batches {
 		for i := range b.Changes {
-			if c := &b.Changes[i]; !c.Delete && !validObject(c.Data) {
+			if c := &b.Changes[i]; !c.Delete && !jsonvalid.ValidObject(c.Data) {
 				return store.Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, errNotObject)
 			}
 		}

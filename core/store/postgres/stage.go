@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synclayer/synclayer/core/store"
+	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 // Staging is a run's change set in progress. Its writers append the
@@ -329,7 +330,7 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 				w.st.byID.Store(true)
 			}
 		} else {
-			ok, ws := validObjectWS(c.Data)
+			ok, ws := jsonvalid.ValidObjectWS(c.Data)
 			if !ok {
 				w.err = fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
 				return w.err
@@ -338,7 +339,7 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 			// unchanged), the payload compact.
 			r.hash = int64(xxhash.Sum64(c.Data))
 			if ws {
-				k.buf = compactJSON(k.buf, c.Data)
+				k.buf = jsonvalid.Compact(k.buf, c.Data)
 			} else {
 				k.buf = append(k.buf, c.Data...)
 			}

@@ -1,45 +1,44 @@
-package postgres
-
-// A copy of core/store/badger/jsonvalid.go (records are validated and
-// compacted the same way by both drivers, so a payload reads back byte
-// for byte the same): the two should move to core/store together.
+// Package jsonvalid checks and compacts the JSON objects records hold, the
+// same way for every store driver (so a payload reads back byte for byte
+// the same whichever stored it).
+package jsonvalid
 
 import "encoding/binary"
 
-// validObject reports whether b is exactly one JSON object (surrounding
+// ValidObject reports whether b is exactly one JSON object (surrounding
 // white space allowed), by the grammar of RFC 8259 as encoding/json.Valid
 // reads it. It exists because records are validated on every write and
 // encoding/json's byte-at-a-time state machine was a fifth of the host's
 // CPU during ingest; a fuzz test holds it to encoding/json's verdicts.
-func validObject(b []byte) bool {
-	ok, _ := validObjectWS(b)
+func ValidObject(b []byte) bool {
+	ok, _ := ValidObjectWS(b)
 	return ok
 }
 
-// validObjectWS is validObject that also reports whether b holds
+// ValidObjectWS is ValidObject that also reports whether b holds
 // insignificant white space (between tokens, or around the object): whether
-// compactJSON would shorten it.
-func validObjectWS(b []byte) (ok, ws bool) {
-	i := jsonSkipWS(b, 0)
+// Compact would shorten it.
+func ValidObjectWS(b []byte) (ok, ws bool) {
+	i := skipWS(b, 0)
 	ws = i > 0
 	if i >= len(b) || b[i] != '{' {
 		return false, ws
 	}
-	i, ok = jsonValue(b, i, 0, &ws)
+	i, ok = value(b, i, 0, &ws)
 	if !ok {
 		return false, ws
 	}
-	if j := jsonSkipWS(b, i); j != i {
+	if j := skipWS(b, i); j != i {
 		ws = true
 		i = j
 	}
 	return i == len(b), ws
 }
 
-// compactJSON appends valid JSON src to dst without its insignificant white
+// Compact appends valid JSON src to dst without its insignificant white
 // space, byte for byte what encoding/json.Compact writes (strings are left
 // as they are), without its byte-at-a-time state machine.
-func compactJSON(dst, src []byte) []byte {
+func Compact(dst, src []byte) []byte {
 	start := 0 // of the run of bytes to copy
 	for i := 0; i < len(src); i++ {
 		switch src[i] {
@@ -58,21 +57,21 @@ func compactJSON(dst, src []byte) []byte {
 	return append(dst, src[start:]...)
 }
 
-const jsonMaxDepth = 10000
+const maxDepth = 10000
 
 // skipWSNote is skipWS that sets *ws when it skips anything.
-func jsonSkipWSNote(b []byte, i int, ws *bool) int {
+func skipWSNote(b []byte, i int, ws *bool) int {
 	if i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
 			*ws = true
-			return jsonSkipWS(b, i+1)
+			return skipWS(b, i+1)
 		}
 	}
 	return i
 }
 
-func jsonSkipWS(b []byte, i int) int {
+func skipWS(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -86,13 +85,13 @@ func jsonSkipWS(b []byte, i int) int {
 
 // value parses the JSON value at b[i:] (no leading white space) and returns
 // the index after it.
-func jsonValue(b []byte, i, depth int, ws *bool) (int, bool) {
-	if i >= len(b) || depth > jsonMaxDepth {
+func value(b []byte, i, depth int, ws *bool) (int, bool) {
+	if i >= len(b) || depth > maxDepth {
 		return i, false
 	}
 	switch c := b[i]; {
 	case c == '{':
-		i = jsonSkipWSNote(b, i+1, ws)
+		i = skipWSNote(b, i+1, ws)
 		if i < len(b) && b[i] == '}' {
 			return i + 1, true
 		}
@@ -101,17 +100,17 @@ func jsonValue(b []byte, i, depth int, ws *bool) (int, bool) {
 				return i, false
 			}
 			var ok bool
-			if i, ok = jsonString(b, i); !ok {
+			if i, ok = str(b, i); !ok {
 				return i, false
 			}
-			i = jsonSkipWSNote(b, i, ws)
+			i = skipWSNote(b, i, ws)
 			if i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = jsonValue(b, jsonSkipWSNote(b, i+1, ws), depth+1, ws); !ok {
+			if i, ok = value(b, skipWSNote(b, i+1, ws), depth+1, ws); !ok {
 				return i, false
 			}
-			i = jsonSkipWSNote(b, i, ws)
+			i = skipWSNote(b, i, ws)
 			if i >= len(b) {
 				return i, false
 			}
@@ -121,19 +120,19 @@ func jsonValue(b []byte, i, depth int, ws *bool) (int, bool) {
 			if b[i] != ',' {
 				return i, false
 			}
-			i = jsonSkipWSNote(b, i+1, ws)
+			i = skipWSNote(b, i+1, ws)
 		}
 	case c == '[':
-		i = jsonSkipWSNote(b, i+1, ws)
+		i = skipWSNote(b, i+1, ws)
 		if i < len(b) && b[i] == ']' {
 			return i + 1, true
 		}
 		for {
 			var ok bool
-			if i, ok = jsonValue(b, i, depth+1, ws); !ok {
+			if i, ok = value(b, i, depth+1, ws); !ok {
 				return i, false
 			}
-			i = jsonSkipWSNote(b, i, ws)
+			i = skipWSNote(b, i, ws)
 			if i >= len(b) {
 				return i, false
 			}
@@ -143,23 +142,23 @@ func jsonValue(b []byte, i, depth int, ws *bool) (int, bool) {
 			if b[i] != ',' {
 				return i, false
 			}
-			i = jsonSkipWSNote(b, i+1, ws)
+			i = skipWSNote(b, i+1, ws)
 		}
 	case c == '"':
-		return jsonString(b, i)
+		return str(b, i)
 	case c == 't':
-		return jsonLiteral(b, i, "true")
+		return literal(b, i, "true")
 	case c == 'f':
-		return jsonLiteral(b, i, "false")
+		return literal(b, i, "false")
 	case c == 'n':
-		return jsonLiteral(b, i, "null")
+		return literal(b, i, "null")
 	case c == '-' || (c >= '0' && c <= '9'):
-		return jsonNumber(b, i)
+		return number(b, i)
 	}
 	return i, false
 }
 
-func jsonLiteral(b []byte, i int, lit string) (int, bool) {
+func literal(b []byte, i int, lit string) (int, bool) {
 	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
 		return i, false
 	}
@@ -176,7 +175,7 @@ const (
 // or a control character below 0x20, the bytes that end or change a
 // string's plain run. Each test is the classic "has a byte less than n"
 // word trick, exact as to whether such a byte exists.
-func jsonPlain8(x uint64) bool {
+func plain8(x uint64) bool {
 	quote := x ^ ('"' * lsb)
 	bslash := x ^ ('\\' * lsb)
 	special := ((quote - lsb) &^ quote) | ((bslash - lsb) &^ bslash) | ((x - 0x20*lsb) &^ x)
@@ -184,12 +183,12 @@ func jsonPlain8(x uint64) bool {
 }
 
 // str parses a string starting at the opening quote b[i].
-func jsonString(b []byte, i int) (int, bool) {
+func str(b []byte, i int) (int, bool) {
 	i++
 	for i < len(b) {
 		// Runs of plain bytes, 8 at a time: the payloads of records are
 		// mostly long strings.
-		for len(b)-i >= 8 && jsonPlain8(binary.LittleEndian.Uint64(b[i:])) {
+		for len(b)-i >= 8 && plain8(binary.LittleEndian.Uint64(b[i:])) {
 			i += 8
 		}
 		if i >= len(b) {
@@ -212,7 +211,7 @@ func jsonString(b []byte, i int) (int, bool) {
 					return i, false
 				}
 				for _, h := range b[i+1 : i+5] {
-					if !jsonIsHex(h) {
+					if !isHex(h) {
 						return i, false
 					}
 				}
@@ -229,12 +228,12 @@ func jsonString(b []byte, i int) (int, bool) {
 	return i, false
 }
 
-func jsonIsHex(c byte) bool {
+func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 // number parses a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func jsonNumber(b []byte, i int) (int, bool) {
+func number(b []byte, i int) (int, bool) {
 	if b[i] == '-' {
 		i++
 	}
