@@ -84,6 +84,11 @@ layer "big" {
 		h.call("GET", "/v1/layers/big", nil, 200, &st)
 		return st.Sources[0].Syncs[0].State
 	}
+	// The startup run is queued at readiness, and starts at once on one
+	// host; with replicas a host's River worker fetches it within a poll.
+	for deadline := time.Now().Add(30 * time.Second); state() == "queued" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if s := state(); s != "running" {
 		t.Fatalf("the first run is %s, not running: make it longer", s)
 	}
