@@ -25,9 +25,9 @@ package engine
 //     leader of "inbox/<layer>" (cluster.TryLead); the others try again
 //     every inboxLeaderRetry.
 //
-// What stays per host: the sync states of the status calls (running on
-// this host; a run waiting in River or running elsewhere shows idle), the
-// watch streams (each host's trigger coalesces), retention pruning.
+// A sync's state in the status calls is read from River's jobs (runState).
+// What stays per host: the watch streams (each host's trigger coalesces),
+// retention pruning.
 
 import (
 	"context"
@@ -127,6 +127,14 @@ func (l *layer) enqueueClustered(refs []store.SyncRef, trigger string, reset, fu
 	if coalesced {
 		l.event(store.Event{Type: "coalesced", Run: got, Message: fmt.Sprintf("%s trigger merged into the waiting run", trigger)})
 		return got, nil
+	}
+	// Another host may have taken the run already (and written its
+	// record, running or even ended): a queued record must not overwrite
+	// it. (What is left is the instant between this read and the write.)
+	if _, err := l.db.GetRun(id); err == nil {
+		return id, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", err
 	}
 	run := &store.Run{ID: id, State: store.RunQueued, Trigger: trigger, Syncs: refs, Full: full, Reset: reset, QueuedAt: time.Now().UTC()}
 	if err := l.db.PutRun(run); err != nil {
