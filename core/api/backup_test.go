@@ -94,3 +94,32 @@ func TestBackupRoute(t *testing.T) {
 		t.Fatalf("backup of a closed store: %d %s", resp.StatusCode, b)
 	}
 }
+
+// A store driver without backups of its own (PostgreSQL) answers 501 and
+// names the database's tools.
+func TestBackupRouteWithoutBackuper(t *testing.T) {
+	st, err := badgerstore.Open(badgerstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// Only store.Store's methods: not a store.Backuper.
+	plain := struct{ store.Store }{st}
+	h, err := api.New(api.Options{Registry: prometheus.NewRegistry(), AdminToken: "admin-token", Store: plain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/backup", nil)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 501 || !strings.Contains(string(body), "backup_unsupported") || !strings.Contains(string(body), "pg_dump") {
+		t.Fatalf("backup without a Backuper: %d %s", resp.StatusCode, body)
+	}
+}
