@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -492,10 +493,14 @@ func TestPluginCrashFailsRunAndPluginRestarts(t *testing.T) {
 	if rs.State != store.RunFailed || !strings.Contains(rs.Error, "crashed") {
 		t.Fatalf("run %+v, want failed with the crash", rs.Run)
 	}
+	// The event log is written behind the run (a batch at a time): wait
+	// for the event.
 	var crashed bool
-	for _, ev := range events(t, e, "lay") {
-		if ev.Type == "plugin.crashed" && ev.Source == "src" {
-			crashed = true
+	for deadline := time.Now().Add(10 * time.Second); !crashed && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, ev := range events(t, e, "lay") {
+			if ev.Type == "plugin.crashed" && ev.Source == "src" {
+				crashed = true
+			}
 		}
 	}
 	if !crashed {
