@@ -207,7 +207,9 @@ func (st *Staging) deleteUnseenPrivate(d *direct, read *badger.Txn, source, mode
 	defer pub.Discard()
 	return walkUnseen(pub, read, source, model, privateSeenPrefix(st.run, source, model), func(id []byte) error {
 		c := Change{Model: model, ID: string(id), Delete: true}
-		return d.apply(source, WriterOptions{}, &c)
+		// As in place (deleteUnseen): the merging strategy holds for
+		// the deletes of track_deletes.
+		return d.apply(source, WriterOptions{IgnoreIfModifiedAfter: st.ignoreIfModifiedAfter(source, model)}, &c)
 	}, d.del)
 }
 

@@ -707,7 +707,12 @@ func (st *Staging) deleteUnseen() error {
 		if len(unseen) == 0 {
 			continue
 		}
-		w := st.writer(source, WriterOptions{})
+		// The merging strategy holds for these deletes too: under
+		// ignore_if_modified_after a record a revision changed while the
+		// run staged (a payload webhook) is not the run's to delete. (A
+		// writer without it deleted that record's entry, and reconcile
+		// then pointed the index back at the entry it had deleted.)
+		w := st.writer(source, WriterOptions{IgnoreIfModifiedAfter: st.ignoreIfModifiedAfter(source, model)})
 		for i := 0; i < len(unseen); i += 1000 {
 			if err := w.Apply(unseen[i:min(i+1000, len(unseen))]); err != nil {
 				w.Close()

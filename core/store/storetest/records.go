@@ -795,6 +795,78 @@ func testRecords(t *testing.T, d Driver) {
 	// track_deletes: records of a tracked model the run did not save become
 	// deleted when it publishes; other models and a failed run delete
 	// nothing.
+	// A payload webhook adds a record while a full run with
+	// track_deletes stages (in place, or beside another staging): under
+	// ignore_if_modified_after it stays, a change after the staging began
+	// not being the run's to undo; under override the run, which did not
+	// see it, deletes it. Either way it is in the revision, readable.
+	for _, c := range []struct {
+		name            string
+		ignore, besides bool
+	}{{"TrackDeletesSpareAFresherWebhook", true, false}, {"TrackDeletesOverrideAFresherWebhook", false, false},
+		{"TrackDeletesSpareAFresherWebhookBesideAnother", true, true}, {"TrackDeletesOverrideAFresherWebhookBesideAnother", false, true}} {
+		test(t, d, c.name, func(t *testing.T, e *env) {
+			l := e.l
+			first, err := l.BeginStaging("run_0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.Writer("shop", store.WriterOptions{}).Apply([]store.Change{save("M", "old", "o"), save("M", "gone", "g")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := first.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
+				t.Fatal(err)
+			}
+			if c.besides {
+				other, err := l.BeginStaging("run_other")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer other.Abort()
+			}
+			st, err := l.BeginStaging("run_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.PublishChanges(store.PublishInfo{Trigger: "webhook"}, []store.Batch{{Source: "shop", Changes: []store.Change{save("M", "hook", "h")}}}); err != nil {
+				t.Fatal(err)
+			}
+			w := st.Writer("shop", store.WriterOptions{IgnoreIfModifiedAfter: c.ignore, TrackDeletes: []string{"M"}})
+			if err := w.Apply([]store.Change{save("M", "old", "o")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rev, err := st.Publish(store.PublishInfo{Trigger: "manual"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, ok, err := l.OpenSnapshot(rev.Number)
+			if err != nil || !ok {
+				t.Fatalf("snapshot %d: %v %v", rev.Number, ok, err)
+			}
+			defer snap.Close()
+			got := map[string]string{}
+			for _, id := range []string{"old", "gone", "hook"} {
+				r, ok, err := snap.Get("shop", "M", id)
+				if err != nil {
+					t.Fatalf("get %s: %v", id, err)
+				}
+				if ok {
+					got[id] = r.Action.String()
+				}
+			}
+			want := map[string]string{"old": "ADDED", "gone": "DELETED", "hook": "DELETED"}
+			if c.ignore {
+				want["hook"] = "ADDED"
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("records %v (counts %+v), want %v", got, rev.Counts["shop"]["M"], want)
+			}
+		})
+	}
+
 	test(t, d, "TrackDeletes", func(t *testing.T, e *env) {
 		l := e.l
 		publish(t, l, "run_0", "shop", save("N", "x", "1"))
