@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -206,31 +207,50 @@ func (l *Layer) SetAsideInbox(it InboxItem, reason string) error {
 	if err != nil {
 		return err
 	}
+	var removed int
 	err = l.setLatest(func(txn *badger.Txn) error {
-		if err := txn.Delete(u64Key(pfxInbox, it.Seq)); err != nil {
+		n, err := removeInbox(txn, it.Seq)
+		if err != nil {
 			return err
 		}
+		removed = n
 		return txn.Set(u64Key(pfxSetAside, it.Seq), b)
 	})
 	if err == nil {
-		l.inDepth.Add(-1)
+		l.inDepth.Add(-int64(removed))
 	}
 	return err
+}
+
+// removeInbox deletes the inbox items of seqs that are still there and
+// counts them: an item set aside or dropped twice leaves the depth once.
+func removeInbox(txn *badger.Txn, seqs ...uint64) (int, error) {
+	n := 0
+	for _, s := range seqs {
+		key := u64Key(pfxInbox, s)
+		if _, err := txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		} else if err != nil {
+			return 0, err
+		}
+		if err := txn.Delete(key); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // DropInbox removes items that will not be processed (they failed for
 // good).
 func (l *Layer) DropInbox(seqs ...uint64) error {
-	err := l.setLatest(func(txn *badger.Txn) error {
-		for _, s := range seqs {
-			if err := txn.Delete(u64Key(pfxInbox, s)); err != nil {
-				return err
-			}
-		}
-		return nil
+	var removed int
+	err := l.setLatest(func(txn *badger.Txn) (err error) {
+		removed, err = removeInbox(txn, seqs...)
+		return err
 	})
 	if err == nil {
-		l.inDepth.Add(-int64(len(seqs)))
+		l.inDepth.Add(-int64(removed))
 	}
 	return err
 }

@@ -103,6 +103,16 @@ func testInbox(t *testing.T, d Driver) {
 		if len(items) != 1 || items[0].Seq != seqs[2] || l.InboxDepth() != 1 {
 			t.Fatalf("left %+v, depth %d", items, l.InboxDepth())
 		}
+		// Items gone already (dropped, set aside) leave the depth once.
+		if err := l.DropInbox(seqs[0], seqs[1], seqs[3]); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.SetAsideInbox(it, "again"); err != nil {
+			t.Fatal(err)
+		}
+		if d := l.InboxDepth(); d != 1 {
+			t.Fatalf("depth %d after dropping and setting aside items gone already, want 1", d)
+		}
 	})
 
 	// The limit bounds the waiting items, also when requests race.
