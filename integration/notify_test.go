@@ -600,7 +600,18 @@ func testNotifyEventsSurviveKillNine(t *testing.T) {
 	if len(dups) > 0 {
 		t.Fatalf("events acknowledged twice without a crash between: %v", dups)
 	}
-	h.call("GET", "/v1/layers/blog/deliveries?limit=1000", nil, 200, &dl)
+	// The receiver's 2xx comes before the host records the attempt: wait
+	// for the records of the last ones.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h.call("GET", "/v1/layers/blog/deliveries?limit=1000", nil, 200, &dl)
+		settled := true
+		for _, d := range dl.Deliveries {
+			settled = settled && d.State == "delivered"
+		}
+		if settled || time.Now().After(deadline) {
+			break
+		}
+	}
 	for _, d := range dl.Deliveries {
 		if d.State != "delivered" {
 			t.Errorf("after the restart %s is %s", d.ID, d.State)
