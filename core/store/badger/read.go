@@ -1,15 +1,14 @@
 package badger
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/synclayer/synclayer/core/store"
+	"github.com/synclayer/synclayer/core/store/internal/render"
 )
 
 // Records streams the records matching q, in ascending cursor order, to
@@ -208,7 +207,7 @@ func (r *recordRenderer) timeOf(rev revRef) []byte {
 	if r.times == nil || len(r.times) > 4096 {
 		r.times = map[int64][]byte{}
 	}
-	t := rev.createdAt().AppendFormat(nil, timeFormat)
+	t := rev.createdAt().AppendFormat(nil, render.TimeFormat)
 	r.times[rev.num] = t
 	return t
 }
@@ -229,8 +228,6 @@ func (r *recordRenderer) revision(ts uint64) (revRef, bool) {
 	return r.cached, true
 }
 
-const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
-
 func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 	r.lastCursor = c
 	mod, ok := r.revision(c.Timestamp())
@@ -243,86 +240,13 @@ func (r *recordRenderer) render(e *entry, c Cursor) ([]byte, error) {
 			first = mod
 		}
 	}
-	b := r.buf[:0]
-	p := trimSpace(e.payload)
-	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
-		return nil, fmt.Errorf("store: record %s/%s is not a JSON object", e.model, e.id)
+	b, err := render.Append(r.buf[:0], e.payload, &render.Meta[[]byte]{
+		SourceKey: e.source, Model: e.model, ID: e.id, Action: e.action, Cursor: c,
+		FirstSeen: r.timeOf(first), Modified: r.timeOf(mod), Revision: mod.num,
+	}, r.format)
+	if err != nil {
+		return nil, err
 	}
-	b = append(b, p[:len(p)-1]...)
-	if len(trimSpace(p[1:len(p)-1])) > 0 {
-		b = append(b, ',')
-	}
-	if r.format == MetadataNango {
-		b = r.appendNangoMetadata(b, e, c, first, mod)
-		r.buf = b
-		return b, nil
-	}
-	src, conn := splitSourceBytes(e.source)
-	b = append(b, `"_metadata":{"source":`...)
-	b = appendJSONString(b, src)
-	if conn != nil {
-		b = append(b, `,"connection":`...)
-		b = appendJSONString(b, conn)
-	}
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, e.model)
-	b = append(b, `,"first_seen_at":"`...)
-	b = r.appendHistory(b, e, c, first, mod)
-	b = append(b, `","revision":`...)
-	b = strconv.AppendInt(b, mod.num, 10)
-	b = append(b, "}}"...)
 	r.buf = b
 	return b, nil
-}
-
-// appendHistory appends the metadata fields both shapes share, from the
-// value of first_seen_at to the cursor's: first_seen_at, last_modified_at,
-// last_action, deleted_at, cursor (its closing quote left to the caller).
-func (r *recordRenderer) appendHistory(b []byte, e *entry, c Cursor, first, mod revRef) []byte {
-	b = append(b, r.timeOf(first)...)
-	b = append(b, `","last_modified_at":"`...)
-	b = append(b, r.timeOf(mod)...)
-	b = append(b, `","last_action":"`...)
-	b = append(b, e.action.String()...)
-	b = append(b, `","deleted_at":`...)
-	if e.action == Deleted {
-		b = append(b, '"')
-		b = append(b, r.timeOf(mod)...)
-		b = append(b, '"')
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"cursor":"`...)
-	b = append(b, c.String()...)
-	return b
-}
-
-// appendNangoMetadata appends Nango's "_nango_metadata" object and closes
-// the record.
-func (r *recordRenderer) appendNangoMetadata(b []byte, e *entry, c Cursor, first, mod revRef) []byte {
-	b = append(b, `"_nango_metadata":{"first_seen_at":"`...)
-	b = r.appendHistory(b, e, c, first, mod)
-	return append(b, `","pruned_at":null}}`...)
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\t' || b[0] == '\r') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func appendJSONString(b, s []byte) []byte {
-	for _, c := range s {
-		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(string(s))
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/synclayer/synclayer/core/store/internal/render"
 )
 
 // A revision that fell out of retention stays gone when retention grows,
@@ -73,7 +74,7 @@ func TestRevisionRecordsArePruned(t *testing.T) {
 		if len(got) != 2 || got[0].ID != "old" {
 			t.Fatalf("records %+v", got)
 		}
-		want := first.CreatedAt.Format(timeFormat)
+		want := first.CreatedAt.Format(render.TimeFormat)
 		if got[0].Metadata["last_modified_at"] != want || got[0].Metadata["first_seen_at"] != want || got[0].Metadata["revision"] != float64(1) {
 			t.Fatalf("record of a pruned revision: %+v, want modified at %s in revision 1", got[0].Metadata, want)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/synclayer/synclayer/core/store"
 	"github.com/synclayer/synclayer/core/store/badger"
+	"github.com/synclayer/synclayer/core/store/internal/render"
 )
 
 // The reads on records written by the driver's own publishes (staged runs
@@ -99,7 +100,7 @@ func normaliser(revs []store.Revision) (func(string) string, func(time.Time) str
 	byTime := map[time.Time]string{}
 	for _, r := range revs {
 		at := r.CreatedAt.UTC().Truncate(time.Microsecond)
-		pairs = append(pairs, at.Format(timeFormat), fmt.Sprintf("R%d", r.Number))
+		pairs = append(pairs, at.Format(render.TimeFormat), fmt.Sprintf("R%d", r.Number))
 		byTime[at] = fmt.Sprintf("R%d", r.Number)
 	}
 	rep := strings.NewReplacer(pairs...)

@@ -3,13 +3,11 @@ package postgres
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/synclayer/synclayer/core/store"
+	"github.com/synclayer/synclayer/core/store/internal/render"
 )
 
 // Reads of records (SPEC §4): a reader of revision N sees exactly the
@@ -544,8 +543,6 @@ type recordRenderer struct {
 	times map[time.Time][]byte
 }
 
-const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
-
 // timeOf returns a formatted commit time.
 func (r *recordRenderer) timeOf(t time.Time) []byte {
 	if b, ok := r.times[t]; ok {
@@ -554,7 +551,7 @@ func (r *recordRenderer) timeOf(t time.Time) []byte {
 	if r.times == nil || len(r.times) > 4096 {
 		r.times = map[time.Time][]byte{}
 	}
-	b := t.AppendFormat(nil, timeFormat)
+	b := t.AppendFormat(nil, render.TimeFormat)
 	r.times[t] = b
 	return b
 }
@@ -564,83 +561,13 @@ func (r *recordRenderer) render(v *version) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := v.cursor()
-	b := r.buf[:0]
-	p := trimSpace(v.payload)
-	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' {
-		return nil, fmt.Errorf("store: record %s/%s is not a JSON object", v.model, v.id)
+	b, err := render.Append(r.buf[:0], v.payload, &render.Meta[string]{
+		SourceKey: v.sourceKey, Model: v.model, ID: v.id, Action: v.action, Cursor: v.cursor(),
+		FirstSeen: r.timeOf(first), Modified: r.timeOf(mod), Revision: v.fromRev,
+	}, r.format)
+	if err != nil {
+		return nil, err
 	}
-	b = append(b, p[:len(p)-1]...)
-	if len(trimSpace(p[1:len(p)-1])) > 0 {
-		b = append(b, ',')
-	}
-	if r.format == store.MetadataNango {
-		b = append(b, `"_nango_metadata":{"first_seen_at":"`...)
-		b = r.appendHistory(b, v, c, first, mod)
-		b = append(b, `","pruned_at":null}}`...)
-		r.buf = b
-		return b, nil
-	}
-	src, conn := store.SplitSourceKey(v.sourceKey)
-	b = append(b, `"_metadata":{"source":`...)
-	b = appendJSONString(b, src)
-	if strings.IndexByte(v.sourceKey, store.ConnSep) >= 0 {
-		b = append(b, `,"connection":`...)
-		b = appendJSONString(b, conn)
-	}
-	b = append(b, `,"model":`...)
-	b = appendJSONString(b, v.model)
-	b = append(b, `,"first_seen_at":"`...)
-	b = r.appendHistory(b, v, c, first, mod)
-	b = append(b, `","revision":`...)
-	b = strconv.AppendInt(b, v.fromRev, 10)
-	b = append(b, "}}"...)
 	r.buf = b
 	return b, nil
-}
-
-// appendHistory appends the metadata fields both shapes share, from the
-// value of first_seen_at to the cursor's: first_seen_at, last_modified_at,
-// last_action, deleted_at, cursor (its closing quote left to the caller).
-func (r *recordRenderer) appendHistory(b []byte, v *version, c store.Cursor, first, mod time.Time) []byte {
-	b = append(b, r.timeOf(first)...)
-	b = append(b, `","last_modified_at":"`...)
-	b = append(b, r.timeOf(mod)...)
-	b = append(b, `","last_action":"`...)
-	b = append(b, v.action.String()...)
-	b = append(b, `","deleted_at":`...)
-	if v.action == store.Deleted {
-		b = append(b, '"')
-		b = append(b, r.timeOf(mod)...)
-		b = append(b, '"')
-	} else {
-		b = append(b, "null"...)
-	}
-	b = append(b, `,"cursor":"`...)
-	b = append(b, c.String()...)
-	return b
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\t' || b[0] == '\r') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\n' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// appendJSONString appends s as a JSON string, as the embedded driver
-// does: as it is when it needs no escaping, else as encoding/json writes it.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
