@@ -383,7 +383,7 @@ const createChg = `CREATE TEMP TABLE synclayer_chg (
 // saves of lead_hash the record's changes begin with: as the embedded
 // driver applies changes one by one, those are unchanged when the live
 // version has that hash, whatever comes after them.
-const fillChg = `INSERT INTO synclayer_chg
+var fillChg = `INSERT INTO synclayer_chg
 WITH c AS (
 	SELECT source_key, model, id, seq, deleted, hash
 	FROM synclayer_staged WHERE layer_id = $1 AND run = $2 AND model <> ''
@@ -416,39 +416,15 @@ WITH c AS (
 		min(hash) FILTER (WHERE NOT deleted) AS minh, max(hash) FILTER (WHERE NOT deleted) AS maxh,
 		min(first_hash) FILTER (WHERE NOT first_deleted) AS lead_hash, count(*) FILTER (WHERE NOT broken) AS lead_n
 	FROM c2 GROUP BY source_key, model, id
-), j AS (
-	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
-		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
-		CASE WHEN r.from_rev > $3 AND cardinality($11::text[]) > 0 THEN EXISTS (
-			SELECT 1 FROM unnest($11::text[], $12::text[]) AS i(source_key, model)
-			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)) ELSE false END AS ignored
-	FROM a LEFT JOIN LATERAL (
-		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
-		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
-		OFFSET 0) r ON true
-), k AS (
-	SELECT j.*, CASE
-		WHEN ignored THEN 0
-		WHEN NOT last_deleted AND p_action IN (1, 2) AND nsaves = n AND minh = maxh AND minh = p_hash THEN 1
-		WHEN last_deleted AND nsaves = 0 AND (p_action IS NULL OR p_action = 3) THEN 2
-		ELSE 3 END AS kind
-	FROM j
-)
-SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh, lead_hash, lead_n,
-	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
-	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL THEN 1
-		WHEN p_action = 3 AND NOT (nsaves = n AND minh <> maxh) THEN 1 ELSE 2 END::smallint,
-	coalesce(p_first, $13),
-	CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END,
-	NULL::bytea
-FROM k`
+` + fmt.Sprintf(chgTail, "$11::text[]", "$12::text[]", "$13",
+	"CASE WHEN kind = 3 THEN row_number() OVER (PARTITION BY kind = 3 ORDER BY last_seq, model) END", "NULL::bytea")
 
 // fillChgOnce is fillChg for a change set that changes each record once
 // (no delete by id, no track_deletes): no folding, a change's staged
 // sequence number is its cursor's, and the payloads come along (the rows
 // of synclayer_staged are read once). Parameters: $1 layer, $2 run, $3
 // start, $4-$5 ignore_if_modified_after, $6 the new revision.
-const fillChgOnce = `INSERT INTO synclayer_chg
+var fillChgOnce = `INSERT INTO synclayer_chg
 WITH a AS (
 	SELECT source_key, model, id, seq AS last_seq, CASE WHEN deleted THEN NULL ELSE seq END AS save_seq,
 		1::bigint AS n, CASE WHEN deleted THEN 0 ELSE 1 END::bigint AS nsaves,
@@ -456,32 +432,7 @@ WITH a AS (
 		CASE WHEN deleted THEN NULL ELSE hash END AS lead_hash, CASE WHEN deleted THEN 0 ELSE 1 END::bigint AS lead_n,
 		payload
 	FROM synclayer_staged WHERE layer_id = $1 AND run = $2
-), j AS (
-	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
-		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
-		CASE WHEN r.from_rev > $3 AND cardinality($4::text[]) > 0 THEN EXISTS (
-			SELECT 1 FROM unnest($4::text[], $5::text[]) AS i(source_key, model)
-			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)) ELSE false END AS ignored
-	FROM a LEFT JOIN LATERAL (
-		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
-		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
-		OFFSET 0) r ON true
-), k AS (
-	SELECT j.*, CASE
-		WHEN ignored THEN 0
-		WHEN NOT last_deleted AND p_action IN (1, 2) AND nsaves = n AND minh = maxh AND minh = p_hash THEN 1
-		WHEN last_deleted AND nsaves = 0 AND (p_action IS NULL OR p_action = 3) THEN 2
-		ELSE 3 END AS kind
-	FROM j
-)
-SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh, lead_hash, lead_n,
-	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
-	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL THEN 1
-		WHEN p_action = 3 AND NOT (nsaves = n AND minh <> maxh) THEN 1 ELSE 2 END::smallint,
-	coalesce(p_first, $6),
-	CASE WHEN kind = 3 THEN last_seq END,
-	CASE WHEN kind = 3 THEN payload END
-FROM k`
+` + fmt.Sprintf(chgTail, "$4::text[]", "$5::text[]", "$6", "CASE WHEN kind = 3 THEN last_seq END", "CASE WHEN kind = 3 THEN payload END")
 
 // countChg counts synclayer_chg by source and model: what a change that
 // gave way did is not counted, and its model is not named.
@@ -599,3 +550,37 @@ func (l *Layer) resolveByID(ctx context.Context, tx pgx.Tx, cs changeSet) (byIDR
 	}
 	return out, rows.Err()
 }
+
+// chgTail is what fillChg and fillChgOnce do with a change set folded per
+// record (the CTE a): join each record's live version, decide what the
+// change set does to it (kind: 0 ignored by ignore_if_modified_after, 1
+// unchanged, 2 a delete of what is deleted or absent, 3 a new version) and
+// its action, first-seen revision, cursor sequence and payload. Its verbs
+// are the ignore_if_modified_after source keys and models (text[]), the new
+// revision, the cursor sequence of a new version and its payload.
+const chgTail = `), j AS (
+	SELECT a.*, r.from_rev AS p_from, r.action AS p_action, r.hash AS p_hash, r.first_seen_rev AS p_first, r.ctid AS p_ctid,
+		(a.save_seq IS NULL OR a.save_seq < a.last_seq) AS last_deleted,
+		CASE WHEN r.from_rev > $3 AND cardinality(%[1]s) > 0 THEN EXISTS (
+			SELECT 1 FROM unnest(%[1]s, %[2]s) AS i(source_key, model)
+			WHERE i.source_key = a.source_key AND (i.model = '' OR i.model = a.model)) ELSE false END AS ignored
+	FROM a LEFT JOIN LATERAL (
+		SELECT r.ctid, r.from_rev, r.action, r.hash, r.first_seen_rev FROM synclayer_records r
+		WHERE r.layer_id = $1 AND r.source_key = a.source_key AND r.model = a.model AND r.id = a.id AND r.to_rev IS NULL
+		OFFSET 0) r ON true
+), k AS (
+	SELECT j.*, CASE
+		WHEN ignored THEN 0
+		WHEN NOT last_deleted AND p_action IN (1, 2) AND nsaves = n AND minh = maxh AND minh = p_hash THEN 1
+		WHEN last_deleted AND nsaves = 0 AND (p_action IS NULL OR p_action = 3) THEN 2
+		ELSE 3 END AS kind
+	FROM j
+)
+SELECT source_key, model, id, last_seq, save_seq, n, nsaves, minh, maxh, lead_hash, lead_n,
+	p_from, p_action, p_hash, p_first, p_ctid, last_deleted, ignored, kind,
+	CASE WHEN last_deleted THEN 3 WHEN p_action IS NULL THEN 1
+		WHEN p_action = 3 AND NOT (nsaves = n AND minh <> maxh) THEN 1 ELSE 2 END::smallint,
+	coalesce(p_first, %[3]s),
+	%[4]s,
+	%[5]s
+FROM k`
