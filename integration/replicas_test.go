@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestReplicas runs three hosts on one PostgreSQL (SPEC §16), each its own
@@ -261,4 +264,46 @@ func waitIdleEverywhere(t *testing.T, hosts []*host, layer string) {
 		}
 	}
 	t.Fatalf("layer %s still busy", layer)
+}
+
+// TestMigrateCommand: `synclayer migrate` brings an empty database to the
+// schema (the store's, River's and the cluster's tables), is a no-op the
+// second time, keeps the dsn's password out of its errors, and refuses a
+// configuration on the badger store.
+func TestMigrateCommand(t *testing.T) {
+	dir := t.TempDir()
+	dsn := sharedPostgres(t).Database(t)
+	cfg := filepath.Join(dir, "pg.hcl")
+	writeFile(t, cfg, fmt.Sprintf("service {\n  store {\n    driver = \"postgres\"\n    dsn    = %q\n  }\n}\n", dsn))
+	for i := 0; i < 2; i++ {
+		out, err := execCommand(bin("synclayer"), "migrate", "--config", cfg).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "the database schema is current") {
+			t.Fatalf("migrate (run %d): %v\n%s", i+1, err, out)
+		}
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, table := range []string{"synclayer_schema_migrations", "synclayer_records", "river_job", "synclayer_cluster_schedules"} {
+		var ok bool
+		if err := conn.QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok); err != nil || !ok {
+			t.Errorf("table %s after migrate: %v %v", table, ok, err)
+		}
+	}
+
+	// A server that refuses the password: the error does not quote it.
+	bad := strings.Replace(dsn, "postgres@", "nobody:s3cret-pw@", 1)
+	writeFile(t, cfg, fmt.Sprintf("service {\n  store {\n    driver = \"postgres\"\n    dsn    = %q\n  }\n}\n", bad))
+	out, err := execCommand(bin("synclayer"), "migrate", "--config", cfg).CombinedOutput()
+	if err == nil || strings.Contains(string(out), "s3cret-pw") {
+		t.Fatalf("migrate with a refused role: %v\n%s", err, out)
+	}
+
+	writeFile(t, cfg, "service {}\n")
+	out, err = execCommand(bin("synclayer"), "migrate", "--config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "badger store needs none") {
+		t.Fatalf("migrate on badger: %v\n%s", err, out)
+	}
 }
