@@ -326,40 +326,16 @@ func connPaused(s *source, mc *conn, sync string) bool {
 // scheduleLoop.
 func (l *layer) upsertSchedules() error {
 	now := time.Now()
-	for _, s := range l.sources {
-		s.mu.Lock()
-		desc := s.desc
-		conns := make([]*conn, 0, len(s.conns))
-		for _, c := range s.conns {
-			conns = append(conns, c)
+	return l.eachSchedule(func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error {
+		if mc == nil {
+			return l.putSchedule(ref, sc, ok && !l.paused(ref), time.Time{})
 		}
-		s.mu.Unlock()
-		if desc == nil {
-			continue
+		var first time.Time
+		if ok {
+			first = spread(sc, now)
 		}
-		for _, y := range desc.Syncs {
-			if !s.cfg.Connections {
-				ref := store.SyncRef{Source: s.cfg.Name, Sync: y.Name}
-				sc, ok := s.scheduleOf(y.Name)
-				if err := l.putSchedule(ref, sc, ok && !l.paused(ref), time.Time{}); err != nil {
-					return err
-				}
-				continue
-			}
-			for _, mc := range conns {
-				ref := store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: mc.id}
-				sc, ok := l.connSchedule(s, mc, y.Name)
-				var first time.Time
-				if ok {
-					first = spread(sc, now)
-				}
-				if err := l.putSchedule(ref, sc, ok && !connPaused(s, mc, y.Name), first); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
+		return l.putSchedule(ref, sc, ok && !connPaused(s, mc, ref.Sync), first)
+	})
 }
 
 // scheduleConnectionClustered is scheduleConnection in a cluster.

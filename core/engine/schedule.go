@@ -248,31 +248,16 @@ func (l *layer) scheduleLoop() {
 	defer l.e.wg.Done()
 	now := time.Now()
 	l.nextMu.Lock()
-	for _, s := range l.sources {
-		s.mu.Lock()
-		desc := s.desc
-		conns := make([]*conn, 0, len(s.conns))
-		for _, c := range s.conns {
-			conns = append(conns, c)
-		}
-		s.mu.Unlock()
-		if desc == nil {
-			continue
-		}
-		for _, y := range desc.Syncs {
-			if !s.cfg.Connections {
-				if sc, ok := s.scheduleOf(y.Name); ok {
-					l.setScheduleLocked(store.SyncRef{Source: s.cfg.Name, Sync: y.Name}, sc, sc.next(now), true)
-				}
-				continue
+	l.eachSchedule(func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error {
+		if ok {
+			at := sc.next(now)
+			if mc != nil {
+				at = spread(sc, now) // connections' first runs spread over one period
 			}
-			for _, mc := range conns {
-				if sc, ok := l.connSchedule(s, mc, y.Name); ok {
-					l.setScheduleLocked(store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: mc.id}, sc, spread(sc, now), true)
-				}
-			}
+			l.setScheduleLocked(ref, sc, at, true)
 		}
-	}
+		return nil
+	})
 	l.nextMu.Unlock()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -359,5 +344,39 @@ func (e *Engine) setPaused(layerName, sourceName, syncName string, paused bool) 
 	}
 	l.audit(action, map[string]string{"source": sourceName, "sync": syncName})
 	l.event(store.Event{Type: action, Source: sourceName, Sync: syncName})
+	return nil
+}
+
+// eachSchedule calls fn with every sync of the layer's sources and of
+// their connections (mc is nil for a source's own): its ref and its
+// schedule (ok false when it has none), until fn fails.
+func (l *layer) eachSchedule(fn func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error) error {
+	for _, s := range l.sources {
+		s.mu.Lock()
+		desc := s.desc
+		conns := make([]*conn, 0, len(s.conns))
+		for _, c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		if desc == nil {
+			continue
+		}
+		for _, y := range desc.Syncs {
+			if !s.cfg.Connections {
+				sc, ok := s.scheduleOf(y.Name)
+				if err := fn(s, nil, store.SyncRef{Source: s.cfg.Name, Sync: y.Name}, sc, ok); err != nil {
+					return err
+				}
+				continue
+			}
+			for _, mc := range conns {
+				sc, ok := l.connSchedule(s, mc, y.Name)
+				if err := fn(s, mc, store.SyncRef{Source: s.cfg.Name, Sync: y.Name, Connection: mc.id}, sc, ok); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	return nil
 }
