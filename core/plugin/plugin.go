@@ -1,6 +1,8 @@
 // Package plugin finds, checks, launches and talks to connector plugin
 // processes. Each source runs in its own process, driven over gRPC through
-// hashicorp/go-plugin with a versioned handshake and mutual TLS (tls.go). Protocol
+// hashicorp/go-plugin with a versioned handshake, on a Unix socket in a
+// directory only the host's user can open (sockets.go), with mutual TLS on
+// top when asked for (tls.go). Protocol
 // messages are turned into this package's own types here, so the rest of the
 // host never sees generated code.
 package plugin
@@ -8,6 +10,7 @@ package plugin
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,6 +61,10 @@ type Options struct {
 	// defaults DefaultMaxWebhookChanges and DefaultMaxWebhookBytes.
 	MaxWebhookChanges int
 	MaxWebhookBytes   int64
+	// MutualTLS puts mutual TLS on every plugin connection (tls.go). Off
+	// by default: the socket's directory already admits only the host's
+	// user, whom TLS cannot keep out (see sockets.go).
+	MutualTLS bool
 }
 
 // Limits on what crosses the wire between the host and a plugin.
@@ -95,11 +102,12 @@ type Manager struct {
 	opts Options
 	log  hclog.Logger
 
-	certs *launchCerts // the mutual TLS of launches (tls.go)
+	certs *launchCerts // the mutual TLS of launches (tls.go); nil without
 
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
 	closed    bool
+	sockDir   string // the plugins' socket directory, made at the first launch (sockets.go)
 }
 
 // NewManager returns a Manager.
@@ -122,8 +130,11 @@ func NewManager(opts Options) *Manager {
 	if opts.MaxWebhookBytes <= 0 {
 		opts.MaxWebhookBytes = DefaultMaxWebhookBytes
 	}
-	m := &Manager{opts: opts, log: opts.Logger, certs: newLaunchCerts(), instances: map[*Instance]struct{}{}}
-	m.certs.prepare()
+	m := &Manager{opts: opts, log: opts.Logger, instances: map[*Instance]struct{}{}}
+	if opts.MutualTLS {
+		m.certs = newLaunchCerts()
+		m.certs.prepare()
+	}
 	return m
 }
 
@@ -247,12 +258,21 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 	// then stops its plugins in order; and the host can kill the plugin
 	// with whatever it started (kill -PGID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	tlsConfig, tlsEnv, err := m.certs.launch()
-	defer m.certs.replenish()
+	dir, err := m.socketDir()
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: %w", spec.Plugin, err)
 	}
-	cmd.Env = append(cmd.Env, tlsEnv...)
+	cmd.Env = append(cmd.Env, goplugin.EnvUnixSocketDir+"="+dir)
+	var tlsConfig *tls.Config
+	if m.certs != nil {
+		var tlsEnv []string
+		tlsConfig, tlsEnv, err = m.certs.launch()
+		defer m.certs.replenish()
+		if err != nil {
+			return nil, fmt.Errorf("plugin %q: %w", spec.Plugin, err)
+		}
+		cmd.Env = append(cmd.Env, tlsEnv...)
+	}
 	cc := &goplugin.ClientConfig{
 		HandshakeConfig:  handshake.Config,
 		VersionedPlugins: handshake.VersionedPlugins(nil),
@@ -363,6 +383,7 @@ func (m *Manager) Shutdown() {
 		go func() { defer wg.Done(); i.Kill() }()
 	}
 	wg.Wait()
+	m.removeSocketDir()
 }
 
 // Instance is one running plugin process.

@@ -17,8 +17,9 @@ import (
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
 )
 
-// launchCerts makes the mutual TLS of plugin launches (see
-// connectorv1.ServerCertEnv). go-plugin's AutoMTLS makes a P-521 key pair
+// launchCerts makes the mutual TLS of plugin launches when
+// Options.MutualTLS asks for it (see connectorv1.ServerCertEnv, and
+// sockets.go for why it is off by default). go-plugin's AutoMTLS makes a P-521 key pair
 // on each side of every launch, whose generation took ~50 ms of every plugin
 // start on a loaded 2-core machine; here the keys are P-256 (as strong as
 // the connection needs: TLS 1.3 over a local socket, keys that live as long

@@ -18,7 +18,7 @@ import (
 // it (no P-521 certificate of its own in the handshake line) and accepts
 // only the host's certificate as a client.
 func TestPluginServesTheHostsCertificate(t *testing.T) {
-	m := plugin.NewManager(plugin.Options{SearchPaths: []string{binDir}})
+	m := plugin.NewManager(plugin.Options{SearchPaths: []string{binDir}, MutualTLS: true})
 	cfg, env, err := m.LaunchTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestPluginServesTheHostsCertificate(t *testing.T) {
 		t.Fatal("the plugin accepted a client without the host's certificate")
 	}
 	// Another host process (another Manager) has its own certificate.
-	other, _, err := plugin.NewManager(plugin.Options{}).LaunchTLS()
+	other, _, err := plugin.NewManager(plugin.Options{MutualTLS: true}).LaunchTLS()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestPluginServesTheHostsCertificate(t *testing.T) {
 // Every launch hands its plugin a key never handed out before, whether it
 // was made ahead or on the spot, and the same host certificate.
 func TestLaunchCertificatesAreFresh(t *testing.T) {
-	m := plugin.NewManager(plugin.Options{})
+	m := plugin.NewManager(plugin.Options{MutualTLS: true})
 	keys := map[string]bool{}
 	var host string
 	for i := 0; i < 20; i++ {

@@ -74,8 +74,13 @@ func configSecrets(cfg *config.Config, secrets *redact.Redactor) {
 }
 
 func pluginManager(cfg *config.Config, log hclog.Logger) *plugin.Manager {
-	return plugin.NewManager(plugin.Options{Logger: log, Declared: cfg.Plugins})
+	return plugin.NewManager(plugin.Options{Logger: log, Declared: cfg.Plugins, MutualTLS: os.Getenv(pluginMTLSEnv) == "1"})
 }
+
+// pluginMTLSEnv, set to 1, puts mutual TLS on the plugin connections on
+// top of their private socket directory (core/plugin/sockets.go says why
+// it is off by default).
+const pluginMTLSEnv = "SYNCLAYER_PLUGIN_MTLS"
 
 // preflight checks what needs no plugin process: that every source's
 // plugin is installed, and that the env() and file() calls of config

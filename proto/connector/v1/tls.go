@@ -1,6 +1,9 @@
 package connectorv1
 
-// The mutual TLS of the plugin connection. The host makes a fresh P-256
+// The mutual TLS of the plugin connection, when the host asks for it
+// (SYNCLAYER_PLUGIN_MTLS=1; by default the connection is a Unix socket in a
+// directory only the host's user can open, without TLS: see the host's
+// core/plugin/sockets.go). The host makes a fresh P-256
 // key pair and self-signed certificate for each side of each launch and
 // gives the plugin process its own in these variables, beside go-plugin's
 // PLUGIN_CLIENT_CERT (the host's certificate, the only client the plugin
