@@ -22,7 +22,10 @@ all: build
 # starts for each source, and that start is measured (plugin_start_ratio,
 # BENCH.md). Static alone took ~0.6 ms off each start on a 2-core machine,
 # -s -w ~0.3 ms more (fewer pages to map); -trimpath keeps build paths out.
-PLUGIN_BUILDFLAGS ?= -trimpath -ldflags='-s -w'
+# -tags grpcnotrace leaves out gRPC's request tracing (golang.org/x/net/trace
+# with html/template and text/template, which a plugin never serves): the
+# generator plugin goes from 13.3 to 9.8 MB and starts ~0.3 ms sooner.
+PLUGIN_BUILDFLAGS ?= -trimpath -tags grpcnotrace -ldflags='-s -w'
 
 # Each plugin is linked to a hidden file, then copied into place (renamed
 # over the old binary, which a running plugin may still be executing). The

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	connectorv1 "github.com/synclayer/synclayer/proto/connector/v1"
@@ -70,6 +71,7 @@ func serveGoPlugin(log hclog.Logger, tlsConfig *tls.Config, certLine string, srv
 		return fmt.Errorf("writing the handshake: %w", err)
 	}
 	_ = os.Stdout.Sync()
+	go warmWire()
 
 	interrupts := make(chan os.Signal, 1)
 	signal.Notify(interrupts, os.Interrupt)
@@ -186,4 +188,26 @@ func registerGoPluginServices(s *grpc.Server) {
 			},
 		}},
 	}, struct{}{})
+}
+
+// warmWire runs the protobuf code of the host's first call (Describe) once
+// while the host reads the handshake line and connects: a message type's
+// marshalling is set up on its first use, and the code it runs is paged
+// in then; done here, beside the host's work, it is off the first call's
+// path (~0.1-0.3 ms of a start on a 2-core machine). Nothing of the
+// connector runs.
+func warmWire() {
+	res := &connectorv1.DescribeResponse{
+		Name: "warm", Version: "0", ProtocolVersion: connectorv1.ProtocolVersion,
+		Config: []*connectorv1.ConfigField{{Name: "f", Type: []byte(`"string"`), Required: true}},
+		Models: []*connectorv1.Model{{Name: "M", Fields: []*connectorv1.ModelField{{Name: "f"}}}},
+		Syncs:  []*connectorv1.SyncSpec{{Name: "s", Models: []string{"M"}}},
+	}
+	if b, err := proto.Marshal(res); err == nil {
+		_ = proto.Unmarshal(b, new(connectorv1.DescribeResponse))
+	}
+	req := &connectorv1.DescribeRequest{Context: &connectorv1.RunContext{Layer: "l", Source: "s", Config: []byte("{}")}}
+	if b, err := proto.Marshal(req); err == nil {
+		_ = proto.Unmarshal(b, new(connectorv1.DescribeRequest))
+	}
 }
