@@ -79,6 +79,12 @@ type changeSet struct {
 	// sources have an entry in the revision's counts even without
 	// changes.
 	sources []string
+	// sourceKeys are the source keys of the staged rows (set by a
+	// staging: see saves).
+	sourceKeys []string
+	// saves is set when once is and every staged row is a save: if no
+	// record of sourceKeys is live, each row is a new record (fresh).
+	saves bool
 	// checkpoints: move the run's staged checkpoints.
 	checkpoints bool
 	// once is set when every record of the change set has one staged
@@ -122,8 +128,12 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 	for s := range st.sources {
 		cs.sources = append(cs.sources, s)
 	}
+	for k := range st.sourceKeys {
+		cs.sourceKeys = append(cs.sourceKeys, k)
+	}
 	st.mu.Unlock()
 	cs.once = once && st.oncePerRecord()
+	cs.saves = cs.once && !st.deletes.Load()
 	if info.Run == "" {
 		info.Run = st.run
 	}
@@ -257,56 +267,19 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 	if err != nil {
 		return store.Revision{}, fmt.Errorf("deletes by id: %w", err)
 	}
-	if _, err := tx.Exec(ctx, createChg); err != nil {
-		return store.Revision{}, err
+	fresh := false
+	if cs.saves && !cs.direct && len(cs.sourceKeys) > 0 {
+		if err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM synclayer_records
+			WHERE layer_id = $1 AND source_key = ANY($2::text[]) AND to_rev IS NULL)`, l.id, cs.sourceKeys).Scan(&fresh); err != nil {
+			return store.Revision{}, fmt.Errorf("look for live records: %w", err)
+		}
 	}
-	var tsk, tm, isk, im []string
-	for _, p := range cs.tracked {
-		tsk, tm = append(tsk, p[0]), append(tm, p[1])
-	}
-	for _, p := range cs.ignore {
-		isk, im = append(isk, p[0]), append(im, p[1])
-	}
-	var tag pgconn.CommandTag
-	if cs.once {
-		tag, err = tx.Exec(ctx, fillChgOnce, l.id, cs.run, start, isk, im, n)
+	var counts map[string]map[string]store.Counts
+	if fresh {
+		counts, err = l.insertFresh(ctx, tx, cs, n)
 	} else {
-		tag, err = tx.Exec(ctx, fillChg, l.id, cs.run, start,
-			byID.sk, byID.model, byID.id, byID.seq,
-			tsk, tm, cs.maxSeq, isk, im, n)
+		counts, err = l.foldAndWrite(ctx, tx, cs, byID, start, n)
 	}
-	if err != nil {
-		return store.Revision{}, fmt.Errorf("fold the changes: %w", err)
-	}
-	if tag.RowsAffected() > math.MaxInt32 {
-		return store.Revision{}, errTooManyChanges
-	}
-	// The live versions replaced, by ctid: nothing else changes them
-	// while the layer's lock is held (the pruner deletes only versions
-	// replaced long ago).
-	if _, err := tx.Exec(ctx, `UPDATE synclayer_records SET to_rev = $2
-		WHERE ctid = ANY(ARRAY(SELECT p_ctid FROM synclayer_chg WHERE kind = 3 AND p_ctid IS NOT NULL))
-		AND layer_id = $1 AND to_rev IS NULL`, l.id, n); err != nil {
-		return store.Revision{}, fmt.Errorf("close the replaced versions: %w", err)
-	}
-	// In new_seq order (synclayer_chg's rows are, as the window
-	// function sorted them), so that the heap follows the cursors.
-	if _, err := tx.Exec(ctx, `INSERT INTO synclayer_records
-		(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
-		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen,
-			coalesce(c.payload, p.payload), CASE WHEN c.payload IS NULL THEN p.hash ELSE c.maxh END
-		FROM synclayer_chg c LEFT JOIN LATERAL (
-			SELECT s.payload, s.hash FROM synclayer_staged s
-			WHERE c.payload IS NULL AND c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
-			UNION ALL
-			SELECT o.payload, o.hash FROM synclayer_records o
-			WHERE c.payload IS NULL AND c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
-				AND o.model = c.model AND o.id = c.id AND o.from_rev = c.p_from
-		) p ON true
-		WHERE c.kind = 3`, l.id, cs.run, n); err != nil {
-		return store.Revision{}, fmt.Errorf("write the new versions: %w", err)
-	}
-	counts, err := l.countChg(ctx, tx, cs.sources)
 	if err != nil {
 		return store.Revision{}, err
 	}
@@ -352,6 +325,106 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 		}
 	}
 	return rev, nil
+}
+
+// foldAndWrite folds the change set into synclayer_chg against the live
+// versions of its records, closes the versions it replaces, writes the new
+// ones and counts them.
+func (l *Layer) foldAndWrite(ctx context.Context, tx pgx.Tx, cs changeSet, byID byIDRows, start, n int64) (map[string]map[string]store.Counts, error) {
+	var err error
+	if _, err := tx.Exec(ctx, createChg); err != nil {
+		return nil, err
+	}
+	var tsk, tm, isk, im []string
+	for _, p := range cs.tracked {
+		tsk, tm = append(tsk, p[0]), append(tm, p[1])
+	}
+	for _, p := range cs.ignore {
+		isk, im = append(isk, p[0]), append(im, p[1])
+	}
+	var tag pgconn.CommandTag
+	if cs.once {
+		tag, err = tx.Exec(ctx, fillChgOnce, l.id, cs.run, start, isk, im, n)
+	} else {
+		tag, err = tx.Exec(ctx, fillChg, l.id, cs.run, start,
+			byID.sk, byID.model, byID.id, byID.seq,
+			tsk, tm, cs.maxSeq, isk, im, n)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fold the changes: %w", err)
+	}
+	if tag.RowsAffected() > math.MaxInt32 {
+		return nil, errTooManyChanges
+	}
+	// The live versions replaced, by ctid: nothing else changes them
+	// while the layer's lock is held (the pruner deletes only versions
+	// replaced long ago).
+	if _, err := tx.Exec(ctx, `UPDATE synclayer_records SET to_rev = $2
+		WHERE ctid = ANY(ARRAY(SELECT p_ctid FROM synclayer_chg WHERE kind = 3 AND p_ctid IS NOT NULL))
+		AND layer_id = $1 AND to_rev IS NULL`, l.id, n); err != nil {
+		return nil, fmt.Errorf("close the replaced versions: %w", err)
+	}
+	// In new_seq order (synclayer_chg's rows are, as the window
+	// function sorted them), so that the heap follows the cursors.
+	if _, err := tx.Exec(ctx, `INSERT INTO synclayer_records
+		(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
+		SELECT $1, c.source_key, c.model, c.id, $3, NULL, c.new_seq, c.action, c.first_seen,
+			coalesce(c.payload, p.payload), CASE WHEN c.payload IS NULL THEN p.hash ELSE c.maxh END
+		FROM synclayer_chg c LEFT JOIN LATERAL (
+			SELECT s.payload, s.hash FROM synclayer_staged s
+			WHERE c.payload IS NULL AND c.save_seq IS NOT NULL AND s.layer_id = $1 AND s.run = $2 AND s.seq = c.save_seq
+			UNION ALL
+			SELECT o.payload, o.hash FROM synclayer_records o
+			WHERE c.payload IS NULL AND c.save_seq IS NULL AND o.layer_id = $1 AND o.source_key = c.source_key
+				AND o.model = c.model AND o.id = c.id AND o.from_rev = c.p_from
+		) p ON true
+		WHERE c.kind = 3`, l.id, cs.run, n); err != nil {
+		return nil, fmt.Errorf("write the new versions: %w", err)
+	}
+	return l.countChg(ctx, tx, cs.sources)
+}
+
+// insertFresh publishes a change set of saves, each of a different record,
+// none of which is live (a first run into its sources, the 1 M ingest of
+// make bench): every row is a new record, added at revision n under its
+// staged sequence number, which is its cursor, as fillChgOnce would make
+// it. It skips the fold's temporary table, which held every payload once
+// more. Rows go in the staged table's order, which is the writers' order
+// of seq: the heap follows the cursors without a sort of the payloads.
+func (l *Layer) insertFresh(ctx context.Context, tx pgx.Tx, cs changeSet, n int64) (map[string]map[string]store.Counts, error) {
+	rows, err := tx.Query(ctx, `WITH ins AS (
+		INSERT INTO synclayer_records
+			(layer_id, source_key, model, id, from_rev, to_rev, seq, action, first_seen_rev, payload, hash)
+		SELECT $1, source_key, model, id, $3, NULL, seq, 1, $3, payload, hash
+		FROM synclayer_staged WHERE layer_id = $1 AND run = $2
+		RETURNING source_key, model
+	)
+	SELECT split_part(source_key, $4, 1), model, count(*) FROM ins GROUP BY 1, 2`, l.id, cs.run, n, string(store.ConnSep))
+	if err != nil {
+		return nil, fmt.Errorf("write the new records: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]map[string]store.Counts{}
+	for _, s := range cs.sources {
+		counts[s] = map[string]store.Counts{}
+	}
+	for rows.Next() {
+		var source, model string
+		var added int64
+		if err := rows.Scan(&source, &model, &added); err != nil {
+			return nil, err
+		}
+		m := counts[source]
+		if m == nil {
+			m = map[string]store.Counts{}
+			counts[source] = m
+		}
+		m[model] = store.Counts{Added: added}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("write the new records: %w", err)
+	}
+	return counts, nil
 }
 
 // testHookBeforeCommit, when set (tests only), runs at the end of a

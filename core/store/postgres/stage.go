@@ -40,6 +40,8 @@ type Staging struct {
 	seq atomic.Int64
 	// byID is set once a writer staged a delete by id alone.
 	byID atomic.Bool
+	// deletes is set once a writer staged any delete.
+	deletes atomic.Bool
 
 	mu      sync.Mutex
 	writers []*StageWriter
@@ -47,6 +49,8 @@ type Staging struct {
 	// sources are the sources (without connection) of the writers: each
 	// has its entry in the revision's counts, as on the embedded driver.
 	sources map[string]bool
+	// sourceKeys are the writers' source keys.
+	sourceKeys map[string]bool
 	// tracked are the (source key, model) pairs whose records the run did
 	// not save are deleted when it publishes (track_deletes).
 	tracked map[[2]string]bool
@@ -235,6 +239,10 @@ func (st *Staging) writer(source string, opts store.WriterOptions) *StageWriter 
 	st.writers = append(st.writers, w)
 	plain, _ := store.SplitSourceKey(source)
 	st.sources[plain] = true
+	if st.sourceKeys == nil {
+		st.sourceKeys = map[string]bool{}
+	}
+	st.sourceKeys[source] = true
 	for _, m := range opts.TrackDeletes {
 		st.tracked[[2]string{source, m}] = true
 	}
@@ -326,6 +334,7 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 			w.keys = append(w.keys, xxhash.Sum64(w.scratch))
 		}
 		if c.Delete {
+			w.st.deletes.Store(true)
 			if c.Model == "" {
 				w.st.byID.Store(true)
 			}
