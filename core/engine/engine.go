@@ -120,7 +120,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.limits = newLimiter(opts.Config.Service.MaxConcurrentRuns, e.kickAll)
 	for _, lc := range opts.Config.Layers {
-		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1), events: make(chan store.Event, 4096),
+		l := &layer{e: e, cfg: lc, log: e.log.With("layer", lc.Name), wake: make(chan struct{}, 1), events: make(chan store.Event, 4096), eventsSync: make(chan chan struct{}),
 			running: map[string]*pending{}, schedWake: make(chan struct{}, 1)}
 		for _, sc := range lc.Sources {
 			l.sources = append(l.sources, &source{l: l, cfg: sc, log: l.log.With("source", sc.Name)})
@@ -283,8 +283,10 @@ type layer struct {
 	db      store.Layer
 	sources []*source
 
-	// events feeds the event writer.
-	events chan store.Event
+	// events feeds the event writer; eventsSync asks it to write what is
+	// queued and close the channel sent (syncEvents).
+	events     chan store.Event
+	eventsSync chan chan struct{}
 
 	mu      sync.Mutex
 	queue   []*pending           // waiting runs, oldest first

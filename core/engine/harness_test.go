@@ -181,9 +181,13 @@ func runs(t *testing.T, e *Engine, layer string) []*store.Run {
 	return rs
 }
 
-// events returns a layer's whole event log.
+// events returns a layer's whole event log, with every event the engine
+// queued before the call (the event writer trails the engine by a batch).
 func events(t *testing.T, e *Engine, layer string) []store.Event {
 	t.Helper()
+	if l, err := e.layer(layer); err == nil {
+		l.syncEvents()
+	}
 	db, err := e.Store(layer)
 	if err != nil {
 		t.Fatal(err)

@@ -623,10 +623,24 @@ func (l *layer) eventWriter() {
 				}
 			}
 			l.appendEvents(batch)
+		case done := <-l.eventsSync:
+			l.flushEvents()
+			close(done)
 		case <-l.e.ctx.Done():
 			l.flushEvents()
 			return
 		}
+	}
+}
+
+// syncEvents returns once every event queued before the call is in the
+// log (or the engine stopped, which writes them too).
+func (l *layer) syncEvents() {
+	done := make(chan struct{})
+	select {
+	case l.eventsSync <- done:
+		<-done
+	case <-l.e.ctx.Done():
 	}
 }
 
