@@ -55,31 +55,58 @@ func (s Schedule) check() (cron.Schedule, error) {
 // expression) is unchanged keeps its next firing; a changed one fires
 // next at First (or one new period from now).
 func (c *Cluster) UpsertSchedule(ctx context.Context, s Schedule) error {
-	sc, err := s.check()
-	if err != nil {
-		return err
+	return c.UpsertSchedules(ctx, []Schedule{s})
+}
+
+// UpsertSchedules is UpsertSchedule for many schedules, in one statement
+// per thousand (a host starting with ten thousand connections' schedules
+// makes ten round trips, not ten thousand). They are all checked first:
+// none is saved if one is not valid.
+func (c *Cluster) UpsertSchedules(ctx context.Context, ss []Schedule) error {
+	const chunk = 1000
+	n := len(ss)
+	layers, sources, conns, syncs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	every, crons, firsts := make([]int64, n), make([]string, n), make([]*time.Time, n)
+	now := time.Now()
+	for i, s := range ss {
+		sc, err := s.check()
+		if err != nil {
+			return err
+		}
+		layers[i], sources[i], conns[i], syncs[i] = s.Layer, s.Source, s.Connection, s.Sync
+		every[i], crons[i] = s.Every.Milliseconds(), s.Cron
+		switch {
+		case !s.First.IsZero():
+			firsts[i] = &s.First
+		case sc != nil:
+			t := sc.Next(now)
+			firsts[i] = &t
+		}
 	}
-	var first *time.Time
-	switch {
-	case !s.First.IsZero():
-		first = &s.First
-	case sc != nil:
-		t := sc.Next(time.Now())
-		first = &t
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		_, err := c.pool.Exec(ctx, `INSERT INTO synclayer_cluster_schedules AS s
+				(layer, source, connection, sync, every_ms, cron, next_at)
+			SELECT u.layer, u.source, u.connection, u.sync, u.every_ms, u.cron,
+				coalesce(u.first, now() + u.every_ms * interval '1 millisecond')
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::timestamptz[])
+				AS u(layer, source, connection, sync, every_ms, cron, first)
+			ON CONFLICT (layer, source, connection, sync) DO UPDATE SET
+				every_ms = EXCLUDED.every_ms,
+				cron = EXCLUDED.cron,
+				next_at = CASE WHEN s.every_ms = EXCLUDED.every_ms AND s.cron = EXCLUDED.cron
+					THEN s.next_at ELSE EXCLUDED.next_at END`,
+			layers[lo:hi], sources[lo:hi], conns[lo:hi], syncs[lo:hi], every[lo:hi], crons[lo:hi], firsts[lo:hi])
+		if err != nil {
+			if hi-lo == 1 {
+				return fmt.Errorf("cluster: saving the schedule of %s/%s: %w", sources[lo], syncs[lo], err)
+			}
+			return fmt.Errorf("cluster: saving %d schedules: %w", hi-lo, err)
+		}
 	}
-	_, err = c.pool.Exec(ctx, `INSERT INTO synclayer_cluster_schedules AS s
-			(layer, source, connection, sync, every_ms, cron, next_at)
-		VALUES ($1, $2, $3, $4, $5::bigint, $6, coalesce($7::timestamptz, now() + $5::bigint * interval '1 millisecond'))
-		ON CONFLICT (layer, source, connection, sync) DO UPDATE SET
-			every_ms = EXCLUDED.every_ms,
-			cron = EXCLUDED.cron,
-			next_at = CASE WHEN s.every_ms = EXCLUDED.every_ms AND s.cron = EXCLUDED.cron
-				THEN s.next_at ELSE EXCLUDED.next_at END`,
-		s.Layer, s.Source, s.Connection, s.Sync, s.Every.Milliseconds(), s.Cron, first)
-	if err != nil {
-		return fmt.Errorf("cluster: saving the schedule of %s/%s: %w", s.Source, s.Sync, err)
+	if n > 0 {
+		c.wakeSchedules()
 	}
-	c.wakeSchedules()
 	return nil
 }
 
@@ -92,6 +119,26 @@ func (c *Cluster) DeleteSchedule(ctx context.Context, layer string, k SyncKey) (
 		return false, fmt.Errorf("cluster: deleting the schedule of %s/%s: %w", k.Source, k.Sync, err)
 	}
 	return tag.RowsAffected() > 0, nil
+}
+
+// DeleteScheduleKeys removes the schedules of syncs of one layer (paused
+// or unscheduled ones at a host's start), in one statement per thousand.
+func (c *Cluster) DeleteScheduleKeys(ctx context.Context, layer string, keys []SyncKey) error {
+	const chunk = 1000
+	for lo := 0; lo < len(keys); lo += chunk {
+		hi := min(lo+chunk, len(keys))
+		var sources, conns, syncs []string
+		for _, k := range keys[lo:hi] {
+			sources, conns, syncs = append(sources, k.Source), append(conns, k.Connection), append(syncs, k.Sync)
+		}
+		if _, err := c.pool.Exec(ctx, `DELETE FROM synclayer_cluster_schedules s
+			USING unnest($2::text[], $3::text[], $4::text[]) AS u(source, connection, sync)
+			WHERE s.layer = $1 AND s.source = u.source AND s.connection = u.connection AND s.sync = u.sync`,
+			layer, sources, conns, syncs); err != nil {
+			return fmt.Errorf("cluster: deleting %d schedules: %w", hi-lo, err)
+		}
+	}
+	return nil
 }
 
 // ScheduleFilter selects schedules: an empty Source or Connection matches

@@ -143,6 +143,61 @@ func TestScheduleTable(t *testing.T) {
 	}
 }
 
+// TestUpsertSchedulesInBulk: 2,500 schedules upserted at once (three
+// statements) are all there; upserting them again keeps their firings, one
+// changed among them moves; a bad one refuses the whole set;
+// DeleteScheduleKeys removes exactly the keys given.
+func TestUpsertSchedulesInBulk(t *testing.T) {
+	t.Parallel()
+	dsn := database(t)
+	c := openHost(t, dsn, Options{HostID: "a", Runner: newRecorder().runner("a"), NoSchedules: true})
+	ctx := context.Background()
+	first := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+	var ss []Schedule
+	for i := 0; i < 2500; i++ {
+		ss = append(ss, Schedule{Layer: "l", SyncKey: SyncKey{Source: "s", Connection: fmt.Sprintf("c%04d", i), Sync: "y"}, Every: time.Hour, First: first})
+	}
+	if err := c.UpsertSchedules(ctx, ss); err != nil {
+		t.Fatal(err)
+	}
+	again := append([]Schedule(nil), ss...)
+	for i := range again {
+		again[i].First = time.Time{}
+	}
+	again[7].Every = time.Minute
+	if err := c.UpsertSchedules(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range ss {
+		at, ok, err := c.NextRun(ctx, "l", s.SyncKey)
+		switch {
+		case err != nil || !ok:
+			t.Fatalf("schedule %d: %v %v", i, ok, err)
+		case i == 7 && (at.Equal(first) || at.After(time.Now().Add(2*time.Minute))):
+			t.Fatalf("the changed schedule fires next at %v, want in about a minute", at)
+		case i != 7 && !at.Equal(first):
+			t.Fatalf("schedule %d fires next at %v, want %v (unchanged)", i, at, first)
+		}
+	}
+	bad := append([]Schedule{{Layer: "l", SyncKey: SyncKey{Source: "s", Connection: "new", Sync: "y"}, Every: time.Hour}}, Schedule{Layer: "l", SyncKey: SyncKey{Source: "s", Sync: "y"}})
+	if err := c.UpsertSchedules(ctx, bad); err == nil {
+		t.Fatal("a set with an invalid schedule was accepted")
+	}
+	if _, ok, _ := c.NextRun(ctx, "l", bad[0].SyncKey); ok {
+		t.Fatal("a valid schedule of a refused set was saved")
+	}
+	var keys []SyncKey
+	for _, s := range ss[:1500] {
+		keys = append(keys, s.SyncKey)
+	}
+	if err := c.DeleteScheduleKeys(ctx, "l", keys); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.DeleteSchedules(ctx, ScheduleFilter{Layer: "l"}); err != nil || n != 1000 {
+		t.Fatalf("%d schedules left after deleting 1,500 of 2,500 (%v)", n, err)
+	}
+}
+
 // TestMissedPeriodsFireOnce: a schedule left due for many periods (no host
 // was up) fires once, and its next firing stays on its beat.
 func TestMissedPeriodsFireOnce(t *testing.T) {

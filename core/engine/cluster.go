@@ -325,17 +325,39 @@ func connPaused(s *source, mc *conn, sync string) bool {
 // first runs of the connections spread over one period, as in
 // scheduleLoop.
 func (l *layer) upsertSchedules() error {
+	c := l.e.cluster.Load()
+	if c == nil {
+		return fmt.Errorf("%w: the cluster is not open yet", ErrNotReady)
+	}
 	now := time.Now()
-	return l.eachSchedule(func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error {
-		if mc == nil {
-			return l.putSchedule(ref, sc, ok && !l.paused(ref), time.Time{})
-		}
+	var puts []cluster.Schedule
+	var dels []cluster.SyncKey
+	err := l.eachSchedule(func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error {
+		key := cluster.SyncKey{Source: ref.Source, Connection: ref.Connection, Sync: ref.Sync}
 		var first time.Time
-		if ok {
-			first = spread(sc, now)
+		var on bool
+		if mc == nil {
+			on = ok && !l.paused(ref)
+		} else {
+			on = ok && !connPaused(s, mc, ref.Sync)
+			if ok {
+				first = spread(sc, now)
+			}
 		}
-		return l.putSchedule(ref, sc, ok && !connPaused(s, mc, ref.Sync), first)
+		if on {
+			puts = append(puts, cluster.Schedule{Layer: l.cfg.Name, SyncKey: key, Every: sc.every, Cron: sc.expr, First: first})
+		} else {
+			dels = append(dels, key)
+		}
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	if err := c.UpsertSchedules(l.e.ctx, puts); err != nil {
+		return err
+	}
+	return c.DeleteScheduleKeys(l.e.ctx, l.cfg.Name, dels)
 }
 
 // scheduleConnectionClustered is scheduleConnection in a cluster.
