@@ -40,6 +40,18 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			}
 		}
 	}
+	rev, err := l.publishChanges(info, batches)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := l.awaitVisible(rev.Number); err != nil {
+		return Revision{}, fmt.Errorf("store: publish: %w", err)
+	}
+	return rev, nil
+}
+
+// publishChanges commits checked change sets as a revision, under l.pub.
+func (l *Layer) publishChanges(info PublishInfo, batches []Batch) (Revision, error) {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	d, err := l.beginDirect(0)

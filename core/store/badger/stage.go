@@ -473,6 +473,18 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	if err := st.deleteUnseen(); err != nil {
 		return Revision{}, fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err)
 	}
+	rev, err := st.publishInPlace(info)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := st.l.awaitVisible(rev.Number); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	return rev, nil
+}
+
+// publishInPlace commits an in-place staging as a revision, under l.pub.
+func (st *Staging) publishInPlace(info PublishInfo) (Revision, error) {
 	l := st.l
 	l.pub.Lock()
 	defer l.pub.Unlock()
@@ -511,8 +523,12 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 }
 
 // commitRevision adds the revision record to txn and commits it at ts.
-// Call with l.pub held.
+// Call with l.pub held; once it succeeded, the caller releases l.pub and
+// runs awaitVisible(rev.Number) before it returns the revision.
 func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, counts map[string]map[string]Counts) (Revision, error) {
+	if err := l.publishable(); err != nil {
+		return Revision{}, err
+	}
 	sources := append([]string(nil), info.Sources...)
 	sort.Strings(sources)
 	if sources == nil {
@@ -556,21 +572,12 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 	if err := txn.CommitAt(ts, nil); err != nil {
 		return Revision{}, err
 	}
-	// Readers see the revision next: it must survive a power cut first.
-	// (Its commit is in place; on a failed fsync the revision stays
-	// invisible until the next start finds it on disk.)
-	if err := l.durable(); err != nil {
-		return Revision{}, fmt.Errorf("sync the revision: %w", err)
-	}
+	// Committed: the next revision numbers and plans after it. Readers
+	// see it once it survives a power cut (awaitVisible, which the
+	// caller runs after releasing l.pub; on a failed fsync the revision
+	// stays invisible until the next start finds it on disk).
 	l.appendRevision(rev)
-	l.inboxConsumed(len(info.Consume))
-	l.mu.Lock()
-	l.stored = append(l.stored, rev.Number)
-	l.mu.Unlock()
-	l.applyRetention(plan)
-	if announced {
-		l.signalOutbox()
-	}
+	l.committed(pendingRevision{num: rev.Number, ts: ts, plan: plan, consumed: len(info.Consume), announced: announced})
 	if ts > l.ts {
 		l.ts = ts
 	}
