@@ -50,6 +50,7 @@ type Staging struct {
 	gts     uint64
 	gseq    atomic.Uint64
 	opts    map[string]WriterOptions
+	mem     privateMem
 }
 
 // BeginStaging starts staging a run's changes: in place when no other run
