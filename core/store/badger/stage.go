@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type Staging struct {
 	// tracked are the (source, model) pairs whose unseen records become
 	// deleted when the staging is published.
 	tracked map[[2]string]bool
+	// sources are the source keys the staging has had writers for, in
+	// any attempt: its records are theirs.
+	sources map[string]bool
 	// ignore are the (source, model) pairs whose sync merges with
 	// ignore_if_modified_after (model "": every model of the source).
 	ignore map[[2]string]bool
@@ -130,6 +134,10 @@ func (st *Staging) writer(source string, opts WriterOptions) *StageWriter {
 	}
 	st.mu.Lock()
 	st.writers = append(st.writers, w)
+	if st.sources == nil {
+		st.sources = map[string]bool{}
+	}
+	st.sources[source] = true
 	if st.private {
 		st.opts[source] = opts
 	}
@@ -596,10 +604,19 @@ func (st *Staging) reconcile(ts uint64) error {
 	}
 	published := st.l.db.NewTransactionAt(st.l.publishedTS(), false)
 	defer published.Discard()
+	// Only records of the staging's own source keys can be both: the
+	// revisions of other connections' runs changed none of them.
+	st.mu.Lock()
 	keys := make([]string, 0, len(st.intervening))
 	for k := range st.intervening {
+		if k[0] == pfxIndex {
+			if source, _, ok := strings.Cut(k[1:], "\x00"); ok && !st.sources[source] {
+				continue
+			}
+		}
 		keys = append(keys, k)
 	}
+	st.mu.Unlock()
 	sort.Strings(keys)
 	for len(keys) > 0 {
 		part := keys[:min(len(keys), commitChanges)]
