@@ -23,7 +23,7 @@ import (
 // A run that begins while another stages in place therefore stages
 // privately: its changes are appended, in order, under g/<run>\0c<seq>
 // (keys no reader looks at), its seen markers under g/<run>\0s…, and its
-// checkpoints as every run's (p/). Its publish replays the changes as a
+// checkpoints as every run's (in memory, Staging.cps). Its publish replays the changes as a
 // direct publish (publish.go): under the publisher lock, at a timestamp
 // above the published revisions and below the in-place staging, so its cost
 // is in proportion to the run's changes and never to the layer's size. The
@@ -40,7 +40,8 @@ import (
 //
 // Nothing of a private staging survives a restart: the host fails and
 // queues again the runs that were running, and the store drops every g/
-// and p/ key when it opens.
+// key when it opens (and the p/ keys of pending checkpoints that earlier
+// versions wrote).
 
 // privateMemBytes bounds the changes a private staging keeps in memory
 // (their ids, models and data): with the host's default of 32 runs at
@@ -376,12 +377,16 @@ func walkUnseenMem(idxTxn *badger.Txn, source, model string, seen map[string]str
 // checkpoints.
 func (st *Staging) abortPrivate() error {
 	st.mem.mu.Lock()
+	spilled := st.mem.spilled
 	st.mem.changes, st.mem.seen, st.mem.bytes = nil, nil, 0
 	st.mem.mu.Unlock()
+	if !spilled {
+		return nil
+	}
 	l := st.l
 	l.pub.Lock()
 	defer l.pub.Unlock()
-	return l.dropKeysLocked(privatePrefix(st.run), append(strKey(pfxPendingCP, st.run), 0))
+	return l.dropKeysLocked(privatePrefix(st.run))
 }
 
 // dropKeysLocked deletes every key under the prefixes. Call with l.pub

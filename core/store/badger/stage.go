@@ -43,6 +43,11 @@ type Staging struct {
 	// sources are the source keys the staging has had writers for, in
 	// any attempt: its records are theirs.
 	sources map[string]bool
+	// cps are the run's checkpoints by source key and sync, committed
+	// when it publishes. They are kept in memory only:
+	// a run interrupted by a restart is queued again from its committed
+	// checkpoints, never from these.
+	cps map[[2]string][]byte
 	// ignore are the (source, model) pairs whose sync merges with
 	// ignore_if_modified_after (model "": every model of the source).
 	ignore map[[2]string]bool
@@ -112,9 +117,11 @@ func (st *Staging) NextAttempt() error {
 // one this run recorded (own is then true: a retry continues its failed
 // attempt), else (unless fromScratch) the sync's committed checkpoint.
 func (st *Staging) Checkpoint(source, sync string, fromScratch bool) (cp []byte, own bool, err error) {
-	cp, err = st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
-	if err != nil || cp != nil {
-		return cp, cp != nil, err
+	st.mu.Lock()
+	cp = st.cps[[2]string{source, sync}]
+	st.mu.Unlock()
+	if cp != nil {
+		return append([]byte(nil), cp...), true, nil
 	}
 	if fromScratch {
 		return nil, false, nil
@@ -384,7 +391,9 @@ func (w *StageWriter) closeIter() {
 // Checkpoint flushes the writer and then records the checkpoint of one of
 // its source's syncs for this run. The checkpoint becomes the sync's
 // committed checkpoint when the run is published; a retry of the run
-// resumes from it.
+// resumes from it. Until then it is kept in memory (a commit less per
+// checkpoint): a run cut short by a restart starts again from the sync's
+// committed checkpoint.
 func (w *StageWriter) Checkpoint(sync string, state []byte) error {
 	if w.err != nil {
 		return w.err
@@ -396,9 +405,14 @@ func (w *StageWriter) Checkpoint(sync string, state []byte) error {
 	if !json.Valid(state) {
 		return fmt.Errorf("store: checkpoint of %s/%s is not valid JSON", w.source, sync)
 	}
-	return w.st.l.setLatest(func(txn *badger.Txn) error {
-		return txn.Set(strKey(pfxPendingCP, w.st.run, w.source, sync), state)
-	})
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.cps == nil {
+		st.cps = map[[2]string][]byte{}
+	}
+	st.cps[[2]string{w.source, sync}] = append([]byte(nil), state...)
+	return nil
 }
 
 // Close flushes the writer and folds its counts into the staging's. It
@@ -814,25 +828,10 @@ func (st *Staging) dropSeen() {
 
 // moveCheckpoints turns the run's pending checkpoints into committed ones.
 func (st *Staging) moveCheckpoints(txn *badger.Txn) error {
-	pfx := append(strKey(pfxPendingCP, st.run), 0)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
-	type kv struct{ k, v []byte }
-	var moves []kv
-	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			it.Close()
-			return err
-		}
-		moves = append(moves, kv{it.Item().KeyCopy(nil), v})
-	}
-	it.Close()
-	for _, m := range moves {
-		rest := m.k[len(pfx):] // source \0 sync
-		if err := txn.Set(append([]byte{pfxCheckpoint}, rest...), m.v); err != nil {
-			return err
-		}
-		if err := txn.Delete(m.k); err != nil {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, cp := range st.cps {
+		if err := txn.Set(strKey(pfxCheckpoint, k[0], k[1]), cp); err != nil {
 			return err
 		}
 	}
@@ -867,18 +866,6 @@ func (st *Staging) Abort() error {
 	l.ts = rts
 	txn := l.db.NewTransactionAt(readLatest, true)
 	defer txn.Discard()
-	pfx := append(strKey(pfxPendingCP, st.run), 0)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
-	var keys [][]byte
-	for it.Rewind(); it.Valid(); it.Next() {
-		keys = append(keys, it.Item().KeyCopy(nil))
-	}
-	it.Close()
-	for _, k := range keys {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-	}
 	if err := txn.Delete(metaKey(metaStaging)); err != nil {
 		return err
 	}
