@@ -493,7 +493,9 @@ func (l *layer) dispatchLocked() {
 	full := map[*source]bool{} // sources out of slots in this pass
 	kept := l.queue[:0:0]
 	for i, p := range l.queue {
-		if !l.e.limits.hostRoom() {
+		if !l.e.limits.hostRoom() || len(full) == len(l.sources) {
+			// Nothing more can start: the rest waits as it is (thousands
+			// of connection runs may wait for their source's slots).
 			kept = append(kept, l.queue[i:]...)
 			break
 		}

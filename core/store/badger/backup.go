@@ -186,9 +186,14 @@ func (l *Layer) backup(tw *tar.Writer) (backupLayer, error) {
 	l.backups.Add(1)
 	defer l.backups.Done()
 	bl := backupLayer{Layer: l.name, SnapshotTS: l.ts, DiscardTS: l.discardTS}
-	if r, ok := l.Newest(); ok {
-		bl.Revision = r.Number
+	// The newest revision committed, visible or about to be (its fsync
+	// under way, visible.go): the snapshot holds it, and a restore shows
+	// it.
+	l.mu.RLock()
+	if n := len(l.refs); n > 0 {
+		bl.Revision = l.refs[n-1].num
 	}
+	l.mu.RUnlock()
 	bl.Pinned = l.Pinned()
 	txn := l.db.NewTransactionAt(bl.SnapshotTS, false)
 	it := txn.NewIterator(badger.IteratorOptions{AllVersions: true})

@@ -89,6 +89,19 @@ func (l *Layer) DeleteConnection(info PublishInfo, source, id string) (Revision,
 	if l.closed.Load() {
 		return Revision{}, ErrClosed
 	}
+	rev, err := l.deleteConnection(info, source, id)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := l.awaitVisible(rev.Number); err != nil {
+		return Revision{}, fmt.Errorf("store: delete connection %s/%s: %w", source, id, err)
+	}
+	return rev, nil
+}
+
+// deleteConnection commits a connection's removal as a revision, under
+// l.pub.
+func (l *Layer) deleteConnection(info PublishInfo, source, id string) (Revision, error) {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	if b, err := l.getLatest(connectionKey(source, id)); err != nil {

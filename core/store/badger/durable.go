@@ -6,7 +6,7 @@ import "sync"
 // operating system's hands when it returns: a kill -9 of the host loses
 // nothing, a power cut or kernel crash could. What synclayer acknowledges
 // is fsync'ed before it is: a payload webhook before its 202 (AppendInbox)
-// and a revision before readers can see it (commitRevision). Commits that
+// and a revision before readers can see it (awaitVisible). Commits that
 // wait at the same time share one fsync (group commit): the first to find
 // no fsync running starts one covering every commit made so far; the
 // others wait for it or the next.
@@ -19,8 +19,12 @@ type syncer struct {
 	err       error // of the last fsync
 }
 
-// testHookSync, when set (tests only), runs inside each fsync.
-var testHookSync func()
+// testHookSync, when set (tests only), runs inside each fsync;
+// testHookSyncErr, when set, may fail it.
+var (
+	testHookSync    func()
+	testHookSyncErr func() error
+)
 
 // durable returns once everything this layer committed before the call is
 // on stable storage.
@@ -44,6 +48,9 @@ func (l *Layer) durable() error {
 		err := l.db.Sync()
 		if testHookSync != nil {
 			testHookSync()
+		}
+		if testHookSyncErr != nil && err == nil {
+			err = testHookSyncErr()
 		}
 		s.mu.Lock()
 		s.running = false

@@ -23,9 +23,14 @@ func (l *Layer) OutboxChanges(since uint64) ([]*Delivery, uint64, error) {
 	// Every write to the outbox commits under l.pub at a timestamp it then
 	// counts into l.ts, so reading at l.ts sees a settled set of them. A
 	// staging's record writes lie above l.ts; they are no outbox keys.
+	// Announcements of a revision committed but not yet visible
+	// (visible.go) are read once it is: below its timestamp.
 	l.pub.Lock()
 	upTo := l.ts
 	l.pub.Unlock()
+	if ts, ok := l.firstPendingTS(); ok && ts <= upTo {
+		upTo = ts - 1
+	}
 	if upTo <= since {
 		return nil, since, nil
 	}

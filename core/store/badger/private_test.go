@@ -138,7 +138,18 @@ func countPrefix(t *testing.T, l *Layer, pfx []byte) int {
 	return n
 }
 
+// Both ways of a private staging: in memory, and on its keys.
 func TestPrivateStagingTracksDeletesAndMerges(t *testing.T) {
+	for _, mem := range []int{privateMemBytes, 0} {
+		t.Run(fmt.Sprintf("memory=%d", mem), func(t *testing.T) {
+			defer func(was int) { privateMemBytes = was }(privateMemBytes)
+			privateMemBytes = mem
+			testPrivateStagingTracksDeletesAndMerges(t)
+		})
+	}
+}
+
+func testPrivateStagingTracksDeletesAndMerges(t *testing.T) {
 	s, l := openLayer(t, t.TempDir())
 	defer s.Close()
 	src := SourceKey("crm", "acme")
@@ -241,5 +252,66 @@ func TestPrivateStagingDroppedOnRestart(t *testing.T) {
 	}
 	if got := liveOf(t, l, Query{}); fmt.Sprint(got) != "[a]" {
 		t.Fatalf("records %v", got)
+	}
+}
+
+// A private staging keeps its changes in memory (no key written) until
+// they pass privateMemBytes; then what it holds moves to its keys, in
+// order with its seen markers, and the rest follows there. Published, it
+// is the same revision either way, and its keys are gone.
+func TestPrivateStagingSpillsPastItsMemory(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	var seed []Change
+	for i := 1; i <= 6; i++ {
+		seed = append(seed, save("C", fmt.Sprint(i), "v1"))
+	}
+	runChanges(t, l, "run_0", seed...)
+	defer func(was int) { privateMemBytes = was }(privateMemBytes)
+	c := save("C", "1", "v1")
+	privateMemBytes = 3 * memSize(&c)
+
+	hold, _ := l.beginStaging("run_hold") // in place: the next one is private
+	defer hold.Abort()
+	st, _ := l.beginStaging("run_private")
+	if !st.private {
+		t.Fatal("not private")
+	}
+	w := st.writer("shop", WriterOptions{TrackDeletes: []string{"C"}})
+	if err := w.Apply([]Change{save("C", "1", "v1"), save("C", "2", "v2")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countPrefix(t, l, []byte{pfxPrivate}); n != 0 {
+		t.Fatalf("%d private keys for changes that fit in memory", n)
+	}
+	if err := w.Apply([]Change{save("C", "3", "v1"), save("C", "2", "v2b")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply([]Change{save("C", "5", "v1"), {Model: "C", ID: "4", Delete: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Checkpoint("s", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	// 6 changes and 5 seen markers (ids 1, 2, 3, 5; 2 twice).
+	if n := countPrefix(t, l, []byte{pfxPrivate}); n != 10 {
+		t.Fatalf("%d private keys after spilling, want 10", n)
+	}
+	rev, err := st.Publish(PublishInfo{Trigger: "manual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1, 3, 5 unchanged; 2 updated; 4 deleted by the run, 6 as unseen.
+	if c := rev.Counts["shop"]["C"]; c.Unchanged != 3 || c.Updated != 1 || c.Deleted != 2 || c.Added != 0 {
+		t.Fatalf("counts %+v", c)
+	}
+	if got := liveOf(t, l, Query{}); fmt.Sprint(got) != "[1 2 3 5]" {
+		t.Fatalf("live %v", got)
+	}
+	if recs, _ := readAll(t, l, Query{IDs: []string{"2"}, Source: "shop", Model: "C"}); len(recs) != 1 || recs[0].Title != "v2b" {
+		t.Fatalf("record 2: %+v", recs)
+	}
+	if n := countPrefix(t, l, []byte{pfxPrivate}); n != 0 {
+		t.Fatalf("%d private keys left after the publish", n)
 	}
 }

@@ -40,6 +40,18 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 			}
 		}
 	}
+	rev, err := l.publishChanges(info, batches)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := l.awaitVisible(rev.Number); err != nil {
+		return Revision{}, fmt.Errorf("store: publish: %w", err)
+	}
+	return rev, nil
+}
+
+// publishChanges commits checked change sets as a revision, under l.pub.
+func (l *Layer) publishChanges(info PublishInfo, batches []Batch) (Revision, error) {
 	l.pub.Lock()
 	defer l.pub.Unlock()
 	d, err := l.beginDirect(0)
@@ -77,6 +89,14 @@ type direct struct {
 	parts           int
 	inCommit        int
 	bytesInCommit   int
+	// fresh records, by index prefix (source key and model), whether the
+	// model had no index entry at all when this publish first wrote to it;
+	// wrote has the index keys this publish wrote to such models. A
+	// change to a fresh model then needs no read unless wrote has its key
+	// (a connection's first run: no lookup through every level of the
+	// tree for each record).
+	fresh map[string]bool
+	wrote map[string]struct{}
 }
 
 // beginDirect starts a direct publish. start is the published timestamp
@@ -163,17 +183,44 @@ func (d *direct) apply(source string, opts WriterOptions, c *Change) error {
 	for j := range cs {
 		c := &cs[j]
 		key := indexKey(source, c.Model, c.ID)
-		cur, found, err := readIndex(d.txn, key)
-		if err != nil {
-			return err
+		fresh := d.isFresh(key[:len(key)-len(c.ID)])
+		var (
+			cur   indexEntry
+			found bool
+			err   error
+		)
+		if _, wrote := d.wrote[string(key)]; !fresh || wrote {
+			if cur, found, err = readIndex(d.txn, key); err != nil {
+				return err
+			}
 		}
 		if err := a.apply(c, key, cur, found); err != nil {
 			return fmt.Errorf("store: %s %s/%s: %w", source, c.Model, c.ID, err)
+		}
+		if fresh {
+			d.wrote[string(key)] = struct{}{}
 		}
 		d.inCommit++
 		d.bytesInCommit += len(c.Data) + len(key) + 64
 	}
 	return nil
+}
+
+// isFresh tells whether the model of an index prefix had no index entry
+// when this publish first wrote to it (see direct.fresh).
+func (d *direct) isFresh(prefix []byte) bool {
+	if f, ok := d.fresh[string(prefix)]; ok {
+		return f
+	}
+	it := d.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	it.Rewind()
+	f := !it.Valid()
+	it.Close()
+	if d.fresh == nil {
+		d.fresh, d.wrote = map[string]bool{}, map[string]struct{}{}
+	}
+	d.fresh[string(prefix)] = f
+	return f
 }
 
 // del deletes a key in the publish (a private staging's own keys).

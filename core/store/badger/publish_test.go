@@ -193,3 +193,41 @@ func TestMergingPerSyncAndCounts(t *testing.T) {
 		t.Fatalf("counts of B %+v", c)
 	}
 }
+
+// A direct publish to a model with no record yet reads nothing from the
+// tree for its changes (direct.fresh), yet sees its own: a record saved
+// twice is added once, one saved then deleted is never live, and a second
+// publish reads the first's records as usual.
+func TestDirectPublishToAFreshModel(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	src := SourceKey("crm", "acme")
+	rev, err := l.PublishChanges(PublishInfo{Trigger: "webhook"}, []Batch{{Source: src, Changes: []Change{
+		save("C", "1", "one"), save("C", "2", "two"), save("C", "1", "one-b"),
+		save("C", "3", "three"), {Model: "C", ID: "3", Delete: true},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rev.Counts["crm"]["C"]; c.Added != 2 || c.Updated != 0 || c.Deleted != 0 {
+		t.Fatalf("counts of the first publish %+v", c)
+	}
+	if got := liveOf(t, l, Query{Connection: "acme"}); fmt.Sprint(got) != "[1 2]" {
+		t.Fatalf("live %v", got)
+	}
+	if recs, _ := readAll(t, l, Query{Connection: "acme", IDs: []string{"1"}, Source: "crm", Model: "C"}); len(recs) != 1 || recs[0].Title != "one-b" {
+		t.Fatalf("record 1: %+v", recs)
+	}
+	rev, err = l.PublishChanges(PublishInfo{Trigger: "webhook"}, []Batch{{Source: src, Changes: []Change{
+		save("C", "1", "one-b"), save("C", "2", "two-b"), {Model: "C", ID: "1", Delete: true}, save("C", "4", "four"),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := rev.Counts["crm"]["C"]; c.Added != 1 || c.Updated != 1 || c.Deleted != 1 {
+		t.Fatalf("counts of the second publish %+v", c)
+	}
+	if got := liveOf(t, l, Query{Connection: "acme"}); fmt.Sprint(got) != "[2 4]" {
+		t.Fatalf("live after the second publish %v", got)
+	}
+}

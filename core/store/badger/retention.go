@@ -49,15 +49,15 @@ func (l *Layer) SetRetention(keep int, keepFor time.Duration) {
 // readableLocked tells whether refs[i] is still readable. Call with l.mu
 // held.
 func (l *Layer) readableLocked(i int, now time.Time) bool {
-	n := len(l.refs)
-	if i < 0 || i >= n {
-		return false
+	newest := l.newestVisibleLocked()
+	if i < 0 || i > newest {
+		return false // none, or not visible yet
 	}
 	r := l.refs[i]
 	if r.ts < l.discardTS {
 		return false // what it needs may be compacted away
 	}
-	if r.num > l.refs[n-1].num-int64(l.keep) || r.num == l.pinned {
+	if r.num > l.refs[newest].num-int64(l.keep) || r.num == l.pinned {
 		return true
 	}
 	if l.keepFor > 0 && now.Sub(r.createdAt()) < l.keepFor {
@@ -82,11 +82,16 @@ type retentionPlan struct {
 func (l *Layer) planRetention(now time.Time, next *revRef) retentionPlan {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A plan with next applies when next becomes visible, and so every
+	// revision committed before it; one without applies now, to what
+	// readers see.
+	refs := l.refs[:l.visible]
 	if next != nil {
 		l.refs = append(l.refs, *next)
 		defer func() { l.refs = l.refs[:len(l.refs)-1] }()
+		refs = l.refs
 	}
-	n := len(l.refs)
+	n := len(refs)
 	if n == 0 {
 		return retentionPlan{}
 	}
@@ -97,13 +102,13 @@ func (l *Layer) planRetention(now time.Time, next *revRef) retentionPlan {
 	}
 	// The window of keep_revisions and keep_for starts at boundary; both
 	// conditions hold for a suffix of the refs.
-	newest := l.refs[n-1].num
-	boundary := sort.Search(n, func(i int) bool { return l.refs[i].num > newest-int64(l.keep) })
+	newest := refs[n-1].num
+	boundary := sort.Search(n, func(i int) bool { return refs[i].num > newest-int64(l.keep) })
 	if l.keepFor > 0 {
 		cut := now.Add(-l.keepFor).UnixMicro()
-		boundary = min(boundary, sort.Search(n, func(i int) bool { return l.refs[i].at > cut }))
+		boundary = min(boundary, sort.Search(n, func(i int) bool { return refs[i].at > cut }))
 	}
-	oldest := l.refs[min(boundary, n-1)].ts
+	oldest := refs[min(boundary, n-1)].ts
 	held := func(num int64) bool {
 		if num == l.pinned {
 			return true
@@ -112,20 +117,20 @@ func (l *Layer) planRetention(now time.Time, next *revRef) retentionPlan {
 		return ok && now.Before(exp)
 	}
 	if l.pinned != 0 {
-		if i := l.refIndexLocked(l.pinned); i >= 0 && l.refs[i].ts >= l.discardTS {
-			oldest = min(oldest, l.refs[i].ts)
+		if i := l.refIndexLocked(l.pinned); i >= 0 && i < n && refs[i].ts >= l.discardTS {
+			oldest = min(oldest, refs[i].ts)
 		}
 	}
 	for num := range l.leases {
-		if i := l.refIndexLocked(num); i >= 0 && l.refs[i].ts >= l.discardTS {
-			oldest = min(oldest, l.refs[i].ts)
+		if i := l.refIndexLocked(num); i >= 0 && i < n && refs[i].ts >= l.discardTS {
+			oldest = min(oldest, refs[i].ts)
 		}
 	}
 	var plan retentionPlan
 	if oldest > l.discardTS {
 		plan.discard = oldest
 	}
-	bnum := l.refs[min(boundary, n-1)].num
+	bnum := refs[min(boundary, n-1)].num
 	for _, num := range l.stored {
 		if num >= bnum {
 			break
@@ -153,7 +158,8 @@ func (p retentionPlan) write(txn *badger.Txn) error {
 }
 
 // apply makes a committed plan effective: Badger may now drop the versions
-// only older revisions needed. Call with l.pub held.
+// only older revisions needed. Call with l.pub held or from awaitVisible
+// (the discard timestamp only moves forward).
 func (l *Layer) applyRetention(p retentionPlan) {
 	l.mu.Lock()
 	if p.discard > l.discardTS {
@@ -173,10 +179,10 @@ func (l *Layer) applyRetention(p retentionPlan) {
 		}
 		l.stored = kept
 	}
-	l.mu.Unlock()
 	if p.discard != 0 {
 		l.db.SetDiscardTs(discard)
 	}
+	l.mu.Unlock()
 }
 
 // retainNow applies retention in a commit of its own. Call with l.pub
@@ -232,8 +238,8 @@ func (l *Layer) Pin(n int64, announce ...Delivery) error {
 	i := l.refIndexLocked(n)
 	retained := l.readableLocked(i, time.Now())
 	var newest int64
-	if len(l.refs) > 0 {
-		newest = l.refs[len(l.refs)-1].num
+	if v := l.newestVisibleLocked(); v >= 0 {
+		newest = l.refs[v].num
 	}
 	l.mu.RUnlock()
 	if i < 0 && (n < 1 || n > newest) {

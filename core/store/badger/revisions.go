@@ -161,13 +161,13 @@ func (l *Layer) Current() (Revision, bool) {
 // Newest returns the newest revision, pinned or not.
 func (l *Layer) Newest() (Revision, bool) {
 	l.mu.RLock()
-	n := len(l.refs)
+	n := l.newestVisibleLocked()
 	var ref revRef
-	if n > 0 {
-		ref = l.refs[n-1]
+	if n >= 0 {
+		ref = l.refs[n]
 	}
 	l.mu.RUnlock()
-	if n == 0 {
+	if n < 0 {
 		return Revision{}, false
 	}
 	r, found, err := l.readRevision(ref.num)

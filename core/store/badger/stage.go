@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,14 @@ type Staging struct {
 	// tracked are the (source, model) pairs whose unseen records become
 	// deleted when the staging is published.
 	tracked map[[2]string]bool
+	// sources are the source keys the staging has had writers for, in
+	// any attempt: its records are theirs.
+	sources map[string]bool
+	// cps are the run's checkpoints by source key and sync, committed
+	// when it publishes. They are kept in memory only:
+	// a run interrupted by a restart is queued again from its committed
+	// checkpoints, never from these.
+	cps map[[2]string][]byte
 	// ignore are the (source, model) pairs whose sync merges with
 	// ignore_if_modified_after (model "": every model of the source).
 	ignore map[[2]string]bool
@@ -50,6 +59,7 @@ type Staging struct {
 	gts     uint64
 	gseq    atomic.Uint64
 	opts    map[string]WriterOptions
+	mem     privateMem
 }
 
 // BeginStaging starts staging a run's changes: in place when no other run
@@ -107,9 +117,11 @@ func (st *Staging) NextAttempt() error {
 // one this run recorded (own is then true: a retry continues its failed
 // attempt), else (unless fromScratch) the sync's committed checkpoint.
 func (st *Staging) Checkpoint(source, sync string, fromScratch bool) (cp []byte, own bool, err error) {
-	cp, err = st.l.getLatest(strKey(pfxPendingCP, st.run, source, sync))
-	if err != nil || cp != nil {
-		return cp, cp != nil, err
+	st.mu.Lock()
+	cp = st.cps[[2]string{source, sync}]
+	st.mu.Unlock()
+	if cp != nil {
+		return append([]byte(nil), cp...), true, nil
 	}
 	if fromScratch {
 		return nil, false, nil
@@ -129,6 +141,10 @@ func (st *Staging) writer(source string, opts WriterOptions) *StageWriter {
 	}
 	st.mu.Lock()
 	st.writers = append(st.writers, w)
+	if st.sources == nil {
+		st.sources = map[string]bool{}
+	}
+	st.sources[source] = true
 	if st.private {
 		st.opts[source] = opts
 	}
@@ -375,7 +391,9 @@ func (w *StageWriter) closeIter() {
 // Checkpoint flushes the writer and then records the checkpoint of one of
 // its source's syncs for this run. The checkpoint becomes the sync's
 // committed checkpoint when the run is published; a retry of the run
-// resumes from it.
+// resumes from it. Until then it is kept in memory (a commit less per
+// checkpoint): a run cut short by a restart starts again from the sync's
+// committed checkpoint.
 func (w *StageWriter) Checkpoint(sync string, state []byte) error {
 	if w.err != nil {
 		return w.err
@@ -387,9 +405,14 @@ func (w *StageWriter) Checkpoint(sync string, state []byte) error {
 	if !json.Valid(state) {
 		return fmt.Errorf("store: checkpoint of %s/%s is not valid JSON", w.source, sync)
 	}
-	return w.st.l.setLatest(func(txn *badger.Txn) error {
-		return txn.Set(strKey(pfxPendingCP, w.st.run, w.source, sync), state)
-	})
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.cps == nil {
+		st.cps = map[[2]string][]byte{}
+	}
+	st.cps[[2]string{w.source, sync}] = append([]byte(nil), state...)
+	return nil
 }
 
 // Close flushes the writer and folds its counts into the staging's. It
@@ -473,6 +496,18 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 	if err := st.deleteUnseen(); err != nil {
 		return Revision{}, fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err)
 	}
+	rev, err := st.publishInPlace(info)
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := st.l.awaitVisible(rev.Number); err != nil {
+		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
+	}
+	return rev, nil
+}
+
+// publishInPlace commits an in-place staging as a revision, under l.pub.
+func (st *Staging) publishInPlace(info PublishInfo) (Revision, error) {
 	l := st.l
 	l.pub.Lock()
 	defer l.pub.Unlock()
@@ -511,8 +546,12 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 }
 
 // commitRevision adds the revision record to txn and commits it at ts.
-// Call with l.pub held.
+// Call with l.pub held; once it succeeded, the caller releases l.pub and
+// runs awaitVisible(rev.Number) before it returns the revision.
 func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, counts map[string]map[string]Counts) (Revision, error) {
+	if err := l.publishable(); err != nil {
+		return Revision{}, err
+	}
 	sources := append([]string(nil), info.Sources...)
 	sort.Strings(sources)
 	if sources == nil {
@@ -556,21 +595,12 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 	if err := txn.CommitAt(ts, nil); err != nil {
 		return Revision{}, err
 	}
-	// Readers see the revision next: it must survive a power cut first.
-	// (Its commit is in place; on a failed fsync the revision stays
-	// invisible until the next start finds it on disk.)
-	if err := l.durable(); err != nil {
-		return Revision{}, fmt.Errorf("sync the revision: %w", err)
-	}
+	// Committed: the next revision numbers and plans after it. Readers
+	// see it once it survives a power cut (awaitVisible, which the
+	// caller runs after releasing l.pub; on a failed fsync the revision
+	// stays invisible until the next start finds it on disk).
 	l.appendRevision(rev)
-	l.inboxConsumed(len(info.Consume))
-	l.mu.Lock()
-	l.stored = append(l.stored, rev.Number)
-	l.mu.Unlock()
-	l.applyRetention(plan)
-	if announced {
-		l.signalOutbox()
-	}
+	l.committed(pendingRevision{num: rev.Number, ts: ts, plan: plan, consumed: len(info.Consume), announced: announced})
 	if ts > l.ts {
 		l.ts = ts
 	}
@@ -588,10 +618,19 @@ func (st *Staging) reconcile(ts uint64) error {
 	}
 	published := st.l.db.NewTransactionAt(st.l.publishedTS(), false)
 	defer published.Discard()
+	// Only records of the staging's own source keys can be both: the
+	// revisions of other connections' runs changed none of them.
+	st.mu.Lock()
 	keys := make([]string, 0, len(st.intervening))
 	for k := range st.intervening {
+		if k[0] == pfxIndex {
+			if source, _, ok := strings.Cut(k[1:], "\x00"); ok && !st.sources[source] {
+				continue
+			}
+		}
 		keys = append(keys, k)
 	}
+	st.mu.Unlock()
 	sort.Strings(keys)
 	for len(keys) > 0 {
 		part := keys[:min(len(keys), commitChanges)]
@@ -789,25 +828,10 @@ func (st *Staging) dropSeen() {
 
 // moveCheckpoints turns the run's pending checkpoints into committed ones.
 func (st *Staging) moveCheckpoints(txn *badger.Txn) error {
-	pfx := append(strKey(pfxPendingCP, st.run), 0)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx, PrefetchValues: true})
-	type kv struct{ k, v []byte }
-	var moves []kv
-	for it.Rewind(); it.Valid(); it.Next() {
-		v, err := it.Item().ValueCopy(nil)
-		if err != nil {
-			it.Close()
-			return err
-		}
-		moves = append(moves, kv{it.Item().KeyCopy(nil), v})
-	}
-	it.Close()
-	for _, m := range moves {
-		rest := m.k[len(pfx):] // source \0 sync
-		if err := txn.Set(append([]byte{pfxCheckpoint}, rest...), m.v); err != nil {
-			return err
-		}
-		if err := txn.Delete(m.k); err != nil {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, cp := range st.cps {
+		if err := txn.Set(strKey(pfxCheckpoint, k[0], k[1]), cp); err != nil {
 			return err
 		}
 	}
@@ -842,18 +866,6 @@ func (st *Staging) Abort() error {
 	l.ts = rts
 	txn := l.db.NewTransactionAt(readLatest, true)
 	defer txn.Discard()
-	pfx := append(strKey(pfxPendingCP, st.run), 0)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
-	var keys [][]byte
-	for it.Rewind(); it.Valid(); it.Next() {
-		keys = append(keys, it.Item().KeyCopy(nil))
-	}
-	it.Close()
-	for _, k := range keys {
-		if err := txn.Delete(k); err != nil {
-			return err
-		}
-	}
 	if err := txn.Delete(metaKey(metaStaging)); err != nil {
 		return err
 	}

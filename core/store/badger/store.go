@@ -212,10 +212,13 @@ type Layer struct {
 	// mu guards refs, stored, pinned, keep, keepFor, leases and discardTS
 	// for readers.
 	mu sync.RWMutex
-	// refs has every published revision, ascending by number (and so by
+	// refs has every committed revision, ascending by number (and so by
 	// timestamp and commit time). It only grows: readers may keep a
-	// snapshot of the slice header.
-	refs []revRef
+	// snapshot of the slice header. Readers see its first visible ones:
+	// those after are committed and not yet on stable storage
+	// (visible.go).
+	refs    []revRef
+	visible int
 	// stored lists, ascending, the revisions whose record (v/) is on disk:
 	// the readable ones and those about to be pruned.
 	stored  []int64
@@ -239,6 +242,8 @@ type Layer struct {
 	ops atomic.Int64
 	// syncer fsyncs what is acknowledged, in groups (durable.go).
 	syncer syncer
+	// vis makes committed revisions visible in order (visible.go).
+	vis visibility
 
 	eventSeq uint64
 	// sysTS is the timestamp of the last system commit that completed
@@ -276,6 +281,7 @@ func (l *Layer) close() error {
 	}
 	l.pub.Lock()
 	defer l.pub.Unlock()
+	l.vis.inflight.Wait() // revisions committed, their fsync under way
 	l.backups.Wait()
 	// Reads that began before closed was set end first: Badger panics on
 	// a read of a closed database. They are short (a records page, a
@@ -313,7 +319,7 @@ func (l *Layer) load() error {
 	if err != nil {
 		return err
 	}
-	l.refs = refs
+	l.refs, l.visible = refs, len(refs)
 	if err := l.loadPinned(); err != nil {
 		return err
 	}
@@ -566,14 +572,15 @@ func (l *Layer) revisionAt(n int64) (rev Revision, ok bool, err error) {
 	if n == 0 {
 		n = l.pinned
 	}
+	newest := l.newestVisibleLocked()
 	if n == 0 {
-		if len(l.refs) == 0 {
+		if newest < 0 {
 			return Revision{}, false, nil
 		}
-		return l.refs[len(l.refs)-1].revision(), true, nil
+		return l.refs[newest].revision(), true, nil
 	}
 	i := l.refIndexLocked(n)
-	if i < 0 && (n < 1 || len(l.refs) == 0 || n > l.refs[len(l.refs)-1].num) {
+	if newest < 0 || n < 1 || n > l.refs[newest].num {
 		return Revision{}, false, fmt.Errorf("%w: %d", ErrNoRevision, n)
 	}
 	if !l.readableLocked(i, time.Now()) {
