@@ -58,11 +58,14 @@ func (l *layer) execute(p *pending) {
 		return
 	}
 	finished := time.Now().UTC()
-	defer func() { l.afterConnectionRun(p, err) }()
+	// A connection's run is recorded on the connection (its last run, its
+	// state) after the run's own record and before its event: what follows
+	// the event log (the dashboard) then finds both.
 	switch {
 	case err != nil && (l.e.ctx.Err() != nil || errors.Is(err, cluster.ErrClosed)):
 		// Shutdown: nothing was published; the next start runs it again.
 		run = l.updateRun(p, func(r *store.Run) { r.State, r.StartedAt, r.Error, r.RetryAt = store.RunQueued, nil, "", nil })
+		l.afterConnectionRun(p, err)
 		l.log.Info("run interrupted by shutdown; it will run again at the next start", "run", run.ID)
 	case err != nil:
 		msg := l.e.redact.Replace(err.Error())
@@ -75,6 +78,7 @@ func (l *layer) execute(p *pending) {
 			return ev
 		})
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunFailed).Inc()
+		l.afterConnectionRun(p, err)
 		l.event(store.Event{Type: "sync.failed", Run: run.ID, Message: run.Error, Connection: connection})
 		l.log.Error("run failed", "run", run.ID, "error", run.Error)
 	default:
@@ -84,6 +88,7 @@ func (l *layer) execute(p *pending) {
 		finished = *run.FinishedAt
 		l.e.metrics.Runs.WithLabelValues(l.cfg.Name, store.RunCompleted).Inc()
 		l.countRecords(rev.Counts)
+		l.afterConnectionRun(p, nil)
 		l.event(store.Event{Type: "sync.completed", Run: run.ID, Message: fmt.Sprintf("revision %d", rev.Number), Connection: connection})
 		l.log.Info("run completed", "run", run.ID, "revision", rev.Number, "took", finished.Sub(*run.StartedAt).Round(time.Millisecond))
 	}
