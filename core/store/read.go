@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"sort"
 	"time"
 )
 
@@ -14,6 +15,42 @@ type ModelCount struct {
 	// Connections tells that records of the model belong to connections
 	// of the source (SPEC §12): ids are unique per connection only.
 	Connections bool
+}
+
+// ModelCounts gathers ModelCount rows by source and model as a driver
+// counts records: every connection's records count toward their source's
+// row.
+type ModelCounts map[[2]string]*ModelCount
+
+// Row returns the row of model under sourceKey (a source, or one
+// connection of it: the row then says Connections), making it.
+func (m ModelCounts) Row(sourceKey, model string) *ModelCount {
+	source, conn := SplitSourceKey(sourceKey)
+	k := [2]string{source, model}
+	mc := m[k]
+	if mc == nil {
+		mc = &ModelCount{Source: source, Model: model}
+		m[k] = mc
+	}
+	mc.Connections = mc.Connections || conn != ""
+	return mc
+}
+
+// Sorted lists the rows that hold records, in source and model order.
+func (m ModelCounts) Sorted() []ModelCount {
+	out := make([]ModelCount, 0, len(m))
+	for _, c := range m {
+		if c.Live != 0 || c.Deleted != 0 {
+			out = append(out, *c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Source != out[j].Source {
+			return out[i].Source < out[j].Source
+		}
+		return out[i].Model < out[j].Model
+	})
+	return out
 }
 
 // FieldIndex names one indexed field: records of Model from Source, by the

@@ -19,6 +19,7 @@ type (
 	InboxItem      = store.InboxItem
 	MetadataFormat = store.MetadataFormat
 	ModelCount     = store.ModelCount
+	ModelCounts    = store.ModelCounts
 	Page           = store.Page
 	PublishInfo    = store.PublishInfo
 	Query          = store.Query

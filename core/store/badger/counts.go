@@ -3,7 +3,6 @@ package badger
 import (
 	"bytes"
 	"fmt"
-	"sort"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -17,44 +16,21 @@ import (
 func (s *Snapshot) CountRecords() ([]ModelCount, error) {
 	it := s.txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pfxIndex}, PrefetchValues: true, PrefetchSize: 1000})
 	defer it.Close()
-	rows := map[[2]string]*ModelCount{}
+	rows := ModelCounts{}
 	var cur *ModelCount
 	var curPfx []byte // r/<source key>\0<model>\0 of cur
 	for it.Rewind(); it.Valid(); it.Next() {
 		key := it.Item().Key()
 		if cur == nil || !bytes.HasPrefix(key, curPfx) {
 			sourceKey, model, _ := splitIndexKey(key)
-			source, conn := SplitSourceKey(sourceKey)
-			k := [2]string{source, model}
-			if cur = rows[k]; cur == nil {
-				cur = &ModelCount{Source: source, Model: model}
-				rows[k] = cur
-			}
-			cur.Connections = cur.Connections || conn != ""
+			cur = rows.Row(sourceKey, model)
 			curPfx = indexPrefix(sourceKey, model)
 		}
 		if err := countItem(cur, it.Item()); err != nil {
 			return nil, err
 		}
 	}
-	return sortedCounts(rows), nil
-}
-
-// sortedCounts lists the rows that hold records in source and model order.
-func sortedCounts(rows map[[2]string]*ModelCount) []ModelCount {
-	out := make([]ModelCount, 0, len(rows))
-	for _, c := range rows {
-		if c.Live != 0 || c.Deleted != 0 {
-			out = append(out, *c)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Source != out[j].Source {
-			return out[i].Source < out[j].Source
-		}
-		return out[i].Model < out[j].Model
-	})
-	return out
+	return rows.Sorted(), nil
 }
 
 // CountSource counts the records of each model of one source key (a
@@ -88,19 +64,13 @@ func (s *Snapshot) countChanges(old *Snapshot, oldCounts []ModelCount) ([]ModelC
 	if old.rev.Number > s.rev.Number {
 		return nil, fmt.Errorf("store: counts of revision %d cannot come from a later one (%d)", s.rev.Number, old.rev.Number)
 	}
-	byModel := map[[2]string]*ModelCount{}
+	byModel := ModelCounts{}
 	for _, c := range oldCounts {
 		c := c
 		byModel[[2]string{c.Source, c.Model}] = &c
 	}
 	err := s.Changes(old.rev.Number, func(r *StoredRecord) error {
-		k := [2]string{r.Source, r.Model}
-		mc := byModel[k]
-		if mc == nil {
-			mc = &ModelCount{Source: r.Source, Model: r.Model}
-			byModel[k] = mc
-		}
-		mc.Connections = mc.Connections || r.Connection != ""
+		mc := byModel.Row(SourceKey(r.Source, r.Connection), r.Model)
 		was, found, err := readIndex(old.txn, indexKey(SourceKey(r.Source, r.Connection), r.Model, r.ID))
 		if err != nil {
 			return err
@@ -120,5 +90,5 @@ func (s *Snapshot) countChanges(old *Snapshot, oldCounts []ModelCount) ([]ModelC
 	if err != nil {
 		return nil, err
 	}
-	return sortedCounts(byModel), nil
+	return byModel.Sorted(), nil
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"sort"
 
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -20,24 +19,13 @@ func (s *Snapshot) CountRecords() ([]store.ModelCount, error) {
 		return nil, err
 	}
 	defer cancel()
-	rows := map[[2]string]*store.ModelCount{}
+	rows := store.ModelCounts{}
 	n, err := s.countRows(ctx, `
 		SELECT r.source_key, r.model, count(*) FILTER (WHERE r.action <> 3), count(*) FILTER (WHERE r.action = 3)
 		FROM synclayer_records r
 		WHERE r.layer_id = $1 AND `+visibleSQL+` AND `+keptSQL+`
 		GROUP BY r.source_key, r.model`,
-		[]any{s.l.id, s.rev.Number}, func(sourceKey, model string, live, deleted int64) {
-			source, conn := store.SplitSourceKey(sourceKey)
-			k := [2]string{source, model}
-			mc := rows[k]
-			if mc == nil {
-				mc = &store.ModelCount{Source: source, Model: model}
-				rows[k] = mc
-			}
-			mc.Connections = mc.Connections || conn != ""
-			mc.Live += live
-			mc.Deleted += deleted
-		})
+		[]any{s.l.id, s.rev.Number}, addRow(rows))
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +34,7 @@ func (s *Snapshot) CountRecords() ([]store.ModelCount, error) {
 			return nil, err
 		}
 	}
-	return sortedCounts(rows), nil
+	return rows.Sorted(), nil
 }
 
 // countRows runs a statement selecting (source key, model, live, deleted)
@@ -73,21 +61,14 @@ func (s *Snapshot) countRows(ctx context.Context, sql string, args []any, fn fun
 	return n, nil
 }
 
-// sortedCounts lists the rows that hold records in source and model order.
-func sortedCounts(rows map[[2]string]*store.ModelCount) []store.ModelCount {
-	out := make([]store.ModelCount, 0, len(rows))
-	for _, c := range rows {
-		if c.Live != 0 || c.Deleted != 0 {
-			out = append(out, *c)
-		}
+// addRow adds the rows of a counting statement (a source key's model: its
+// live and deleted records) to m.
+func addRow(m store.ModelCounts) func(sourceKey, model string, live, deleted int64) {
+	return func(sourceKey, model string, live, deleted int64) {
+		mc := m.Row(sourceKey, model)
+		mc.Live += live
+		mc.Deleted += deleted
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Source != out[j].Source {
-			return out[i].Source < out[j].Source
-		}
-		return out[i].Model < out[j].Model
-	})
-	return out
 }
 
 // CountSource counts the records of each model of one source key (a
@@ -145,7 +126,7 @@ func (s *Snapshot) CountChanges(old store.Snapshot, oldCounts []store.ModelCount
 	if o.closed.Load() {
 		return nil, fmt.Errorf("%w: snapshot of revision %d", store.ErrClosed, o.rev.Number)
 	}
-	byModel := map[[2]string]*store.ModelCount{}
+	byModel := store.ModelCounts{}
 	for _, c := range oldCounts {
 		c := c
 		byModel[[2]string{c.Source, c.Model}] = &c
@@ -165,18 +146,7 @@ func (s *Snapshot) CountChanges(old store.Snapshot, oldCounts []store.ModelCount
 		WHERE r.layer_id = $1 AND r.from_rev > $3 AND `+visibleSQL+` AND `+keptSQL+`
 			AND EXISTS (SELECT 1 FROM synclayer_layers WHERE id = $1 AND discard_rev <= $3)
 		GROUP BY r.source_key, r.model`,
-		[]any{s.l.id, s.rev.Number, o.rev.Number}, func(sourceKey, model string, live, deleted int64) {
-			source, conn := store.SplitSourceKey(sourceKey)
-			k := [2]string{source, model}
-			mc := byModel[k]
-			if mc == nil {
-				mc = &store.ModelCount{Source: source, Model: model}
-				byModel[k] = mc
-			}
-			mc.Connections = mc.Connections || conn != ""
-			mc.Live += live
-			mc.Deleted += deleted
-		})
+		[]any{s.l.id, s.rev.Number, o.rev.Number}, addRow(byModel))
 	if err != nil {
 		return nil, err
 	}
@@ -189,5 +159,5 @@ func (s *Snapshot) CountChanges(old store.Snapshot, oldCounts []store.ModelCount
 			return nil, err
 		}
 	}
-	return sortedCounts(byModel), nil
+	return byModel.Sorted(), nil
 }
