@@ -90,13 +90,7 @@ func (l *Layer) DeleteConnection(info PublishInfo, source, id string) (Revision,
 		return Revision{}, ErrClosed
 	}
 	rev, err := l.deleteConnection(info, source, id)
-	if err != nil {
-		return Revision{}, err
-	}
-	if err := l.awaitVisible(rev.Number); err != nil {
-		return Revision{}, fmt.Errorf("store: delete connection %s/%s: %w", source, id, err)
-	}
-	return rev, nil
+	return l.madeVisible(rev, err, "delete connection "+source+"/"+id)
 }
 
 // deleteConnection commits a connection's removal as a revision, under

@@ -234,13 +234,7 @@ func (w *StageWriter) privateBatch() *badger.WriteBatch {
 // publishPrivate replays a private staging as a direct publish.
 func (st *Staging) publishPrivate(info PublishInfo) (Revision, error) {
 	rev, err := st.replayPrivate(info)
-	if err != nil {
-		return Revision{}, err
-	}
-	if err := st.l.awaitVisible(rev.Number); err != nil {
-		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
-	}
-	return rev, nil
+	return st.l.madeVisible(rev, err, "publish run "+st.run)
 }
 
 // replayPrivate commits a private staging's changes as a revision, under

@@ -41,13 +41,7 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 		}
 	}
 	rev, err := l.publishChanges(info, batches)
-	if err != nil {
-		return Revision{}, err
-	}
-	if err := l.awaitVisible(rev.Number); err != nil {
-		return Revision{}, fmt.Errorf("store: publish: %w", err)
-	}
-	return rev, nil
+	return l.madeVisible(rev, err, "publish")
 }
 
 // publishChanges commits checked change sets as a revision, under l.pub.

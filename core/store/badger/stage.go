@@ -497,13 +497,7 @@ func (st *Staging) Publish(info PublishInfo) (Revision, error) {
 		return Revision{}, fmt.Errorf("store: publish run %s: track deletes: %w", st.run, err)
 	}
 	rev, err := st.publishInPlace(info)
-	if err != nil {
-		return Revision{}, err
-	}
-	if err := st.l.awaitVisible(rev.Number); err != nil {
-		return Revision{}, fmt.Errorf("store: publish run %s: %w", st.run, err)
-	}
-	return rev, nil
+	return st.l.madeVisible(rev, err, "publish run "+st.run)
 }
 
 // publishInPlace commits an in-place staging as a revision, under l.pub.

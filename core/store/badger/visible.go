@@ -67,6 +67,19 @@ func (l *Layer) publishable() error {
 	return nil
 }
 
+// madeVisible finishes a publish: rev and err are what its commit under
+// l.pub returned; it waits for rev to become visible (awaitVisible). what
+// names the publish in an error.
+func (l *Layer) madeVisible(rev Revision, err error, what string) (Revision, error) {
+	if err != nil {
+		return Revision{}, err
+	}
+	if err := l.awaitVisible(rev.Number); err != nil {
+		return Revision{}, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return rev, nil
+}
+
 // awaitVisible returns once revision num, committed by this caller, is
 // on stable storage and readers see it. Call without l.pub, exactly once
 // per committed revision.
