@@ -139,18 +139,31 @@ func (s *Snapshot) Scan(source, model, afterID string, fn func(r *store.StoredRe
 		return err
 	}
 	defer cancel()
-	var buf []version
-	var rec store.StoredRecord
 	from := afterID
-	for i := 0; ; i++ {
-		want := scanChunk(i, buf)
+	return s.scanPages(ctx, source, model, func(i, want int) (string, []any) {
 		sql := selectVersions + ` AND r.source_key = $3 AND r.model = $4 AND r.action <> 3`
 		args := []any{s.l.id, s.rev.Number, source, model, want}
 		if i > 0 || from != "" {
 			sql += ` AND r.id > $6`
 			args = append(args, from)
 		}
-		buf, err = readVersions(ctx, s.l, buf[:0], sql+` ORDER BY r.id LIMIT $5`, args...)
+		return sql + ` ORDER BY r.id LIMIT $5`, args
+	}, func(last *version) { from = last.id }, fn)
+}
+
+// scanPages reads pages of versions in turn, page i of scanChunk(i) rows
+// from the statement and arguments page(i, want) returns, and calls fn
+// with each page's records until fn stops or a page comes back short;
+// after a full page, resume gets its last version. An empty page checks
+// that the snapshot's revision is still kept.
+func (s *Snapshot) scanPages(ctx context.Context, source, model string, page func(i, want int) (string, []any), resume func(last *version), fn func(r *store.StoredRecord) (bool, error)) error {
+	var buf []version
+	var rec store.StoredRecord
+	for i := 0; ; i++ {
+		want := scanChunk(i, buf)
+		sql, args := page(i, want)
+		var err error
+		buf, err = readVersions(ctx, s.l, buf[:0], sql, args...)
 		if err != nil {
 			return fmt.Errorf("store: scan %s/%s: %w", source, model, err)
 		}
@@ -168,7 +181,7 @@ func (s *Snapshot) Scan(source, model, afterID string, fn func(r *store.StoredRe
 		if len(buf) < want {
 			return nil
 		}
-		from = buf[len(buf)-1].id
+		resume(&buf[len(buf)-1])
 	}
 }
 
@@ -192,10 +205,7 @@ func (s *Snapshot) ScanConnections(source, model, afterConn, afterID string, fn 
 	// Source keys of the source sort in [source, source+"\x20"): the
 	// source itself, then source+"\x1f"+connection.
 	end := source + "\x20"
-	var buf []version
-	var rec store.StoredRecord
-	for i := 0; ; i++ {
-		want := scanChunk(i, buf)
+	return s.scanPages(ctx, source, model, func(i, want int) (string, []any) {
 		args := []any{s.l.id, s.rev.Number, start, end, model, want, source}
 		idCond := ``
 		if afterID != "" {
@@ -219,27 +229,8 @@ func (s *Snapshot) ScanConnections(source, model, afterConn, afterID string, fn 
 				ORDER BY r.id LIMIT $6) r
 			WHERE k.sk IS NOT NULL AND (k.sk = $7 OR starts_with(k.sk, $7 || E'\x1f')) AND ` + keptSQL + `
 			LIMIT $6`
-		buf, err = readVersions(ctx, s.l, buf[:0], sql, args...)
-		if err != nil {
-			return fmt.Errorf("store: scan %s/%s: %w", source, model, err)
-		}
-		if len(buf) == 0 {
-			return s.l.checkKept(ctx, s.rev.Number)
-		}
-		for j := range buf {
-			if err := fill(&rec, &buf[j]); err != nil {
-				return err
-			}
-			if more, err := fn(&rec); err != nil || !more {
-				return err
-			}
-		}
-		if len(buf) < want {
-			return nil
-		}
-		last := buf[len(buf)-1]
-		start, afterID = last.sourceKey, last.id
-	}
+		return sql, args
+	}, func(last *version) { start, afterID = last.sourceKey, last.id }, fn)
 }
 
 // Changes calls fn with every record (deleted ones too) whose latest change
