@@ -72,6 +72,25 @@ type WriterOptions struct {
 	Models []string
 }
 
+// AddPairs records, for a staging, the (source key, model) pairs a writer
+// of source with these options stages under: in tracked those whose
+// records it does not save are deleted at the publish (TrackDeletes), in
+// ignore those merged with ignore_if_modified_after (model "": every model
+// of the source key).
+func (o WriterOptions) AddPairs(source string, tracked, ignore map[[2]string]bool) {
+	for _, m := range o.TrackDeletes {
+		tracked[[2]string{source, m}] = true
+	}
+	if o.IgnoreIfModifiedAfter {
+		if len(o.Models) == 0 {
+			ignore[[2]string{source, ""}] = true
+		}
+		for _, m := range o.Models {
+			ignore[[2]string{source, m}] = true
+		}
+	}
+}
+
 // PublishInfo describes the revision a change set becomes.
 type PublishInfo struct {
 	Trigger string

@@ -148,17 +148,7 @@ func (st *Staging) writer(source string, opts WriterOptions) *StageWriter {
 	if st.private {
 		st.opts[source] = opts
 	}
-	for _, m := range opts.TrackDeletes {
-		st.tracked[[2]string{source, m}] = true
-	}
-	if opts.IgnoreIfModifiedAfter {
-		if len(opts.Models) == 0 {
-			st.ignore[[2]string{source, ""}] = true
-		}
-		for _, m := range opts.Models {
-			st.ignore[[2]string{source, m}] = true
-		}
-	}
+	opts.AddPairs(source, st.tracked, st.ignore)
 	st.mu.Unlock()
 	w.a = applier{
 		source: source, opts: opts, ts: st.ts, base: st.base, start: st.start,

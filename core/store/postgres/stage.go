@@ -243,17 +243,7 @@ func (st *Staging) writer(source string, opts store.WriterOptions) *StageWriter 
 		st.sourceKeys = map[string]bool{}
 	}
 	st.sourceKeys[source] = true
-	for _, m := range opts.TrackDeletes {
-		st.tracked[[2]string{source, m}] = true
-	}
-	if opts.IgnoreIfModifiedAfter {
-		if len(opts.Models) == 0 {
-			st.ignore[[2]string{source, ""}] = true
-		}
-		for _, m := range opts.Models {
-			st.ignore[[2]string{source, m}] = true
-		}
-	}
+	opts.AddPairs(source, st.tracked, st.ignore)
 	return w
 }
 
