@@ -354,14 +354,8 @@ func walkUnseenMem(idxTxn *badger.Txn, source, model string, seen map[string]str
 		if _, ok := seen[string(id)]; ok {
 			continue
 		}
-		var ie indexEntry
-		if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+		if err := unseenIfLive(idx.Item(), id, unseen); err != nil {
 			return err
-		}
-		if !ie.deleted {
-			if err := unseen(id); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

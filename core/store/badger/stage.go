@@ -749,6 +749,19 @@ func (st *Staging) deleteUnseen() error {
 	return nil
 }
 
+// unseenIfLive calls unseen with id when item, a record's index entry, is
+// of a record not deleted: a run that did not see it deletes it.
+func unseenIfLive(item *badger.Item, id []byte, unseen func(id []byte) error) error {
+	var ie indexEntry
+	if err := item.Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+		return err
+	}
+	if ie.deleted {
+		return nil
+	}
+	return unseen(id)
+}
+
 // walkUnseen walks the record index of (source, model) in idxTxn beside a
 // run's seen markers (prefix seenPfx) in seenTxn, both in id order, and
 // calls unseen with the id of each record not deleted that the run did not
@@ -779,14 +792,8 @@ func walkUnseen(idxTxn, seenTxn *badger.Txn, source, model string, seenPfx []byt
 		if seen.Valid() && bytes.Equal(seen.Item().Key()[len(seenPfx):], id) {
 			continue
 		}
-		var ie indexEntry
-		if err := idx.Item().Value(func(v []byte) (err error) { ie, err = decodeIndex(v); return }); err != nil {
+		if err := unseenIfLive(idx.Item(), id, unseen); err != nil {
 			return err
-		}
-		if !ie.deleted {
-			if err := unseen(id); err != nil {
-				return err
-			}
 		}
 	}
 	for seen.Valid() {
