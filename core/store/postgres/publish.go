@@ -125,11 +125,13 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 	cs := changeSet{run: st.run, start: st.start, maxSeq: st.seq.Load(), byID: st.byID.Load(), checkpoints: true,
 		tracked: sortedPairs(st.tracked), ignore: sortedPairs(st.ignore)}
 	once := !cs.byID && len(cs.tracked) == 0 && cs.maxSeq < math.MaxInt32
-	for s := range st.sources {
-		cs.sources = append(cs.sources, s)
-	}
+	sources := map[string]bool{}
 	for k := range st.sourceKeys {
 		cs.sourceKeys = append(cs.sourceKeys, k)
+		if plain, _ := store.SplitSourceKey(k); !sources[plain] {
+			sources[plain] = true
+			cs.sources = append(cs.sources, plain)
+		}
 	}
 	st.mu.Unlock()
 	cs.once = once && st.oncePerRecord()

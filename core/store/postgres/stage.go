@@ -46,10 +46,9 @@ type Staging struct {
 	mu      sync.Mutex
 	writers []*StageWriter
 	done    bool
-	// sources are the sources (without connection) of the writers: each
-	// has its entry in the revision's counts, as on the embedded driver.
-	sources map[string]bool
-	// sourceKeys are the writers' source keys.
+	// sourceKeys are the writers' source keys; their sources (without
+	// connection) each have an entry in the revision's counts, as on the
+	// embedded driver.
 	sourceKeys map[string]bool
 	// tracked are the (source key, model) pairs whose records the run did
 	// not save are deleted when it publishes (track_deletes).
@@ -114,7 +113,7 @@ func (l *Layer) beginStaging(run string) (*Staging, error) {
 	}
 	ctx, cancel := l.ctx()
 	defer cancel()
-	st := &Staging{l: l, run: run, sources: map[string]bool{}, tracked: map[[2]string]bool{}, ignore: map[[2]string]bool{}}
+	st := &Staging{l: l, run: run, sourceKeys: map[string]bool{}, tracked: map[[2]string]bool{}, ignore: map[[2]string]bool{}}
 	err := l.tx(ctx, func(tx pgx.Tx) error {
 		// What an attempt of this run on a host that died left.
 		if err := dropStaged(ctx, tx, l.id, run); err != nil {
@@ -237,11 +236,6 @@ func (st *Staging) writer(source string, opts store.WriterOptions) *StageWriter 
 		w.err = store.ErrStagingDone
 	}
 	st.writers = append(st.writers, w)
-	plain, _ := store.SplitSourceKey(source)
-	st.sources[plain] = true
-	if st.sourceKeys == nil {
-		st.sourceKeys = map[string]bool{}
-	}
 	st.sourceKeys[source] = true
 	opts.AddPairs(source, st.tracked, st.ignore)
 	return w
