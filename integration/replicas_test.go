@@ -258,19 +258,6 @@ func revisionCount(h *host, layer string) int64 {
 	return st.Revision
 }
 
-// syncState is the state of the layer's first sync as the host sees it.
-func syncState(h *host, layer string) string {
-	var st struct {
-		Sources []struct {
-			Syncs []struct {
-				State string `json:"state"`
-			} `json:"syncs"`
-		} `json:"sources"`
-	}
-	h.call("GET", "/v1/layers/"+layer, nil, 200, &st)
-	return st.Sources[0].Syncs[0].State
-}
-
 // waitIdleEverywhere waits until no host runs the layer and two seconds
 // pass with its revision unchanged (a run may wait in the queue, which no
 // host's status shows).
@@ -280,7 +267,7 @@ func waitIdleEverywhere(t *testing.T, hosts []*host, layer string) {
 	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		busy := false
 		for _, h := range hosts {
-			busy = busy || syncState(h, layer) != "idle"
+			busy = busy || h.busy(layer)
 		}
 		if n := revisionCount(hosts[0], layer); n != last || busy {
 			last, since = n, time.Now()

@@ -21,26 +21,34 @@ type revisionList struct {
 	} `json:"revisions"`
 }
 
+// busy tells whether a sync of the layer is queued or running, as the host
+// sees it.
+func (h *host) busy(layer string) bool {
+	h.t.Helper()
+	var st struct {
+		Sources []struct {
+			Syncs []struct {
+				State string `json:"state"`
+			} `json:"syncs"`
+		} `json:"sources"`
+	}
+	h.call("GET", "/v1/layers/"+layer, nil, 200, &st)
+	for _, s := range st.Sources {
+		for _, y := range s.Syncs {
+			if y.State == "queued" || y.State == "running" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // idle waits until no sync of the layer is queued or running.
 func (h *host) idle(layer string, timeout time.Duration) {
 	h.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		var st struct {
-			Sources []struct {
-				Syncs []struct {
-					State string `json:"state"`
-				} `json:"syncs"`
-			} `json:"sources"`
-		}
-		h.call("GET", "/v1/layers/"+layer, nil, 200, &st)
-		busy := false
-		for _, s := range st.Sources {
-			for _, y := range s.Syncs {
-				busy = busy || y.State == "queued" || y.State == "running"
-			}
-		}
-		if !busy {
+		if !h.busy(layer) {
 			return
 		}
 		if time.Now().After(deadline) {
