@@ -38,11 +38,6 @@ type Options struct {
 	// NoMigrate opens a database whose schema is already current and
 	// fails when it is not (the default migrates it).
 	NoMigrate bool
-	// Exclusive makes this store the only host on the database: Open
-	// fails while another exclusive host holds it. A host serves
-	// exclusively until its runs, schedules, inbox and deliveries are
-	// distributed between hosts (issue 18's River part).
-	Exclusive bool
 }
 
 // Store is a PostgreSQL database holding every layer.
@@ -56,8 +51,6 @@ type Store struct {
 	closed bool
 
 	listen *listener
-	// exclusive holds the exclusive host lock (Options.Exclusive).
-	exclusive *pgx.Conn
 }
 
 var layerName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
@@ -101,23 +94,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{opts: opts, log: opts.Logger, pool: pool, layers: map[string]*Layer{}}
-	if opts.Exclusive {
-		if s.exclusive, err = lockExclusive(pctx, cfg.ConnConfig); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		// The only host: no staging in the database is of a live run
-		// (the runs a previous process left run again under new ids).
-		if _, err := pool.Exec(pctx, `TRUNCATE synclayer_staged, synclayer_seen, synclayer_staged_checkpoints`); err != nil {
-			s.exclusive.Close(context.Background())
-			pool.Close()
-			return nil, fmt.Errorf("store: postgres: drop the stagings a previous process left: %w", err)
-		}
-	}
 	if s.listen, err = startListener(ctx, cfg.ConnConfig, s); err != nil {
-		if s.exclusive != nil {
-			s.exclusive.Close(context.Background())
-		}
 		pool.Close()
 		return nil, err
 	}
@@ -185,37 +162,7 @@ func (s *Store) Close() error {
 		l.close()
 	}
 	s.pool.Close()
-	if s.exclusive != nil {
-		s.exclusive.Close(context.Background()) // releases the lock
-	}
 	return nil
-}
-
-// exclusiveLock is the advisory lock key an exclusive host holds.
-const exclusiveLock = 0x73796e636c6178 // "synclax"
-
-// ErrNotExclusive is returned by Open with Options.Exclusive while another
-// host holds the database.
-var ErrNotExclusive = errors.New("store: another synclayer host is using this PostgreSQL database; this version runs one host per database (distributing runs between replicas is not built yet): stop the other host, or give this one its own database")
-
-// lockExclusive takes the exclusive host lock on a connection of its own,
-// held until Close (or until the host dies: PostgreSQL releases a session
-// lock with its connection).
-func lockExclusive(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
-	conn, err := pgx.ConnectConfig(ctx, cfg.Copy())
-	if err != nil {
-		return nil, fmt.Errorf("store: postgres: %w", err)
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, exclusiveLock).Scan(&ok); err != nil {
-		conn.Close(context.Background())
-		return nil, fmt.Errorf("store: postgres: %w", err)
-	}
-	if !ok {
-		conn.Close(context.Background())
-		return nil, ErrNotExclusive
-	}
-	return conn, nil
 }
 
 // layerByID finds an open layer (for notifications).
