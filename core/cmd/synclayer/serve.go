@@ -233,6 +233,7 @@ func serve(cfg *config.Config, cfgPath string, fileService config.Service, limit
 			mux := http.NewServeMux()
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 			if err := http.ListenAndServe(addr, mux); err != nil {
 				log.Warn("pprof listener", "error", err)
 			}
