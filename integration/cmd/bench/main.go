@@ -13,6 +13,8 @@
 // start-up and its exec bound. BENCH_ONLY=connections_10k runs only that
 // scenario (connections.go); BENCH_CONNECTIONS=1000 sets its count of
 // connections.
+// BENCH_ONLY=graphql runs only the GraphQL latencies and walk (without
+// read_rps, graphql_scan_ratio is left out).
 // BENCH_ONLY=postgres runs only the ingest, incremental and read scenarios
 // on the PostgreSQL store driver (postgres.go) against a throwaway server.
 // BENCH_CPUPROFILE=DIR writes a CPU and heap profile of the host for each
@@ -79,6 +81,11 @@ func main() {
 
 	if os.Getenv("BENCH_ONLY") == "postgres" {
 		postgresBench(work)
+		report()
+		return
+	}
+	if os.Getenv("BENCH_ONLY") == "graphql" {
+		graphqlBench(work)
 		report()
 		return
 	}
