@@ -243,29 +243,55 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 		l.abort(st, p)
 		return store.Revision{}, context.Cause(ctx)
 	}
-	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p)})
+	info := store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p), Meta: l.learned(p, names)}
+	// A connection's run records its outcome on the connection in its
+	// revision's commit too (changes to that connection wait meanwhile).
+	var conn *connectionOutcome
+	s := l.connectionSource(p)
+	if s != nil {
+		mu := s.connLock(connectionOf(p.run.Syncs))
+		mu.Lock()
+		defer mu.Unlock()
+		if conn = l.connectionAfter(s, p, nil); conn != nil {
+			info.Connection = conn.c
+			announce := info.Announce
+			info.Announce = func(rev store.Revision) []store.Delivery {
+				return append(announce(rev), conn.deliveries(l)...)
+			}
+		}
+	}
+	rev, err := st.Publish(info)
 	if err != nil {
 		if aerr := st.Abort(); aerr != nil {
 			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)
 		}
 		return store.Revision{}, err
 	}
+	if conn != nil {
+		p.connRecorded = true
+		l.connectionRecorded(s, p, conn)
+	}
+	return rev, nil
+}
+
+// learned is what the revision of a run records for the runs after it, in
+// its own commit (a commit less per run than setting each afterwards):
+// that its syncs completed once (their next runs are not INITIAL), and,
+// for a full run of a whole source, that the source's configuration is
+// the one the layer holds.
+func (l *layer) learned(p *pending, names []string) map[string][]byte {
+	m := map[string][]byte{}
 	for _, r := range p.unsynced { // as syncTypeOf found them when the run began
-		if err := l.db.SetMeta(syncedKey(r), []byte("1")); err != nil {
-			l.log.Error("could not record a completed sync", "sync", r.Source+"/"+r.Sync, "error", err)
-		}
+		m[syncedKey(r)] = []byte("1")
 	}
 	if p.run.Full && connectionOf(p.run.Syncs) == "" {
-		// The configuration this run used is now the layer's.
 		for _, name := range names {
 			if s := l.source(name); s != nil && l.coversSource(p, s) {
-				if err := l.db.SetMeta(configHashKey(name), []byte(s.hash)); err != nil {
-					l.log.Error("could not record the configuration hash", "source", name, "error", err)
-				}
+				m[configHashKey(name)] = []byte(s.hash)
 			}
 		}
 	}
-	return rev, nil
+	return m
 }
 
 // abort rolls back a run's staging.

@@ -102,4 +102,12 @@ type PublishInfo struct {
 	// Consume lists inbox items whose changes the revision holds; they are
 	// removed in the same commit.
 	Consume []uint64
+	// Meta holds settings (as Settings.SetMeta sets them) that the
+	// revision sets in its own commit: what a run learned that its next
+	// run reads, such as a sync having completed once.
+	Meta map[string][]byte
+	// Connection, when set, is saved in the revision's commit as
+	// Connections.PutConnection(c, false) saves it: a run's outcome on its
+	// connection.
+	Connection *Connection
 }

@@ -576,6 +576,20 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 		}
 		announced = len(ds) > 0
 	}
+	for name, v := range info.Meta {
+		if err := txn.Set(metaKey("x/"+name), v); err != nil {
+			return Revision{}, err
+		}
+	}
+	if c := info.Connection; c != nil {
+		b, err := json.Marshal(c)
+		if err != nil {
+			return Revision{}, err
+		}
+		if err := txn.Set(connectionKey(c.Source, c.ID), b); err != nil {
+			return Revision{}, err
+		}
+	}
 	if err := txn.CommitAt(ts, nil); err != nil {
 		return Revision{}, err
 	}

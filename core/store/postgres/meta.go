@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -29,20 +30,31 @@ func (l *Layer) Meta(name string) ([]byte, error) {
 	return v, nil
 }
 
+// setMeta sets the metadata values of m through db (the pool, or a
+// revision's transaction for PublishInfo.Meta).
+func (l *Layer) setMeta(ctx context.Context, db stageExecer, m map[string][]byte) error {
+	for name, value := range m {
+		if value == nil {
+			value = []byte{}
+		}
+		if _, err := db.Exec(ctx, `
+			INSERT INTO synclayer_meta (layer_id, name, value) VALUES ($1, $2, $3)
+			ON CONFLICT (layer_id, name) DO UPDATE SET value = EXCLUDED.value`, l.id, name, value); err != nil {
+			return fmt.Errorf("save setting %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // SetMeta sets a layer metadata value.
 func (l *Layer) SetMeta(name string, value []byte) error {
 	if l.sys.closed.Load() {
 		return store.ErrClosed
 	}
-	if value == nil {
-		value = []byte{}
-	}
 	ctx, cancel := l.ctx()
 	defer cancel()
-	if _, err := l.s.pool.Exec(ctx, `
-		INSERT INTO synclayer_meta (layer_id, name, value) VALUES ($1, $2, $3)
-		ON CONFLICT (layer_id, name) DO UPDATE SET value = EXCLUDED.value`, l.id, name, value); err != nil {
-		return fmt.Errorf("store: save setting %q of layer %q: %w", name, l.name, err)
+	if err := l.setMeta(ctx, l.s.pool, map[string][]byte{name: value}); err != nil {
+		return fmt.Errorf("store: layer %q: %w", l.name, err)
 	}
 	return nil
 }

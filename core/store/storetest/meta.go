@@ -1,6 +1,10 @@
 package storetest
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/synclayer/synclayer/core/store"
+)
 
 // testMeta: small values the host keeps per layer.
 func testMeta(t *testing.T, d Driver) {
@@ -33,6 +37,49 @@ func testMeta(t *testing.T, d Driver) {
 			v, err := l.Meta(name)
 			if err != nil || string(v) != want || (want == "" && v != nil) {
 				t.Fatalf("after delete, meta %q = %q %v, want %q", name, v, err, want)
+			}
+		}
+	})
+
+	// A revision sets PublishInfo.Meta in its own commit, whichever way it
+	// is published: a run (in place, and beside another run), changes
+	// outside a run.
+	test(t, d, "SetByARevision", func(t *testing.T, e *env) {
+		l := e.l
+		publish := func(run, name string) {
+			t.Helper()
+			st, err := l.BeginStaging(run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := st.Writer("shop", store.WriterOptions{})
+			if err := w.Apply([]store.Change{save("M", run, "t")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Publish(store.PublishInfo{Trigger: "manual", Meta: map[string][]byte{name: []byte(run)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		publish("run_1", "synced/a")
+		// A run staging beside another one.
+		hold, err := l.BeginStaging("run_hold")
+		if err != nil {
+			t.Fatal(err)
+		}
+		publish("run_2", "synced/b")
+		if err := hold.Abort(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.PublishChanges(store.PublishInfo{Trigger: "webhook", Sources: []string{"shop"}, Meta: map[string][]byte{"synced/c": []byte("hook")}},
+			[]store.Batch{{Source: "shop", Changes: []store.Change{save("M", "w", "t")}}}); err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range map[string]string{"synced/a": "run_1", "synced/b": "run_2", "synced/c": "hook"} {
+			if v, err := l.Meta(name); err != nil || string(v) != want {
+				t.Fatalf("meta %q = %q %v, want %q", name, v, err, want)
 			}
 		}
 	})
