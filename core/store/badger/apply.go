@@ -48,8 +48,15 @@ type applier struct {
 
 // arenaChunk is the size of the chunks keys and values are cut from: one
 // allocation for many records instead of four per record. Badger keeps the
-// slices until its commit; a chunk is freed when none is referenced.
-const arenaChunk = 256 << 10
+// slices until its commit; a chunk is freed when none is referenced. An
+// applier's first chunk is arenaFirst, each next one twice the last up to
+// arenaChunk: a run of a hundred records (a connection's) allocated a
+// whole chunk for a few KiB, a quarter of a host's allocations with
+// thousands of connections.
+const (
+	arenaChunk = 256 << 10
+	arenaFirst = 8 << 10
+)
 
 // alloc returns an empty slice with capacity n from the arena.
 func (a *applier) alloc(n int) []byte {
@@ -57,7 +64,11 @@ func (a *applier) alloc(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	if cap(a.arena)-len(a.arena) < n {
-		a.arena = make([]byte, 0, arenaChunk)
+		size := min(max(2*cap(a.arena), arenaFirst), arenaChunk)
+		for size < n {
+			size *= 2
+		}
+		a.arena = make([]byte, 0, size)
 	}
 	start := len(a.arena)
 	a.arena = a.arena[:start+n]

@@ -240,9 +240,6 @@ func (w *StageWriter) apply(changes []Change) error {
 				return err
 			}
 			w.fresh[c.Model] = fresh
-			if fresh && w.seen.bits == nil {
-				w.seen = newBloom(1 << 23)
-			}
 		}
 		key := appendIndexKey(w.a.alloc(3+len(w.source)+len(c.Model)+len(c.ID)), w.source, c.Model, c.ID)
 		h := xxhash.Sum64(key)
@@ -264,7 +261,7 @@ func (w *StageWriter) apply(changes []Change) error {
 				return err
 			}
 		}
-		if fresh {
+		if fresh && w.seen.bits != nil {
 			w.seen.add(h)
 		}
 		w.a.w = w.batch()
@@ -337,8 +334,32 @@ func (w *StageWriter) flush() error {
 	}
 	err := w.wb.Flush()
 	w.wb = nil
+	w.keepSeen()
 	clear(w.pending)
 	return err
+}
+
+// keepSeen adds the ids pending holds to seen before pending is cleared,
+// when a model is fresh: until the first flush pending itself tells which
+// ids the run wrote, so a run that never flushes (up to pendingLimit
+// changes: a connection's, a webhook's) never makes the filter (1 MiB).
+func (w *StageWriter) keepSeen() {
+	if len(w.pending) == 0 {
+		return
+	}
+	if w.seen.bits == nil {
+		fresh := false
+		for _, f := range w.fresh {
+			fresh = fresh || f
+		}
+		if !fresh {
+			return
+		}
+		w.seen = newBloom(1 << 23)
+	}
+	for h := range w.pending {
+		w.seen.add(h)
+	}
 }
 
 // lookup reads the index entry of key. Connectors mostly send records in
