@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -74,4 +76,37 @@ func TestValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Post/bad") {
 		t.Errorf("batch with one bad change: %v, want an error naming Post/bad", err)
 	}
+}
+
+// mentionsMetadata answers as bytes.Contains(d, `"_metadata"`) does, for
+// underscores anywhere: first, last, doubled, in other keys and values.
+func TestMentionsMetadataIsContains(t *testing.T) {
+	parts := []string{`"`, `_`, `__`, `_metadata`, `"_metadata"`, `_metadata"`, `"_metadat`, `a`, `:`, `"x_y"`, `\"`, `"__metadata"`}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 20000; n++ {
+		var b strings.Builder
+		b.WriteString("{")
+		for k := rng.IntN(8); k > 0; k-- {
+			b.WriteString(parts[rng.IntN(len(parts))])
+		}
+		b.WriteString("}")
+		d := []byte(b.String())
+		if got, want := mentionsMetadata(d), bytes.Contains(d, []byte(`"_metadata"`)); got != want {
+			t.Fatalf("mentionsMetadata(%s) = %v, bytes.Contains %v", d, got, want)
+		}
+	}
+}
+
+func BenchmarkMentionsMetadata(b *testing.B) {
+	d := []byte(`{"id":"item-0000001","n":1,"data":"` + strings.Repeat("abcdefghij", 100) + `"}`)
+	b.Run("underscores", func(b *testing.B) {
+		for b.Loop() {
+			mentionsMetadata(d)
+		}
+	})
+	b.Run("bytes.Contains", func(b *testing.B) {
+		for b.Loop() {
+			bytes.Contains(d, []byte(`"_metadata"`))
+		}
+	})
 }
