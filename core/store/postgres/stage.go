@@ -151,12 +151,29 @@ func (l *Layer) dropPublished(run string, maxSeq int64) {
 			if _, err := tx.Exec(ctx, `LOCK TABLE synclayer_staged IN ACCESS EXCLUSIVE MODE NOWAIT`); err != nil {
 				return errBusy
 			}
-			var others bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM synclayer_staged WHERE (layer_id, run) < ($1, $2))
-				OR EXISTS (SELECT 1 FROM synclayer_staged WHERE (layer_id, run) > ($1, $2))`, l.id, run).Scan(&others); err != nil {
-				return err
+			// Alone when the first and the last staged rows in the primary
+			// key's order are both this run's: two probes of the index's
+			// ends. (A row comparison in EXISTS let the planner, without
+			// statistics on the table, scan every staged row: 1.0-1.2 s
+			// after a 1 M ingest, under the table's lock, which a run
+			// staging meanwhile waited for.)
+			alone := true
+			for _, q := range []string{
+				`SELECT layer_id, run FROM synclayer_staged ORDER BY layer_id, run, seq LIMIT 1`,
+				`SELECT layer_id, run FROM synclayer_staged ORDER BY layer_id DESC, run DESC, seq DESC LIMIT 1`,
+			} {
+				var layer int64
+				var r string
+				err := tx.QueryRow(ctx, q).Scan(&layer, &r)
+				if errors.Is(err, pgx.ErrNoRows) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				alone = alone && layer == l.id && r == run
 			}
-			if !others {
+			if alone {
 				if _, err := tx.Exec(ctx, `TRUNCATE synclayer_staged`); err != nil {
 					return err
 				}
