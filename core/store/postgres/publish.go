@@ -161,6 +161,12 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 	go func() {
 		defer l.rec.bg.Done()
 		l.dropPublished(st.run, cs.maxSeq)
+		if cs.maxSeq >= settleAfter {
+			select {
+			case l.rec.settle <- struct{}{}:
+			default: // one is already asked for
+			}
+		}
 	}()
 	return rev, nil
 }

@@ -25,6 +25,9 @@ type recordsState struct {
 	prune chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
+	// settle asks the pruner to vacuum and analyze the record table
+	// after a large publish (settleRecords).
+	settle chan struct{}
 	// bg counts the drops of published runs' staged rows under way.
 	bg sync.WaitGroup
 }
@@ -32,6 +35,7 @@ type recordsState struct {
 func (r *recordsState) open(ctx context.Context, l *Layer) error {
 	r.keep = defaultKeep
 	r.prune, r.stop, r.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	r.settle = make(chan struct{}, 1)
 	go l.pruneLoop()
 	// Versions an earlier host's pruner had not reached yet.
 	r.prune <- struct{}{}

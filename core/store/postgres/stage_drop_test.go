@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/synclayer/synclayer/core/store"
 )
@@ -74,5 +75,58 @@ func TestDropPublishedKeepsOtherRunsRows(t *testing.T) {
 	var n int
 	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM synclayer_staged`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d staged rows left (%v)", n, err)
+	}
+}
+
+// A large publish has the record table vacuumed and analyzed after it (its
+// new rows' hint bits set, the planner's statistics current); a small one
+// leaves it to autovacuum.
+func TestLargePublishSettlesTheRecords(t *testing.T) {
+	defer func(was int64) { settleAfter = was }(settleAfter)
+	settleAfter = 1000
+	s, _ := openStore(t)
+	l, err := s.layer("catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vacuumed := func() bool {
+		t.Helper()
+		var v bool
+		if err := s.pool.QueryRow(context.Background(), `SELECT last_vacuum IS NOT NULL AND last_analyze IS NOT NULL
+			FROM pg_stat_user_tables WHERE relname = 'synclayer_records'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	publish := func(run string, n int) {
+		t.Helper()
+		st, err := l.beginStaging(run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cs []store.Change
+		for i := 0; i < n; i++ {
+			cs = append(cs, store.Change{Model: "Item", ID: fmt.Sprintf("%s-%d", run, i), Data: []byte(`{"v":1}`)})
+		}
+		if err := st.writer("gen", store.WriterOptions{}).Apply(cs); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
+			t.Fatal(err)
+		}
+		l.rec.bg.Wait()
+	}
+	publish("run_small", 10)
+	time.Sleep(200 * time.Millisecond)
+	if vacuumed() {
+		t.Fatal("a publish of 10 records vacuumed the record table")
+	}
+	publish("run_large", 1500)
+	deadline := time.Now().Add(30 * time.Second)
+	for !vacuumed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the record table was not vacuumed after a publish of 1,500 records")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
