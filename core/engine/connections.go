@@ -573,8 +573,8 @@ func (e *Engine) UpdateConnection(layerName, sourceName, id string, in Connectio
 	if err != nil {
 		return nil, err
 	}
-	s.connLock(id).Lock()
-	defer s.connLock(id).Unlock()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	c, err := l.db.GetConnection(sourceName, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w %q of source %q", ErrUnknownConnection, id, sourceName)
@@ -685,7 +685,7 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 	if err != nil {
 		return store.Revision{}, err
 	}
-	s.connLock(id).Lock()
+	s.connMu.Lock()
 	c, err := l.db.GetConnection(sourceName, id)
 	if err == nil {
 		s.mu.Lock()
@@ -693,7 +693,7 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 		s.mu.Unlock()
 	}
 	// Not held while its runs end: they record their outcome on it.
-	s.connLock(id).Unlock()
+	s.connMu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Revision{}, fmt.Errorf("%w %q of source %q", ErrUnknownConnection, id, sourceName)
 	}
@@ -753,9 +753,9 @@ func (e *Engine) DeleteConnection(ctx context.Context, layerName, sourceName, id
 			ev.Revision = rev.Number
 			return l.deliveries(ev, false)
 		}}
-	s.connLock(id).Lock()
+	s.connMu.Lock()
 	rev, err := l.db.DeleteConnection(info, sourceName, id)
-	s.connLock(id).Unlock()
+	s.connMu.Unlock()
 	if err != nil {
 		return store.Revision{}, err
 	}
@@ -784,8 +784,8 @@ func (e *Engine) PauseConnection(layerName, sourceName, id, syncName string, pau
 	if err != nil {
 		return err
 	}
-	s.connLock(id).Lock()
-	defer s.connLock(id).Unlock()
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
 	c, err := l.db.GetConnection(sourceName, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w %q of source %q", ErrUnknownConnection, id, sourceName)
@@ -858,55 +858,23 @@ func (l *layer) connectionEvent(typ string, c *store.Connection) *outEvent {
 	return ev
 }
 
-// afterConnectionRun records a connection run's outcome on the connection
-// (see connectionAfter), unless its revision already did.
+// afterConnectionRun records a connection run's outcome on the connection:
+// its last run per sync, and its state: an authentication failure makes it
+// need attention, a success after that makes it recover.
 func (l *layer) afterConnectionRun(p *pending, runErr error) {
-	if p.connRecorded {
+	id := connectionOf(p.run.Syncs)
+	if id == "" {
 		return
 	}
-	s := l.connectionSource(p)
+	s := l.source(p.run.Syncs[0].Source)
 	if s == nil {
 		return
 	}
-	mu := s.connLock(connectionOf(p.run.Syncs))
-	mu.Lock()
-	defer mu.Unlock()
-	o := l.connectionAfter(s, p, runErr)
-	if o == nil {
-		return // deleted meanwhile
-	}
-	if err := l.db.PutConnection(o.c, false, o.deliveries(l)...); err != nil {
-		l.log.Error("could not record a connection's run", "connection", o.c.ID, "error", err)
-		return
-	}
-	l.connectionRecorded(s, p, o)
-}
-
-// connectionSource is the source of a connection's run, nil for another
-// run.
-func (l *layer) connectionSource(p *pending) *source {
-	if connectionOf(p.run.Syncs) == "" {
-		return nil
-	}
-	return l.source(p.run.Syncs[0].Source)
-}
-
-// connectionOutcome is what a run's outcome changes on its connection: the
-// connection to save, and the event it causes (nil for none).
-type connectionOutcome struct {
-	c  *store.Connection
-	ev *outEvent
-}
-
-// connectionAfter returns the connection of a run as the run's outcome
-// leaves it: its last run per sync, and its state: an authentication
-// failure makes it need attention, a success after that makes it recover.
-// Nil when the connection is gone. Call with its lock (connLock) held,
-// and keep it until the connection is saved.
-func (l *layer) connectionAfter(s *source, p *pending, runErr error) *connectionOutcome {
-	c, err := l.db.GetConnection(s.cfg.Name, connectionOf(p.run.Syncs))
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	c, err := l.db.GetConnection(s.cfg.Name, id)
 	if err != nil {
-		return nil
+		return // deleted meanwhile
 	}
 	if c.LastRuns == nil {
 		c.LastRuns = map[string]string{}
@@ -923,32 +891,22 @@ func (l *layer) connectionAfter(s *source, p *pending, runErr error) *connection
 		c.State, c.Error = ConnectionActive, ""
 		ev = l.connectionEvent(EventConnectionRecovered, c)
 	}
+	var ds []store.Delivery
 	if ev != nil {
 		ev.Run = p.run.ID
+		ds = l.deliveries(ev, false)
 		c.UpdatedAt = time.Now().UTC()
 	}
-	return &connectionOutcome{c: c, ev: ev}
-}
-
-// deliveries are the outbound deliveries of the outcome's event, committed
-// with the connection.
-func (o *connectionOutcome) deliveries(l *layer) []store.Delivery {
-	if o.ev == nil {
-		return nil
-	}
-	return l.deliveries(o.ev, false)
-}
-
-// connectionRecorded follows a saved outcome: the connection's state in
-// memory and the event log. The connection's lock is held.
-func (l *layer) connectionRecorded(s *source, p *pending, o *connectionOutcome) {
-	if o.ev == nil {
+	if err := l.db.PutConnection(c, false, ds...); err != nil {
+		l.log.Error("could not record a connection's run", "connection", id, "error", err)
 		return
 	}
-	s.mu.Lock()
-	if mc := s.conns[o.c.ID]; mc != nil {
-		mc.state = o.c.State
+	if ev != nil {
+		s.mu.Lock()
+		if mc := s.conns[id]; mc != nil {
+			mc.state = c.State
+		}
+		s.mu.Unlock()
+		l.event(store.Event{Type: ev.Type, Source: s.cfg.Name, Connection: id, Run: p.run.ID, Message: c.Error})
 	}
-	s.mu.Unlock()
-	l.event(store.Event{Type: o.ev.Type, Source: s.cfg.Name, Connection: o.c.ID, Run: p.run.ID, Message: o.c.Error})
 }

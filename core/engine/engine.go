@@ -332,23 +332,8 @@ type source struct {
 	lastUse time.Time
 	inUse   int
 
-	// connMu serializes the changes of each of the source's connections
-	// (connLock). A run holds its connection's through its publish, which
-	// saves its outcome on the connection; stripes keep the runs of other
-	// connections from waiting on it.
-	connMu [connStripes]sync.Mutex
-}
-
-// connStripes is how many locks the connections of a source share.
-const connStripes = 64
-
-// connLock returns the lock that serializes the changes of connection id.
-func (s *source) connLock(id string) *sync.Mutex {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint32(id[i])) * 16777619
-	}
-	return &s.connMu[h%connStripes]
+	// connMu serializes the changes of the source's connections.
+	connMu sync.Mutex
 }
 
 // dir is the folder of the file that declares the source: the plugin's

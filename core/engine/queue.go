@@ -47,9 +47,6 @@ type pending struct {
 	// unsynced are the run's syncs that never completed (syncTypeOf):
 	// its publish marks them.
 	unsynced []store.SyncRef
-	// connRecorded is set once the run's revision saved its outcome on
-	// its connection (afterConnectionRun then has nothing to do).
-	connRecorded bool
 	// srcs are the sources of the run's syncs, for srcsOf syncs
 	// (runSources).
 	srcs   []*source

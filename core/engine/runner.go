@@ -243,33 +243,12 @@ func (l *layer) stageAndPublish(ctx context.Context, p *pending) (store.Revision
 		l.abort(st, p)
 		return store.Revision{}, context.Cause(ctx)
 	}
-	info := store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p), Meta: l.learned(p, names)}
-	// A connection's run records its outcome on the connection in its
-	// revision's commit too (changes to that connection wait meanwhile).
-	var conn *connectionOutcome
-	s := l.connectionSource(p)
-	if s != nil {
-		mu := s.connLock(connectionOf(p.run.Syncs))
-		mu.Lock()
-		defer mu.Unlock()
-		if conn = l.connectionAfter(s, p, nil); conn != nil {
-			info.Connection = conn.c
-			announce := info.Announce
-			info.Announce = func(rev store.Revision) []store.Delivery {
-				return append(announce(rev), conn.deliveries(l)...)
-			}
-		}
-	}
-	rev, err := st.Publish(info)
+	rev, err := st.Publish(store.PublishInfo{Trigger: p.run.Trigger, Sources: names, Announce: l.announceCompleted(p), Meta: l.learned(p, names)})
 	if err != nil {
 		if aerr := st.Abort(); aerr != nil {
 			l.log.Error("could not roll back a run whose publish failed", "run", p.run.ID, "error", aerr)
 		}
 		return store.Revision{}, err
-	}
-	if conn != nil {
-		p.connRecorded = true
-		l.connectionRecorded(s, p, conn)
 	}
 	return rev, nil
 }

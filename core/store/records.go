@@ -106,8 +106,4 @@ type PublishInfo struct {
 	// revision sets in its own commit: what a run learned that its next
 	// run reads, such as a sync having completed once.
 	Meta map[string][]byte
-	// Connection, when set, is saved in the revision's commit as
-	// Connections.PutConnection(c, false) saves it: a run's outcome on its
-	// connection.
-	Connection *Connection
 }

@@ -602,15 +602,6 @@ func (l *Layer) commitRevision(txn *badger.Txn, ts uint64, info PublishInfo, cou
 			return Revision{}, err
 		}
 	}
-	if c := info.Connection; c != nil {
-		b, err := json.Marshal(c)
-		if err != nil {
-			return Revision{}, err
-		}
-		if err := txn.Set(connectionKey(c.Source, c.ID), b); err != nil {
-			return Revision{}, err
-		}
-	}
 	if err := txn.CommitAt(ts, nil); err != nil {
 		return Revision{}, err
 	}

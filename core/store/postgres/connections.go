@@ -29,7 +29,8 @@ func (l *Layer) PutConnection(c *store.Connection, create bool, announce ...stor
 	defer cancel()
 	exists := false
 	err = l.tx(ctx, func(tx pgx.Tx) error {
-		q := upsertConnection
+		q := `INSERT INTO synclayer_connections (layer_id, source, id, doc) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (layer_id, source, id) DO UPDATE SET doc = EXCLUDED.doc`
 		if create {
 			q = `INSERT INTO synclayer_connections (layer_id, source, id, doc) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (layer_id, source, id) DO NOTHING`
@@ -58,10 +59,6 @@ func (l *Layer) PutConnection(c *store.Connection, create bool, announce ...stor
 	}
 	return nil
 }
-
-// upsertConnection saves a connection ($1 layer, $2 source, $3 id, $4 doc).
-const upsertConnection = `INSERT INTO synclayer_connections (layer_id, source, id, doc) VALUES ($1, $2, $3, $4)
-	ON CONFLICT (layer_id, source, id) DO UPDATE SET doc = EXCLUDED.doc`
 
 // GetConnection returns one connection, or store.ErrNotFound.
 func (l *Layer) GetConnection(source, id string) (*store.Connection, error) {

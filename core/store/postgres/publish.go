@@ -324,15 +324,6 @@ func (l *Layer) publish(ctx context.Context, tx pgx.Tx, cs changeSet, info store
 	if err := l.setMeta(ctx, tx, info.Meta); err != nil {
 		return store.Revision{}, err
 	}
-	if c := info.Connection; c != nil {
-		doc, err := json.Marshal(c)
-		if err != nil {
-			return store.Revision{}, err
-		}
-		if _, err := tx.Exec(ctx, upsertConnection, l.id, c.Source, c.ID, doc); err != nil {
-			return store.Revision{}, fmt.Errorf("save connection %q: %w", c.ID, err)
-		}
-	}
 	if err := l.retainRevisions(ctx, tx, n, discard, pinned); err != nil {
 		return store.Revision{}, fmt.Errorf("retention: %w", err)
 	}

@@ -202,39 +202,6 @@ func testConnections(t *testing.T, d Driver) {
 		}
 	})
 
-	// A run's revision saves its connection (PublishInfo.Connection) in
-	// its own commit, with the events announcing it.
-	test(t, d, "SavedByARevision", func(t *testing.T, e *env) {
-		l := e.l
-		if err := l.PutConnection(&store.Connection{Source: "crm", ID: "acme", State: "needs_attention", Error: "401"}, true); err != nil {
-			t.Fatal(err)
-		}
-		st, err := l.BeginStaging("run_1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := st.Writer(store.SourceKey("crm", "acme"), store.WriterOptions{})
-		if err := w.Apply([]store.Change{save("M", "1", "x")}); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		c := &store.Connection{Source: "crm", ID: "acme", State: "active", LastRuns: map[string]string{"s": "run_1"}}
-		rev, err := st.Publish(store.PublishInfo{Trigger: "manual", Connection: c,
-			Announce: func(store.Revision) []store.Delivery { return []store.Delivery{delivery("evt_recovered", "app")} }})
-		if err != nil || rev.Number != 1 {
-			t.Fatalf("publish %+v %v", rev, err)
-		}
-		got, err := l.GetConnection("crm", "acme")
-		if err != nil || got.State != "active" || got.Error != "" || got.LastRuns["s"] != "run_1" {
-			t.Fatalf("connection after its run's revision: %+v %v", got, err)
-		}
-		if _, err := l.GetDelivery("evt_recovered.app"); err != nil {
-			t.Fatalf("announcement: %v", err)
-		}
-	})
-
 	// Every host sees the connections; creates on several hosts race to
 	// one winner; a delete on one is seen on all.
 	hostsTest(t, d, "AcrossHosts", 3, func(t *testing.T, ls []store.Layer) {

@@ -243,7 +243,8 @@ layer "conns" {
 		}
 		getJSON(fmt.Sprintf("%s/%s", base, connID(i)), &c)
 		if len(c.Syncs) != 1 || c.Syncs[0].LastRun == nil || c.Syncs[0].LastRun.State != "completed" || c.Syncs[0].Records["Item"] != perConn {
-			must(fmt.Errorf("connections: connection %s after its first run: %+v", connID(i), c))
+			b, _ := json.Marshal(c)
+			must(fmt.Errorf("connections: connection %s after its first run: %s", connID(i), b))
 		}
 	}
 
