@@ -22,6 +22,16 @@ type ModelCount struct {
 // row.
 type ModelCounts map[[2]string]*ModelCount
 
+// ModelCountsOf gathers rows already counted (an earlier revision's, to
+// count changes onto).
+func ModelCountsOf(rows []ModelCount) ModelCounts {
+	m := make(ModelCounts, len(rows))
+	for _, c := range rows {
+		m[[2]string{c.Source, c.Model}] = &c
+	}
+	return m
+}
+
 // Row returns the row of model under sourceKey (a source, or one
 // connection of it: the row then says Connections), making it.
 func (m ModelCounts) Row(sourceKey, model string) *ModelCount {

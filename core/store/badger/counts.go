@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // CountRecords counts the records of each (source, model) in the
@@ -64,11 +66,7 @@ func (s *Snapshot) countChanges(old *Snapshot, oldCounts []ModelCount) ([]ModelC
 	if old.rev.Number > s.rev.Number {
 		return nil, fmt.Errorf("store: counts of revision %d cannot come from a later one (%d)", s.rev.Number, old.rev.Number)
 	}
-	byModel := ModelCounts{}
-	for _, c := range oldCounts {
-		c := c
-		byModel[[2]string{c.Source, c.Model}] = &c
-	}
+	byModel := store.ModelCountsOf(oldCounts)
 	err := s.Changes(old.rev.Number, func(r *StoredRecord) error {
 		mc := byModel.Row(SourceKey(r.Source, r.Connection), r.Model)
 		was, found, err := readIndex(old.txn, indexKey(SourceKey(r.Source, r.Connection), r.Model, r.ID))

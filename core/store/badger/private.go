@@ -361,8 +361,9 @@ func walkUnseenMem(idxTxn *badger.Txn, source, model string, seen map[string]str
 	return nil
 }
 
-// abortPrivate drops a private staging's changes, seen markers and
-// checkpoints.
+// abortPrivate drops a private staging's changes and seen markers, in
+// memory or spilled to its keys (its checkpoints are in memory: see
+// Staging.cps).
 func (st *Staging) abortPrivate() error {
 	st.mem.mu.Lock()
 	spilled := st.mem.spilled

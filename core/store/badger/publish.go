@@ -206,10 +206,7 @@ func (d *direct) isFresh(prefix []byte) bool {
 	if f, ok := d.fresh[string(prefix)]; ok {
 		return f
 	}
-	it := d.txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	it.Rewind()
-	f := !it.Valid()
-	it.Close()
+	f := !hasKeyUnder(d.txn, prefix)
 	if d.fresh == nil {
 		d.fresh, d.wrote = map[string]bool{}, map[string]struct{}{}
 	}

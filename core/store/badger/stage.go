@@ -286,13 +286,19 @@ func seenKey(run, source, model, id string) []byte { return strKey(pfxSeen, run,
 func (w *StageWriter) isFresh(model string) (bool, error) {
 	fresh := true
 	err := w.st.l.viewLatest(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: indexPrefix(w.source, model)})
-		defer it.Close()
-		it.Rewind()
-		fresh = !it.Valid()
+		fresh = !hasKeyUnder(txn, indexPrefix(w.source, model))
 		return nil
 	})
 	return fresh, err
+}
+
+// hasKeyUnder tells whether txn sees a key with the prefix (a model's
+// index entries: whether it has records).
+func hasKeyUnder(txn *badger.Txn, prefix []byte) bool {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	it.Rewind()
+	return it.Valid()
 }
 
 // entryPayload reads the payload of the record entry at cursor c.

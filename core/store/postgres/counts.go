@@ -126,11 +126,7 @@ func (s *Snapshot) CountChanges(old store.Snapshot, oldCounts []store.ModelCount
 	if o.closed.Load() {
 		return nil, fmt.Errorf("%w: snapshot of revision %d", store.ErrClosed, o.rev.Number)
 	}
-	byModel := store.ModelCounts{}
-	for _, c := range oldCounts {
-		c := c
-		byModel[[2]string{c.Source, c.Model}] = &c
-	}
+	byModel := store.ModelCountsOf(oldCounts)
 	// Each record changed since the older revision counts as what it is
 	// now, and no more as what it was then (if it was). Both revisions
 	// must be kept for the rows to be complete.

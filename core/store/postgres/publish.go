@@ -410,29 +410,12 @@ func (l *Layer) insertFresh(ctx context.Context, tx pgx.Tx, cs changeSet, n int6
 		FROM synclayer_staged WHERE layer_id = $1 AND run = $2
 		RETURNING source_key, model
 	)
-	SELECT split_part(source_key, $4, 1), model, count(*) FROM ins GROUP BY 1, 2`, l.id, cs.run, n, string(store.ConnSep))
+	SELECT split_part(source_key, $4, 1), model, count(*), 0::bigint, 0::bigint, 0::bigint FROM ins GROUP BY 1, 2`, l.id, cs.run, n, string(store.ConnSep))
 	if err != nil {
 		return nil, fmt.Errorf("write the new records: %w", err)
 	}
-	defer rows.Close()
-	counts := map[string]map[string]store.Counts{}
-	for _, s := range cs.sources {
-		counts[s] = map[string]store.Counts{}
-	}
-	for rows.Next() {
-		var source, model string
-		var added int64
-		if err := rows.Scan(&source, &model, &added); err != nil {
-			return nil, err
-		}
-		m := counts[source]
-		if m == nil {
-			m = map[string]store.Counts{}
-			counts[source] = m
-		}
-		m[model] = store.Counts{Added: added}
-	}
-	if err := rows.Err(); err != nil {
+	counts, err := scanCounts(rows, cs.sources)
+	if err != nil {
 		return nil, fmt.Errorf("write the new records: %w", err)
 	}
 	return counts, nil
@@ -521,10 +504,6 @@ WITH a AS (
 // countChg counts synclayer_chg by source and model: what a change that
 // gave way did is not counted, and its model is not named.
 func (l *Layer) countChg(ctx context.Context, tx pgx.Tx, sources []string) (map[string]map[string]store.Counts, error) {
-	counts := map[string]map[string]store.Counts{}
-	for _, s := range sources {
-		counts[s] = map[string]store.Counts{}
-	}
 	rows, err := tx.Query(ctx, `SELECT split_part(source_key, $1, 1), model,
 			count(*) FILTER (WHERE kind = 3 AND NOT last_deleted AND (p_action IS NULL OR p_action = 3)),
 			count(*) FILTER (WHERE kind = 3 AND NOT last_deleted AND p_action IN (1, 2)),
@@ -534,7 +513,18 @@ func (l *Layer) countChg(ctx context.Context, tx pgx.Tx, sources []string) (map[
 	if err != nil {
 		return nil, fmt.Errorf("count the changes: %w", err)
 	}
+	return scanCounts(rows, sources)
+}
+
+// scanCounts reads a revision's counts from rows of (source, model,
+// added, updated, deleted, unchanged); each of sources has an entry, with
+// changes or without.
+func scanCounts(rows pgx.Rows, sources []string) (map[string]map[string]store.Counts, error) {
 	defer rows.Close()
+	counts := map[string]map[string]store.Counts{}
+	for _, s := range sources {
+		counts[s] = map[string]store.Counts{}
+	}
 	for rows.Next() {
 		var source, model string
 		var c store.Counts
