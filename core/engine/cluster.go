@@ -109,9 +109,9 @@ func syncKeys(refs []store.SyncRef) []cluster.SyncKey {
 // coalesces into it: its id is returned, and the waiting run keeps its
 // own trigger. Otherwise the run's record is written queued.
 func (l *layer) enqueueClustered(refs []store.SyncRef, trigger string, reset, full bool) (string, error) {
-	c := l.e.cluster.Load()
-	if c == nil {
-		return "", fmt.Errorf("%w: the cluster is not open yet", ErrNotReady)
+	c, err := l.e.openCluster()
+	if err != nil {
+		return "", err
 	}
 	// Its record is written before this host's Runner may start it
 	// (claimRun takes the same lock). (Another host may start it sooner:
@@ -300,16 +300,31 @@ func (l *layer) scheduledRefs(refs []store.SyncRef) []store.SyncRef {
 // putSchedule saves a sync's schedule in the cluster (on), due first at
 // first (zero: one period from now), or deletes it.
 func (l *layer) putSchedule(ref store.SyncRef, sc schedule, on bool, first time.Time) error {
-	c := l.e.cluster.Load()
-	if c == nil {
-		return fmt.Errorf("%w: the cluster is not open yet", ErrNotReady)
-	}
-	key := cluster.SyncKey{Source: ref.Source, Connection: ref.Connection, Sync: ref.Sync}
-	if !on {
-		_, err := c.DeleteSchedule(l.e.ctx, l.cfg.Name, key)
+	c, err := l.e.openCluster()
+	if err != nil {
 		return err
 	}
-	return c.UpsertSchedule(l.e.ctx, cluster.Schedule{Layer: l.cfg.Name, SyncKey: key, Every: sc.every, Cron: sc.expr, First: first})
+	cs := l.clusterSchedule(ref, sc, first)
+	if !on {
+		_, err := c.DeleteSchedule(l.e.ctx, l.cfg.Name, cs.SyncKey)
+		return err
+	}
+	return c.UpsertSchedule(l.e.ctx, cs)
+}
+
+// clusterSchedule is the cluster's schedule of a sync of the layer.
+func (l *layer) clusterSchedule(ref store.SyncRef, sc schedule, first time.Time) cluster.Schedule {
+	key := cluster.SyncKey{Source: ref.Source, Connection: ref.Connection, Sync: ref.Sync}
+	return cluster.Schedule{Layer: l.cfg.Name, SyncKey: key, Every: sc.every, Cron: sc.expr, First: first}
+}
+
+// openCluster returns the cluster, or ErrNotReady before it is open.
+func (e *Engine) openCluster() (*cluster.Cluster, error) {
+	c := e.cluster.Load()
+	if c == nil {
+		return nil, fmt.Errorf("%w: the cluster is not open yet", ErrNotReady)
+	}
+	return c, nil
 }
 
 // connPaused tells whether a connection's sync is paused.
@@ -325,15 +340,14 @@ func connPaused(s *source, mc *conn, sync string) bool {
 // first runs of the connections spread over one period, as in
 // scheduleLoop.
 func (l *layer) upsertSchedules() error {
-	c := l.e.cluster.Load()
-	if c == nil {
-		return fmt.Errorf("%w: the cluster is not open yet", ErrNotReady)
+	c, err := l.e.openCluster()
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	var puts []cluster.Schedule
 	var dels []cluster.SyncKey
-	err := l.eachSchedule(func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error {
-		key := cluster.SyncKey{Source: ref.Source, Connection: ref.Connection, Sync: ref.Sync}
+	err = l.eachSchedule(func(s *source, mc *conn, ref store.SyncRef, sc schedule, ok bool) error {
 		var first time.Time
 		var on bool
 		if mc == nil {
@@ -344,10 +358,10 @@ func (l *layer) upsertSchedules() error {
 				first = spread(sc, now)
 			}
 		}
-		if on {
-			puts = append(puts, cluster.Schedule{Layer: l.cfg.Name, SyncKey: key, Every: sc.every, Cron: sc.expr, First: first})
+		if cs := l.clusterSchedule(ref, sc, first); on {
+			puts = append(puts, cs)
 		} else {
-			dels = append(dels, key)
+			dels = append(dels, cs.SyncKey)
 		}
 		return nil
 	})
