@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,9 +22,8 @@ type revisionList struct {
 	} `json:"revisions"`
 }
 
-// busy tells whether a sync of the layer is queued or running, as the host
-// sees it.
-func (h *host) busy(layer string) bool {
+// syncStates are the states of the layer's syncs as the host sees them.
+func (h *host) syncStates(layer string) []string {
 	h.t.Helper()
 	var st struct {
 		Sources []struct {
@@ -33,14 +33,21 @@ func (h *host) busy(layer string) bool {
 		} `json:"sources"`
 	}
 	h.call("GET", "/v1/layers/"+layer, nil, 200, &st)
+	var out []string
 	for _, s := range st.Sources {
 		for _, y := range s.Syncs {
-			if y.State == "queued" || y.State == "running" {
-				return true
-			}
+			out = append(out, y.State)
 		}
 	}
-	return false
+	return out
+}
+
+// busy tells whether a sync of the layer is queued or running, as the host
+// sees it.
+func (h *host) busy(layer string) bool {
+	h.t.Helper()
+	states := h.syncStates(layer)
+	return slices.Contains(states, "queued") || slices.Contains(states, "running")
 }
 
 // idle waits until no sync of the layer is queued or running.
@@ -64,23 +71,11 @@ func (h *host) waitRunning(layer string, timeout time.Duration) {
 	h.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		var st struct {
-			Sources []struct {
-				Syncs []struct {
-					State string `json:"state"`
-				} `json:"syncs"`
-			} `json:"sources"`
+		states := h.syncStates(layer)
+		if slices.Contains(states, "running") {
+			return
 		}
-		h.call("GET", "/v1/layers/"+layer, nil, 200, &st)
-		queued := false
-		for _, s := range st.Sources {
-			for _, y := range s.Syncs {
-				if y.State == "running" {
-					return
-				}
-				queued = queued || y.State == "queued"
-			}
-		}
+		queued := slices.Contains(states, "queued")
 		if !queued {
 			return // nothing waits to run: the run came and went
 		}
