@@ -3,7 +3,6 @@ package plugin
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 )
 
 // The plugin connection's security. Each plugin listens on a Unix socket
@@ -53,7 +52,7 @@ func (m *Manager) removeSocketDir() {
 	dir := m.sockDir
 	m.sockDir = ""
 	m.mu.Unlock()
-	if dir != "" && filepath.IsAbs(dir) {
+	if dir != "" {
 		os.RemoveAll(dir)
 	}
 }
