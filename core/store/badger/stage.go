@@ -895,30 +895,57 @@ func (st *Staging) Abort() error {
 	return txn.CommitAt(l.nextTS(), nil)
 }
 
-// bloom is a plain Bloom filter over 64-bit hashes (k=6), used to tell that
-// a record id was certainly not written earlier in a run.
+// bloom is a blocked Bloom filter over 64-bit hashes, used to tell that a
+// record id was certainly not written earlier in a run: a hash picks one
+// block of 512 bits (a cache line) and sets bloomK bits in it, so an add or
+// a test reads one cache line and divides nothing. (The plain filter it
+// replaces, six words anywhere in a MiB each found with a division, was 3%
+// of the host's CPU in a 1,000,000-record ingest.) A blocked filter has a
+// slightly higher false-positive rate for the same size; a false positive
+// only costs a lookup.
 type bloom struct{ bits []uint64 }
 
+const (
+	bloomK          = 6
+	bloomBlockWords = 8 // 512 bits
+)
+
+// newBloom makes a filter of nbits, a power of two of at least 512.
 func newBloom(nbits int) bloom { return bloom{bits: make([]uint64, nbits/64)} }
 
-func (b *bloom) positions(h uint64, fn func(i uint64) bool) bool {
-	n := uint64(len(b.bits) * 64)
-	h1, h2 := h, h>>32|h<<32
-	for i := uint64(0); i < 6; i++ {
-		if !fn((h1 + i*h2) % n) {
-			return false
-		}
+// block returns the block of h and the mask of bits of h in each of its
+// words.
+func (b *bloom) block(h uint64) (blk *[bloomBlockWords]uint64, mask [bloomBlockWords]uint64) {
+	blocks := uint64(len(b.bits) / bloomBlockWords)
+	i := (h & (blocks - 1)) * bloomBlockWords
+	blk = (*[bloomBlockWords]uint64)(b.bits[i : i+bloomBlockWords])
+	// The positions come from a remix of h, independent of the low bits
+	// that chose the block: bloomK positions of 9 bits each.
+	r := (h>>32 | h<<32) * 0x9e3779b97f4a7c15
+	for k := 0; k < bloomK; k++ {
+		pos := r >> (64 - 9)
+		r <<= 9
+		mask[pos/64] |= 1 << (pos % 64)
 	}
-	return true
+	return blk, mask
 }
 
 func (b *bloom) add(h uint64) {
-	b.positions(h, func(i uint64) bool { b.bits[i/64] |= 1 << (i % 64); return true })
+	blk, mask := b.block(h)
+	for i := range blk {
+		blk[i] |= mask[i]
+	}
 }
 
 func (b *bloom) has(h uint64) bool {
 	if b.bits == nil {
 		return false
 	}
-	return b.positions(h, func(i uint64) bool { return b.bits[i/64]&(1<<(i%64)) != 0 })
+	blk, mask := b.block(h)
+	for i := range blk {
+		if blk[i]&mask[i] != mask[i] {
+			return false
+		}
+	}
+	return true
 }
