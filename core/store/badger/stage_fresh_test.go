@@ -67,8 +67,19 @@ func TestFreshModelFindsItsOwnRecordsAcrossFlushes(t *testing.T) {
 	if err := w.Apply([]Change{save("M", "a", "1"), save("M", "b", "1"), save("M", "a", "2")}); err != nil {
 		t.Fatal(err)
 	}
+	// Its last checkpoint flushes it: the filter is made only if a change
+	// follows, and then it has the flushed ids.
+	if err := w.Checkpoint("sync", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
 	if w.seen.bits != nil {
 		t.Fatal("a run of three records made the filter of written ids")
+	}
+	if err := w.Apply([]Change{save("M", "b", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	if w.seen.bits == nil || w.flushed != nil {
+		t.Fatal("a change after a flush did not make the filter from the flushed ids")
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
