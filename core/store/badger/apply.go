@@ -44,6 +44,30 @@ type applier struct {
 	vlog    *vlogWrites
 	arena   []byte
 	compact []byte // a payload without its white space, until copied
+	// shape is what is known of the JSON of the change being applied.
+	shape payloadShape
+}
+
+// payloadShape is what a caller already knows of a change's JSON, so that
+// the applier does not check it twice.
+type payloadShape uint8
+
+const (
+	shapeUnchecked payloadShape = iota // checked by the applier
+	shapeCompact                       // a valid object without white space
+	shapeSpaced                        // a valid object with white space to remove
+)
+
+// checkShape returns the shape of a payload: shapeUnchecked if it is not
+// a valid JSON object.
+func checkShape(data []byte) payloadShape {
+	switch ok, ws := jsonvalid.ValidObjectWS(data); {
+	case !ok:
+		return shapeUnchecked
+	case ws:
+		return shapeSpaced
+	}
+	return shapeCompact
 }
 
 // arenaChunk is the size of the chunks keys and values are cut from: one
@@ -149,11 +173,13 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 		// objects are stored. (An unchanged payload was checked when it
 		// was first stored.) They are stored compact; the hash stays the
 		// connector's bytes', so a resend of them is still unchanged.
-		ok, ws := jsonvalid.ValidObjectWS(c.Data)
-		if !ok {
-			return errNotObject
+		shape := a.shape
+		if shape == shapeUnchecked {
+			if shape = checkShape(c.Data); shape == shapeUnchecked {
+				return errNotObject
+			}
 		}
-		if ws {
+		if shape == shapeSpaced {
 			a.compact = jsonvalid.Compact(a.compact[:0], c.Data)
 			payload = a.compact
 		}

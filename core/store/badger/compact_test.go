@@ -8,10 +8,24 @@ import (
 
 // TestRecordsAreStoredCompact: a record sent with white space is stored
 // and read compact, strings untouched; sending the same bytes again is
-// unchanged; a compact record is stored as it is.
+// unchanged; a compact record is stored as it is. Runs staging in place and
+// privately (their records checked once, when staged) store the same.
 func TestRecordsAreStoredCompact(t *testing.T) {
+	t.Run("in place", func(t *testing.T) { testRecordsAreStoredCompact(t, false) })
+	t.Run("privately", func(t *testing.T) { testRecordsAreStoredCompact(t, true) })
+}
+
+func testRecordsAreStoredCompact(t *testing.T, private bool) {
 	s, l := openLayer(t, t.TempDir())
 	defer s.Close()
+	if private {
+		// While a run stages in place, the others stage privately.
+		hold, err := l.beginStaging("run_hold")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hold.Abort()
+	}
 	spaced := "{\n  \"id\": \"a\",\n  \"title\": \"two  spaces\",\n  \"tags\": [ \"x\" , \"y\" ]\n}"
 	compact := `{"id":"b","title":" edge "}`
 	runChanges(t, l, "run_1", Change{Model: "Post", ID: "a", Data: []byte(spaced)}, Change{Model: "Post", ID: "b", Data: []byte(compact)})

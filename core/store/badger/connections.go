@@ -125,7 +125,7 @@ func (l *Layer) deleteConnection(info PublishInfo, source, id string) (Revision,
 		}
 		_, model, rid := splitIndexKey(it.Item().Key())
 		c := Change{Model: model, ID: rid, Delete: true}
-		if err := d.apply(key, WriterOptions{}, &c); err != nil {
+		if err := d.apply(key, WriterOptions{}, &c, shapeUnchecked); err != nil {
 			it.Close()
 			return d.fail(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 // Private staging.
@@ -52,6 +51,7 @@ var privateMemBytes = 1 << 20 // a variable for tests
 type memChange struct {
 	source string
 	c      Change
+	shape  payloadShape // of a save: checked by applyPrivate
 }
 
 // privateMem is what a private staging holds in memory until it spills.
@@ -131,11 +131,18 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 		return ErrClosed
 	}
 	size := 0
+	w.shapes = w.shapes[:0]
 	for i := range changes {
 		c := &changes[i]
-		if !c.Delete && !jsonvalid.ValidObject(c.Data) {
-			return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
+		shape := shapeUnchecked
+		if !c.Delete {
+			// Checked here so that a bad record fails the run where it
+			// came; what memory keeps is not checked again at the publish.
+			if shape = checkShape(c.Data); shape == shapeUnchecked {
+				return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
+			}
 		}
+		w.shapes = append(w.shapes, shape)
 		size += memSize(c)
 	}
 	if kept, err := w.keepPrivate(changes, size); kept || err != nil {
@@ -189,7 +196,7 @@ func (w *StageWriter) keepPrivate(changes []Change, size int) (kept bool, err er
 					m.seen[k][c.ID] = struct{}{}
 				}
 			}
-			m.changes = append(m.changes, memChange{source: w.source, c: c})
+			m.changes = append(m.changes, memChange{source: w.source, c: c, shape: w.shapes[i]})
 		}
 		m.bytes += size
 		return true, nil
@@ -269,7 +276,7 @@ func (st *Staging) replayPrivate(info PublishInfo) (Revision, error) {
 	if inMem {
 		for i := range mem {
 			c := mem[i].c
-			if err := d.apply(mem[i].source, opts[mem[i].source], &c); err != nil {
+			if err := d.apply(mem[i].source, opts[mem[i].source], &c, mem[i].shape); err != nil {
 				return d.fail(fmt.Errorf("store: publish run %s: %w", st.run, err))
 			}
 		}
@@ -308,7 +315,7 @@ func (st *Staging) replayKeys(d *direct, read *badger.Txn, opts map[string]Write
 			return err
 		})
 		if err == nil {
-			err = d.apply(source, opts[source], &c)
+			err = d.apply(source, opts[source], &c, shapeUnchecked)
 		}
 		if err == nil {
 			err = d.del(it.Item().KeyCopy(nil))
@@ -332,7 +339,7 @@ func (st *Staging) deleteUnseenPrivate(d *direct, read *badger.Txn, source, mode
 		c := Change{Model: model, ID: string(id), Delete: true}
 		// As in place (deleteUnseen): the merging strategy holds for
 		// the deletes of track_deletes.
-		return d.apply(source, WriterOptions{IgnoreIfModifiedAfter: st.ignoreIfModifiedAfter(source, model)}, &c)
+		return d.apply(source, WriterOptions{IgnoreIfModifiedAfter: st.ignoreIfModifiedAfter(source, model)}, &c, shapeUnchecked)
 	}
 	if inMem {
 		st.mem.mu.Lock()

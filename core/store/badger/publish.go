@@ -56,7 +56,7 @@ func (l *Layer) publishChanges(info PublishInfo, batches []Batch) (Revision, err
 	for i := range batches {
 		b := &batches[i]
 		for j := range b.Changes {
-			if err := d.apply(b.Source, b.Options, &b.Changes[j]); err != nil {
+			if err := d.apply(b.Source, b.Options, &b.Changes[j], shapeUnchecked); err != nil {
 				return d.fail(err)
 			}
 		}
@@ -158,8 +158,9 @@ func (d *direct) applierFor(source string, opts WriterOptions) *applier {
 	return a
 }
 
-// apply applies one change of a source key.
-func (d *direct) apply(source string, opts WriterOptions, c *Change) error {
+// apply applies one change of a source key; shape is what is known of its
+// JSON (shapeUnchecked: nothing).
+func (d *direct) apply(source string, opts WriterOptions, c *Change, shape payloadShape) error {
 	if d.inCommit >= commitChanges || d.bytesInCommit >= commitBytes {
 		if err := d.commitPart(); err != nil {
 			return err
@@ -167,6 +168,8 @@ func (d *direct) apply(source string, opts WriterOptions, c *Change) error {
 	}
 	a := d.applierFor(source, opts)
 	a.w = d.txn
+	a.shape = shape
+	defer func() { a.shape = shapeUnchecked }()
 	cs := []Change{*c}
 	if byID(c) {
 		var err error

@@ -194,6 +194,8 @@ type StageWriter struct {
 	closed  bool
 	// staged counts the changes a private writer wrote since its last flush.
 	staged int
+	// shapes are those of the batch a private writer is applying.
+	shapes []payloadShape
 	// it walks the record index for lookups (see lookup).
 	it    *badger.Iterator
 	itTxn *badger.Txn
