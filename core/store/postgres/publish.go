@@ -162,6 +162,7 @@ func (st *Staging) Publish(info store.PublishInfo) (store.Revision, error) {
 		defer l.rec.bg.Done()
 		l.dropPublished(st.run, cs.maxSeq)
 		if cs.maxSeq >= settleAfter {
+			l.rec.settles.Add(1)
 			select {
 			case l.rec.settle <- struct{}{}:
 			default: // one is already asked for

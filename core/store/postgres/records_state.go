@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/synclayer/synclayer/core/store"
@@ -28,6 +29,8 @@ type recordsState struct {
 	// settle asks the pruner to vacuum and analyze the record table
 	// after a large publish (settleRecords).
 	settle chan struct{}
+	// settles counts the publishes that asked for it (tests).
+	settles atomic.Int64
 	// bg counts the drops of published runs' staged rows under way.
 	bg sync.WaitGroup
 }

@@ -117,11 +117,13 @@ func TestLargePublishSettlesTheRecords(t *testing.T) {
 		l.rec.bg.Wait()
 	}
 	publish("run_small", 10)
-	time.Sleep(200 * time.Millisecond)
-	if vacuumed() {
-		t.Fatal("a publish of 10 records vacuumed the record table")
+	if n := l.rec.settles.Load(); n != 0 {
+		t.Fatalf("a publish of 10 records asked to vacuum the record table (%d)", n)
 	}
 	publish("run_large", 1500)
+	if n := l.rec.settles.Load(); n != 1 {
+		t.Fatalf("a publish of 1,500 records asked to vacuum the record table %d times, want once", n)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for !vacuumed() {
 		if time.Now().After(deadline) {
