@@ -93,8 +93,10 @@ func names(m map[string]bool) string {
 // A record's id is its top-level "id" attribute, a string or a number (a
 // number's JSON text becomes the id: 17 → "17"). A record that is not a JSON
 // object, or has no usable id, is an error naming the model and the record's
-// index; the records before it have been written. Saving a record identical
-// to the stored one changes nothing in the host.
+// index; the records before it have been written. A record may not have a
+// top-level "_metadata" attribute (the host adds its own there): the host
+// fails a run that sends one. Saving a record identical to the stored one
+// changes nothing in the host.
 func (w *Writer) Save(ctx context.Context, model string, records ...any) error {
 	if err := w.checkModel(ctx, "Save", model); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -429,6 +430,7 @@ func TestBadConnectorOutputFailsRunAndPublishesNothing(t *testing.T) {
 	for _, tc := range []struct{ mode, want string }{
 		{"undeclared", `model "Ghost", which this sync does not declare`},
 		{"noid", "record without an id"},
+		{"reserved", "top-level _metadata field, which synclayer reserves"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			env.writeFile("src.mode", tc.mode)
@@ -778,4 +780,48 @@ func TestLayerLookupDuringStartIsRaceFree(t *testing.T) {
 		t.Fatalf("after start: %v", err)
 	}
 	stopEngine(e)
+}
+
+// A payload webhook whose record the store would refuse (not JSON, or with
+// the reserved _metadata key) is set aside alone: the store refuses a whole
+// publish for one bad record, and the webhooks after it must not wait
+// behind it.
+func TestBadWebhookRecordIsSetAsideAlone(t *testing.T) {
+	env := newTestEnv(t, "")
+	env.writeConfig(testConfig([2]string{"src", `mode = "ok"
+records = 0`}))
+	e := env.start()
+	if rs := waitRunEnd(t, e, "lay", runs(t, e, "lay")[0].ID); rs.State != store.RunCompleted {
+		t.Fatalf("startup run %+v", rs.Run)
+	}
+	ctx := testCtx(t)
+	for _, body := range []string{
+		`raw:b1:{"id":"b1","a":}`,
+		`raw:b2:{"id":"b2","\u005fmetadata":1}`,
+		`raw:good:{"id":"good","n":1}`,
+	} {
+		req := httptest.NewRequest("POST", "/hooks/sources/lay/src", strings.NewReader(body))
+		if err := e.ReceiveWebhook(ctx, "lay", "src", "", req, []byte(body)); err != nil {
+			t.Fatalf("webhook %s: %v", body, err)
+		}
+	}
+	live := func(id string) bool {
+		_, ok := liveWho(t, e, store.Query{})["<nil>/"+id]
+		return ok
+	}
+	waitUntil(t, "the good webhook's record", func() bool { return live("good") })
+	if live("b1") || live("b2") {
+		t.Fatal("a bad webhook's record was stored")
+	}
+	var reasons []string
+	for _, ev := range events(t, e, "lay") {
+		if ev.Type == "webhook.failed" {
+			reasons = append(reasons, ev.Message)
+		}
+	}
+	if len(reasons) != 2 || !strings.Contains(reasons[0]+reasons[1], "not a valid JSON object") || !strings.Contains(reasons[0]+reasons[1], "_metadata") {
+		t.Fatalf("webhook.failed events %q, want the two bad webhooks with their reasons", reasons)
+	}
+	db, _ := e.Store("lay")
+	waitUntil(t, "an empty inbox", func() bool { return db.InboxDepth() == 0 })
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	mathrand "math/rand/v2"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -557,85 +556,19 @@ func validate(in []plugin.Change, allowed map[string]bool) ([]store.Change, erro
 			if len(c.Data) > MaxRecordBytes {
 				return nil, fmt.Errorf("record %s/%s is %d bytes, more than the limit of %d", c.Model, c.ID, len(c.Data), MaxRecordBytes)
 			}
-			// The store checks the whole JSON of what it writes (not of
-			// unchanged records); here only its shape.
+			// The store checks the whole JSON of what it writes, reserved
+			// _metadata key included, in the walk that validates it (an
+			// unchanged record was checked when first stored); here only
+			// its shape.
 			d := bytes.TrimSpace(c.Data)
 			if len(d) < 2 || d[0] != '{' || d[len(d)-1] != '}' {
 				return nil, fmt.Errorf("record %s/%s is not a JSON object", c.Model, c.ID)
-			}
-			if (mentionsMetadata(d) || escapesMetadataLetter(d)) && hasTopLevelKey(d, "_metadata") {
-				return nil, fmt.Errorf("record %s/%s has a top-level _metadata field, which synclayer reserves", c.Model, c.ID)
 			}
 			c.Data = d
 		}
 		out[i] = store.Change{Model: c.Model, ID: c.ID, Data: c.Data, Delete: c.Delete}
 	}
 	return out, nil
-}
-
-// mentionsMetadata tells whether the object d contains "_metadata" (quotes
-// included), as bytes.Contains would, found from the underscores: a JSON
-// object is full of quotes, and bytes.Contains stopped at each of them (a
-// seventh of the host's CPU in a re-sync of unchanged 1 KiB records).
-func mentionsMetadata(d []byte) bool {
-	const key = `_metadata"`
-	for i := 1; i < len(d); i++ { // d[0] is '{'
-		j := bytes.IndexByte(d[i:], '_')
-		if j < 0 {
-			return false
-		}
-		i += j
-		if d[i-1] == '"' && bytes.HasPrefix(d[i:], []byte(key)) {
-			return true
-		}
-	}
-	return false
-}
-
-// escapesMetadataLetter tells whether d holds a \u escape of a character of
-// "_metadata" (`"\u005fmetadata"` is the key _metadata to a JSON decoder,
-// and mentionsMetadata does not see it). Encoders escape only quotes,
-// backslashes, control and a few HTML characters, never these letters, so
-// real records do not pay hasTopLevelKey's full decode for it.
-func escapesMetadataLetter(d []byte) bool {
-	for {
-		i := bytes.Index(d, []byte(`\u00`))
-		if i < 0 || i+6 > len(d) {
-			return false
-		}
-		if c, ok := hexByte(d[i+4], d[i+5]); ok && strings.IndexByte("_metad", c) >= 0 {
-			return true
-		}
-		d = d[i+4:]
-	}
-}
-
-// hexByte is the byte two hexadecimal digits spell.
-func hexByte(hi, lo byte) (byte, bool) {
-	h, ok1 := unhex(hi)
-	l, ok2 := unhex(lo)
-	return h<<4 | l, ok1 && ok2
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-func hasTopLevelKey(obj []byte, key string) bool {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(obj, &m) != nil {
-		return false
-	}
-	_, ok := m[key]
-	return ok
 }
 
 // releaseSlots gives back a run's slots (while it waits to retry).

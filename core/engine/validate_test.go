@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bytes"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -28,14 +26,6 @@ func TestValidate(t *testing.T) {
 		{"null", plugin.Change{Model: "Post", ID: "1", Data: []byte(`null`)}, "not a JSON object"},
 		{"nothing", plugin.Change{Model: "Post", ID: "1"}, "not a JSON object"},
 		{"broken", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"id":`)}, "not a JSON object"},
-		{"_metadata", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"id":"1","_metadata":{"source":"x"}}`)}, "_metadata"},
-		{"_metadata null", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"_metadata":null}`)}, "_metadata"},
-		{"nested _metadata", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"id":"1","x":{"_metadata":1}}`)}, ""},
-		{"_metadata escaped", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"id":"1","\u005fmetadata":{"source":"x"}}`)}, "_metadata"},
-		{"_metadata escaped in capitals", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"\u005Fm\u0065tadata":1}`)}, "_metadata"},
-		{"_metadata escaped as a nested key", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"x":{"\u005fmetadata":1}}`)}, ""},
-		{"other escapes", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"html":"\u003cb\u003e\u005f","\u00e9t\u00e9":"\\u005fmetadata"}`)}, ""},
-		{"_metadata as a value", plugin.Change{Model: "Post", ID: "1", Data: []byte(`{"id":"1","k":"_metadata"}`)}, ""},
 		{"undeclared model", plugin.Change{Model: "Ghost", ID: "1", Data: []byte(`{}`)}, `model "Ghost", which this sync does not declare`},
 		{"empty model", plugin.Change{Model: "", ID: "1", Data: []byte(`{}`)}, "does not declare"},
 		{"no id", plugin.Change{Model: "Post", ID: "", Data: []byte(`{}`)}, "without an id"},
@@ -80,37 +70,4 @@ func TestValidate(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Post/bad") {
 		t.Errorf("batch with one bad change: %v, want an error naming Post/bad", err)
 	}
-}
-
-// mentionsMetadata answers as bytes.Contains(d, `"_metadata"`) does, for
-// underscores anywhere: first, last, doubled, in other keys and values.
-func TestMentionsMetadataIsContains(t *testing.T) {
-	parts := []string{`"`, `_`, `__`, `_metadata`, `"_metadata"`, `_metadata"`, `"_metadat`, `a`, `:`, `"x_y"`, `\"`, `"__metadata"`}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for n := 0; n < 20000; n++ {
-		var b strings.Builder
-		b.WriteString("{")
-		for k := rng.IntN(8); k > 0; k-- {
-			b.WriteString(parts[rng.IntN(len(parts))])
-		}
-		b.WriteString("}")
-		d := []byte(b.String())
-		if got, want := mentionsMetadata(d), bytes.Contains(d, []byte(`"_metadata"`)); got != want {
-			t.Fatalf("mentionsMetadata(%s) = %v, bytes.Contains %v", d, got, want)
-		}
-	}
-}
-
-func BenchmarkMentionsMetadata(b *testing.B) {
-	d := []byte(`{"id":"item-0000001","n":1,"data":"` + strings.Repeat("abcdefghij", 100) + `"}`)
-	b.Run("underscores", func(b *testing.B) {
-		for b.Loop() {
-			mentionsMetadata(d)
-		}
-	})
-	b.Run("bytes.Contains", func(b *testing.B) {
-		for b.Loop() {
-			bytes.Contains(d, []byte(`"_metadata"`))
-		}
-	})
 }

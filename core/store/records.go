@@ -3,7 +3,20 @@ package store
 import (
 	"errors"
 	"time"
+
+	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
+
+// CheckRecord checks a record's JSON as every driver checks what it writes:
+// one JSON object, without the top-level key _metadata (however spelled),
+// which readers add. A write with a record that fails it fails whole; a
+// caller that gathers records of several origins into one write (the
+// payload webhook inbox) checks each origin's first, so that one bad
+// webhook is set aside alone.
+func CheckRecord(data []byte) error {
+	_, err := jsonvalid.Record(data)
+	return err
+}
 
 // Batch is one source's changes in a direct publish.
 type Batch struct {

@@ -29,7 +29,8 @@
 // quoting the token too.
 //
 // Payload webhooks: every request verifies; HandleWebhook sends records
-// Item changes, in batches of 1,000.
+// Item changes, in batches of 1,000, or for a body "raw:<id>:<bytes>" the
+// one Item <id> of exactly those bytes.
 //
 // Models: Item, Note. Syncs: items (Item, Note). Only the modes notes (the
 // Items of ok, then Notes n1 and n2) and delete_by_id (deletes of n1, 1 and
@@ -182,6 +183,11 @@ func (server) HandleWebhook(req *connectorv1.WebhookRequest, stream connectorv1.
 	if err != nil {
 		return err
 	}
+	if id, data, ok := strings.Cut(strings.TrimPrefix(string(req.GetBody()), "raw:"), ":"); ok && strings.HasPrefix(string(req.GetBody()), "raw:") {
+		// "raw:<id>:<bytes>": one Item of exactly those bytes.
+		c := &connectorv1.Change{Model: "Item", Id: id, Data: []byte(data)}
+		return stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Batch{Batch: &connectorv1.RecordBatch{Changes: []*connectorv1.Change{c}}}})
+	}
 	for from := 1; from <= cfg.Records; from += 1000 {
 		batch := items(from, min(from+999, cfg.Records))
 		if err := stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Batch{Batch: &connectorv1.RecordBatch{Changes: batch}}}); err != nil {
@@ -268,6 +274,13 @@ func (server) Sync(req *connectorv1.SyncRequest, stream connectorv1.Connector_Sy
 		return send(
 			&connectorv1.Change{Model: "Item", Id: "ok", Data: []byte(`{"id":"ok"}`)},
 			&connectorv1.Change{Model: "Ghost", Id: "g1", Data: []byte(`{"id":"g1"}`)},
+		)
+	case "reserved":
+		// The reserved key, spelled with an escape (a decoder reads
+		// _metadata).
+		return send(
+			&connectorv1.Change{Model: "Item", Id: "ok", Data: []byte(`{"id":"ok"}`)},
+			&connectorv1.Change{Model: "Item", Id: "r1", Data: []byte(`{"id":"r1","\u005fmetadata":{"source":"x"}}`)},
 		)
 	case "noid":
 		return send(

@@ -12,7 +12,6 @@ import (
 )
 
 var (
-	errNotObject      = errors.New("the record is not a valid JSON object")
 	errTooManyChanges = errors.New("a run may write at most 4,294,967,294 changes (cursors number them with 32 bits): split the sync")
 )
 
@@ -58,16 +57,16 @@ const (
 	shapeSpaced                        // a valid object with white space to remove
 )
 
-// checkShape returns the shape of a payload: shapeUnchecked if it is not
-// a valid JSON object.
-func checkShape(data []byte) payloadShape {
-	switch ok, ws := jsonvalid.ValidObjectWS(data); {
-	case !ok:
-		return shapeUnchecked
+// checkShape checks a payload before it is stored (jsonvalid.Record: a JSON
+// object without the reserved _metadata key) and returns its shape.
+func checkShape(data []byte) (payloadShape, error) {
+	switch ws, err := jsonvalid.Record(data); {
+	case err != nil:
+		return shapeUnchecked, err
 	case ws:
-		return shapeSpaced
+		return shapeSpaced, nil
 	}
-	return shapeCompact
+	return shapeCompact, nil
 }
 
 // arenaChunk is the size of the chunks keys and values are cut from: one
@@ -175,8 +174,9 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 		// connector's bytes', so a resend of them is still unchanged.
 		shape := a.shape
 		if shape == shapeUnchecked {
-			if shape = checkShape(c.Data); shape == shapeUnchecked {
-				return errNotObject
+			var err error
+			if shape, err = checkShape(c.Data); err != nil {
+				return err
 			}
 		}
 		if shape == shapeSpaced {

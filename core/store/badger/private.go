@@ -138,8 +138,9 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 		if !c.Delete {
 			// Checked here so that a bad record fails the run where it
 			// came; what memory keeps is not checked again at the publish.
-			if shape = checkShape(c.Data); shape == shapeUnchecked {
-				return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
+			var err error
+			if shape, err = checkShape(c.Data); err != nil {
+				return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, err)
 			}
 		}
 		w.shapes = append(w.shapes, shape)

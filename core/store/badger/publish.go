@@ -35,8 +35,10 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 	// for bad input.
 	for _, b := range batches {
 		for i := range b.Changes {
-			if c := &b.Changes[i]; !c.Delete && !jsonvalid.ValidObject(c.Data) {
-				return Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, errNotObject)
+			if c := &b.Changes[i]; !c.Delete {
+				if _, err := jsonvalid.Record(c.Data); err != nil {
+					return Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, err)
+				}
 			}
 		}
 	}

@@ -203,8 +203,10 @@ func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (s
 	}
 	for _, b := range batches {
 		for i := range b.Changes {
-			if c := &b.Changes[i]; !c.Delete && !jsonvalid.ValidObject(c.Data) {
-				return store.Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, errNotObject)
+			if c := &b.Changes[i]; !c.Delete {
+				if _, err := jsonvalid.Record(c.Data); err != nil {
+					return store.Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, err)
+				}
 			}
 		}
 	}

@@ -340,9 +340,9 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 				w.st.byID.Store(true)
 			}
 		} else {
-			ok, ws := jsonvalid.ValidObjectWS(c.Data)
-			if !ok {
-				w.err = fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, errNotObject)
+			ws, err := jsonvalid.Record(c.Data)
+			if err != nil {
+				w.err = fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, err)
 				return w.err
 			}
 			// The hash is of the connector's bytes (a resend of them is
@@ -369,8 +369,6 @@ func (w *StageWriter) Apply(changes []store.Change) error {
 	}
 	return nil
 }
-
-var errNotObject = errors.New("the record is not a valid JSON object")
 
 // stagedCols are the columns a writer copies into synclayer_staged.
 var stagedCols = []string{"layer_id", "run", "seq", "source_key", "model", "id", "deleted", "payload", "hash"}

@@ -245,6 +245,59 @@ func testRecords(t *testing.T, d Driver) {
 		}
 	})
 
+	// Readers add _metadata to every record: a record may not have it at
+	// its top level, however its key is spelled, staged in place, staged
+	// beside another run or published directly. Nested, or as a value, it
+	// is the record's own.
+	test(t, d, "ReservedKeyRejected", func(t *testing.T, e *env) {
+		l := e.l
+		publish(t, l, "run_0", "shop", save("M", "ok", "1"))
+		rejected := func(what string, err error) {
+			t.Helper()
+			if err == nil || !strings.Contains(err.Error(), "_metadata") {
+				t.Fatalf("%s: error %v, want one about _metadata", what, err)
+			}
+		}
+		for i, bad := range []string{`{"_metadata":{"source":"x"}}`, `{"id":"a","\u005fmetadata":1}`, `{ "_metadata" : null }`} {
+			for _, beside := range []bool{false, true} {
+				var other store.Staging
+				if beside {
+					var err error
+					if other, err = l.BeginStaging(fmt.Sprintf("run_other_%d", i)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				st, err := l.BeginStaging(fmt.Sprintf("run_bad_%d_%v", i, beside))
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := st.Writer("shop", store.WriterOptions{})
+				err = w.Apply([]store.Change{save("M", "good", "x"), {Model: "M", ID: "a", Data: []byte(bad)}})
+				if err == nil {
+					err = w.Close()
+				}
+				if err == nil {
+					_, err = st.Publish(store.PublishInfo{Trigger: "manual"})
+				}
+				rejected(fmt.Sprintf("staging %s (beside another run: %v)", bad, beside), err)
+				_ = st.Abort()
+				if other != nil {
+					_ = other.Abort()
+				}
+			}
+			_, err := l.PublishChanges(store.PublishInfo{Trigger: "webhook"}, []store.Batch{{Source: "shop",
+				Changes: []store.Change{save("M", "good", "x"), {Model: "M", ID: "a", Data: []byte(bad)}}}})
+			rejected("direct publish of "+bad, err)
+		}
+		if got, page := readAll(t, l, store.Query{}); ids(got) != "ok" || page.Revision.Number != 1 {
+			t.Fatalf("after rejected change sets: %s at revision %d", ids(got), page.Revision.Number)
+		}
+		publish(t, l, "run_1", "shop", store.Change{Model: "M", ID: "n", Data: []byte(`{"id":"n","x":{"_metadata":1},"k":"_metadata","_metadata2":1}`)})
+		if got, _ := readAll(t, l, store.Query{}); ids(got) != "ok n" {
+			t.Fatalf("records %s, want ok n", ids(got))
+		}
+	})
+
 	// A run's changes are invisible until it publishes, then all visible at
 	// once: readers during the publish see revision 1 whole or revision 2
 	// whole.

@@ -3,7 +3,44 @@
 // the same whichever stored it).
 package jsonvalid
 
-import "encoding/binary"
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+)
+
+// ReservedKey is the top-level key a record may not have: readers add
+// their own _metadata to every record (SPEC §4).
+const ReservedKey = "_metadata"
+
+// Errors of Record.
+var (
+	ErrNotObject = errors.New("the record is not a valid JSON object")
+	ErrReserved  = errors.New("the record has a top-level _metadata field, which synclayer reserves")
+)
+
+// Record checks the JSON of a record about to be stored: nil if b is
+// exactly one JSON object (as ValidObject) without the top-level key
+// _metadata, however that key is spelled ("\u005fmetadata" is the same key
+// to a decoder); ws tells whether Compact would shorten it. It is one walk
+// of b: the key check costs a length comparison per top-level key.
+func Record(b []byte) (ws bool, err error) {
+	var st state
+	if !object(b, &st) {
+		return st.ws, ErrNotObject
+	}
+	if st.reserved {
+		return st.ws, ErrReserved
+	}
+	return st.ws, nil
+}
+
+// state is what a walk learns besides validity.
+type state struct {
+	ws       bool // insignificant white space seen
+	reserved bool // the top-level key ReservedKey seen
+}
 
 // ValidObject reports whether b is exactly one JSON object (surrounding
 // white space allowed), by the grammar of RFC 8259 as encoding/json.Valid
@@ -19,20 +56,42 @@ func ValidObject(b []byte) bool {
 // insignificant white space (between tokens, or around the object): whether
 // Compact would shorten it.
 func ValidObjectWS(b []byte) (ok, ws bool) {
+	var st state
+	ok = object(b, &st)
+	return ok, st.ws
+}
+
+// object walks b, which must be one JSON object with white space around it
+// allowed, and tells whether it is.
+func object(b []byte, st *state) bool {
 	i := skipWS(b, 0)
-	ws = i > 0
+	st.ws = i > 0
 	if i >= len(b) || b[i] != '{' {
-		return false, ws
+		return false
 	}
-	i, ok = value(b, i, 0, &ws)
+	i, ok := value(b, i, 0, st)
 	if !ok {
-		return false, ws
+		return false
 	}
 	if j := skipWS(b, i); j != i {
-		ws = true
+		st.ws = true
 		i = j
 	}
-	return i == len(b), ws
+	return i == len(b)
+}
+
+// reservedKey tells whether the quoted key q is ReservedKey.
+func reservedKey(q []byte) bool {
+	raw := q[1 : len(q)-1]
+	if string(raw) == ReservedKey {
+		return true
+	}
+	if len(raw) < len(ReservedKey) || bytes.IndexByte(raw, '\\') < 0 {
+		return false
+	}
+	// Spelled with escapes (rare): decode it.
+	var k string
+	return json.Unmarshal(q, &k) == nil && k == ReservedKey
 }
 
 // Compact appends valid JSON src to dst without its insignificant white
@@ -85,7 +144,8 @@ func skipWS(b []byte, i int) int {
 
 // value parses the JSON value at b[i:] (no leading white space) and returns
 // the index after it.
-func value(b []byte, i, depth int, ws *bool) (int, bool) {
+func value(b []byte, i, depth int, st *state) (int, bool) {
+	ws := &st.ws
 	if i >= len(b) || depth > maxDepth {
 		return i, false
 	}
@@ -100,14 +160,18 @@ func value(b []byte, i, depth int, ws *bool) (int, bool) {
 				return i, false
 			}
 			var ok bool
+			k := i
 			if i, ok = str(b, i); !ok {
 				return i, false
+			}
+			if depth == 0 && reservedKey(b[k:i]) {
+				st.reserved = true
 			}
 			i = skipWSNote(b, i, ws)
 			if i >= len(b) || b[i] != ':' {
 				return i, false
 			}
-			if i, ok = value(b, skipWSNote(b, i+1, ws), depth+1, ws); !ok {
+			if i, ok = value(b, skipWSNote(b, i+1, ws), depth+1, st); !ok {
 				return i, false
 			}
 			i = skipWSNote(b, i, ws)
@@ -129,7 +193,7 @@ func value(b []byte, i, depth int, ws *bool) (int, bool) {
 		}
 		for {
 			var ok bool
-			if i, ok = value(b, i, depth+1, ws); !ok {
+			if i, ok = value(b, i, depth+1, st); !ok {
 				return i, false
 			}
 			i = skipWSNote(b, i, ws)

@@ -63,10 +63,52 @@ func TestCompactAgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzValidObject holds the validator, and the compaction of what it
-// accepts, to encoding/json.
+// checkRecord holds Record to encoding/json: an error exactly when b is
+// not an object, or is one whose decoded top-level keys include _metadata;
+// its white space verdict is ValidObjectWS's.
+func checkRecord(t *testing.T, b []byte) {
+	t.Helper()
+	ws, err := Record(b)
+	var m map[string]json.RawMessage
+	var want error
+	switch {
+	case !jsonObjectByStdlib(b) || json.Unmarshal(b, &m) != nil:
+		want = ErrNotObject
+	default:
+		if _, ok := m[ReservedKey]; ok {
+			want = ErrReserved
+		}
+	}
+	if err != want {
+		t.Fatalf("Record(%q) = %v, encoding/json says %v", b, err, want)
+	}
+	if _, vws := ValidObjectWS(b); ws != vws {
+		t.Fatalf("Record(%q) says white space %v, ValidObjectWS %v", b, ws, vws)
+	}
+}
+
+var recordSeeds = []string{
+	`{"_metadata":1}`, `{"id":"1","_metadata":{"a":1}}`, `{ "_metadata" : null }`, `{"\u005fmetadata":1}`,
+	`{"_m\u0065t\u0061data":1}`, `{"\u005Fmetadata":1}`, `{"x":{"_metadata":1}}`, `{"x":[{"_metadata":1}]}`,
+	`{"k":"_metadata"}`, `{"_metadata2":1}`, `{"_metadat":1}`, `{"_Metadata":1}`, `{"\\u005fmetadata":1}`,
+	`{"_metadata":1,"_metadata":2}`, `{"a":1,"_metadata":[1,2]`, `{"\u005fmetadata\u0000":1}`,
+}
+
+func TestRecordAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range append(append(append([]string(nil), validObjectSeeds...), compactSeeds...), recordSeeds...) {
+		checkRecord(t, []byte(s))
+	}
+	for s, want := range map[string]error{`{"_metadata":1}`: ErrReserved, `{"\u005fmetadata":1}`: ErrReserved, `{"x":{"_metadata":1}}`: nil, `[]`: ErrNotObject} {
+		if _, err := Record([]byte(s)); err != want {
+			t.Errorf("Record(%s) = %v, want %v", s, err, want)
+		}
+	}
+}
+
+// FuzzValidObject holds the validator, the compaction of what it accepts
+// and the reserved key check to encoding/json.
 func FuzzValidObject(f *testing.F) {
-	for _, s := range append(append([]string(nil), validObjectSeeds...), compactSeeds...) {
+	for _, s := range append(append(append([]string(nil), validObjectSeeds...), compactSeeds...), recordSeeds...) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -74,6 +116,7 @@ func FuzzValidObject(f *testing.F) {
 			t.Fatalf("ValidObject(%q) = %v, encoding/json says %v", b, got, want)
 		}
 		checkCompact(t, b)
+		checkRecord(t, b)
 	})
 }
 
