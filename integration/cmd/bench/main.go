@@ -529,7 +529,9 @@ func reads(h *host) {
 	}
 	fmt.Fprintf(os.Stderr, "bench: reads %.0f, client bound %.0f records/s (rounds)\n", rates, bounds)
 	rps, bound := medianValue(rates), medianValue(bounds)
-	set("read_rps", rps, "≥ 150000", verdict(rps >= 150000))
+	// Round 1's absolute goal, printed for context (BENCH.md): read_ratio
+	// is the goal.
+	set("read_rps", rps, "(context: was ≥ 150000)", "")
 	set("client_bound_rps", bound, "(the bound)", "")
 	set("read_ratio", rps/bound, "≥ 0.80", verdict(rps/bound >= 0.80))
 }
@@ -597,7 +599,9 @@ func triggers(h *host) {
 	// are due (printed above, for information).
 	firstRuns := runs[0]
 	rps, bound := medianValue(rates), medianValue(bounds)
-	set("trigger_rps", rps, "≥ 10000", verdict(rps >= 10000 && failed == 0))
+	// Round 1's absolute goal, printed for context (BENCH.md):
+	// trigger_ratio is the goal.
+	set("trigger_rps", rps, "(context: was ≥ 10000)", "")
 	set("trigger_runs", float64(firstRuns), "≤ 2", verdict(firstRuns <= 2))
 	set("http_bound_rps", bound, "(the bound)", "")
 	set("trigger_ratio", rps/bound, "≥ 0.50", verdict(rps/bound >= 0.50 && failed == 0))
