@@ -31,6 +31,7 @@ import (
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 
 	"github.com/synclayer/synclayer/core/config"
@@ -287,7 +288,7 @@ func (m *Manager) Launch(ctx context.Context, spec LaunchSpec) (*Instance, error
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageBytes),
 			grpc.MaxCallSendMsgSize(MaxMessageBytes),
-		)},
+		), experimental.WithBufferPool(BufferPool)},
 	}
 	if found.SHA256 != "" {
 		want, err := hex.DecodeString(found.SHA256)

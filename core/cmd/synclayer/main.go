@@ -6,7 +6,16 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/experimental"
+
+	"github.com/synclayer/synclayer/core/plugin"
 )
+
+func init() {
+	// The proto codec takes its buffers from gRPC's default pool (see
+	// plugin.BufferPool).
+	experimental.SetDefaultBufferPool(plugin.BufferPool)
+}
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
