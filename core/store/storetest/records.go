@@ -215,22 +215,9 @@ func testRecords(t *testing.T, d Driver) {
 		l := e.l
 		publish(t, l, "run_0", "shop", save("M", "ok", "1"))
 		for i, bad := range []string{`{}{}`, `{"a":1} x }`, `{"a":}`, `[1]`, `"s"`, ``} {
-			st, err := l.BeginStaging(fmt.Sprintf("run_bad_%d", i))
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := st.Writer("shop", store.WriterOptions{})
-			err = w.Apply([]store.Change{save("M", "good", "x"), {Model: "M", ID: "a", Data: []byte(bad)}})
-			if err == nil {
-				err = w.Close()
-			}
-			if err == nil {
-				_, err = st.Publish(store.PublishInfo{Trigger: "manual"})
-			}
-			if err == nil {
+			if err := stageBad(t, l, fmt.Sprintf("run_bad_%d", i), bad); err == nil {
 				t.Fatalf("the payload %q was published", bad)
 			}
-			_ = st.Abort() // ErrStagingDone when Publish already ended it
 			if n, _ := l.Newest(); n.Number != 1 {
 				t.Fatalf("a change set with the payload %q published revision %d", bad, n.Number)
 			}
@@ -267,20 +254,8 @@ func testRecords(t *testing.T, d Driver) {
 						t.Fatal(err)
 					}
 				}
-				st, err := l.BeginStaging(fmt.Sprintf("run_bad_%d_%v", i, beside))
-				if err != nil {
-					t.Fatal(err)
-				}
-				w := st.Writer("shop", store.WriterOptions{})
-				err = w.Apply([]store.Change{save("M", "good", "x"), {Model: "M", ID: "a", Data: []byte(bad)}})
-				if err == nil {
-					err = w.Close()
-				}
-				if err == nil {
-					_, err = st.Publish(store.PublishInfo{Trigger: "manual"})
-				}
+				err := stageBad(t, l, fmt.Sprintf("run_bad_%d_%v", i, beside), bad)
 				rejected(fmt.Sprintf("staging %s (beside another run: %v)", bad, beside), err)
-				_ = st.Abort()
 				if other != nil {
 					_ = other.Abort()
 				}
@@ -1382,4 +1357,25 @@ func checkRevisionOrder(t testing.TB, l store.Layer, revs []store.Revision, tota
 			t.Fatalf("modified_after revision %d's commit time: %d records, want %d", n, len(got), want)
 		}
 	}
+}
+
+// stageBad stages a run of a good record and the payload bad in l and
+// publishes it, and returns the first error on the way (nil if it
+// published); the staging is ended either way.
+func stageBad(t *testing.T, l store.Layer, run, bad string) error {
+	t.Helper()
+	st, err := l.BeginStaging(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Abort() // ErrStagingDone when Publish already ended it
+	w := st.Writer("shop", store.WriterOptions{})
+	err = w.Apply([]store.Change{save("M", "good", "x"), {Model: "M", ID: "a", Data: []byte(bad)}})
+	if err == nil {
+		err = w.Close()
+	}
+	if err == nil {
+		_, err = st.Publish(store.PublishInfo{Trigger: "manual"})
+	}
+	return err
 }
