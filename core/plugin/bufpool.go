@@ -7,18 +7,19 @@ import (
 )
 
 // BufferPool is the gRPC buffer pool of the host's connections to its
-// plugins: gRPC's default tiers, without the clearing of every buffer it
-// hands out again. The host's main package also makes it gRPC's default
+// plugins: gRPC's default tiers, without clearing a buffer it hands out
+// again. gRPC's default pool clears them because it cannot know its users.
+// Here they are the transport's frame reads and the assembly of received
+// messages, which fill every byte of the length they ask for before reading
+// it (gRPC's own transport reads its frames into an uncleared pool for that
+// reason), and the encoding of sent messages, which writes what it sends.
+// Clearing the 1 MiB buffer of each received batch of records was 4-7% of
+// the host's CPU in a generator ingest and a re-sync of unchanged records.
+//
+// The host's main package also makes it gRPC's default
 // (experimental.SetDefaultBufferPool, which only an init function may
 // call): the proto codec assembles each received message in a buffer of
-// the default pool, whatever the connection's. gRPC's default pool clears them because it cannot know
-// its users; on these connections they are the transport's frame reads
-// and the assembly of received messages, which fill every byte of the
-// length they ask for before reading it (gRPC's own transport reads its
-// frames into an uncleared pool for that reason), and the encoding of sent
-// messages, which writes what it sends. Clearing the 1 MiB buffer of each
-// received batch of records was 4-7% of the host's CPU in a generator
-// ingest and a re-sync of unchanged records.
+// the default pool, whatever the connection's.
 var BufferPool mem.BufferPool = newDirtyPool(1<<8, 1<<12, 1<<14, 1<<15, 1<<20)
 
 // dirtyPool is a mem.BufferPool of buffers in size tiers that are not
