@@ -43,8 +43,6 @@ type applier struct {
 	vlog    *vlogWrites
 	arena   []byte
 	compact []byte // a payload without its white space, until copied
-	// shape is what is known of the JSON of the change being applied.
-	shape payloadShape
 }
 
 // payloadShape is what a caller already knows of a change's JSON, so that
@@ -104,8 +102,9 @@ func (a *applier) recordKey(c Cursor) []byte {
 	return append(k, c[:]...)
 }
 
-// apply applies one change. key is its index key.
-func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error {
+// apply applies one change. key is its index key; shape is what the caller
+// knows of its JSON (shapeUnchecked: nothing).
+func (a *applier) apply(c *Change, shape payloadShape, key []byte, cur indexEntry, found bool) error {
 	if found && a.opts.IgnoreIfModifiedAfter {
 		// A revision published after this change set began changed the
 		// record: that fresher change wins.
@@ -172,7 +171,6 @@ func (a *applier) apply(c *Change, key []byte, cur indexEntry, found bool) error
 		// objects are stored. (An unchanged payload was checked when it
 		// was first stored.) They are stored compact; the hash stays the
 		// connector's bytes', so a resend of them is still unchanged.
-		shape := a.shape
 		if shape == shapeUnchecked {
 			var err error
 			if shape, err = checkShape(c.Data); err != nil {

@@ -146,7 +146,7 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 		w.shapes = append(w.shapes, shape)
 		size += memSize(c)
 	}
-	if kept, err := w.keepPrivate(changes, size); kept || err != nil {
+	if kept, err := w.keepPrivate(changes, w.shapes, size); kept || err != nil {
 		return err
 	}
 	wb := w.privateBatch()
@@ -170,10 +170,10 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 	return nil
 }
 
-// keepPrivate keeps changes (checked, of size bytes) in the staging's
-// memory when they fit; when they do not, it moves what memory holds to
+// keepPrivate keeps changes (checked, of size bytes; shapes are what the
+// check found, one per change) in the staging's memory when they fit; when they do not, it moves what memory holds to
 // the staging's keys, and the changes go there too (kept is false).
-func (w *StageWriter) keepPrivate(changes []Change, size int) (kept bool, err error) {
+func (w *StageWriter) keepPrivate(changes []Change, shapes []payloadShape, size int) (kept bool, err error) {
 	m := &w.st.mem
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -197,7 +197,7 @@ func (w *StageWriter) keepPrivate(changes []Change, size int) (kept bool, err er
 					m.seen[k][c.ID] = struct{}{}
 				}
 			}
-			m.changes = append(m.changes, memChange{source: w.source, c: c, shape: w.shapes[i]})
+			m.changes = append(m.changes, memChange{source: w.source, c: c, shape: shapes[i]})
 		}
 		m.bytes += size
 		return true, nil

@@ -170,8 +170,6 @@ func (d *direct) apply(source string, opts WriterOptions, c *Change, shape paylo
 	}
 	a := d.applierFor(source, opts)
 	a.w = d.txn
-	a.shape = shape
-	defer func() { a.shape = shapeUnchecked }()
 	cs := []Change{*c}
 	if byID(c) {
 		var err error
@@ -193,7 +191,7 @@ func (d *direct) apply(source string, opts WriterOptions, c *Change, shape paylo
 				return err
 			}
 		}
-		if err := a.apply(c, key, cur, found); err != nil {
+		if err := a.apply(c, shape, key, cur, found); err != nil {
 			return fmt.Errorf("store: %s %s/%s: %w", source, c.Model, c.ID, err)
 		}
 		if fresh {

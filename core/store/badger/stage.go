@@ -273,7 +273,7 @@ func (w *StageWriter) apply(changes []Change) error {
 			w.seen.add(h)
 		}
 		w.a.w = w.batch()
-		if err := w.a.apply(c, key, cur, found); err != nil {
+		if err := w.a.apply(c, shapeUnchecked, key, cur, found); err != nil {
 			return fmt.Errorf("store: %s %s/%s: %w", w.source, c.Model, c.ID, err)
 		}
 		if !c.Delete && w.track[c.Model] {
