@@ -442,13 +442,8 @@ func (l *layer) handleWebhook(ctx context.Context, it store.InboxItem) ([]store.
 				// The store refuses a whole publish for one bad record:
 				// check here, so that this webhook alone is set aside
 				// rather than holding the inbox back.
-				for _, c := range cs {
-					if c.Delete {
-						continue
-					}
-					if err := store.CheckRecord(c.Data); err != nil {
-						return errInvalidWebhook{fmt.Errorf("record %s/%s: %w", c.Model, c.ID, err)}
-					}
+				if err := store.CheckChanges(it.Source, cs); err != nil {
+					return errInvalidWebhook{err}
 				}
 				out = append(out, cs...)
 			}

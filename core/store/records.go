@@ -2,20 +2,29 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
-// CheckRecord checks a record's JSON as every driver checks what it writes:
-// one JSON object, without the top-level key _metadata (however spelled),
-// which readers add. A write with a record that fails it fails whole; a
-// caller that gathers records of several origins into one write (the
+// CheckChanges checks the records of source's changes as every driver
+// checks what it writes: each one JSON object, without the top-level key
+// _metadata (however spelled), which readers add. The error names the
+// first that fails. A write with a record that fails it fails whole; the
+// drivers check a direct publish with it before writing anything, and a
+// caller that gathers changes of several origins into one write (the
 // payload webhook inbox) checks each origin's first, so that one bad
 // webhook is set aside alone.
-func CheckRecord(data []byte) error {
-	_, err := jsonvalid.Record(data)
-	return err
+func CheckChanges(source string, cs []Change) error {
+	for i := range cs {
+		if c := &cs[i]; !c.Delete {
+			if _, err := jsonvalid.Record(c.Data); err != nil {
+				return fmt.Errorf("%s %s/%s: %w", source, c.Model, c.ID, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Batch is one source's changes in a direct publish.

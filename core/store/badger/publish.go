@@ -4,7 +4,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
+
+	"github.com/synclayer/synclayer/core/store"
 )
 
 // Limits of one commit of a publish. Badger refuses a transaction larger
@@ -34,12 +35,8 @@ func (l *Layer) PublishChanges(info PublishInfo, batches []Batch) (Revision, err
 	// Check every record first, so that a publish never fails half-way
 	// for bad input.
 	for _, b := range batches {
-		for i := range b.Changes {
-			if c := &b.Changes[i]; !c.Delete {
-				if _, err := jsonvalid.Record(c.Data); err != nil {
-					return Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, err)
-				}
-			}
+		if err := store.CheckChanges(b.Source, b.Changes); err != nil {
+			return Revision{}, fmt.Errorf("store: %w", err)
 		}
 	}
 	rev, err := l.publishChanges(info, batches)

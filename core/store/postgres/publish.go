@@ -16,7 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/synclayer/synclayer/core/store"
-	"github.com/synclayer/synclayer/core/store/internal/jsonvalid"
 )
 
 // Publishing.
@@ -202,12 +201,8 @@ func (l *Layer) PublishChanges(info store.PublishInfo, batches []store.Batch) (s
 		return store.Revision{}, err
 	}
 	for _, b := range batches {
-		for i := range b.Changes {
-			if c := &b.Changes[i]; !c.Delete {
-				if _, err := jsonvalid.Record(c.Data); err != nil {
-					return store.Revision{}, fmt.Errorf("store: %s %s/%s: %w", b.Source, c.Model, c.ID, err)
-				}
-			}
+		if err := store.CheckChanges(b.Source, b.Changes); err != nil {
+			return store.Revision{}, fmt.Errorf("store: %w", err)
 		}
 	}
 	ctx, cancel := l.ctx()
