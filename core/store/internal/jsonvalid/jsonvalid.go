@@ -21,10 +21,15 @@ var (
 )
 
 // Record checks the JSON of a record about to be stored: nil if b is
-// exactly one JSON object (as ValidObject) without the top-level key
+// exactly one JSON object (surrounding white space allowed, by the grammar
+// of RFC 8259 as encoding/json.Valid reads it) without the top-level key
 // _metadata, however that key is spelled ("\u005fmetadata" is the same key
-// to a decoder); ws tells whether Compact would shorten it. It is one walk
-// of b: the key check costs a length comparison per top-level key.
+// to a decoder); ws tells whether b holds insignificant white space
+// (between tokens, or around the object): whether Compact would shorten
+// it. It is one walk of b, the key check a length comparison per top-level
+// key. It exists because records are checked on every write and
+// encoding/json's byte-at-a-time state machine was a fifth of the host's
+// CPU during ingest; a fuzz test holds it to encoding/json's verdicts.
 func Record(b []byte) (ws bool, err error) {
 	var st state
 	if !object(b, &st) {
@@ -40,25 +45,6 @@ func Record(b []byte) (ws bool, err error) {
 type state struct {
 	ws       bool // insignificant white space seen
 	reserved bool // the top-level key ReservedKey seen
-}
-
-// ValidObject reports whether b is exactly one JSON object (surrounding
-// white space allowed), by the grammar of RFC 8259 as encoding/json.Valid
-// reads it. It exists because records are validated on every write and
-// encoding/json's byte-at-a-time state machine was a fifth of the host's
-// CPU during ingest; a fuzz test holds it to encoding/json's verdicts.
-func ValidObject(b []byte) bool {
-	ok, _ := ValidObjectWS(b)
-	return ok
-}
-
-// ValidObjectWS is ValidObject that also reports whether b holds
-// insignificant white space (between tokens, or around the object): whether
-// Compact would shorten it.
-func ValidObjectWS(b []byte) (ok, ws bool) {
-	var st state
-	ok = object(b, &st)
-	return ok, st.ws
 }
 
 // object walks b, which must be one JSON object with white space around it
