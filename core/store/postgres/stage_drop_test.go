@@ -30,48 +30,22 @@ func TestDropPublishedKeepsOtherRunsRows(t *testing.T) {
 		}
 		return n
 	}
-	stage := func(l *Layer, run string, n int) *Staging {
-		t.Helper()
-		st, err := l.beginStaging(run)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w := st.writer("gen", store.WriterOptions{})
-		var cs []store.Change
-		for i := 0; i < n; i++ {
-			cs = append(cs, store.Change{Model: "Item", ID: fmt.Sprintf("%s-%d", run, i), Data: []byte(`{"v":1}`)})
-		}
-		if err := w.Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	publish := func(l *Layer, st *Staging) {
-		t.Helper()
-		if _, err := st.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
-			t.Fatal(err)
-		}
-		l.rec.bg.Wait() // the drop runs after the publish returns
-	}
 
 	// Beside a run of this layer and one of another, a big run publishes.
-	mine := stage(l, "run_a", 10)
-	theirs := stage(other, "run_a", 10)
-	big := stage(l, "run_b", 12000)
-	publish(l, big)
+	mine := stageItems(t, l, "run_a", 10)
+	theirs := stageItems(t, other, "run_a", 10)
+	big := stageItems(t, l, "run_b", 12000)
+	publishStaged(t, l, big)
 	if n := staged(l, "run_b"); n != 0 {
 		t.Fatalf("%d staged rows of the published run left", n)
 	}
 	if a, b := staged(l, "run_a"), staged(other, "run_a"); a != 10 || b != 10 {
 		t.Fatalf("the other runs' staged rows: %d and %d, want 10 and 10", a, b)
 	}
-	publish(l, mine)
-	publish(other, theirs)
+	publishStaged(t, l, mine)
+	publishStaged(t, other, theirs)
 	// Alone, a big run's rows go with the table's truncation.
-	publish(l, stage(l, "run_c", 12000))
+	publishStaged(t, l, stageItems(t, l, "run_c", 12000))
 	var n int
 	if err := s.pool.QueryRow(context.Background(), `SELECT count(*) FROM synclayer_staged`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d staged rows left (%v)", n, err)
@@ -98,24 +72,7 @@ func TestLargePublishSettlesTheRecords(t *testing.T) {
 		}
 		return v
 	}
-	publish := func(run string, n int) {
-		t.Helper()
-		st, err := l.beginStaging(run)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cs []store.Change
-		for i := 0; i < n; i++ {
-			cs = append(cs, store.Change{Model: "Item", ID: fmt.Sprintf("%s-%d", run, i), Data: []byte(`{"v":1}`)})
-		}
-		if err := st.writer("gen", store.WriterOptions{}).Apply(cs); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
-			t.Fatal(err)
-		}
-		l.rec.bg.Wait()
-	}
+	publish := func(run string, n int) { publishStaged(t, l, stageItems(t, l, run, n)) }
 	publish("run_small", 10)
 	if n := l.rec.settles.Load(); n != 0 {
 		t.Fatalf("a publish of 10 records asked to vacuum the record table (%d)", n)
@@ -131,4 +88,35 @@ func TestLargePublishSettlesTheRecords(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stageItems stages a run of n Items of source gen in l.
+func stageItems(t *testing.T, l *Layer, run string, n int) *Staging {
+	t.Helper()
+	st, err := l.beginStaging(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := st.writer("gen", store.WriterOptions{})
+	var cs []store.Change
+	for i := 0; i < n; i++ {
+		cs = append(cs, store.Change{Model: "Item", ID: fmt.Sprintf("%s-%d", run, i), Data: []byte(`{"v":1}`)})
+	}
+	if err := w.Apply(cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// publishStaged publishes st and waits for what follows a publish in the
+// background (the drop of its staged rows, the ask to settle).
+func publishStaged(t *testing.T, l *Layer, st *Staging) {
+	t.Helper()
+	if _, err := st.Publish(store.PublishInfo{Trigger: "manual"}); err != nil {
+		t.Fatal(err)
+	}
+	l.rec.bg.Wait()
 }

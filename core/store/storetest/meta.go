@@ -48,20 +48,8 @@ func testMeta(t *testing.T, d Driver) {
 		l := e.l
 		publish := func(run, name string) {
 			t.Helper()
-			st, err := l.BeginStaging(run)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w := st.Writer("shop", store.WriterOptions{})
-			if err := w.Apply([]store.Change{save("M", run, "t")}); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := st.Publish(store.PublishInfo{Trigger: "manual", Meta: map[string][]byte{name: []byte(run)}}); err != nil {
-				t.Fatal(err)
-			}
+			publishInfo(t, l, run, "shop", store.WriterOptions{},
+				store.PublishInfo{Trigger: "manual", Meta: map[string][]byte{name: []byte(run)}}, save("M", run, "t"))
 		}
 		publish("run_1", "synced/a")
 		// A run staging beside another one.

@@ -214,6 +214,13 @@ func publish(t testing.TB, l store.Layer, run, source string, cs ...store.Change
 // publishWith is publish with writer options.
 func publishWith(t testing.TB, l store.Layer, run, source string, opts store.WriterOptions, cs ...store.Change) store.Revision {
 	t.Helper()
+	plain, _ := store.SplitSourceKey(source)
+	return publishInfo(t, l, run, source, opts, store.PublishInfo{Trigger: "manual", Sources: []string{plain}}, cs...)
+}
+
+// publishInfo is publish with writer options and what the revision says.
+func publishInfo(t testing.TB, l store.Layer, run, source string, opts store.WriterOptions, info store.PublishInfo, cs ...store.Change) store.Revision {
+	t.Helper()
 	st, err := l.BeginStaging(run)
 	if err != nil {
 		t.Fatalf("begin staging %s: %v", run, err)
@@ -225,8 +232,7 @@ func publishWith(t testing.TB, l store.Layer, run, source string, opts store.Wri
 	if err := w.Close(); err != nil {
 		t.Fatalf("close writer of %s: %v", run, err)
 	}
-	plain, _ := store.SplitSourceKey(source)
-	rev, err := st.Publish(store.PublishInfo{Trigger: "manual", Sources: []string{plain}})
+	rev, err := st.Publish(info)
 	if err != nil {
 		t.Fatalf("publish %s: %v", run, err)
 	}
