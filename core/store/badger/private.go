@@ -204,9 +204,8 @@ func (w *StageWriter) keepPrivate(changes []Change, shapes []payloadShape, size 
 	}
 	// Spill, in order: the changes and seen markers kept so far.
 	st := w.st
-	wb := st.l.db.NewWriteBatchAt(st.gts)
+	wb := newLoader(st.l.db, st.gts)
 	defer wb.Cancel()
-	wb.SetMaxPendingTxns(maxPendingTxns)
 	for i := range m.changes {
 		mc := &m.changes[i]
 		if err := wb.Set(privateChangeKey(st.run, st.gseq.Add(1)), encodeChange(nil, mc.source, &mc.c)); err != nil {
@@ -227,13 +226,12 @@ func (w *StageWriter) keepPrivate(changes []Change, shapes []payloadShape, size 
 	return false, nil
 }
 
-// privateBatch returns the writer's write batch. Private keys are written
-// at the timestamp the staging reserved when it began: below every later
+// privateBatch returns the writer's loader. Private keys are written at
+// the timestamp the staging reserved when it began: below every later
 // read, and no other writer uses these keys.
-func (w *StageWriter) privateBatch() *badger.WriteBatch {
+func (w *StageWriter) privateBatch() *loader {
 	if w.wb == nil {
-		w.wb = w.st.l.db.NewWriteBatchAt(w.st.gts)
-		w.wb.SetMaxPendingTxns(maxPendingTxns)
+		w.wb = newLoader(w.st.l.db, w.st.gts)
 		w.staged = 0
 	}
 	return w.wb

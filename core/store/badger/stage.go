@@ -176,7 +176,7 @@ type StageWriter struct {
 	source string
 	opts   WriterOptions
 	a      applier
-	wb     *badger.WriteBatch
+	wb     *loader
 	// fresh records, per model, whether the model had no records at all
 	// before this run: then a change needs no read unless its id may have
 	// been written earlier in this run (seen answers that).
@@ -326,18 +326,16 @@ func (w *StageWriter) entryPayload(c Cursor) ([]byte, error) {
 	return payload, err
 }
 
-// batch returns the write batch, starting one if needed.
-func (w *StageWriter) batch() *badger.WriteBatch {
+// batch returns the writer's loader, starting one if needed.
+func (w *StageWriter) batch() *loader {
 	if w.wb == nil {
-		w.wb = w.st.l.db.NewWriteBatchAt(w.st.ts)
-		// Each pending transaction holds up to a few MiB of records on
-		// the heap; a few in flight keep the disk busy.
-		w.wb.SetMaxPendingTxns(maxPendingTxns)
+		w.wb = newLoader(w.st.l.db, w.st.ts)
 	}
 	return w.wb
 }
 
-// maxPendingTxns bounds the write transactions a writer has in flight.
+// maxPendingTxns bounds the batches a writer has in flight: each holds up
+// to a few MiB of records on the heap; a few in flight keep the disk busy.
 const maxPendingTxns = 4
 
 // flush makes every change applied so far durable and readable.

@@ -1,0 +1,112 @@
+package badger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+func openRawDB(t *testing.T) *badger.DB {
+	t.Helper()
+	db, err := badger.OpenManaged(BadgerOptions(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// getAt reads k at ts: its value, or found false.
+func getAt(t *testing.T, db *badger.DB, k []byte, ts uint64) (v []byte, found bool) {
+	t.Helper()
+	txn := db.NewTransactionAt(ts, false)
+	defer txn.Discard()
+	item, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = item.ValueCopy(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, true
+}
+
+// A loader's Delete is Badger's deletion (metaDelete is Badger's bit), and
+// its writes land in the order they were made: a Set, a Delete and a Set
+// of the same key at one timestamp leave the last Set, across the batches
+// the loader sends.
+func TestLoaderDelete(t *testing.T) {
+	db := openRawDB(t)
+	old := db.NewWriteBatchAt(5)
+	for _, k := range []string{"a", "b"} {
+		if err := old.Set([]byte(k), []byte("old")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	l := newLoader(db, 7)
+	big := bytes.Repeat([]byte("x"), 1000) // in the value log
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Delete([]byte("a")))
+	must(l.Set([]byte("b"), []byte("new")))
+	must(l.Delete([]byte("b")))
+	// Enough writes between a key's versions that they go in different
+	// batches.
+	must(l.Set([]byte("c"), big))
+	for i := 0; i < 30000; i++ {
+		must(l.Set([]byte(fmt.Sprintf("k%06d", i)), big))
+	}
+	must(l.Delete([]byte("c")))
+	for i := 0; i < 30000; i++ {
+		must(l.Delete([]byte(fmt.Sprintf("k%06d", i))))
+	}
+	must(l.Set([]byte("k000001"), []byte("last")))
+	must(l.Flush())
+
+	if v, ok := getAt(t, db, []byte("a"), 6); !ok || string(v) != "old" {
+		t.Errorf("a at 6 = %q, %v; want the old value", v, ok)
+	}
+	for _, k := range []string{"a", "b", "c", "k000000", "k029999"} {
+		if v, ok := getAt(t, db, []byte(k), 7); ok {
+			t.Errorf("%s at 7 = %q; want it deleted", k, v)
+		}
+	}
+	if v, ok := getAt(t, db, []byte("k000001"), 7); !ok || string(v) != "last" {
+		t.Errorf("k000001 at 7 = %q, %v; want the last write", v, ok)
+	}
+	if err := l.Set([]byte("z"), nil); err == nil {
+		t.Error("a write after the flush was taken")
+	}
+}
+
+// A loader refuses what a transaction refuses, before Badger sees it.
+func TestLoaderRefusesWhatATransactionDoes(t *testing.T) {
+	db := openRawDB(t)
+	for name, kv := range map[string][2][]byte{
+		"empty key":    {nil, []byte("v")},
+		"badger's key": {[]byte("!badger!head"), []byte("v")},
+		"long key":     {bytes.Repeat([]byte("k"), maxKeySize+1), nil},
+	} {
+		l := newLoader(db, 3)
+		if err := l.Set(kv[0], kv[1]); err == nil {
+			t.Errorf("%s: taken", name)
+		}
+		if err := l.Flush(); err == nil {
+			t.Errorf("%s: the flush did not return the refusal", name)
+		}
+	}
+}
