@@ -15,7 +15,7 @@ var (
 	errTooManyChanges = errors.New("a run may write at most 4,294,967,294 changes (cursors number them with 32 bits): split the sync")
 )
 
-// kvWriter is what both a write batch and a transaction offer.
+// kvWriter is what both a loader (loader.go) and a transaction offer.
 type kvWriter interface {
 	Set(k, v []byte) error
 	Delete(k []byte) error

@@ -464,7 +464,7 @@ func (l *Layer) indexStaged(txn *badger.Txn, st *Staging) error {
 	if ix, err := l.fieldIndexes(); err != nil || len(ix.by) == 0 {
 		return err
 	}
-	wb := l.db.NewWriteBatchAt(st.ts)
+	wb := newLoader(l.db, st.ts)
 	defer wb.Cancel()
 	if err := l.indexChangeSet(txn, st.base, st.ts, l.publishedTS(), wb); err != nil {
 		return fmt.Errorf("field indexes: %w", err)
@@ -481,12 +481,12 @@ func (l *Layer) hasFieldIndexes() bool {
 	return err == nil && len(ix.by) > 0
 }
 
-// indexDirect updates the field indexes for a direct publish at ts, in a
-// write batch at ts (any size): txn reads the publish's committed parts.
+// indexDirect updates the field indexes for a direct publish at ts, through
+// a loader at ts (any size): txn reads the publish's committed parts.
 // Call with l.pub held, before the revision commits, with the partial
 // publish marker set (a crash before the revision rolls them back).
 func (l *Layer) indexDirect(txn *badger.Txn, ts, prevTS uint64) error {
-	wb := l.db.NewWriteBatchAt(ts)
+	wb := newLoader(l.db, ts)
 	defer wb.Cancel()
 	if err := l.indexChangeSet(txn, ts, ts, prevTS, wb); err != nil {
 		return fmt.Errorf("field indexes: %w", err)

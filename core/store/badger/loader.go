@@ -9,24 +9,29 @@ import (
 	"github.com/dgraph-io/badger/v4/pb"
 )
 
-// loader writes a run's entries at one timestamp through Badger's KVLoader,
-// the path of Badger's own restore: entries go to the write channel in
+// loader writes entries at one timestamp through Badger's KVLoader, the
+// path of Badger's own restore: entries go to the write channel in
 // batches, in the order they were set, with none of a transaction's
 // bookkeeping. A WriteBatch is a transaction that commits when full: each
 // entry goes into a map of pending writes keyed by a copy of its key, the
-// map is walked at the commit, and the commit appends a marker entry. For
-// a run's records, written at a timestamp no reader looks at before the
-// revision is published (keys.go), that bookkeeping buys nothing: a crash
-// halfway leaves entries at an unpublished timestamp either way, and the
-// next start discards the staging whatever part of it reached the disk.
-// Measured on 1,000,000 records of two entries each (record and index, as a
-// run writes them; .scratch/twokey): 113-134 k records/s through a
+// map is walked at the commit, and the commit appends a marker entry.
+//
+// Use a loader only at a timestamp no reader looks at before a revision is
+// published (keys.go) and that a crash rolls back: a staging's (its
+// records, their index and field index entries, a private run's spilled
+// changes) or a direct publish's behind its partial-publish marker. There
+// a transaction's atomicity buys nothing: a crash halfway leaves entries
+// at an unpublished timestamp either way, and the next start rolls back
+// whatever part of them reached the disk.
+//
+// Measured on 1,000,000 records of two entries each (record and index, as
+// a run writes them; .scratch/twokey): 113-134 k records/s through a
 // WriteBatch, 160-188 k through a KVLoader.
 //
-// A loader checks what a transaction would (key and value sizes), keeps
-// the order of its writes (a Set and a later Delete of one key leave it
-// deleted), and, like a WriteBatch, keeps up to maxPendingTxns batches in
-// flight. It is not safe for concurrent use.
+// A loader checks what a transaction would (key and value sizes, Badger's
+// own keys), keeps the order of its writes (a Set and a later Delete of
+// one key leave it deleted), and, like a WriteBatch, keeps up to
+// maxPendingTxns batches in flight. It is not safe for concurrent use.
 type loader struct {
 	db       *badger.DB
 	ts       uint64
