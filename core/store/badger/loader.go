@@ -31,15 +31,30 @@ import (
 // A loader checks what a transaction would (key and value sizes, Badger's
 // own keys), keeps the order of its writes (a Set and a later Delete of
 // one key leave it deleted), and, like a WriteBatch, keeps up to
-// maxPendingTxns batches in flight. It is not safe for concurrent use.
+// maxPendingTxns batches in flight. A KVLoader allocates its batches at
+// their full size (~100 KiB of pointers each), so a loader keeps its first
+// smallWrites writes itself and makes one only past them: a staging that
+// ends before (a connection's run, a webhook's) commits them in one
+// transaction. It is not safe for concurrent use.
 type loader struct {
 	db       *badger.DB
 	ts       uint64
-	l        *badger.KVLoader
 	maxValue int64
-	err      error // the first error; errLoaderSpent after Flush
+	small    []loaderWrite    // the writes before l is made
+	l        *badger.KVLoader // nil until the writes pass smallWrites
+	err      error            // the first error; errLoaderSpent after Flush
 	spent    bool
 }
+
+// loaderWrite is a write a loader holds.
+type loaderWrite struct {
+	k, v []byte
+	del  bool
+}
+
+// smallWrites is how many writes a loader holds before it makes a
+// KVLoader: a connection's first run of 100 records writes 200.
+const smallWrites = 512
 
 // newLoader returns a loader writing at ts.
 func newLoader(db *badger.DB, ts uint64) *loader {
@@ -48,7 +63,7 @@ func newLoader(db *badger.DB, ts uint64) *loader {
 	if opts.InMemory {
 		maxValue = opts.ValueThreshold
 	}
-	return &loader{db: db, ts: ts, l: db.NewKVLoader(maxPendingTxns), maxValue: maxValue}
+	return &loader{db: db, ts: ts, maxValue: maxValue}
 }
 
 // maxKeySize is Badger's bound on a key (badger.maxKeySize, not exported).
@@ -64,36 +79,53 @@ var metaDelete = []byte{1 << 0}
 
 // Set writes k = v at the loader's timestamp. The loader holds on to both
 // until it is flushed.
-func (l *loader) Set(k, v []byte) error {
-	return l.set(&pb.KV{Key: k, Value: v, Version: l.ts})
-}
+func (l *loader) Set(k, v []byte) error { return l.write(loaderWrite{k: k, v: v}) }
 
 // Delete deletes k at the loader's timestamp.
-func (l *loader) Delete(k []byte) error {
-	return l.set(&pb.KV{Key: k, Version: l.ts, Meta: metaDelete})
-}
+func (l *loader) Delete(k []byte) error { return l.write(loaderWrite{k: k, del: true}) }
 
-func (l *loader) set(kv *pb.KV) error {
+func (l *loader) write(w loaderWrite) error {
 	if l.err != nil {
 		return l.err
 	}
 	var err error
 	switch {
-	case len(kv.Key) == 0:
+	case len(w.k) == 0:
 		err = badger.ErrEmptyKey
-	case bytes.HasPrefix(kv.Key, badgerPrefix):
+	case bytes.HasPrefix(w.k, badgerPrefix):
 		err = badger.ErrInvalidKey
-	case len(kv.Key) > maxKeySize:
-		err = fmt.Errorf("store: a key of %d bytes exceeds Badger's %d", len(kv.Key), maxKeySize)
-	case int64(len(kv.Value)) > l.maxValue:
-		err = fmt.Errorf("store: a value of %d bytes exceeds Badger's %d", len(kv.Value), l.maxValue)
+	case len(w.k) > maxKeySize:
+		err = fmt.Errorf("store: a key of %d bytes exceeds Badger's %d", len(w.k), maxKeySize)
+	case int64(len(w.v)) > l.maxValue:
+		err = fmt.Errorf("store: a value of %d bytes exceeds Badger's %d", len(w.v), l.maxValue)
+	case l.l != nil:
+		err = l.load(w)
+	case len(l.small) < smallWrites:
+		l.small = append(l.small, w)
 	default:
-		err = l.l.Set(kv)
+		l.l = l.db.NewKVLoader(maxPendingTxns)
+		for _, h := range l.small {
+			if err = l.load(h); err != nil {
+				break
+			}
+		}
+		l.small = nil
+		if err == nil {
+			err = l.load(w)
+		}
 	}
 	// Like a failed write of a WriteBatch, a refused one fails the rest:
 	// the writes are one staging.
 	l.err = err
 	return err
+}
+
+func (l *loader) load(w loaderWrite) error {
+	kv := pb.KV{Key: w.k, Value: w.v, Version: l.ts}
+	if w.del {
+		kv.Meta = metaDelete
+	}
+	return l.l.Set(&kv)
 }
 
 // Flush writes what is left and waits until every write is in the
@@ -104,12 +136,37 @@ func (l *loader) Flush() error {
 		return errLoaderSpent
 	}
 	l.spent = true
-	err := l.l.Finish()
+	var err error
+	if l.l != nil {
+		err = l.l.Finish()
+	} else if l.err == nil && len(l.small) > 0 {
+		err = l.commitSmall()
+	}
 	if l.err != nil {
 		err = l.err
 	}
 	l.err = errLoaderSpent
 	return err
+}
+
+// commitSmall writes the writes the loader holds in one transaction (as
+// many as Badger takes at once: they are few).
+func (l *loader) commitSmall() error {
+	wb := l.db.NewWriteBatchAt(l.ts)
+	defer wb.Cancel()
+	for _, w := range l.small {
+		var err error
+		if w.del {
+			err = wb.Delete(w.k)
+		} else {
+			err = wb.Set(w.k, w.v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	l.small = nil
+	return wb.Flush()
 }
 
 // Cancel waits for the writes in flight. What the loader still held may

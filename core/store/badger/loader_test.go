@@ -40,9 +40,16 @@ func getAt(t *testing.T, db *badger.DB, k []byte, ts uint64) (v []byte, found bo
 
 // A loader's Delete is Badger's deletion (metaDelete is Badger's bit), and
 // its writes land in the order they were made: a Set, a Delete and a Set
-// of the same key at one timestamp leave the last Set, across the batches
-// the loader sends.
+// of the same key at one timestamp leave the last Set. Both ways a loader
+// writes: few writes (one transaction at the flush), and many (a
+// KVLoader, the key's versions in different batches).
 func TestLoaderDelete(t *testing.T) {
+	for _, filler := range []int{0, 30000} {
+		t.Run(fmt.Sprint(filler), func(t *testing.T) { testLoaderDelete(t, filler) })
+	}
+}
+
+func testLoaderDelete(t *testing.T, filler int) {
 	db := openRawDB(t)
 	old := db.NewWriteBatchAt(5)
 	for _, k := range []string{"a", "b"} {
@@ -64,29 +71,36 @@ func TestLoaderDelete(t *testing.T) {
 	must(l.Delete([]byte("a")))
 	must(l.Set([]byte("b"), []byte("new")))
 	must(l.Delete([]byte("b")))
-	// Enough writes between a key's versions that they go in different
-	// batches.
 	must(l.Set([]byte("c"), big))
-	for i := 0; i < 30000; i++ {
+	for i := 0; i < filler; i++ {
 		must(l.Set([]byte(fmt.Sprintf("k%06d", i)), big))
 	}
 	must(l.Delete([]byte("c")))
-	for i := 0; i < 30000; i++ {
+	for i := 0; i < filler; i++ {
 		must(l.Delete([]byte(fmt.Sprintf("k%06d", i))))
 	}
-	must(l.Set([]byte("k000001"), []byte("last")))
+	must(l.Set([]byte("d"), []byte("first")))
+	must(l.Delete([]byte("d")))
+	must(l.Set([]byte("d"), []byte("last")))
+	if (l.l != nil) != (filler > smallWrites) {
+		t.Fatalf("%d writes: a KVLoader made: %v", 7+2*filler, l.l != nil)
+	}
 	must(l.Flush())
 
 	if v, ok := getAt(t, db, []byte("a"), 6); !ok || string(v) != "old" {
 		t.Errorf("a at 6 = %q, %v; want the old value", v, ok)
 	}
-	for _, k := range []string{"a", "b", "c", "k000000", "k029999"} {
+	gone := []string{"a", "b", "c"}
+	if filler > 0 {
+		gone = append(gone, "k000000", fmt.Sprintf("k%06d", filler-1))
+	}
+	for _, k := range gone {
 		if v, ok := getAt(t, db, []byte(k), 7); ok {
 			t.Errorf("%s at 7 = %q; want it deleted", k, v)
 		}
 	}
-	if v, ok := getAt(t, db, []byte("k000001"), 7); !ok || string(v) != "last" {
-		t.Errorf("k000001 at 7 = %q, %v; want the last write", v, ok)
+	if v, ok := getAt(t, db, []byte("d"), 7); !ok || string(v) != "last" {
+		t.Errorf("d at 7 = %q, %v; want the last write", v, ok)
 	}
 	if err := l.Set([]byte("z"), nil); err == nil {
 		t.Error("a write after the flush was taken")
