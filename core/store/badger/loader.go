@@ -169,12 +169,18 @@ func (l *loader) commitSmall() error {
 	return wb.Flush()
 }
 
-// Cancel waits for the writes in flight. What the loader still held may
-// be written too: a cancelled staging is rolled back as a whole after it.
+// Cancel drops what the loader holds and waits for the writes in flight.
+// Once a KVLoader is made, what it holds is written too (it has no way to
+// drop it): a cancelled staging is rolled back as a whole after it.
 func (l *loader) Cancel() {
-	if !l.spent {
-		_ = l.Flush()
+	if l.spent {
+		return
 	}
+	if l.l == nil {
+		l.spent, l.small, l.err = true, nil, errLoaderSpent
+		return
+	}
+	_ = l.Flush()
 }
 
 var errLoaderSpent = errors.New("store: a write after the loader's flush")

@@ -124,3 +124,23 @@ func TestLoaderRefusesWhatATransactionDoes(t *testing.T) {
 		}
 	}
 }
+
+// A cancelled loader writes none of the few writes it held, and takes no
+// more.
+func TestLoaderCancelDropsWhatItHolds(t *testing.T) {
+	db := openRawDB(t)
+	l := newLoader(db, 3)
+	if err := l.Set([]byte("a"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	l.Cancel()
+	if v, ok := getAt(t, db, []byte("a"), 3); ok {
+		t.Errorf("a = %q after the cancel; want nothing written", v)
+	}
+	if err := l.Set([]byte("b"), nil); err == nil {
+		t.Error("a write after the cancel was taken")
+	}
+	if err := l.Flush(); err == nil {
+		t.Error("a flush after the cancel succeeded")
+	}
+}
