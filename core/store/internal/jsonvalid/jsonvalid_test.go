@@ -8,18 +8,9 @@ import (
 	"testing"
 )
 
-// validObject and validObjectWS are the walk of Record without its key
-// check: whether b is one JSON object, and whether it holds white space.
-func validObject(b []byte) bool {
-	ok, _ := validObjectWS(b)
-	return ok
-}
-
-func validObjectWS(b []byte) (ok, ws bool) {
-	var st state
-	ok = object(b, &st)
-	return ok, st.ws
-}
+// validObject is the walk of Record without its key check: whether b is
+// one JSON object.
+func validObject(b []byte) bool { return object(b, &state{}) }
 
 func jsonObjectByStdlib(b []byte) bool {
 	t := bytes.TrimLeft(b, " \t\r\n")
@@ -42,12 +33,13 @@ func TestValidObjectAgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
-// checkCompact holds compactJSON and the white space verdict of
-// validObjectWS to encoding/json.Compact, for a valid object b.
+// checkCompact holds Compact and the white space verdict of Record to
+// encoding/json.Compact, for a valid object b (with the reserved key or
+// not: Record walks it whole either way).
 func checkCompact(t *testing.T, b []byte) {
 	t.Helper()
-	ok, ws := validObjectWS(b)
-	if !ok {
+	ws, err := Record(b)
+	if err == ErrNotObject {
 		return
 	}
 	var want bytes.Buffer
@@ -58,7 +50,7 @@ func checkCompact(t *testing.T, b []byte) {
 		t.Fatalf("Compact(%q) = %q, encoding/json says %q", b, got[len("prefix:"):], want.Bytes())
 	}
 	if ws != (want.Len() < len(b)) {
-		t.Fatalf("validObjectWS(%q) says white space %v; compact is %d of %d bytes", b, ws, want.Len(), len(b))
+		t.Fatalf("Record(%q) says white space %v; compact is %d of %d bytes", b, ws, want.Len(), len(b))
 	}
 }
 
@@ -71,17 +63,17 @@ func TestCompactAgreesWithEncodingJSON(t *testing.T) {
 	for _, s := range append(append([]string(nil), validObjectSeeds...), compactSeeds...) {
 		checkCompact(t, []byte(s))
 	}
-	if _, ws := validObjectWS([]byte(`{"a":[1,{"b":"c d"}]}`)); ws {
+	if ws, _ := Record([]byte(`{"a":[1,{"b":"c d"}]}`)); ws {
 		t.Error("white space inside a string counted as insignificant")
 	}
 }
 
-// checkRecord holds Record to encoding/json: an error exactly when b is
-// not an object, or is one whose decoded top-level keys include _metadata;
-// white space exactly when json.Compact shortens it.
+// checkRecord holds Record's verdict to encoding/json: an error exactly
+// when b is not an object, or is one whose decoded top-level keys include
+// _metadata (its white space verdict: checkCompact).
 func checkRecord(t *testing.T, b []byte) {
 	t.Helper()
-	ws, err := Record(b)
+	_, err := Record(b)
 	var m map[string]json.RawMessage
 	var want error
 	switch {
@@ -95,16 +87,6 @@ func checkRecord(t *testing.T, b []byte) {
 	if err != want {
 		t.Fatalf("Record(%q) = %v, encoding/json says %v", b, err, want)
 	}
-	if err == ErrNotObject {
-		return
-	}
-	var compact bytes.Buffer
-	if cerr := json.Compact(&compact, b); cerr != nil {
-		t.Fatalf("json.Compact(%q): %v", b, cerr)
-	}
-	if ws != (compact.Len() < len(b)) {
-		t.Fatalf("Record(%q) says white space %v; compact is %d of %d bytes", b, ws, compact.Len(), len(b))
-	}
 }
 
 var recordSeeds = []string{
@@ -114,9 +96,15 @@ var recordSeeds = []string{
 	`{"_metadata":1,"_metadata":2}`, `{"a":1,"_metadata":[1,2]`, `{"\u005fmetadata\u0000":1}`,
 }
 
+// allSeeds are every seed of the package's tests.
+func allSeeds() []string {
+	return append(append(append([]string(nil), validObjectSeeds...), compactSeeds...), recordSeeds...)
+}
+
 func TestRecordAgreesWithEncodingJSON(t *testing.T) {
-	for _, s := range append(append(append([]string(nil), validObjectSeeds...), compactSeeds...), recordSeeds...) {
+	for _, s := range allSeeds() {
 		checkRecord(t, []byte(s))
+		checkCompact(t, []byte(s))
 	}
 	for s, want := range map[string]error{`{"_metadata":1}`: ErrReserved, `{"\u005fmetadata":1}`: ErrReserved, `{"x":{"_metadata":1}}`: nil, `[]`: ErrNotObject} {
 		if _, err := Record([]byte(s)); err != want {
@@ -128,7 +116,7 @@ func TestRecordAgreesWithEncodingJSON(t *testing.T) {
 // FuzzValidObject holds the validator, the compaction of what it accepts
 // and the reserved key check to encoding/json.
 func FuzzValidObject(f *testing.F) {
-	for _, s := range append(append(append([]string(nil), validObjectSeeds...), compactSeeds...), recordSeeds...) {
+	for _, s := range allSeeds() {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
