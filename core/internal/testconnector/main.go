@@ -183,8 +183,9 @@ func (server) HandleWebhook(req *connectorv1.WebhookRequest, stream connectorv1.
 	if err != nil {
 		return err
 	}
-	if id, data, ok := strings.Cut(strings.TrimPrefix(string(req.GetBody()), "raw:"), ":"); ok && strings.HasPrefix(string(req.GetBody()), "raw:") {
+	if rest, ok := strings.CutPrefix(string(req.GetBody()), "raw:"); ok {
 		// "raw:<id>:<bytes>": one Item of exactly those bytes.
+		id, data, _ := strings.Cut(rest, ":")
 		c := &connectorv1.Change{Model: "Item", Id: id, Data: []byte(data)}
 		return stream.Send(&connectorv1.SyncMessage{Kind: &connectorv1.SyncMessage_Batch{Batch: &connectorv1.RecordBatch{Changes: []*connectorv1.Change{c}}}})
 	}
