@@ -11,13 +11,15 @@ import (
 	"github.com/synclayer/synclayer/core/store"
 )
 
-func openRawDB(t *testing.T) *badger.DB {
-	t.Helper()
-	db, err := badger.OpenManaged(BadgerOptions(t.TempDir()))
+// openRawDB opens a Badger database with the store's options, without a
+// layer around it.
+func openRawDB(tb testing.TB) *badger.DB {
+	tb.Helper()
+	db, err := badger.OpenManaged(BadgerOptions(tb.TempDir()))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	tb.Cleanup(func() { db.Close() })
 	return db
 }
 
@@ -153,11 +155,7 @@ func TestLoaderCancelDropsWhatItHolds(t *testing.T) {
 func BenchmarkRunWrites(b *testing.B) {
 	for _, name := range []string{"writebatch", "loader"} {
 		b.Run(name, func(b *testing.B) {
-			db, err := badger.OpenManaged(BadgerOptions(b.TempDir()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
+			db := openRawDB(b)
 			payload := benchPayload(0, 0)
 			var w interface {
 				kvWriter

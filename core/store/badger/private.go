@@ -171,8 +171,9 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 }
 
 // keepPrivate keeps changes (checked, of size bytes; shapes are what the
-// check found, one per change) in the staging's memory when they fit; when they do not, it moves what memory holds to
-// the staging's keys, and the changes go there too (kept is false).
+// check found, one per change) in the staging's memory when they fit; when
+// they do not, it moves what memory holds to the staging's keys, and the
+// changes go there too (kept is false).
 func (w *StageWriter) keepPrivate(changes []Change, shapes []payloadShape, size int) (kept bool, err error) {
 	m := &w.st.mem
 	m.mu.Lock()
