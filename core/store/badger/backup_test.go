@@ -275,6 +275,9 @@ func TestBackupDuringStaging(t *testing.T) {
 	if err := w.Checkpoint("s1", []byte(`{"page":2}`)); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.settle(); err != nil { // the checkpoint's flush, in flight
+		t.Fatal(err)
+	}
 	// A webhook publishes while the run stages: it is in the backup.
 	if _, err := l.PublishChanges(PublishInfo{Trigger: "webhook", Sources: []string{"shop"}}, []Batch{{Source: "shop", Changes: []Change{save("M", "d", "w")}}}); err != nil {
 		t.Fatal(err)

@@ -63,14 +63,11 @@ func (w *StageWriter) resolveByID(id string) ([]Change, error) {
 	var out []Change
 	for _, m := range models {
 		key := indexKey(w.source, m, id)
-		var (
-			cur   indexEntry
-			found bool
-		)
-		if p, ok := w.pending[xxhash.Sum64(key)]; ok && bytes.Equal(p.key, key) {
-			cur, found = p.e, true
-		} else {
-			var err error
+		cur, found, err := w.unflushed(xxhash.Sum64(key), key)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
 			if cur, found, err = w.lookup(key); err != nil {
 				return nil, err
 			}

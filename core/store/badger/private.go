@@ -165,7 +165,7 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 		w.staged++
 	}
 	if w.staged >= pendingLimit {
-		return w.flush()
+		return w.rotate()
 	}
 	return nil
 }

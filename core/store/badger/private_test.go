@@ -293,6 +293,9 @@ func TestPrivateStagingSpillsPastItsMemory(t *testing.T) {
 	if err := w.Checkpoint("s", []byte(`1`)); err != nil {
 		t.Fatal(err)
 	}
+	if err := w.settle(); err != nil { // the checkpoint's flush, in flight
+		t.Fatal(err)
+	}
 	// 6 changes and 5 seen markers (ids 1, 2, 3, 5; 2 twice).
 	if n := countPrefix(t, l, []byte{pfxPrivate}); n != 10 {
 		t.Fatalf("%d private keys after spilling, want 10", n)

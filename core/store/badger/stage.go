@@ -186,12 +186,17 @@ type StageWriter struct {
 	// made (keepSeen).
 	flushed []uint64
 	// pending holds the index entries written since the last flush, which
-	// reads cannot see yet, by the hash of their key.
-	pending map[uint64]pendingEntry
-	counts  map[string]Counts
-	track   map[string]bool
-	err     error
-	closed  bool
+	// reads cannot see yet, by the hash of their key; prev those of the
+	// flush in flight (rotate), which reads may not see yet.
+	pending, prev map[uint64]pendingEntry
+	// inflight reports the end of the flush in flight, nil if none; waiting
+	// are the checkpoints taken behind it, kept once it succeeded.
+	inflight chan error
+	waiting  []writerCheckpoint
+	counts   map[string]Counts
+	track    map[string]bool
+	err      error
+	closed   bool
 	// staged counts the changes a private writer wrote since its last flush.
 	staged int
 	// shapes are those of the batch a private writer is applying.
@@ -248,23 +253,14 @@ func (w *StageWriter) apply(changes []Change) error {
 		}
 		key := appendIndexKey(w.a.alloc(3+len(w.source)+len(c.Model)+len(c.ID)), w.source, c.Model, c.ID)
 		h := xxhash.Sum64(key)
-		var cur indexEntry
-		found := false
-		p, inPending := w.pending[h]
-		if inPending && !bytes.Equal(p.key, key) {
-			// A hash collision: make everything readable and look it up.
-			if err := w.flush(); err != nil {
-				return err
-			}
-			inPending = false
+		cur, found, err := w.unflushed(h, key)
+		if err != nil {
+			return err
 		}
 		if fresh {
 			w.seenFilter()
 		}
-		if inPending {
-			cur, found = p.e, true
-		} else if !fresh || w.seen.has(h) {
-			var err error
+		if !found && (!fresh || w.seen.has(h)) {
 			if cur, found, err = w.lookup(key); err != nil {
 				return err
 			}
@@ -284,9 +280,36 @@ func (w *StageWriter) apply(changes []Change) error {
 		}
 	}
 	if len(w.pending) >= pendingLimit {
-		return w.flush()
+		return w.rotate()
 	}
 	return nil
+}
+
+// unflushed returns the index entry of key (of hash h) if this writer
+// wrote it and it may not be readable yet: pending holds the newest
+// entries, prev those of the flush in flight. On a hash collision it
+// makes everything readable, and the caller looks the key up.
+//
+// A change to a record of the flush in flight waits for that flush first.
+// What the change writes (the record's index entry again, a delete of its
+// record entry) is at the same timestamp, so the later write must reach
+// Badger later; the loader in use may already be sending its batches,
+// while the flush in flight has still to send its last one.
+func (w *StageWriter) unflushed(h uint64, key []byte) (indexEntry, bool, error) {
+	if p, ok := w.pending[h]; ok {
+		if bytes.Equal(p.key, key) {
+			return p.e, true, nil
+		}
+		return indexEntry{}, false, w.flush()
+	}
+	if p, ok := w.prev[h]; ok {
+		err := w.settle()
+		if err == nil && bytes.Equal(p.key, key) {
+			return p.e, true, nil
+		}
+		return indexEntry{}, false, err
+	}
+	return indexEntry{}, false, nil
 }
 
 func seenKey(run, source, model, id string) []byte { return strKey(pfxSeen, run, source, model, id) }
@@ -340,15 +363,79 @@ const maxPendingTxns = 4
 
 // flush makes every change applied so far durable and readable.
 func (w *StageWriter) flush() error {
-	w.closeIter() // its snapshot would not show what is flushed now
+	if err := w.rotate(); err != nil {
+		return err
+	}
+	return w.settle()
+}
+
+// rotate hands the writes since the last flush to a flush of their own,
+// in the background, and starts a new loader: the writer goes on applying
+// changes while Badger takes them in. (Flushing in line, every 10,000
+// records at a generator's checkpoints and every pendingLimit changes,
+// left the applying goroutine waiting for Badger a third of the time, a
+// pipeline drained a hundred times per million records.) One flush is in
+// flight at most: rotate first waits for the one before, so flushes end
+// in order and whatever settle finds done leaves nothing older behind.
+func (w *StageWriter) rotate() error {
+	// Lookups read as of the last flush, including what revisions
+	// published meanwhile changed (reconcile settles the rest).
+	w.closeIter()
 	if w.wb == nil {
 		return nil
 	}
-	err := w.wb.Flush()
+	if err := w.settle(); err != nil {
+		return err
+	}
+	wb := w.wb
 	w.wb = nil
+	done := make(chan error, 1)
+	go func() {
+		if beforeFlush != nil {
+			beforeFlush()
+		}
+		done <- wb.Flush()
+	}()
+	w.inflight = done
 	w.keepSeen()
-	clear(w.pending)
-	return err
+	if w.prev == nil {
+		w.prev = make(map[uint64]pendingEntry, len(w.pending))
+	}
+	w.pending, w.prev = w.prev, w.pending
+	return nil
+}
+
+// settle waits for the flush in flight, if any; once it succeeded, the
+// checkpoints taken behind it are the run's.
+func (w *StageWriter) settle() error {
+	if w.inflight == nil {
+		return nil
+	}
+	err := <-w.inflight
+	w.inflight = nil
+	// Reads now find in the database what prev held; the lookup
+	// iterator's snapshot may be older than some of it.
+	w.closeIter()
+	clear(w.prev)
+	cps := w.waiting
+	w.waiting = nil
+	if err != nil {
+		return err
+	}
+	for _, cp := range cps {
+		w.st.keepCheckpoint(w.source, cp.sync, cp.state)
+	}
+	return nil
+}
+
+// beforeFlush, when set (by tests), runs before a flush handed off by
+// rotate starts: a late start of its goroutine.
+var beforeFlush func()
+
+// writerCheckpoint is a checkpoint waiting for the flush in flight.
+type writerCheckpoint struct {
+	sync  string
+	state []byte
 }
 
 // keepSeen keeps the ids pending holds before pending is cleared, when a
@@ -431,31 +518,42 @@ func (w *StageWriter) closeIter() {
 	}
 }
 
-// Checkpoint flushes the writer and then records the checkpoint of one of
-// its source's syncs for this run. The checkpoint becomes the sync's
-// committed checkpoint when the run is published; a retry of the run
-// resumes from it. Until then it is kept in memory (a commit less per
-// checkpoint): a run cut short by a restart starts again from the sync's
-// committed checkpoint.
+// Checkpoint records the checkpoint of one of the writer's source's syncs
+// for this run, once every change applied before it is in the database:
+// it starts flushing them (rotate) and the checkpoint waits for that
+// flush, so a later flush or Close keeps it, and a failed one drops it. A
+// retry of the run resumes from the last checkpoint kept; it becomes the
+// sync's committed checkpoint when the run is published. Until then it is
+// kept in memory (a commit less per checkpoint): a run cut short by a
+// restart starts again from the sync's committed checkpoint.
 func (w *StageWriter) Checkpoint(sync string, state []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if err := w.flush(); err != nil {
-		w.err = err
-		return err
-	}
 	if !json.Valid(state) {
 		return fmt.Errorf("store: checkpoint of %s/%s is not valid JSON", w.source, sync)
 	}
-	st := w.st
+	if err := w.rotate(); err != nil {
+		w.err = err
+		return err
+	}
+	state = append([]byte(nil), state...)
+	if w.inflight == nil {
+		w.st.keepCheckpoint(w.source, sync, state)
+		return nil
+	}
+	w.waiting = append(w.waiting, writerCheckpoint{sync, state})
+	return nil
+}
+
+// keepCheckpoint records a checkpoint of the run's (Checkpoint).
+func (st *Staging) keepCheckpoint(source, sync string, state []byte) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.cps == nil {
 		st.cps = map[[2]string][]byte{}
 	}
-	st.cps[[2]string{w.source, sync}] = append([]byte(nil), state...)
-	return nil
+	st.cps[[2]string{source, sync}] = state
 }
 
 // Close flushes the writer and folds its counts into the staging's. It
@@ -471,6 +569,9 @@ func (w *StageWriter) Close() error {
 			w.wb.Cancel()
 			w.wb = nil
 		}
+		// Nothing of the writer's may land after Close: a rollback
+		// follows.
+		w.settle()
 		return w.err
 	}
 	if err := w.flush(); err != nil {

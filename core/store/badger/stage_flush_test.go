@@ -1,0 +1,127 @@
+package badger
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A writer flushes in the background (rotate) and goes on applying: a
+// record changed again while the flush that wrote it is in flight is
+// still stored once, with its last payload, and counted once. Rounds of
+// 8,000 records, each followed by a checkpoint, rewrite the same ids: into
+// a model that had none (a first run) and one that had them all. A
+// round's 16,000 writes fill more than one of Badger's batches, so the
+// loader in use sends one of its own while the flush in flight, made to
+// start late, has yet to send its last: the writes of a record changed in
+// both must still reach Badger in order.
+func TestChangesBehindAFlushInFlight(t *testing.T) {
+	const ids, rounds = 16000, 3
+	beforeFlush = func() { time.Sleep(300 * time.Millisecond) }
+	defer func() { beforeFlush = nil }()
+	for _, seeded := range []bool{false, true} {
+		t.Run(fmt.Sprintf("seeded=%v", seeded), func(t *testing.T) {
+			s, l := openLayer(t, t.TempDir())
+			defer s.Close()
+			if seeded {
+				var seed []Change
+				for i := 0; i < ids; i++ {
+					seed = append(seed, save("M", fmt.Sprint(i), "seed"))
+				}
+				runChanges(t, l, "run_0", seed...)
+			}
+			st, err := l.beginStaging("run_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := st.writer("shop", WriterOptions{})
+			for r := 1; r <= rounds; r++ {
+				for lo := 0; lo < ids; lo += 1000 {
+					var batch []Change
+					for i := lo; i < lo+1000; i++ {
+						id := i
+						if r%2 == 0 {
+							// Backwards: the records the flush in flight
+							// still holds come first.
+							id = ids - 1 - i
+						}
+						batch = append(batch, save("M", fmt.Sprint(id), fmt.Sprint(r)))
+					}
+					if err := w.Apply(batch); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := w.Checkpoint("s", []byte(fmt.Sprintf(`{"round":%d}`, r))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if cp, own, err := st.Checkpoint("shop", "s", false); err != nil || !own || string(cp) != fmt.Sprintf(`{"round":%d}`, rounds) {
+				t.Fatalf("the run's checkpoint after Close: %s own=%v %v", cp, own, err)
+			}
+			rev, err := st.Publish(PublishInfo{Trigger: "manual"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := Counts{Added: ids}
+			if seeded {
+				want = Counts{Updated: ids}
+			}
+			if c := rev.Counts["shop"]["M"]; c != want {
+				t.Fatalf("counts %+v, want %+v", c, want)
+			}
+			got, _ := readAll(t, l, Query{Limit: 100000})
+			if len(got) != ids {
+				t.Fatalf("%d records read, want %d: a record entry outlived its change", len(got), ids)
+			}
+			for _, r := range got {
+				if r.Title != fmt.Sprint(rounds) {
+					t.Fatalf("record %s = %q, want %d", r.ID, r.Title, rounds)
+				}
+			}
+		})
+	}
+}
+
+// A checkpoint is the run's once the changes before it are in the
+// database: Checkpoint starts their flush, and the checkpoint is kept when
+// that flush ends, not before.
+func TestCheckpointWaitsForItsFlush(t *testing.T) {
+	s, l := openLayer(t, t.TempDir())
+	defer s.Close()
+	st, err := l.beginStaging("run_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := st.writer("shop", WriterOptions{})
+	if err := w.Apply([]Change{save("M", "a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Checkpoint("s", []byte(`{"n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if w.inflight == nil || len(w.waiting) != 1 {
+		t.Fatalf("checkpoint behind a flush in flight: inflight=%v waiting=%d", w.inflight != nil, len(w.waiting))
+	}
+	if err := w.settle(); err != nil {
+		t.Fatal(err)
+	}
+	if cp, own, _ := st.Checkpoint("shop", "s", false); !own || string(cp) != `{"n":1}` {
+		t.Fatalf("after its flush: %s own=%v", cp, own)
+	}
+	// Nothing written since: the next checkpoint waits for nothing.
+	if err := w.Checkpoint("s", []byte(`{"n":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if cp, own, _ := st.Checkpoint("shop", "s", false); !own || string(cp) != `{"n":2}` {
+		t.Fatalf("with nothing to flush: %s own=%v", cp, own)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Abort(); err != nil {
+		t.Fatal(err)
+	}
+}
