@@ -44,6 +44,9 @@ type loader struct {
 	l        *badger.KVLoader // nil until the writes pass smallWrites
 	err      error            // the first error; errLoaderSpent after Flush
 	spent    bool
+	// bytes counts the keys and values set so far, which the loader
+	// (or Badger's write queue) holds until they are written.
+	bytes int
 }
 
 // loaderWrite is a write a loader holds.
@@ -117,6 +120,7 @@ func (l *loader) write(w loaderWrite) error {
 	// Like a failed write of a WriteBatch, a refused one fails the rest:
 	// the writes are one staging.
 	l.err = err
+	l.bytes += len(w.k) + len(w.v)
 	return err
 }
 

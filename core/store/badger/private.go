@@ -164,7 +164,7 @@ func (w *StageWriter) applyPrivate(changes []Change) error {
 		}
 		w.staged++
 	}
-	if w.staged >= pendingLimit {
+	if w.staged >= pendingLimit || wb.bytes >= flushBytes {
 		return w.rotate()
 	}
 	return nil

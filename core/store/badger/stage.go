@@ -279,7 +279,7 @@ func (w *StageWriter) apply(changes []Change) error {
 			}
 		}
 	}
-	if len(w.pending) >= pendingLimit {
+	if len(w.pending) >= pendingLimit || w.wb != nil && w.wb.bytes >= flushBytes {
 		return w.rotate()
 	}
 	return nil
@@ -356,6 +356,13 @@ func (w *StageWriter) batch() *loader {
 	}
 	return w.wb
 }
+
+// flushBytes is how many bytes of keys and values a writer's loader takes
+// before the writer hands it to a flush (rotate). The records of two
+// loaders are on the heap at a time, the one in flight and the one in use,
+// and it bounds both: written every 10,000 records at the generator's
+// checkpoints, 1 KiB records put 11 MB in each.
+const flushBytes = 4 << 20
 
 // maxPendingTxns bounds the batches a writer has in flight: each holds up
 // to a few MiB of records on the heap; a few in flight keep the disk busy.

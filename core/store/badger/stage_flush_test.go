@@ -2,6 +2,7 @@ package badger
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -123,5 +124,47 @@ func TestCheckpointWaitsForItsFlush(t *testing.T) {
 	}
 	if err := st.Abort(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A writer hands its loader to a flush once it holds flushBytes of keys and
+// values, however few changes that is: the loader in use and the flush in
+// flight bound the records on the heap. In place and privately alike.
+func TestLargeRecordsRotateByBytes(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	n := flushBytes/len(big) + 8
+	for _, private := range []bool{false, true} {
+		t.Run(fmt.Sprintf("private=%v", private), func(t *testing.T) {
+			s, l := openLayer(t, t.TempDir())
+			defer s.Close()
+			defer func(was int) { privateMemBytes = was }(privateMemBytes)
+			privateMemBytes = 0 // a private run's changes go to its keys
+			if private {
+				hold, _ := l.beginStaging("run_hold")
+				defer hold.Abort()
+			}
+			st, err := l.beginStaging("run_1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.private != private {
+				t.Fatalf("private = %v", st.private)
+			}
+			w := st.writer("shop", WriterOptions{})
+			for i := 0; i < n && w.inflight == nil; i++ {
+				if err := w.Apply([]Change{save("M", fmt.Sprint(i), big)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if w.inflight == nil {
+				t.Fatalf("%d records of %d KiB, and no flush in flight", n, len(big)>>10)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Abort(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
