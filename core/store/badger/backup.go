@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
 )
 
 // A backup is a tar stream, encrypted when the store is (see
@@ -394,13 +395,17 @@ type restoreLayer struct {
 	skip  bool
 	stamp backupLayer
 	db    *badger.DB
-	wb    *badger.WriteBatch
-	sum   hash.Hash
-	bytes int64
-	vers  int64
-	parts int
-	done  bool
-	info  backupLayer
+	// kl loads the versions into db: Badger's own restore path, batches
+	// straight to its write channel, none of a transaction's bookkeeping
+	// (the layer is a temporary directory until the restore commits).
+	kl       *badger.KVLoader
+	maxValue int64 // Badger's bound on a value (its value log file size)
+	sum      hash.Hash
+	bytes    int64
+	vers     int64
+	parts    int
+	done     bool
+	info     backupLayer
 }
 
 func (rs *restore) read(tr *tar.Reader) error {
@@ -561,7 +566,8 @@ func (rs *restore) begin(name string) (*restoreLayer, error) {
 			return nil, fmt.Errorf("restore layer %q: %w", name, err)
 		}
 		if !rs.legacy {
-			rl.wb = rl.db.NewManagedWriteBatch()
+			rl.kl = rl.db.NewKVLoader(maxPendingTxns)
+			rl.maxValue = rl.db.Opts().ValueLogFileSize
 		}
 	}
 	rs.layers[name] = rl
@@ -620,14 +626,19 @@ func (rl *restoreLayer) loadPart(r io.Reader, size int64) error {
 		if rl.skip {
 			continue
 		}
-		if fm[0]&flagBackupDelete != 0 {
-			err = rl.wb.DeleteAt(key, version)
-		} else {
-			e := badger.NewEntry(key, value).WithMeta(fm[1])
-			e.ExpiresAt = expires
-			err = rl.wb.SetEntryAt(e, version)
+		// What a transaction would refuse, which a KVLoader does not
+		// check: Badger's own keys, a value past a value log file.
+		if bytes.HasPrefix(key, badgerPrefix) {
+			return badBackup("layer %q holds a key of Badger's own (%q)", rl.name, badgerPrefix)
 		}
-		if err != nil {
+		if int64(vl) > rl.maxValue {
+			return badBackup("layer %q holds a value of %d bytes, past Badger's %d", rl.name, vl, rl.maxValue)
+		}
+		kv := pb.KV{Key: key, Value: value, Version: version, UserMeta: []byte{fm[1]}, ExpiresAt: expires}
+		if fm[0]&flagBackupDelete != 0 {
+			kv.Meta = metaDelete
+		}
+		if err := rl.kl.Set(&kv); err != nil {
 			return fmt.Errorf("restore layer %q: %w", rl.name, err)
 		}
 	}
@@ -694,10 +705,10 @@ func (rs *restore) finish(rl *restoreLayer) error {
 		rl.done = true
 		return nil
 	}
-	if err := rl.wb.Flush(); err != nil {
+	if err := rl.kl.Finish(); err != nil {
 		return fmt.Errorf("restore layer %q: %w", rl.name, err)
 	}
-	rl.wb = nil
+	rl.kl = nil
 	if err := rs.verify(rl, rl.info.Versions); err != nil {
 		return err
 	}
@@ -881,8 +892,8 @@ func (rs *restore) commit() ([]string, error) {
 // cleanup closes and removes whatever a failed restore loaded.
 func (rs *restore) cleanup() {
 	for _, rl := range rs.layers {
-		if rl.wb != nil {
-			rl.wb.Cancel()
+		if rl.kl != nil {
+			rl.kl.Finish() // its batches in flight end before Close
 		}
 		if rl.db != nil {
 			rl.db.Close()

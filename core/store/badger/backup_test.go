@@ -3,6 +3,7 @@ package badger
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -452,4 +453,44 @@ func TestRestorePreviousFormat(t *testing.T) {
 		t.Fatalf("truncated previous-format backup: %v", err)
 	}
 	assertNoLayerDirs(t, s3.opts.Dir)
+}
+
+// A restore loads versions with a KVLoader, which checks nothing a
+// transaction would: a backup part holding one of Badger's own keys, or a
+// value past a value log file, is refused as a bad backup.
+func TestRestoreRefusesWhatATransactionWould(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	version := func(key string, vl int) []byte {
+		b := binary.AppendUvarint(nil, uint64(len(key)))
+		b = append(b, key...)
+		b = binary.AppendUvarint(b, 1)
+		b = append(b, 0, 0)
+		b = binary.AppendUvarint(b, 0)
+		b = binary.AppendUvarint(b, uint64(vl))
+		return append(b, make([]byte, vl)...)
+	}
+	for _, tc := range []struct {
+		part     []byte
+		maxValue int64
+		want     string
+	}{
+		{version("!badger!head", 4), 1 << 20, "a key of Badger's own"},
+		{version("m/x", 64), 32, "a value of 64 bytes"},
+	} {
+		rs := &restore{s: s, dir: filepath.Join(s.opts.Dir, "layers"), layers: map[string]*restoreLayer{}}
+		rl, err := rs.begin("catalog")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rl.maxValue = tc.maxValue
+		err = rl.loadPart(bytes.NewReader(tc.part), int64(len(tc.part)))
+		if !errors.Is(err, ErrBadBackup) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("part %q: %v, want a bad backup error with %q", tc.part[:16], err, tc.want)
+		}
+		rs.cleanup()
+	}
 }
