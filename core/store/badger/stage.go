@@ -360,8 +360,8 @@ func (w *StageWriter) batch() *loader {
 // flushBytes is how many bytes of keys and values a writer's loader takes
 // before the writer hands it to a flush (rotate). The records of two
 // loaders are on the heap at a time, the one in flight and the one in use,
-// and it bounds both: written every 10,000 records at the generator's
-// checkpoints, 1 KiB records put 11 MB in each.
+// and it bounds both: pendingLimit alone would let 20,000 records of any
+// size into each.
 const flushBytes = 4 << 20
 
 // maxPendingTxns bounds the batches a writer has in flight: each holds up
