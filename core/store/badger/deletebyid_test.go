@@ -85,13 +85,8 @@ func TestDeleteByIDResolvesTheModel(t *testing.T) {
 // TestDeleteByIDAfterFlush: a record saved earlier in the run and flushed
 // (as past the writer's pending limit) is found through the index.
 func TestDeleteByIDAfterFlush(t *testing.T) {
-	s, l := openLayer(t, t.TempDir())
+	s, l, st, w := stagingWriter(t)
 	defer s.Close()
-	st, err := l.beginStaging("run_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := st.writer("shop", WriterOptions{})
 	var batch []Change
 	for i := range 50 {
 		batch = append(batch, save("Big", fmt.Sprintf("b%06d", i), "B"))

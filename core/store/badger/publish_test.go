@@ -107,13 +107,8 @@ func TestInterruptedLargeDirectPublishRolledBackOnOpen(t *testing.T) {
 // A staging publish whose reconcile takes several commits (5,000 records
 // changed by webhooks while it staged: three parts) publishes.
 func TestLargeReconcilePublishes(t *testing.T) {
-	s, l := openLayer(t, t.TempDir())
+	s, l, st, w := stagingWriter(t)
 	defer s.Close()
-	st, err := l.beginStaging("run_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := st.writer("shop", WriterOptions{})
 	if err := w.Apply(manyChanges(5000, "staged")); err != nil {
 		t.Fatal(err)
 	}

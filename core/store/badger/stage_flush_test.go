@@ -90,13 +90,8 @@ func TestChangesBehindAFlushInFlight(t *testing.T) {
 // database: Checkpoint starts their flush, and the checkpoint is kept when
 // that flush ends, not before.
 func TestCheckpointWaitsForItsFlush(t *testing.T) {
-	s, l := openLayer(t, t.TempDir())
+	s, _, st, w := stagingWriter(t)
 	defer s.Close()
-	st, err := l.beginStaging("run_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := st.writer("shop", WriterOptions{})
 	if err := w.Apply([]Change{save("M", "a", "1")}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +162,17 @@ func TestLargeRecordsRotateByBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stagingWriter opens a layer, begins staging run_1 in place and returns a
+// writer of source shop.
+func stagingWriter(t *testing.T) (*Store, *Layer, *Staging, *StageWriter) {
+	t.Helper()
+	s, l := openLayer(t, t.TempDir())
+	st, err := l.beginStaging("run_1")
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	return s, l, st, st.writer("shop", WriterOptions{})
 }

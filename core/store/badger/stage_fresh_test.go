@@ -10,13 +10,8 @@ import (
 // entries before a flush, through the filter of written ids after one.
 // Either way a record sent twice is stored once and counted as updated.
 func TestFreshModelFindsItsOwnRecordsAcrossFlushes(t *testing.T) {
-	s, l := openLayer(t, t.TempDir())
+	s, l, st, w := stagingWriter(t)
 	defer s.Close()
-	st, err := l.beginStaging("run_1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := st.writer("shop", WriterOptions{})
 	n := pendingLimit + 500 // one flush on the way
 	var batch []Change
 	for i := 0; i < n; i++ {
