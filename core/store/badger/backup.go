@@ -705,10 +705,11 @@ func (rs *restore) finish(rl *restoreLayer) error {
 		rl.done = true
 		return nil
 	}
-	if err := rl.kl.Finish(); err != nil {
+	err := rl.kl.Finish()
+	rl.kl = nil // finished either way: cleanup must not finish it again
+	if err != nil {
 		return fmt.Errorf("restore layer %q: %w", rl.name, err)
 	}
-	rl.kl = nil
 	if err := rs.verify(rl, rl.info.Versions); err != nil {
 		return err
 	}

@@ -10,9 +10,9 @@ import (
 // A writer flushes in the background (rotate) and goes on applying: a
 // record changed again while the flush that wrote it is in flight is
 // still stored once, with its last payload, and counted once. Rounds of
-// 8,000 records, each followed by a checkpoint, rewrite the same ids: into
+// 16,000 records, each followed by a checkpoint, rewrite the same ids: into
 // a model that had none (a first run) and one that had them all. A
-// round's 16,000 writes fill more than one of Badger's batches, so the
+// round's 32,000 writes fill more than one of Badger's batches, so the
 // loader in use sends one of its own while the flush in flight, made to
 // start late, has yet to send its last: the writes of a record changed in
 // both must still reach Badger in order.
