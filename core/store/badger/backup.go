@@ -399,7 +399,7 @@ type restoreLayer struct {
 	// straight to its write channel, none of a transaction's bookkeeping
 	// (the layer is a temporary directory until the restore commits).
 	kl       *badger.KVLoader
-	maxValue int64 // Badger's bound on a value (its value log file size)
+	maxValue int64 // Badger's bound on a value (maxValueOf)
 	sum      hash.Hash
 	bytes    int64
 	vers     int64
@@ -567,7 +567,7 @@ func (rs *restore) begin(name string) (*restoreLayer, error) {
 		}
 		if !rs.legacy {
 			rl.kl = rl.db.NewKVLoader(maxPendingTxns)
-			rl.maxValue = rl.db.Opts().ValueLogFileSize
+			rl.maxValue = maxValueOf(rl.db)
 		}
 	}
 	rs.layers[name] = rl
@@ -626,13 +626,9 @@ func (rl *restoreLayer) loadPart(r io.Reader, size int64) error {
 		if rl.skip {
 			continue
 		}
-		// What a transaction would refuse, which a KVLoader does not
-		// check: Badger's own keys, a value past a value log file.
-		if bytes.HasPrefix(key, badgerPrefix) {
-			return badBackup("layer %q holds a key of Badger's own (%q)", rl.name, badgerPrefix)
-		}
-		if int64(vl) > rl.maxValue {
-			return badBackup("layer %q holds a value of %d bytes, past Badger's %d", rl.name, vl, rl.maxValue)
+		// What a transaction would refuse (a KVLoader checks nothing).
+		if err := checkWrite(key, value, rl.maxValue); err != nil {
+			return badBackup("layer %q holds a version Badger refuses: %v", rl.name, err)
 		}
 		kv := pb.KV{Key: key, Value: value, Version: version, UserMeta: []byte{fm[1]}, ExpiresAt: expires}
 		if fm[0]&flagBackupDelete != 0 {

@@ -61,12 +61,33 @@ const smallWrites = 512
 
 // newLoader returns a loader writing at ts.
 func newLoader(db *badger.DB, ts uint64) *loader {
+	return &loader{db: db, ts: ts, maxValue: maxValueOf(db)}
+}
+
+// maxValueOf is the largest value a transaction of db takes.
+func maxValueOf(db *badger.DB) int64 {
 	opts := db.Opts()
-	maxValue := opts.ValueLogFileSize
 	if opts.InMemory {
-		maxValue = opts.ValueThreshold
+		return opts.ValueThreshold
 	}
-	return &loader{db: db, ts: ts, maxValue: maxValue}
+	return opts.ValueLogFileSize
+}
+
+// checkWrite refuses what a transaction would and a KVLoader does not
+// check: an empty key, one of Badger's own, a key or a value too big
+// (maxValue: maxValueOf).
+func checkWrite(k, v []byte, maxValue int64) error {
+	switch {
+	case len(k) == 0:
+		return badger.ErrEmptyKey
+	case bytes.HasPrefix(k, badgerPrefix):
+		return badger.ErrInvalidKey
+	case len(k) > maxKeySize:
+		return fmt.Errorf("store: a key of %d bytes exceeds Badger's %d", len(k), maxKeySize)
+	case int64(len(v)) > maxValue:
+		return fmt.Errorf("store: a value of %d bytes exceeds Badger's %d", len(v), maxValue)
+	}
+	return nil
 }
 
 // maxKeySize is Badger's bound on a key (badger.maxKeySize, not exported).
@@ -91,16 +112,9 @@ func (l *loader) write(w loaderWrite) error {
 	if l.err != nil {
 		return l.err
 	}
-	var err error
+	err := checkWrite(w.k, w.v, l.maxValue)
 	switch {
-	case len(w.k) == 0:
-		err = badger.ErrEmptyKey
-	case bytes.HasPrefix(w.k, badgerPrefix):
-		err = badger.ErrInvalidKey
-	case len(w.k) > maxKeySize:
-		err = fmt.Errorf("store: a key of %d bytes exceeds Badger's %d", len(w.k), maxKeySize)
-	case int64(len(w.v)) > l.maxValue:
-		err = fmt.Errorf("store: a value of %d bytes exceeds Badger's %d", len(w.v), l.maxValue)
+	case err != nil:
 	case l.l != nil:
 		err = l.load(w)
 	case len(l.small) < smallWrites:
