@@ -1,6 +1,7 @@
 package badger
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -117,6 +118,39 @@ func TestCheckpointWaitsForItsFlush(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.Abort(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A checkpoint behind a flush that fails is dropped: a retry resumes from
+// the one before it, never past a change that may not be in the database.
+func TestCheckpointBehindAFailedFlushIsDropped(t *testing.T) {
+	s, _, st, w := stagingWriter(t)
+	defer s.Close()
+	if err := w.Checkpoint("s", []byte(`{"n":1}`)); err != nil { // nothing to flush: kept at once
+		t.Fatal(err)
+	}
+	if err := w.Apply([]Change{save("M", "a", "1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Checkpoint("s", []byte(`{"n":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	// The flush in flight ends, and is made to have failed.
+	if err := <-w.inflight; err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	failed <- errors.New("no space left on device")
+	w.inflight = failed
+	if err := w.settle(); err == nil {
+		t.Fatal("settle after a failed flush: no error")
+	}
+	if cp, own, _ := st.Checkpoint("shop", "s", false); !own || string(cp) != `{"n":1}` {
+		t.Fatalf("after a failed flush: %s own=%v, want the checkpoint before it", cp, own)
+	}
+	w.Close()
 	if err := st.Abort(); err != nil {
 		t.Fatal(err)
 	}
